@@ -1,0 +1,1 @@
+"""Orders, stock holds, payments and webhook events (see DESIGN.md §6)."""

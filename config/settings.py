@@ -1,0 +1,214 @@
+"""Showfloor settings: one file, driven by the environment.
+
+Defaults are the embedded demo (SQLite, in-memory channel layer, DEBUG off but a
+development secret). ``SHOWFLOOR_ENV=production`` turns on the production shape,
+which refuses to start without ``SECRET_KEY``, ``DATABASE_URL`` and ``REDIS_URL``.
+Every variable is listed, with its default, in the README.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+SHOWFLOOR_ENV = env("SHOWFLOOR_ENV", "development")
+PRODUCTION = SHOWFLOOR_ENV == "production"
+
+if PRODUCTION:
+    missing = [
+        name for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL") if not env(name)
+    ]
+    if missing:
+        raise ImproperlyConfigured(
+            "Production settings need these environment variables: "
+            + ", ".join(missing)
+        )
+
+SECRET_KEY = env("SECRET_KEY", "dev-only-insecure-key-change-me-in-production-0123456789")
+DEBUG = env_bool("DEBUG", default=False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "channels",
+    "shows",
+    "checkout",
+    "live",
+    "frontend",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES: dict[str, Any] = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'showfloor.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "shows.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 8},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+REDIS_URL = env("REDIS_URL")
+# A prefix for every key and channel Showfloor writes to Redis, so several
+# deployments (or parallel test runs) can share one server.
+REDIS_PREFIX = env("SHOWFLOOR_REDIS_PREFIX", "showfloor")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi"},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [
+    ("en", _("English")),
+    ("de", _("German")),
+    ("fr", _("French")),
+    ("fy", _("Frisian")),
+]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
+MEDIA_ROOT = Path(env("SHOWFLOOR_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+MEDIA_URL = "/media/"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "aioice": {"level": "WARNING"},
+        "aiortc": {"level": "WARNING"},
+    },
+}
+
+# --- Showfloor -------------------------------------------------------------
+
+# Public base URL used in links the server prints (demo) or sends (emails).
+SHOWFLOOR_PUBLIC_URL = env("SHOWFLOOR_PUBLIC_URL", "http://127.0.0.1:8000")
+# This process's name as a media node; live shows are assigned to one node.
+SHOWFLOOR_MEDIA_NODE = env("SHOWFLOOR_MEDIA_NODE", "embedded")
+# Whether this process serves the /live/ media routes (WHIP, WHEP, HLS packaging).
+SHOWFLOOR_SERVE_MEDIA = env_bool("SHOWFLOOR_SERVE_MEDIA", default=True)
+# ICE servers handed to every peer connection, as JSON ([] means host candidates only).
+SHOWFLOOR_ICE_SERVERS = env("SHOWFLOOR_ICE_SERVERS", "[]")
+# Addresses the media node gathers and announces ICE candidates on (comma-separated).
+SHOWFLOOR_MEDIA_ADDRESSES = env_list("SHOWFLOOR_MEDIA_ADDRESSES", "127.0.0.1")
+SHOWFLOOR_WEBRTC_MAX_VIEWERS = env_int("SHOWFLOOR_WEBRTC_MAX_VIEWERS", 200)
+SHOWFLOOR_PUBLISHER_GRACE_SECONDS = env_int("SHOWFLOOR_PUBLISHER_GRACE_SECONDS", 30)
+SHOWFLOOR_RECORDINGS_DIR = Path(
+    env("SHOWFLOOR_RECORDINGS_DIR", str(BASE_DIR / "var" / "recordings"))
+)
+SHOWFLOOR_HLS_DIR = Path(env("SHOWFLOOR_HLS_DIR", str(BASE_DIR / "var" / "hls")))
+
+# Checkout.
+SHOWFLOOR_HOLD_SECONDS = env_int("SHOWFLOOR_HOLD_SECONDS", 300)
+SHOWFLOOR_MAX_PER_BUYER = env_int("SHOWFLOOR_MAX_PER_BUYER", 5)
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", "sk_test_showfloor_demo")
+STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", "pk_test_showfloor_demo")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", "whsec_showfloor_demo")
+# Where the stripe library sends API calls; empty means Stripe itself.
+STRIPE_API_BASE = env("STRIPE_API_BASE")

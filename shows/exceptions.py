@@ -1,0 +1,65 @@
+"""Domain errors of the catalogue and the show room.
+
+Each carries a stable ``code`` (for API answers and websocket error frames) and a
+human message that interfaces show as they are.
+"""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+
+class ShowfloorError(Exception):
+    code = "error"
+    default_message = _("Something went wrong.")
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = str(message if message is not None else self.default_message)
+        super().__init__(self.message)
+
+
+class InvalidInput(ShowfloorError):
+    code = "invalid"
+    default_message = _("The input is not valid.")
+
+
+class SlugTaken(InvalidInput):
+    code = "slug_taken"
+    default_message = _("That address is already taken.")
+
+
+class EmailTaken(InvalidInput):
+    code = "email_taken"
+    default_message = _("An account with that email address already exists.")
+
+
+class InvalidTransition(ShowfloorError):
+    code = "invalid_transition"
+    default_message = _("The show cannot move to that status.")
+
+
+class ShowNotLive(ShowfloorError):
+    code = "show_not_live"
+    default_message = _("The show is not live.")
+
+
+class NotAHost(ShowfloorError):
+    code = "forbidden"
+    default_message = _("Only the brand's hosts and moderators may do that.")
+
+
+class NotInLineup(ShowfloorError):
+    code = "not_in_lineup"
+    default_message = _("That product is not in this show's line-up.")
+
+
+class CatalogImportError(ShowfloorError):
+    """A catalogue file with invalid rows; nothing of it was imported."""
+
+    code = "invalid_catalog"
+    default_message = _("The catalogue file has invalid rows; nothing was imported.")
+
+    def __init__(self, errors: list[tuple[int, str]]) -> None:
+        self.errors = errors
+        lines = "; ".join(f"line {line}: {text}" for line, text in errors)
+        super().__init__(f"{self.default_message} {lines}")

@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import secrets
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class ShowfloorUserManager(UserManager["User"]):
+    """Users sign in with their email; ``username`` is kept equal to it."""
+
+    def create_user(  # type: ignore[override]
+        self, email: str, password: str | None = None, **extra: Any
+    ) -> User:
+        email = self.normalize_email(email).lower()
+        extra.setdefault("username", email)
+        return super().create_user(email=email, password=password, **extra)
+
+    def create_superuser(  # type: ignore[override]
+        self, email: str, password: str | None = None, **extra: Any
+    ) -> User:
+        email = self.normalize_email(email).lower()
+        extra.setdefault("username", email)
+        return super().create_superuser(email=email, password=password, **extra)
+
+
+class User(AbstractUser):
+    email = models.EmailField(_("email address"), unique=True)
+    display_name = models.CharField(_("display name"), max_length=50)
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = ["display_name"]
+
+    objects: ClassVar[ShowfloorUserManager] = ShowfloorUserManager()  # type: ignore[assignment]
+
+    def __str__(self) -> str:
+        return self.display_name or self.email
+
+
+class Brand(models.Model):
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", _("Owner")
+        HOST = "host", _("Host")
+        MODERATOR = "moderator", _("Moderator")
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["brand", "user"], name="membership_one_per_user_and_brand"
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=["owner", "host", "moderator"]),
+                name="membership_role_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.role} of {self.brand}"
+
+
+class Product(models.Model):
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="products")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80)
+    description = models.TextField(blank=True)
+    image_url = models.URLField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["brand", "slug"], name="product_slug_unique_per_brand"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Variant(models.Model):
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="variants")
+    sku = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=120, blank=True)
+    price_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    stock_available = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["product_id", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(price_minor__gte=0), name="variant_price_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(stock_available__gte=0), name="variant_stock_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(currency__regex=r"^[A-Z]{3}$"),
+                name="variant_currency_iso",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.name} ({self.name or self.sku})"
+
+
+def new_stream_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Show(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", _("Scheduled")
+        LIVE = "live", _("Live")
+        ENDED = "ended", _("Ended")
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="shows")
+    slug = models.SlugField(max_length=80, unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    scheduled_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.SCHEDULED
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    access_code = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text=_("Leave empty for a public show; viewers of a private show need it."),
+    )
+    stream_key = models.CharField(max_length=64, default=new_stream_key)
+    media_node = models.CharField(max_length=120, blank=True)
+    slow_mode_seconds = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["scheduled_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["scheduled", "live", "ended"]),
+                name="show_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(slow_mode_seconds__lte=120), name="show_slow_mode_max"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "scheduled_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_private(self) -> bool:
+        return bool(self.access_code)
+
+
+class LineupItem(models.Model):
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="lineup")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["show", "product"], name="lineup_product_once_per_show"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.show} #{self.position}: {self.product}"
+
+
+class Pin(models.Model):
+    """One pinning of a product in a show; the log drives replay chapters."""
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="pins")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    pinned_at = models.DateTimeField()
+    unpinned_at = models.DateTimeField(null=True, blank=True)
+    pinned_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["pinned_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["show", "product"],
+                condition=Q(unpinned_at__isnull=True),
+                name="pin_one_open_per_product",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} pinned in {self.show}"

@@ -1,0 +1,428 @@
+"""Every write of the catalogue, shows and accounts.
+
+Sync functions with keyword-only arguments; each raises a domain exception from
+``shows.exceptions`` instead of returning an error code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from babel.numbers import get_currency_precision, list_currencies
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from live import events
+from shows.exceptions import (
+    CatalogImportError,
+    EmailTaken,
+    InvalidInput,
+    InvalidTransition,
+    SlugTaken,
+)
+from shows.models import Brand, LineupItem, Membership, Product, Show, User, Variant
+
+ISO_CURRENCIES = frozenset(list_currencies())
+
+
+def user_signup(*, email: str, display_name: str, password: str) -> User:
+    """Create a viewer account in one step.
+
+    Raises ``InvalidInput`` for a bad email, name or weak password and
+    ``EmailTaken`` when the address already has an account.
+    """
+    email = email.strip().lower()
+    display_name = display_name.strip()
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise InvalidInput(str(exc.messages[0])) from exc
+    if not display_name or len(display_name) > 50:
+        raise InvalidInput("A display name needs 1 to 50 characters.")
+    user = User(email=email, username=email, display_name=display_name)
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise InvalidInput(" ".join(exc.messages)) from exc
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:
+        raise EmailTaken() from exc
+    return user
+
+
+def brand_create(*, name: str, slug: str, owner: User | None = None) -> Brand:
+    """Create a brand and make ``owner`` its owner. Raises ``SlugTaken``."""
+    try:
+        with transaction.atomic():
+            brand = Brand.objects.create(name=name.strip(), slug=slug)
+            if owner is not None:
+                Membership.objects.create(
+                    brand=brand, user=owner, role=Membership.Role.OWNER
+                )
+    except IntegrityError as exc:
+        raise SlugTaken(f"A brand with the address “{slug}” already exists.") from exc
+    return brand
+
+
+def membership_set(*, brand: Brand, user: User, role: str) -> Membership:
+    """Give ``user`` exactly one role at ``brand`` (replacing any earlier one)."""
+    if role not in Membership.Role.values:
+        raise InvalidInput(f"Unknown role “{role}”.")
+    membership, _ = Membership.objects.update_or_create(
+        brand=brand, user=user, defaults={"role": role}
+    )
+    return membership
+
+
+def product_create(
+    *, brand: Brand, name: str, slug: str = "", description: str = "", image_url: str = ""
+) -> Product:
+    """Create a product of ``brand``. Raises ``SlugTaken``."""
+    slug = slug or slugify(name)
+    try:
+        with transaction.atomic():
+            return Product.objects.create(
+                brand=brand,
+                name=name,
+                slug=slug,
+                description=description,
+                image_url=image_url,
+            )
+    except IntegrityError as exc:
+        raise SlugTaken(f"{brand} already has a product “{slug}”.") from exc
+
+
+def _validate_money(price_minor: int, currency: str) -> None:
+    if price_minor < 0:
+        raise InvalidInput("A price cannot be negative.")
+    if currency not in ISO_CURRENCIES:
+        raise InvalidInput(f"“{currency}” is not an ISO 4217 currency code.")
+
+
+def variant_create(
+    *,
+    product: Product,
+    sku: str,
+    price_minor: int,
+    currency: str,
+    stock_available: int = 0,
+    name: str = "",
+) -> Variant:
+    """Add a variant. Raises ``InvalidInput`` (negative price or stock, unknown
+    currency) or ``SlugTaken`` for a SKU already in use."""
+    _validate_money(price_minor, currency)
+    if stock_available < 0:
+        raise InvalidInput("Stock cannot be negative.")
+    try:
+        with transaction.atomic():
+            return Variant.objects.create(
+                product=product,
+                sku=sku,
+                name=name,
+                price_minor=price_minor,
+                currency=currency,
+                stock_available=stock_available,
+            )
+    except IntegrityError as exc:
+        raise SlugTaken(f"The SKU “{sku}” is already in use.") from exc
+
+
+def show_create(
+    *,
+    brand: Brand,
+    slug: str,
+    title: str,
+    scheduled_at: datetime,
+    description: str = "",
+    products: Sequence[Product] = (),
+    access_code: str = "",
+) -> Show:
+    """Schedule a show with a line-up of the brand's products.
+
+    Raises ``SlugTaken`` or ``InvalidInput`` (a product of another brand).
+    """
+    if timezone.is_naive(scheduled_at):
+        raise InvalidInput("The scheduled start needs a time zone.")
+    try:
+        with transaction.atomic():
+            show = Show.objects.create(
+                brand=brand,
+                slug=slug,
+                title=title,
+                description=description,
+                scheduled_at=scheduled_at,
+                access_code=access_code,
+            )
+            lineup_set(show=show, products=products)
+    except IntegrityError as exc:
+        raise SlugTaken(f"A show with the address “{slug}” already exists.") from exc
+    return show
+
+
+@transaction.atomic
+def lineup_set(*, show: Show, products: Sequence[Product]) -> None:
+    """Replace the show's line-up with ``products``, in that order."""
+    foreign = [p for p in products if p.brand_id != show.brand_id]
+    if foreign:
+        raise InvalidInput(f"“{foreign[0]}” belongs to another brand.")
+    LineupItem.objects.filter(show=show).delete()
+    LineupItem.objects.bulk_create(
+        LineupItem(show=show, product=product, position=index)
+        for index, product in enumerate(products)
+    )
+
+
+def _show_transition(show: Show, *, source: str, target: str) -> Show:
+    now = timezone.now()
+    fields: dict[str, object] = {"status": target}
+    if target == Show.Status.LIVE:
+        fields["started_at"] = now
+    else:
+        fields["ended_at"] = now
+    with transaction.atomic():
+        # Conditional update: two concurrent "go live" clicks make one transition.
+        changed = Show.objects.filter(pk=show.pk, status=source).update(**fields)
+        if not changed:
+            show.refresh_from_db(fields=["status"])
+            raise InvalidTransition(
+                f"A show that is {show.get_status_display().lower()} cannot become "
+                f"{Show.Status(target).label.lower()}."
+            )
+        show.refresh_from_db()
+        events.broadcast(
+            show.pk,
+            {
+                "type": events.SHOW_STATUS,
+                "status": show.status,
+                "started_at": show.started_at.isoformat() if show.started_at else None,
+                "ended_at": show.ended_at.isoformat() if show.ended_at else None,
+            },
+        )
+    return show
+
+
+def show_start(*, show: Show) -> Show:
+    """Move a scheduled show to live. Raises ``InvalidTransition`` otherwise.
+    Broadcasts ``show.status``."""
+    return _show_transition(show, source=Show.Status.SCHEDULED, target=Show.Status.LIVE)
+
+
+def show_end(*, show: Show) -> Show:
+    """End a live show. Ending a show that never started (or already ended)
+    raises ``InvalidTransition``. Broadcasts ``show.status``."""
+    return _show_transition(show, source=Show.Status.LIVE, target=Show.Status.ENDED)
+
+
+# --- Catalogue import ------------------------------------------------------
+
+CATALOG_COLUMNS = (
+    "product_slug",
+    "product_name",
+    "sku",
+    "variant_name",
+    "price",
+    "currency",
+    "stock",
+)
+CATALOG_OPTIONAL_COLUMNS = ("description", "image_url")
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    line: int
+    product_slug: str
+    product_name: str
+    description: str
+    image_url: str
+    sku: str
+    variant_name: str
+    price_minor: int
+    currency: str
+    stock: int
+
+
+@dataclass(frozen=True)
+class CatalogImportResult:
+    products_created: int
+    products_updated: int
+    variants_created: int
+    variants_updated: int
+
+
+def _parse_price(raw: str, currency: str) -> int:
+    try:
+        amount = Decimal(raw.strip())
+    except InvalidOperation as exc:
+        raise ValueError(f"price “{raw}” is not a number") from exc
+    if not amount.is_finite():
+        raise ValueError(f"price “{raw}” is not a number")
+    if amount < 0:
+        raise ValueError("price cannot be negative")
+    digits = get_currency_precision(currency)
+    minor = amount.scaleb(digits)
+    if minor != minor.to_integral_value():
+        raise ValueError(f"{currency} prices have at most {digits} decimal places")
+    return int(minor)
+
+
+def _parse_catalog_row(line: int, raw: dict[str, str]) -> CatalogRow:
+    def field(name: str) -> str:
+        return (raw.get(name) or "").strip()
+
+    problems: list[str] = []
+    slug = field("product_slug")
+    if not slug or slugify(slug) != slug:
+        problems.append("product_slug must be lowercase letters, digits and dashes")
+    name = field("product_name")
+    if not name:
+        problems.append("product_name is required")
+    elif len(name) > 200:
+        problems.append("product_name is longer than 200 characters")
+    sku = field("sku")
+    if not sku or len(sku) > 64:
+        problems.append("sku needs 1 to 64 characters")
+    currency = field("currency").upper()
+    price_minor = 0
+    if currency not in ISO_CURRENCIES:
+        problems.append(f"currency “{field('currency')}” is not an ISO 4217 code")
+    else:
+        try:
+            price_minor = _parse_price(field("price"), currency)
+        except ValueError as exc:
+            problems.append(str(exc))
+    stock = 0
+    try:
+        stock = int(field("stock"))
+        if stock < 0:
+            problems.append("stock cannot be negative")
+    except ValueError:
+        problems.append(f"stock “{field('stock')}” is not a whole number")
+    image_url = field("image_url")
+    if image_url:
+        try:
+            URLValidator(schemes=["http", "https"])(image_url)
+        except ValidationError:
+            problems.append("image_url is not an http(s) address")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return CatalogRow(
+        line=line,
+        product_slug=slug,
+        product_name=name,
+        description=field("description"),
+        image_url=image_url,
+        sku=sku,
+        variant_name=field("variant_name"),
+        price_minor=price_minor,
+        currency=currency,
+        stock=stock,
+    )
+
+
+def catalog_parse(text: str) -> list[CatalogRow]:
+    """Parse and validate every row of a catalogue CSV.
+
+    Raises ``CatalogImportError`` listing each invalid row by its line number.
+    """
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in CATALOG_COLUMNS if c not in header]
+    if missing:
+        raise CatalogImportError([(1, "missing columns: " + ", ".join(missing))])
+    reader.fieldnames = header
+    rows: list[CatalogRow] = []
+    errors: list[tuple[int, str]] = []
+    seen_skus: dict[str, int] = {}
+    for raw in reader:
+        line = reader.line_num
+        if None in raw:
+            errors.append((line, "more fields than the header has"))
+            continue
+        if not any((v or "").strip() for v in raw.values()):
+            continue
+        try:
+            row = _parse_catalog_row(line, raw)
+        except ValueError as exc:
+            errors.append((line, str(exc)))
+            continue
+        if row.sku in seen_skus:
+            errors.append(
+                (line, f"sku “{row.sku}” repeats line {seen_skus[row.sku]}")
+            )
+            continue
+        seen_skus[row.sku] = line
+        rows.append(row)
+    if not rows and not errors:
+        errors.append((1, "the file has no product rows"))
+    if errors:
+        raise CatalogImportError(errors)
+    return rows
+
+
+def catalog_import(*, brand: Brand, text: str) -> CatalogImportResult:
+    """Create or update ``brand``'s products and variants from a catalogue CSV.
+
+    All or nothing: every row is validated first, and a single invalid row (or a
+    SKU that belongs to another brand) raises ``CatalogImportError`` with line
+    numbers and leaves the catalogue untouched.
+    """
+    rows = catalog_parse(text)
+    foreign = dict(
+        Variant.objects.filter(sku__in=[r.sku for r in rows])
+        .exclude(product__brand=brand)
+        .values_list("sku", "product__brand__name")
+    )
+    if foreign:
+        raise CatalogImportError(
+            [
+                (r.line, f"sku “{r.sku}” belongs to {foreign[r.sku]}")
+                for r in rows
+                if r.sku in foreign
+            ]
+        )
+    counts = {"pc": 0, "pu": 0, "vc": 0, "vu": 0}
+    with transaction.atomic():
+        products: dict[str, Product] = {}
+        for row in rows:
+            product = products.get(row.product_slug)
+            if product is None:
+                product, created = Product.objects.update_or_create(
+                    brand=brand,
+                    slug=row.product_slug,
+                    defaults={
+                        "name": row.product_name,
+                        "description": row.description,
+                        "image_url": row.image_url,
+                    },
+                )
+                products[row.product_slug] = product
+                counts["pc" if created else "pu"] += 1
+            _, created = Variant.objects.update_or_create(
+                sku=row.sku,
+                defaults={
+                    "product": product,
+                    "name": row.variant_name,
+                    "price_minor": row.price_minor,
+                    "currency": row.currency,
+                    "stock_available": row.stock,
+                },
+            )
+            counts["vc" if created else "vu"] += 1
+    return CatalogImportResult(
+        products_created=counts["pc"],
+        products_updated=counts["pu"],
+        variants_created=counts["vc"],
+        variants_updated=counts["vu"],
+    )

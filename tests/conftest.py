@@ -1,0 +1,262 @@
+"""Shared fixtures: the real services (PostgreSQL, Redis, localstripe, Chromium).
+
+With ``CI`` set a missing service fails the run; elsewhere the tests that need it
+skip and say which service is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = bool(os.environ.get("CI"))
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def missing_service(what: str) -> None:
+    """Fail under CI, skip elsewhere, naming the missing service."""
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI but is not available", pytrace=False)
+    pytest.skip(f"{what} is not available on this machine")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+@pytest.fixture
+def postgres() -> None:
+    """Require the real PostgreSQL (row locks, concurrency)."""
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        missing_service("PostgreSQL on 127.0.0.1:5432")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis, reached with this worker's key prefix."""
+    if not settings.REDIS_URL:
+        missing_service("Redis on 127.0.0.1:6379")
+    return str(settings.REDIS_URL)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[Any]:
+    """A Redis client; every key under this worker's prefix is removed afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    keys = list(client.scan_iter(f"{settings.REDIS_PREFIX}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[str]:
+    """localstripe on a free loopback port for the session; yields its base URL."""
+    try:
+        import localstripe as _  # noqa: F401
+    except ImportError:
+        missing_service("localstripe (pip install -e '.[dev]')")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "checkout.devstripe", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port)
+    except TimeoutError:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"localstripe did not start: {err.decode()[-2000:]}")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def stripe_settings(localstripe: str, settings: Any) -> str:
+    """Point the Stripe gateway at localstripe for one test."""
+    settings.STRIPE_API_BASE = localstripe
+    settings.STRIPE_SECRET_KEY = "sk_test_showfloor"
+    return localstripe
+
+
+def chromium_args() -> list[str]:
+    return [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright."""
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        missing_service(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=chromium_args()
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def asgi_server(transactional_db: None, settings: Any) -> Iterator[str]:
+    """The whole ASGI application served by Daphne in a child process on loopback,
+    on the test database; yields its base URL."""
+    from functools import partial
+
+    from channels.testing.live import make_application, set_database_connection
+    from daphne.testing import DaphneProcess
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    process = DaphneProcess(
+        "127.0.0.1",
+        partial(make_application, static_wrapper=ASGIStaticFilesHandler),
+        setup=set_database_connection,
+    )
+    process.start()
+    if not process.ready.wait(timeout=30):
+        process.terminate()
+        pytest.fail("Daphne did not start")
+    yield f"http://127.0.0.1:{process.port.value}"
+    process.terminate()
+    process.join(timeout=10)
+
+
+# --- Data ------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user(db: None) -> Any:
+    from shows.models import User
+
+    counter = {"n": 0}
+
+    def make(display_name: str = "", email: str = "", password: str = "pw-for-tests"):
+        counter["n"] += 1
+        email = email or f"user{counter['n']}@example.test"
+        return User.objects.create_user(
+            email=email,
+            password=password,
+            display_name=display_name or f"User {counter['n']}",
+        )
+
+    return make
+
+
+@pytest.fixture
+def brand(db: None) -> Any:
+    from shows import services
+
+    return services.brand_create(name="Acme Audio", slug="acme")
+
+
+@pytest.fixture
+def host(make_user: Any, brand: Any) -> Any:
+    from shows import services
+
+    user = make_user("Hana Host")
+    services.membership_set(brand=brand, user=user, role="host")
+    return user
+
+
+@pytest.fixture
+def moderator(make_user: Any, brand: Any) -> Any:
+    from shows import services
+
+    user = make_user("Milo Mod")
+    services.membership_set(brand=brand, user=user, role="moderator")
+    return user
+
+
+@pytest.fixture
+def products(brand: Any) -> list[Any]:
+    from shows import services
+
+    made = []
+    for index, (name, price, stock) in enumerate(
+        [("Studio Headphones", 14900, 25), ("Desk Mic", 8900, 10), ("Cable", 1500, 0)]
+    ):
+        product = services.product_create(brand=brand, name=name)
+        services.variant_create(
+            product=product,
+            sku=f"SKU-{index}",
+            name="Standard",
+            price_minor=price,
+            currency="EUR",
+            stock_available=stock,
+        )
+        made.append(product)
+    return made
+
+
+@pytest.fixture
+def show(brand: Any, products: list[Any]) -> Any:
+    from shows import services
+
+    return services.show_create(
+        brand=brand,
+        slug="launch-night",
+        title="Launch night",
+        scheduled_at=timezone.now() + timedelta(hours=1),
+        products=products,
+    )
+
+
+@pytest.fixture
+def live_show(show: Any) -> Any:
+    from shows import services
+
+    return services.show_start(show=show)
