@@ -40,7 +40,7 @@ def studio(request: HttpRequest, slug: str) -> HttpResponse:
     show = _show_or_404(slug)
     if not selectors.user_is_show_staff(user=request.user, show=show):  # type: ignore[arg-type]
         raise PermissionDenied(
-            _("The studio of this show is only open to %(brand)s's hosts and moderators.")
+            _("Only the hosts and moderators of %(brand)s can open this studio.")
             % {"brand": show.brand.name}
         )
     context = {"show": show, "lineup": selectors.show_lineup(show=show)}

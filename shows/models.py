@@ -59,7 +59,9 @@ class Membership(models.Model):
         HOST = "host", _("Host")
         MODERATOR = "moderator", _("Moderator")
 
-    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="memberships")
+    brand = models.ForeignKey(
+        Brand, on_delete=models.CASCADE, related_name="memberships"
+    )
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -100,7 +102,9 @@ class Product(models.Model):
 
 
 class Variant(models.Model):
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="variants")
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="variants"
+    )
     sku = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=120, blank=True)
     price_minor = models.BigIntegerField()
@@ -149,10 +153,14 @@ class Show(models.Model):
     access_code = models.CharField(
         max_length=64,
         blank=True,
-        help_text=_("Leave empty for a public show; viewers of a private show need it."),
+        help_text=_(
+            "Leave empty for a public show; viewers of a private show need it."
+        ),
     )
     stream_key = models.CharField(max_length=64, default=new_stream_key)
     media_node = models.CharField(max_length=120, blank=True)
+    # Path of the recording, relative to SHOWFLOOR_RECORDINGS_DIR, once one exists.
+    recording_file = models.CharField(max_length=255, blank=True)
     slow_mode_seconds = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 

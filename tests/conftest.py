@@ -83,7 +83,7 @@ def redis_client(redis_url: str) -> Iterator[Any]:
 def localstripe() -> Iterator[str]:
     """localstripe on a free loopback port for the session; yields its base URL."""
     try:
-        import localstripe as _  # noqa: F401
+        import localstripe as _
     except ImportError:
         missing_service("localstripe (pip install -e '.[dev]')")
     port = free_port()

@@ -37,7 +37,7 @@ if IN_CI and not POSTGRES_AVAILABLE:
 if IN_CI and not REDIS_AVAILABLE:
     raise RuntimeError(f"CI needs Redis on {REDIS_HOST}:{REDIS_PORT}")
 
-CHECKOUT_ID = hashlib.sha1(str(BASE_DIR).encode()).hexdigest()[:8]
+CHECKOUT_ID = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 if POSTGRES_AVAILABLE:

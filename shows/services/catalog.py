@@ -1,65 +1,22 @@
-"""Every write of the catalogue, shows and accounts.
-
-Sync functions with keyword-only arguments; each raises a domain exception from
-``shows.exceptions`` instead of returning an error code.
-"""
+"""The catalogue: brands, memberships, products, variants and CSV import."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from babel.numbers import get_currency_precision, list_currencies
-from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator, validate_email
+from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 from django.utils.text import slugify
 
-from live import events
-from shows.exceptions import (
-    CatalogImportError,
-    EmailTaken,
-    InvalidInput,
-    InvalidTransition,
-    SlugTaken,
-)
-from shows.models import Brand, LineupItem, Membership, Product, Show, User, Variant
+from shows.exceptions import CatalogImportError, InvalidInput, SlugTaken
+from shows.models import Brand, Membership, Product, User, Variant
 
 ISO_CURRENCIES = frozenset(list_currencies())
-
-
-def user_signup(*, email: str, display_name: str, password: str) -> User:
-    """Create a viewer account in one step.
-
-    Raises ``InvalidInput`` for a bad email, name or weak password and
-    ``EmailTaken`` when the address already has an account.
-    """
-    email = email.strip().lower()
-    display_name = display_name.strip()
-    try:
-        validate_email(email)
-    except ValidationError as exc:
-        raise InvalidInput(str(exc.messages[0])) from exc
-    if not display_name or len(display_name) > 50:
-        raise InvalidInput("A display name needs 1 to 50 characters.")
-    user = User(email=email, username=email, display_name=display_name)
-    try:
-        validate_password(password, user=user)
-    except ValidationError as exc:
-        raise InvalidInput(" ".join(exc.messages)) from exc
-    user.set_password(password)
-    try:
-        with transaction.atomic():
-            user.save()
-    except IntegrityError as exc:
-        raise EmailTaken() from exc
-    return user
 
 
 def brand_create(*, name: str, slug: str, owner: User | None = None) -> Brand:
@@ -87,7 +44,12 @@ def membership_set(*, brand: Brand, user: User, role: str) -> Membership:
 
 
 def product_create(
-    *, brand: Brand, name: str, slug: str = "", description: str = "", image_url: str = ""
+    *,
+    brand: Brand,
+    name: str,
+    slug: str = "",
+    description: str = "",
+    image_url: str = "",
 ) -> Product:
     """Create a product of ``brand``. Raises ``SlugTaken``."""
     slug = slug or slugify(name)
@@ -137,92 +99,6 @@ def variant_create(
             )
     except IntegrityError as exc:
         raise SlugTaken(f"The SKU “{sku}” is already in use.") from exc
-
-
-def show_create(
-    *,
-    brand: Brand,
-    slug: str,
-    title: str,
-    scheduled_at: datetime,
-    description: str = "",
-    products: Sequence[Product] = (),
-    access_code: str = "",
-) -> Show:
-    """Schedule a show with a line-up of the brand's products.
-
-    Raises ``SlugTaken`` or ``InvalidInput`` (a product of another brand).
-    """
-    if timezone.is_naive(scheduled_at):
-        raise InvalidInput("The scheduled start needs a time zone.")
-    try:
-        with transaction.atomic():
-            show = Show.objects.create(
-                brand=brand,
-                slug=slug,
-                title=title,
-                description=description,
-                scheduled_at=scheduled_at,
-                access_code=access_code,
-            )
-            lineup_set(show=show, products=products)
-    except IntegrityError as exc:
-        raise SlugTaken(f"A show with the address “{slug}” already exists.") from exc
-    return show
-
-
-@transaction.atomic
-def lineup_set(*, show: Show, products: Sequence[Product]) -> None:
-    """Replace the show's line-up with ``products``, in that order."""
-    foreign = [p for p in products if p.brand_id != show.brand_id]
-    if foreign:
-        raise InvalidInput(f"“{foreign[0]}” belongs to another brand.")
-    LineupItem.objects.filter(show=show).delete()
-    LineupItem.objects.bulk_create(
-        LineupItem(show=show, product=product, position=index)
-        for index, product in enumerate(products)
-    )
-
-
-def _show_transition(show: Show, *, source: str, target: str) -> Show:
-    now = timezone.now()
-    fields: dict[str, object] = {"status": target}
-    if target == Show.Status.LIVE:
-        fields["started_at"] = now
-    else:
-        fields["ended_at"] = now
-    with transaction.atomic():
-        # Conditional update: two concurrent "go live" clicks make one transition.
-        changed = Show.objects.filter(pk=show.pk, status=source).update(**fields)
-        if not changed:
-            show.refresh_from_db(fields=["status"])
-            raise InvalidTransition(
-                f"A show that is {show.get_status_display().lower()} cannot become "
-                f"{Show.Status(target).label.lower()}."
-            )
-        show.refresh_from_db()
-        events.broadcast(
-            show.pk,
-            {
-                "type": events.SHOW_STATUS,
-                "status": show.status,
-                "started_at": show.started_at.isoformat() if show.started_at else None,
-                "ended_at": show.ended_at.isoformat() if show.ended_at else None,
-            },
-        )
-    return show
-
-
-def show_start(*, show: Show) -> Show:
-    """Move a scheduled show to live. Raises ``InvalidTransition`` otherwise.
-    Broadcasts ``show.status``."""
-    return _show_transition(show, source=Show.Status.SCHEDULED, target=Show.Status.LIVE)
-
-
-def show_end(*, show: Show) -> Show:
-    """End a live show. Ending a show that never started (or already ended)
-    raises ``InvalidTransition``. Broadcasts ``show.status``."""
-    return _show_transition(show, source=Show.Status.LIVE, target=Show.Status.ENDED)
 
 
 # --- Catalogue import ------------------------------------------------------
@@ -358,9 +234,7 @@ def catalog_parse(text: str) -> list[CatalogRow]:
             errors.append((line, str(exc)))
             continue
         if row.sku in seen_skus:
-            errors.append(
-                (line, f"sku “{row.sku}” repeats line {seen_skus[row.sku]}")
-            )
+            errors.append((line, f"sku “{row.sku}” repeats line {seen_skus[row.sku]}"))
             continue
         seen_skus[row.sku] = line
         rows.append(row)

@@ -1,0 +1,34 @@
+"""Every write of the shows app, one module per area.
+
+New areas get their own module (``from shows.services import room``); the names
+below are re-exported for the callers that predate the split.
+"""
+
+from shows.services.accounts import user_signup
+from shows.services.catalog import (
+    CatalogImportResult,
+    CatalogRow,
+    brand_create,
+    catalog_import,
+    catalog_parse,
+    membership_set,
+    product_create,
+    variant_create,
+)
+from shows.services.lifecycle import lineup_set, show_create, show_end, show_start
+
+__all__ = [
+    "CatalogImportResult",
+    "CatalogRow",
+    "brand_create",
+    "catalog_import",
+    "catalog_parse",
+    "lineup_set",
+    "membership_set",
+    "product_create",
+    "show_create",
+    "show_end",
+    "show_start",
+    "user_signup",
+    "variant_create",
+]

@@ -1,0 +1,99 @@
+"""Shows: scheduling, line-up and the status transitions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from live import events
+from shows.exceptions import InvalidInput, InvalidTransition, SlugTaken
+from shows.models import Brand, LineupItem, Product, Show
+
+
+def show_create(
+    *,
+    brand: Brand,
+    slug: str,
+    title: str,
+    scheduled_at: datetime,
+    description: str = "",
+    products: Sequence[Product] = (),
+    access_code: str = "",
+) -> Show:
+    """Schedule a show with a line-up of the brand's products.
+
+    Raises ``SlugTaken`` or ``InvalidInput`` (a product of another brand).
+    """
+    if timezone.is_naive(scheduled_at):
+        raise InvalidInput("The scheduled start needs a time zone.")
+    try:
+        with transaction.atomic():
+            show = Show.objects.create(
+                brand=brand,
+                slug=slug,
+                title=title,
+                description=description,
+                scheduled_at=scheduled_at,
+                access_code=access_code,
+            )
+            lineup_set(show=show, products=products)
+    except IntegrityError as exc:
+        raise SlugTaken(f"A show with the address “{slug}” already exists.") from exc
+    return show
+
+
+@transaction.atomic
+def lineup_set(*, show: Show, products: Sequence[Product]) -> None:
+    """Replace the show's line-up with ``products``, in that order."""
+    foreign = [p for p in products if p.brand_id != show.brand_id]
+    if foreign:
+        raise InvalidInput(f"“{foreign[0]}” belongs to another brand.")
+    LineupItem.objects.filter(show=show).delete()
+    LineupItem.objects.bulk_create(
+        LineupItem(show=show, product=product, position=index)
+        for index, product in enumerate(products)
+    )
+
+
+def _show_transition(show: Show, *, source: str, target: str) -> Show:
+    now = timezone.now()
+    fields: dict[str, object] = {"status": target}
+    if target == Show.Status.LIVE:
+        fields["started_at"] = now
+    else:
+        fields["ended_at"] = now
+    with transaction.atomic():
+        # Conditional update: two concurrent "go live" clicks make one transition.
+        changed = Show.objects.filter(pk=show.pk, status=source).update(**fields)
+        if not changed:
+            show.refresh_from_db(fields=["status"])
+            raise InvalidTransition(
+                f"A show that is {show.get_status_display().lower()} cannot become "
+                f"{Show.Status(target).label.lower()}."
+            )
+        show.refresh_from_db()
+        events.broadcast(
+            show.pk,
+            {
+                "type": events.SHOW_STATUS,
+                "status": show.status,
+                "started_at": show.started_at.isoformat() if show.started_at else None,
+                "ended_at": show.ended_at.isoformat() if show.ended_at else None,
+            },
+        )
+    return show
+
+
+def show_start(*, show: Show) -> Show:
+    """Move a scheduled show to live. Raises ``InvalidTransition`` otherwise.
+    Broadcasts ``show.status``."""
+    return _show_transition(show, source=Show.Status.SCHEDULED, target=Show.Status.LIVE)
+
+
+def show_end(*, show: Show) -> Show:
+    """End a live show. Ending a show that never started (or already ended)
+    raises ``InvalidTransition``. Broadcasts ``show.status``."""
+    return _show_transition(show, source=Show.Status.LIVE, target=Show.Status.ENDED)
