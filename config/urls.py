@@ -1,11 +1,15 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 
-urlpatterns = [
+urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("checkout.urls")),
     path("", include("frontend.urls")),
 ]
+if settings.SHOWFLOOR_SERVE_MEDIA:
+    urlpatterns.insert(0, path("", include("live.urls")))
 
 handler403 = "frontend.views.permission_denied"
 handler404 = "frontend.views.page_not_found"

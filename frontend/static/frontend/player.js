@@ -1,0 +1,1 @@
+// Show page: player.
