@@ -77,6 +77,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the same process, in the demo and in production.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -144,6 +146,19 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Rate-limit counters and other short-lived values: shared through Redis when
+# there is one, so every replica sees the same counts.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{REDIS_PREFIX}:cache",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 LANGUAGE_CODE = "en"
 LANGUAGES = [
     ("en", _("English")),
@@ -160,6 +175,19 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
 MEDIA_ROOT = Path(env("SHOWFLOOR_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 MEDIA_URL = "/media/"
+# Production serves the files ``collectstatic`` wrote (compressed, with hashed
+# names that are cached for a year); elsewhere WhiteNoise finds them in the apps.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+STORAGES: dict[str, Any] = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -176,6 +204,8 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
+    # Container health checks speak plain HTTP from inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 LOGGING = {
     "version": 1,
@@ -216,3 +246,21 @@ STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", "pk_test_showfloor_demo")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", "whsec_showfloor_demo")
 # Where the stripe library sends API calls; empty means Stripe itself.
 STRIPE_API_BASE = env("STRIPE_API_BASE")
+
+# Show room (docs/protocol.md).
+# How long the hub collects events before one batched frame goes to every socket.
+SHOWFLOOR_ROOM_TICK_MS = env_int("SHOWFLOOR_ROOM_TICK_MS", 100)
+# Unsent data after which a socket that stopped reading is dropped.
+SHOWFLOOR_ROOM_MAX_BUFFER_KIB = env_int("SHOWFLOOR_ROOM_MAX_BUFFER_KIB", 256)
+SHOWFLOOR_ROOM_MAX_SOCKETS_PER_USER = env_int("SHOWFLOOR_ROOM_MAX_SOCKETS_PER_USER", 10)
+# Chat token bucket per user and show: burst size and refill per second.
+SHOWFLOOR_CHAT_BURST = env_int("SHOWFLOOR_CHAT_BURST", 5)
+SHOWFLOOR_CHAT_RATE_PER_SECOND = float(env("SHOWFLOOR_CHAT_RATE_PER_SECOND", "1"))
+# The server confirms payments with a Stripe test payment method (demo, browser
+# tests, benches). Always on while STRIPE_API_BASE points at localstripe.
+SHOWFLOOR_PAYMENTS_TEST_MODE = env_bool("SHOWFLOOR_PAYMENTS_TEST_MODE", default=False)
+# The test payment method the server confirms with in test mode.
+SHOWFLOOR_TEST_PAYMENT_METHOD = env("SHOWFLOOR_TEST_PAYMENT_METHOD", "pm_card_visa")
+# Where the sheet loads Stripe.js from (localstripe serves a fake at
+# <STRIPE_API_BASE>/js.stripe.com/v3/).
+STRIPE_JS_URL = env("STRIPE_JS_URL", "https://js.stripe.com/v3/")

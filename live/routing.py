@@ -1,5 +1,9 @@
 """Websocket routes (the show room protocol, docs/protocol.md)."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-websocket_urlpatterns: list[URLPattern | URLResolver] = []
+from live.consumers import ShowConsumer
+
+websocket_urlpatterns: list[URLPattern | URLResolver] = [
+    path("ws/shows/<slug:slug>/", ShowConsumer.as_asgi()),
+]

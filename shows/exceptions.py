@@ -63,3 +63,59 @@ class CatalogImportError(ShowfloorError):
         self.errors = errors
         lines = "; ".join(f"line {line}: {text}" for line, text in errors)
         super().__init__(f"{self.default_message} {lines}")
+
+
+class LoginRequired(ShowfloorError):
+    code = "login_required"
+    default_message = _("Sign up or log in to take part.")
+
+
+class ShowEnded(ShowfloorError):
+    code = "show_ended"
+    default_message = _("The show has ended.")
+
+
+class Banned(ShowfloorError):
+    code = "banned"
+    default_message = _("You have been banned from this brand's shows.")
+
+
+class Throttled(ShowfloorError):
+    """A refusal the client may retry after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+    default_message = _("You are sending too fast. Please wait a moment.")
+
+    def __init__(self, message: str | None = None, *, retry_after: float) -> None:
+        self.retry_after = max(0.0, round(retry_after, 1))
+        super().__init__(message)
+
+
+class TimedOut(Throttled):
+    code = "timed_out"
+    default_message = _("A moderator has paused your chat for a while.")
+
+
+class SlowMode(Throttled):
+    code = "slow_mode"
+    default_message = _("Slow mode is on: please wait before sending again.")
+
+
+class AlreadyVoted(ShowfloorError):
+    code = "already_voted"
+    default_message = _("You have already voted for this question.")
+
+
+class NotFound(ShowfloorError):
+    code = "not_found"
+    default_message = _("That no longer exists.")
+
+
+class TooManyPins(ShowfloorError):
+    code = "too_many_pins"
+    default_message = _("At most three products can be pinned at once.")
+
+
+class AlreadyPinned(ShowfloorError):
+    code = "already_pinned"
+    default_message = _("That product is already pinned.")

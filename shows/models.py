@@ -225,3 +225,170 @@ class Pin(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product} pinned in {self.show}"
+
+
+# --- The show room ----------------------------------------------------------
+
+
+class ChatMessage(models.Model):
+    """A chat line. ``hidden`` lines matched the brand's blocked words: they are
+    kept for moderators and shown to their author only."""
+
+    MAX_LENGTH = 500
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    text = models.CharField(max_length=MAX_LENGTH)
+    hidden = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["show", "-id"], name="chat_show_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.author}: {self.text[:40]}"
+
+
+class Question(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        ANSWERED = "answered", _("Answered")
+        DISMISSED = "dismissed", _("Dismissed")
+
+    MAX_LENGTH = 300
+    ANSWER_MAX_LENGTH = 500
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="questions")
+    author = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    text = models.CharField(max_length=MAX_LENGTH)
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.OPEN
+    )
+    votes = models.PositiveIntegerField(default=0)
+    answer = models.CharField(max_length=ANSWER_MAX_LENGTH, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-votes", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "answered", "dismissed"]),
+                name="question_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["show", "status"], name="question_show_status")]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class QuestionVote(models.Model):
+    question = models.ForeignKey(
+        Question, on_delete=models.CASCADE, related_name="vote_rows"
+    )
+    voter = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["question", "voter"], name="question_vote_once_per_voter"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.voter} → {self.question_id}"
+
+
+class Restriction(models.Model):
+    """A timeout (in one show, until a time) or a ban (from all of a brand's
+    shows, until lifted)."""
+
+    class Kind(models.TextChoices):
+        TIMEOUT = "timeout", _("Time-out")
+        BAN = "ban", _("Ban")
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    show = models.ForeignKey(
+        Show, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    until = models.DateTimeField(null=True, blank=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["timeout", "ban"]), name="restriction_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="ban") | Q(until__isnull=False, show__isnull=False),
+                name="restriction_timeout_has_show_and_end",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "brand"], name="restriction_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.user} at {self.brand}"
+
+
+class BlockedWord(models.Model):
+    """A word or phrase a brand keeps out of its chats (matched case-insensitively)."""
+
+    brand = models.ForeignKey(
+        Brand, on_delete=models.CASCADE, related_name="blocked_words"
+    )
+    word = models.CharField(max_length=60)
+
+    class Meta:
+        ordering = ["word"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["brand", "word"], name="blocked_word_once_per_brand"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.word
+
+
+class RoomAudit(models.Model):
+    """Every refusal in a show room and every moderation action, for review."""
+
+    class Kind(models.TextChoices):
+        REFUSAL = "refusal", _("Refusal")
+        MODERATION = "moderation", _("Moderation")
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    action = models.CharField(max_length=40)
+    code = models.CharField(max_length=40, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["show", "-id"], name="room_audit_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.action} {self.code}"

@@ -1,0 +1,458 @@
+"""The show room socket (docs/protocol.md): parse, authorize, call one service.
+
+Outgoing room events never pass through this consumer: the process's hub writes
+them straight to the socket, batched per tick. The consumer only handles the
+connect (snapshot or resume), the client's messages and the disconnect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.utils import await_many_dispatch
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from live.hub.bus import json_body
+from live.hub.core import AsgiWriter, Viewer, get_hub, make_writer
+from shows import selectors
+from shows.exceptions import (
+    Banned,
+    InvalidInput,
+    LoginRequired,
+    NotAHost,
+    ShowfloorError,
+    Throttled,
+)
+from shows.models import Restriction, Show, User
+from shows.services import moderation, room
+
+MAX_FRAME_BYTES = 16 * 1024
+MAX_REF_LENGTH = 64
+REACTIONS = frozenset({"❤️", "🔥", "👏", "😂", "😮", "🛍️"})
+STAFF_ROLES = frozenset(selectors.STAFF_ROLES)
+# A socket that sends this many unparseable frames within the window is closed.
+MALFORMED_LIMIT = 10
+MALFORMED_WINDOW_SECONDS = 10.0
+REACTION_BURST = 20
+REACTION_RATE = 10.0
+
+CLOSE_TOO_BIG = 1009
+CLOSE_POLICY = 1008
+CLOSE_NOT_FOUND = 4404
+CLOSE_BANNED = 4003
+CLOSE_TOO_MANY = 4029
+
+
+class Refusal(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+def _call_and_audit(
+    service: Callable[..., Any], action: str, user: User | None, show: Show, **kw: Any
+) -> ShowfloorError | None:
+    """Run ``service`` in this worker thread; on a domain refusal, audit it and
+    return the error (one thread hop for both)."""
+    try:
+        service(show=show, **kw)
+    except ShowfloorError as exc:
+        moderation.refusal_audit(
+            show=show, user=user, action=action, code=exc.code, detail=exc.message
+        )
+        return exc
+    return None
+
+
+def _text(msg: dict[str, Any], name: str, limit: int, *, required: bool = True) -> str:
+    value = msg.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise Refusal("invalid", _("“%(name)s” must be text.") % {"name": name})
+    if len(value) > limit:
+        raise Refusal(
+            "too_long",
+            _("“%(name)s” is longer than %(limit)d characters.")
+            % {"name": name, "limit": limit},
+        )
+    return value
+
+
+def _id(msg: dict[str, Any], name: str, *, required: bool = True) -> int | None:
+    value = msg.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**62:
+        raise Refusal("invalid", _("“%(name)s” must be an id.") % {"name": name})
+    return value
+
+
+class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """One viewer's socket at ``/ws/shows/<slug>/``."""
+
+    viewer: Viewer | None = None
+    show: Show
+    user: User | None = None
+    role: str | None = None
+    slot: str | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # No channel layer: a per-socket layer channel costs a Redis reader per
+        # viewer and nothing is sent to it (the hub delivers).
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch([receive], self.dispatch)
+
+    # -- connect ----------------------------------------------------------
+
+    async def connect(self) -> None:
+        slug = self.scope["url_route"]["kwargs"]["slug"]
+        scope_user = self.scope.get("user")
+        self.user = scope_user if scope_user and scope_user.is_authenticated else None
+        session = self.scope.get("session")
+        session_key = getattr(session, "session_key", None)
+        access = await database_sync_to_async(selectors.room_access)(
+            slug=slug, user=self.user
+        )
+        if access is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.show, self.role = access.show, access.role
+        if access.banned:
+            await self._refuse_on_connect(Banned.code, str(Banned.default_message))
+            await self.close(code=CLOSE_BANNED)
+            return
+        hub = get_hub()
+        self.viewer = Viewer(
+            show_id=self.show.pk,
+            brand_id=self.show.brand_id,
+            user_id=self.user.pk if self.user else None,
+            session_key=session_key,
+            writer=make_writer(self.base_send),
+            close=self._close_from_hub,
+        )
+        who = f"user:{self.user.pk}" if self.user else None
+        if who is None and session_key:
+            who = f"session:{session_key}"
+        if who is not None:
+            limit = int(settings.SHOWFLOOR_ROOM_MAX_SOCKETS_PER_USER)
+            if not await hub.acquire_slot(self.viewer, who, limit):
+                self.viewer.writer.stop()
+                self.viewer = None
+                await self._refuse_on_connect(
+                    "too_many_connections",
+                    _("You have this show open in too many windows."),
+                )
+                await self.close(code=CLOSE_TOO_MANY)
+                return
+            self.slot = who
+        await self.accept()
+        await hub.attach(self.viewer)
+        await self._send_initial(self._since())
+
+    def _since(self) -> int | None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        raw = (query.get("since") or [""])[0]
+        return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+    async def _send_initial(self, since: int | None) -> None:
+        if self.viewer is None:
+            return
+        hub = get_hub()
+        if since is not None:
+            missed = await hub.events_since(self.show.pk, since)
+            if missed is not None:
+                items, last = missed
+                resumed = json_body({"type": "resumed", "since": since, "seq": last})
+                self.viewer.send_events([resumed, *(payload for _, payload in items)])
+                self.viewer.release(after_seq=last)
+                return
+        seq = await hub.current_seq(self.show.pk)
+        viewers = await hub.viewer_count(self.show.pk)
+        snapshot = await database_sync_to_async(selectors.room_snapshot)(
+            show=self.show, user=self.user, seq=seq, viewers=viewers
+        )
+        self.viewer.send_events([json_body(snapshot)])
+        self.viewer.release(after_seq=seq)
+
+    async def _refuse_on_connect(self, code: str, message: str) -> None:
+        await self.accept()
+        frame = {"type": "error", "code": code, "message": message, "ref": None}
+        await self.send(text_data="[" + json_body(frame) + "]")
+
+    async def _close_from_hub(self, code: int) -> None:
+        if self.viewer is not None and isinstance(self.viewer.writer, AsgiWriter):
+            await self.viewer.writer.drain()  # the error frame leaves first
+        await self.close(code=code)
+
+    async def disconnect(self, code: int) -> None:
+        if self.viewer is None:
+            return
+        hub = get_hub()
+        hub.detach(self.viewer)
+        if self.slot is not None:
+            await hub.release_slot(self.viewer, self.slot)
+        self.viewer = None
+
+    # -- client messages --------------------------------------------------
+
+    malformed: list[float]
+    reaction_tokens: tuple[float, float]
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None
+    ) -> None:
+        if self.viewer is None:
+            return
+        raw = text_data if text_data is not None else bytes_data or b""
+        size = len(raw.encode() if isinstance(raw, str) else raw)
+        if size > MAX_FRAME_BYTES:
+            await self._audit("frame", "too_big", f"{size} bytes")
+            await self.close(code=CLOSE_TOO_BIG)
+            return
+        try:
+            if text_data is None:
+                raise ValueError("binary")
+            content = json.loads(text_data)
+            if not isinstance(content, dict) or not isinstance(
+                content.get("type"), str
+            ):
+                raise ValueError("not an object with a type")
+        except ValueError:
+            await self._malformed()
+            return
+        await self.receive_json(content)
+
+    async def _malformed(self) -> None:
+        now = time.monotonic()
+        recent = [
+            t
+            for t in getattr(self, "malformed", [])
+            if now - t < MALFORMED_WINDOW_SECONDS
+        ]
+        recent.append(now)
+        self.malformed = recent
+        await self._audit("frame", "malformed", "")
+        if len(recent) > MALFORMED_LIMIT:
+            await self.close(code=CLOSE_POLICY)
+            return
+        self._error(None, "malformed", _("A message is a JSON object with a “type”."))
+
+    async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
+        kind = content["type"]
+        ref = content.get("ref")
+        if (
+            not (ref is None or isinstance(ref, int | str))
+            or len(str(ref)) > MAX_REF_LENGTH
+        ):
+            ref = None
+        handler = HANDLERS.get(kind)
+        try:
+            if handler is None:
+                raise Refusal(
+                    "unknown_type",
+                    _("Unknown message type “%(t)s”.") % {"t": kind[:40]},
+                )
+            staff_only, method = handler
+            if staff_only and self.role not in STAFF_ROLES:
+                exc = NotAHost()
+                raise Refusal(exc.code, exc.message)
+            await method(self, content, ref)
+        except Refusal as refusal:
+            await self._audit(kind, refusal.code, refusal.message)
+            self._error(ref, refusal.code, refusal.message)
+
+    async def _audit(self, action: str, code: str, detail: str) -> None:
+        await database_sync_to_async(moderation.refusal_audit)(
+            show=self.show.pk,
+            user=self.user,
+            action=action[:40],
+            code=code,
+            detail=detail,
+        )
+
+    def _frame(self, event: dict[str, Any]) -> None:
+        if self.viewer is not None:
+            self.viewer.send_events([json_body(event)])
+
+    def _error(
+        self, ref: Any, code: str, message: str, retry_after: float | None = None
+    ) -> None:
+        frame: dict[str, Any] = {
+            "type": "error",
+            "code": code,
+            "message": message,
+            "ref": ref,
+        }
+        if retry_after is not None:
+            frame["retry_after"] = retry_after
+        self._frame(frame)
+
+    async def _service(
+        self, action: str, ref: Any, service: Callable[..., Any], **kwargs: Any
+    ) -> None:
+        error = await database_sync_to_async(_call_and_audit)(
+            service, action, self.user, self.show, **kwargs
+        )
+        if error is None:
+            self._frame({"type": "ack", "ref": ref})
+        else:
+            retry = error.retry_after if isinstance(error, Throttled) else None
+            self._error(ref, error.code, error.message, retry)
+
+    def _require_login(self) -> None:
+        if self.user is None:
+            raise Refusal(LoginRequired.code, str(LoginRequired.default_message))
+
+    # -- handlers (one per client message type) ---------------------------
+
+    async def chat_send(self, msg: dict[str, Any], ref: Any) -> None:
+        self._require_login()
+        text = _text(msg, "text", 500)
+        await self._service("chat.send", ref, room.chat_send, user=self.user, text=text)
+
+    async def reaction_send(self, msg: dict[str, Any], ref: Any) -> None:
+        emoji = msg.get("emoji")
+        if emoji not in REACTIONS:
+            raise Refusal("invalid", _("That reaction is not available."))
+        now = time.monotonic()
+        tokens, ts = getattr(self, "reaction_tokens", (REACTION_BURST, now))
+        tokens = min(REACTION_BURST, tokens + (now - ts) * REACTION_RATE)
+        if tokens < 1:
+            self.reaction_tokens = (tokens, now)
+            return  # Reactions past the limit are coalesced away, not refused.
+        self.reaction_tokens = (tokens - 1, now)
+        get_hub().react(self.show.pk, str(emoji))
+
+    async def question_ask(self, msg: dict[str, Any], ref: Any) -> None:
+        self._require_login()
+        text = _text(msg, "text", 300)
+        product_id = _id(msg, "product_id", required=False)
+        await self._service(
+            "question.ask",
+            ref,
+            room.question_ask,
+            user=self.user,
+            text=text,
+            product_id=product_id,
+        )
+
+    async def question_vote(self, msg: dict[str, Any], ref: Any) -> None:
+        self._require_login()
+        await self._service(
+            "question.vote",
+            ref,
+            room.question_vote,
+            user=self.user,
+            question_id=_id(msg, "question_id"),
+        )
+
+    async def question_answer(self, msg: dict[str, Any], ref: Any) -> None:
+        text = _text(msg, "text", 500, required=False)
+        await self._service(
+            "question.answer",
+            ref,
+            room.question_answer,
+            actor=self.user,
+            question_id=_id(msg, "question_id"),
+            text=text,
+        )
+
+    async def question_dismiss(self, msg: dict[str, Any], ref: Any) -> None:
+        await self._service(
+            "question.dismiss",
+            ref,
+            room.question_dismiss,
+            actor=self.user,
+            question_id=_id(msg, "question_id"),
+        )
+
+    async def product_pin(self, msg: dict[str, Any], ref: Any) -> None:
+        await self._service(
+            "product.pin",
+            ref,
+            room.product_pin,
+            actor=self.user,
+            product_id=_id(msg, "product_id"),
+        )
+
+    async def product_unpin(self, msg: dict[str, Any], ref: Any) -> None:
+        await self._service(
+            "product.unpin",
+            ref,
+            room.product_unpin,
+            actor=self.user,
+            product_id=_id(msg, "product_id"),
+        )
+
+    async def chat_delete(self, msg: dict[str, Any], ref: Any) -> None:
+        await self._service(
+            "chat.delete",
+            ref,
+            moderation.chat_delete,
+            actor=self.user,
+            message_id=_id(msg, "message_id"),
+        )
+
+    async def user_restrict(self, msg: dict[str, Any], ref: Any) -> None:
+        kind = msg.get("kind")
+        if kind not in Restriction.Kind.values:
+            raise Refusal(InvalidInput.code, _("“kind” is “timeout” or “ban”."))
+        seconds = msg.get("seconds")
+        if kind == Restriction.Kind.TIMEOUT and (
+            isinstance(seconds, bool) or not isinstance(seconds, int)
+        ):
+            raise Refusal(InvalidInput.code, _("A time-out needs “seconds”."))
+        await self._service(
+            "user.restrict",
+            ref,
+            moderation.user_restrict,
+            actor=self.user,
+            user_id=_id(msg, "user_id"),
+            kind=kind,
+            seconds=seconds,
+        )
+
+    async def show_slow_mode(self, msg: dict[str, Any], ref: Any) -> None:
+        seconds = msg.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int):
+            raise Refusal(InvalidInput.code, _("“seconds” must be a whole number."))
+        await self._service(
+            "show.slow_mode",
+            ref,
+            moderation.slow_mode_set,
+            actor=self.user,
+            seconds=seconds,
+        )
+
+
+Handler = Callable[[ShowConsumer, dict[str, Any], Any], Any]
+
+# type → (hosts and moderators only, handler)
+HANDLERS: dict[str, tuple[bool, Handler]] = {
+    "chat.send": (False, ShowConsumer.chat_send),
+    "reaction.send": (False, ShowConsumer.reaction_send),
+    "question.ask": (False, ShowConsumer.question_ask),
+    "question.vote": (False, ShowConsumer.question_vote),
+    "question.answer": (True, ShowConsumer.question_answer),
+    "question.dismiss": (True, ShowConsumer.question_dismiss),
+    "product.pin": (True, ShowConsumer.product_pin),
+    "product.unpin": (True, ShowConsumer.product_unpin),
+    "chat.delete": (True, ShowConsumer.chat_delete),
+    "user.restrict": (True, ShowConsumer.user_restrict),
+    "show.slow_mode": (True, ShowConsumer.show_slow_mode),
+}
+HOST_ONLY_TYPES = tuple(kind for kind, (staff, _h) in HANDLERS.items() if staff)
