@@ -60,7 +60,12 @@ class Refusal(Exception):
 
 
 def _call_and_audit(
-    service: Callable[..., Any], action: str, user: User | None, show: Show, **kw: Any
+    service: Callable[..., Any],
+    action: str,
+    actor: User | None,
+    show: Show,
+    /,
+    **kw: Any,
 ) -> ShowfloorError | None:
     """Run ``service`` in this worker thread; on a domain refusal, audit it and
     return the error (one thread hop for both)."""
@@ -68,7 +73,7 @@ def _call_and_audit(
         service(show=show, **kw)
     except ShowfloorError as exc:
         moderation.refusal_audit(
-            show=show, user=user, action=action, code=exc.code, detail=exc.message
+            show=show, user=actor, action=action, code=exc.code, detail=exc.message
         )
         return exc
     return None

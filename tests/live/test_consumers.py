@@ -1,0 +1,174 @@
+"""The show room socket: connect, snapshot, chat, refusals, limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+
+from shows.models import ChatMessage, RoomAudit
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+async def test_connect_sends_a_snapshot_with_pins_prices_and_stock(
+    connect, live_show, viewer, pinned, products
+):
+    socket = await connect(live_show, viewer)
+    snapshot = socket.events[0]
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["show"]["status"] == "live"
+    [card] = snapshot["pinned"]
+    assert card["id"] == products[0].pk
+    assert card["variants"][0]["price_minor"] == 14900
+    assert card["variants"][0]["currency"] == "EUR"
+    assert card["variants"][0]["stock_available"] == 25
+    assert card["at"] > 0
+    assert snapshot["chat"] == []
+    assert snapshot["me"]["id"] == viewer.pk
+    assert snapshot["seq"] >= 1
+
+
+async def test_a_socket_from_a_foreign_origin_is_refused(connect, live_show, viewer):
+    socket = await connect(live_show, viewer, origin=b"http://evil.example")
+    assert socket.close_code is not None
+    assert socket.events == []
+
+
+async def test_an_unknown_show_closes_the_socket(connect, live_show):
+    live_show.slug = "no-such-show"
+    socket = await connect(live_show, initial=False)
+    assert socket.close_code == 4404
+
+
+async def test_chat_reaches_the_other_viewers(connect, live_show, viewer, viewer2):
+    sender = await connect(live_show, viewer)
+    other = await connect(live_show, viewer2)
+    ref = await sender.send("chat.send", text="hello room")
+    assert (await sender.reply(ref))["type"] == "ack"
+    message = await other.wait_for("chat.message")
+    assert message["text"] == "hello room"
+    assert message["author"]["name"] == "Vera Viewer"
+    assert message["seq"] > other.events[0]["seq"]
+    own = await sender.wait_for("chat.message")
+    assert own["id"] == message["id"]
+
+
+async def test_anonymous_viewers_watch_but_cannot_chat(connect, live_show, viewer):
+    anonymous = await connect(live_show)
+    assert anonymous.events[0]["me"] is None
+    ref = await anonymous.send("chat.send", text="hi")
+    error = await anonymous.reply(ref)
+    assert error["code"] == "login_required"
+    assert error["message"]
+    assert not await database_sync_to_async(ChatMessage.objects.exists)()
+
+
+async def test_a_long_message_is_refused_with_the_ref_and_audited(
+    connect, live_show, viewer
+):
+    socket = await connect(live_show, viewer)
+    ref = await socket.send("chat.send", text="x" * 501)
+    error = await socket.reply(ref)
+    assert error["type"] == "error"
+    assert error["code"] == "too_long"
+    assert "500" in error["message"]
+    audits = await database_sync_to_async(list)(
+        RoomAudit.objects.filter(kind="refusal", code="too_long")
+    )
+    assert len(audits) == 1
+    assert audits[0].user_id == viewer.pk
+    assert not await database_sync_to_async(ChatMessage.objects.exists)()
+
+
+async def test_a_frame_over_16_kib_closes_the_socket_with_1009(
+    connect, live_show, viewer
+):
+    socket = await connect(live_show, viewer)
+    await socket.comm.send_to(text_data='{"type":"chat.send","text":"' + "a" * 17000 + '"}')
+    assert await socket.closed() == 1009
+
+
+async def test_malformed_frames_get_errors_and_a_flood_of_them_closes(
+    connect, live_show, viewer
+):
+    socket = await connect(live_show, viewer)
+    await socket.comm.send_to(text_data="not json")
+    error = await socket.wait_for("error")
+    assert error["code"] == "malformed"
+    await socket.comm.send_json_to({"type": "no.such", "ref": 7})
+    assert (await socket.reply(7))["code"] == "unknown_type"
+    await socket.comm.send_json_to({"type": "chat.send", "text": 5, "ref": 8})
+    assert (await socket.reply(8))["code"] == "invalid"
+    for _ in range(12):
+        await socket.comm.send_to(text_data="[1,2")
+    assert await socket.closed() == 1008
+
+
+async def test_a_flood_from_one_user_is_limited_and_others_are_unaffected(
+    connect, live_show, viewer, viewer2
+):
+    flooder = await connect(live_show, viewer)
+    calm = await connect(live_show, viewer2)
+    refs = [await flooder.send("chat.send", text=f"spam {i}") for i in range(12)]
+    replies = [await flooder.reply(ref) for ref in refs]
+    acks = [r for r in replies if r["type"] == "ack"]
+    limited = [r for r in replies if r.get("code") == "rate_limited"]
+    assert len(acks) == 5  # the bucket's burst
+    assert len(limited) == 7
+    assert all(0 < r["retry_after"] <= 1.0 for r in limited)
+    ref = await calm.send("chat.send", text="still here")
+    assert (await calm.reply(ref))["type"] == "ack"
+    await flooder.wait_for("chat.message", text="still here")
+
+
+async def test_moderators_are_exempt_from_the_rate_limit(connect, live_show, moderator):
+    socket = await connect(live_show, moderator)
+    refs = [await socket.send("chat.send", text=f"note {i}") for i in range(12)]
+    replies = [await socket.reply(ref) for ref in refs]
+    assert [r["type"] for r in replies] == ["ack"] * 12
+
+
+async def test_reactions_are_coalesced_into_bursts(connect, live_show, viewer, viewer2):
+    reactor = await connect(live_show, viewer)
+    watcher = await connect(live_show, viewer2)
+    for _ in range(15):
+        await reactor.comm.send_json_to({"type": "reaction.send", "emoji": "❤️"})
+    await reactor.comm.send_json_to({"type": "reaction.send", "emoji": "🔥"})
+    total: dict[str, int] = {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 1.5
+    while loop.time() < deadline:
+        try:
+            frame = await watcher.read(timeout=deadline - loop.time())
+        except asyncio.TimeoutError:
+            break
+        for event in frame:
+            if event["type"] == "reactions.burst":
+                for emoji, n in event["counts"].items():
+                    total[emoji] = total.get(emoji, 0) + n
+    assert total == {"❤️": 15, "🔥": 1}
+    bursts = watcher.of_type("reactions.burst")
+    assert 1 <= len(bursts) <= 3
+
+
+async def test_a_bad_reaction_is_refused(connect, live_show, viewer):
+    socket = await connect(live_show, viewer)
+    await socket.comm.send_json_to({"type": "reaction.send", "emoji": "<b>", "ref": 1})
+    assert (await socket.reply(1))["code"] == "invalid"
+
+
+async def test_a_user_gets_at_most_ten_sockets_per_show(connect, live_show, viewer):
+    for _ in range(10):
+        socket = await connect(live_show, viewer)
+        assert socket.events[0]["type"] == "snapshot"
+    eleventh = await connect(live_show, viewer)
+    assert eleventh.events[0]["code"] == "too_many_connections"
+    assert await eleventh.closed() == 4029
+
+
+async def test_the_viewer_count_follows_connections(connect, live_show, viewer, viewer2):
+    first = await connect(live_show, viewer)
+    await connect(live_show, viewer2)
+    await first.wait_for("viewers.count", count=2, timeout=4)
