@@ -232,6 +232,9 @@ class Viewer:
         # here instead of going out, so none is lost or sent twice.
         self.holding = True
         self.held: list[tuple[int | None, str]] = []
+        # Persisted events up to here were in the snapshot or backlog; a flush
+        # that was already pending when the viewer went live must skip them.
+        self.covered_seq = 0
         self.dropped = False
 
     def write(self, text: str, data: bytes | None = None) -> bool:
@@ -255,6 +258,7 @@ class Viewer:
         covered by the snapshot or the backlog."""
         held, self.held = self.held, []
         self.holding = False
+        self.covered_seq = after_seq
         self.send_events(
             [payload for seq, payload in held if seq is None or seq > after_seq]
         )
@@ -312,9 +316,14 @@ class Room:
             return
         text = "[" + ",".join(payload for _, payload in pending) + "]"
         data = text.encode()
+        oldest = min((seq for seq, _ in pending if seq is not None), default=None)
         for viewer in list(self.viewers):
             if viewer.holding:
                 viewer.held.extend(pending)
+            elif oldest is not None and oldest <= viewer.covered_seq:
+                viewer.send_events(
+                    [p for seq, p in pending if seq is None or seq > viewer.covered_seq]
+                )
             else:
                 viewer.write(text, data)
 

@@ -86,7 +86,7 @@ class Socket:
                 break
         raise AssertionError("the socket stayed open")
 
-    async def send(self, kind: str, **fields: Any) -> str:
+    async def send(self, kind: str, /, **fields: Any) -> str:
         self.refs += 1
         ref = f"r{self.refs}"
         await self.comm.send_json_to({"type": kind, "ref": ref, **fields})

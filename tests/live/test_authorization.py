@@ -1,0 +1,124 @@
+"""Who may send which host-only message: anonymous, viewer, moderator, host and a
+host of another brand, against every host-only type."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+
+from live.consumers import HOST_ONLY_TYPES
+from shows.models import ChatMessage, Question, RoomAudit
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def _payload(kind, *, product_id, question_id, message_id, user_id):
+    return {
+        "question.answer": {"question_id": question_id, "text": "Yes"},
+        "question.dismiss": {"question_id": question_id},
+        "product.pin": {"product_id": product_id},
+        "product.unpin": {"product_id": product_id},
+        "chat.delete": {"message_id": message_id},
+        "user.restrict": {"user_id": user_id, "kind": "timeout", "seconds": 60},
+        "show.slow_mode": {"seconds": 5},
+    }[kind]
+
+
+def test_every_host_only_type_is_in_the_matrix():
+    assert set(HOST_ONLY_TYPES) == {
+        "question.answer",
+        "question.dismiss",
+        "product.pin",
+        "product.unpin",
+        "chat.delete",
+        "user.restrict",
+        "show.slow_mode",
+    }
+
+
+@pytest.fixture
+def room_state(live_show, products, make_user):
+    from shows.services import room
+
+    author = make_user("Asker")
+    message = ChatMessage.objects.create(show=live_show, author=author, text="hi")
+    question = Question.objects.create(show=live_show, author=author, text="Size?")
+    # product.unpin needs something pinned: pin the second product directly.
+    from django.utils import timezone
+
+    from shows.models import Pin
+
+    Pin.objects.create(show=live_show, product=products[1], pinned_at=timezone.now())
+    del room
+    return {"author": author, "message": message, "question": question}
+
+
+@pytest.fixture
+def actors(viewer, other_brand_host, moderator, host):
+    return {
+        "anonymous": None,
+        "viewer": viewer,
+        "other_brand_host": other_brand_host,
+        "moderator": moderator,
+        "host": host,
+    }
+
+
+@pytest.mark.parametrize("kind", HOST_ONLY_TYPES)
+@pytest.mark.parametrize("who", ["anonymous", "viewer", "other_brand_host"])
+async def test_host_only_messages_are_refused_to_everyone_else(
+    actors, connect, live_show, products, room_state, kind, who
+):
+    user = actors[who]
+    socket = await connect(live_show, user)
+    pid = products[0].pk if kind == "product.pin" else products[1].pk
+    ref = await socket.send(
+        kind,
+        **_payload(
+            kind,
+            product_id=pid,
+            question_id=room_state["question"].pk,
+            message_id=room_state["message"].pk,
+            user_id=room_state["author"].pk,
+        ),
+    )
+    error = await socket.reply(ref)
+    assert error["type"] == "error"
+    assert error["code"] == "forbidden"
+    assert error["message"]
+    audit = await database_sync_to_async(
+        lambda: RoomAudit.objects.filter(kind="refusal", action=kind).first()
+    )()
+    assert audit is not None
+    assert audit.code == "forbidden"
+    # Nothing changed.
+    message = await database_sync_to_async(ChatMessage.objects.get)(
+        pk=room_state["message"].pk
+    )
+    question = await database_sync_to_async(Question.objects.get)(
+        pk=room_state["question"].pk
+    )
+    assert message.deleted_at is None
+    assert question.status == "open"
+
+
+@pytest.mark.parametrize("kind", HOST_ONLY_TYPES)
+@pytest.mark.parametrize("who", ["moderator", "host"])
+async def test_hosts_and_moderators_may_send_host_only_messages(
+    actors, connect, live_show, products, room_state, kind, who
+):
+    staff = actors[who]
+    socket = await connect(live_show, staff)
+    pid = products[0].pk if kind == "product.pin" else products[1].pk
+    ref = await socket.send(
+        kind,
+        **_payload(
+            kind,
+            product_id=pid,
+            question_id=room_state["question"].pk,
+            message_id=room_state["message"].pk,
+            user_id=room_state["author"].pk,
+        ),
+    )
+    reply = await socket.reply(ref)
+    assert reply["type"] == "ack", reply
