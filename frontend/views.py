@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import login
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.utils.translation import pgettext
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
 
-from frontend.forms import SignupForm
+from frontend.forms import AccessCodeForm, SignupForm
 from shows import selectors, services
 from shows.exceptions import ShowfloorError
-from shows.models import Show
+from shows.models import Show, User
+
+# Wrong access codes one client may try per show before it has to wait.
+ACCESS_CODE_ATTEMPTS = 10
+ACCESS_CODE_WINDOW_SECONDS = 15 * 60
+
+
+def _countdown_strings() -> dict[str, str]:
+    return {
+        "startsIn": _("Starts in"),
+        "any": _("Starting any moment"),
+        "d": pgettext("days", "d"),
+        "h": pgettext("hours", "h"),
+        "m": pgettext("minutes", "min"),
+        "s": pgettext("seconds", "s"),
+    }
+
+
+def _viewer(request: HttpRequest) -> User | None:
+    user = request.user
+    return user if isinstance(user, User) else None
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -26,24 +55,88 @@ def _show_or_404(slug: str) -> Show:
         raise Http404(_("There is no show at this address.")) from exc
 
 
+def _attempts_key(request: HttpRequest, show: Show) -> str:
+    client = request.META.get("REMOTE_ADDR", "")
+    digest = salted_hmac("frontend.access_attempts", client).hexdigest()[:24]
+    return f"showfloor:access-attempts:{show.pk}:{digest}"
+
+
+def _access_code_page(request: HttpRequest, show: Show) -> HttpResponse:
+    """The private show's gate: a form for its access code. A right code is
+    remembered in the session; a wrong one says so."""
+    form = AccessCodeForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        key = _attempts_key(request, show)
+        attempts = int(cache.get(key, 0))
+        if attempts >= ACCESS_CODE_ATTEMPTS:
+            form.add_error(
+                "code", _("Too many wrong codes. Please wait a few minutes.")
+            )
+            status = 429
+        elif constant_time_compare(form.cleaned_data["code"], show.access_code):
+            granted = dict(request.session.get(selectors.SHOW_ACCESS_SESSION_KEY, {}))
+            granted[str(show.pk)] = selectors.show_access_token(show=show)
+            request.session[selectors.SHOW_ACCESS_SESSION_KEY] = granted
+            request.session.cycle_key()
+            cache.delete(key)
+            return redirect("show_detail", slug=show.slug)
+        else:
+            cache.set(key, attempts + 1, ACCESS_CODE_WINDOW_SECONDS)
+            form.add_error(
+                "code",
+                _("That code does not open this show. Check it and try again."),
+            )
+            status = 403
+    return render(
+        request,
+        "frontend/access_code.html",
+        {"show": show, "form": form},
+        status=status,
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
 def show_detail(request: HttpRequest, slug: str) -> HttpResponse:
     show = _show_or_404(slug)
-    context = {
+    viewer = _viewer(request)
+    if not selectors.show_access_granted(
+        show=show, session=request.session, user=viewer
+    ):
+        return _access_code_page(request, show)
+    if request.method == "POST":
+        return redirect("show_detail", slug=show.slug)
+    context: dict[str, Any] = {
         "show": show,
         "lineup": selectors.show_lineup(show=show),
-        "is_staff": selectors.user_is_show_staff(user=request.user, show=show),  # type: ignore[arg-type]
+        "is_staff": selectors.user_is_show_staff(user=viewer, show=show),
+        "server_now": timezone.now(),
+        "countdown_i18n": _countdown_strings(),
     }
     return render(request, "frontend/show.html", context)
 
 
+@never_cache
 def studio(request: HttpRequest, slug: str) -> HttpResponse:
     show = _show_or_404(slug)
-    if not selectors.user_is_show_staff(user=request.user, show=show):  # type: ignore[arg-type]
-        raise PermissionDenied(
-            _("Only the hosts and moderators of %(brand)s can open this studio.")
-            % {"brand": show.brand.name}
-        )
-    context = {"show": show, "lineup": selectors.show_lineup(show=show)}
+    if not selectors.user_is_show_staff(user=_viewer(request), show=show):
+        if request.user.is_authenticated:
+            message = _(
+                "Only the hosts and moderators of %(brand)s can open this studio."
+            )
+        else:
+            message = _(
+                "This is the studio of %(brand)s. Log in with a host or "
+                "moderator account of the brand to open it."
+            )
+        raise PermissionDenied(message % {"brand": show.brand.name})
+    context = {
+        "show": show,
+        "lineup": selectors.show_lineup(show=show),
+        "server_now": timezone.now(),
+        "countdown_i18n": _countdown_strings(),
+    }
     return render(request, "frontend/studio.html", context)
 
 
@@ -58,14 +151,23 @@ def signup(request: HttpRequest) -> HttpResponse:
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             next_url = request.GET.get("next", "")
-            from django.utils.http import url_has_allowed_host_and_scheme
-
             if not url_has_allowed_host_and_scheme(
-                next_url, allowed_hosts={request.get_host()}
+                next_url,
+                allowed_hosts={request.get_host()},
+                require_https=request.is_secure(),
             ):
                 next_url = "home"
             return redirect(next_url)
-    return render(request, "registration/signup.html", {"form": form}, status=200)
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness for container health checks: the process answers and reaches
+    its database."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return HttpResponse("ok", content_type="text/plain")
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:

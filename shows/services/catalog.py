@@ -113,6 +113,9 @@ CATALOG_COLUMNS = (
     "stock",
 )
 CATALOG_OPTIONAL_COLUMNS = ("description", "image_url")
+# Bounds that keep every valid row inside the database's column types.
+MAX_PRICE_MINOR = 10**15
+MAX_STOCK = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,8 @@ def _parse_price(raw: str, currency: str) -> int:
     minor = amount.scaleb(digits)
     if minor != minor.to_integral_value():
         raise ValueError(f"{currency} prices have at most {digits} decimal places")
+    if minor > MAX_PRICE_MINOR:
+        raise ValueError(f"price “{raw}” is too large")
     return int(minor)
 
 
@@ -166,9 +171,13 @@ def _parse_catalog_row(line: int, raw: dict[str, str]) -> CatalogRow:
         problems.append("product_name is required")
     elif len(name) > 200:
         problems.append("product_name is longer than 200 characters")
+    if len(slug) > 80:
+        problems.append("product_slug is longer than 80 characters")
     sku = field("sku")
     if not sku or len(sku) > 64:
         problems.append("sku needs 1 to 64 characters")
+    if len(field("variant_name")) > 120:
+        problems.append("variant_name is longer than 120 characters")
     currency = field("currency").upper()
     price_minor = 0
     if currency not in ISO_CURRENCIES:
@@ -183,10 +192,14 @@ def _parse_catalog_row(line: int, raw: dict[str, str]) -> CatalogRow:
         stock = int(field("stock"))
         if stock < 0:
             problems.append("stock cannot be negative")
+        elif stock > MAX_STOCK:
+            problems.append(f"stock is larger than {MAX_STOCK}")
     except ValueError:
         problems.append(f"stock “{field('stock')}” is not a whole number")
     image_url = field("image_url")
-    if image_url:
+    if len(image_url) > 200:
+        problems.append("image_url is longer than 200 characters")
+    elif image_url:
         try:
             URLValidator(schemes=["http", "https"])(image_url)
         except ValidationError:
@@ -207,27 +220,59 @@ def _parse_catalog_row(line: int, raw: dict[str, str]) -> CatalogRow:
     )
 
 
+class _NumberedLines:
+    """Lines of a text, counting how many the CSV reader has consumed, so a
+    record that spans lines (a quoted newline) is reported at its first line."""
+
+    def __init__(self, text: str) -> None:
+        self._lines = iter(io.StringIO(text))
+        self.consumed = 0
+
+    def __iter__(self) -> _NumberedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.consumed += 1
+        return line
+
+
 def catalog_parse(text: str) -> list[CatalogRow]:
-    """Parse and validate every row of a catalogue CSV.
+    """Parse and validate every row of a catalogue CSV (UTF-8, a header row,
+    an optional byte-order mark, quoted fields as in RFC 4180).
 
     Raises ``CatalogImportError`` listing each invalid row by its line number.
     """
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    lines = _NumberedLines(text.lstrip("\ufeff"))
+    reader = csv.reader(lines)
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise CatalogImportError([(1, "the file is empty")]) from None
+    except csv.Error as exc:
+        raise CatalogImportError([(1, f"unreadable header: {exc}")]) from exc
     missing = [c for c in CATALOG_COLUMNS if c not in header]
     if missing:
         raise CatalogImportError([(1, "missing columns: " + ", ".join(missing))])
-    reader.fieldnames = header
     rows: list[CatalogRow] = []
     errors: list[tuple[int, str]] = []
     seen_skus: dict[str, int] = {}
-    for raw in reader:
-        line = reader.line_num
-        if None in raw:
+    seen_products: dict[str, tuple[str, int]] = {}
+    while True:
+        line = lines.consumed + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            errors.append((line, f"unreadable row: {exc}"))
+            break
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) > len(header):
             errors.append((line, "more fields than the header has"))
             continue
-        if not any((v or "").strip() for v in raw.values()):
-            continue
+        raw = dict(zip(header, values, strict=False))
         try:
             row = _parse_catalog_row(line, raw)
         except ValueError as exc:
@@ -236,7 +281,18 @@ def catalog_parse(text: str) -> list[CatalogRow]:
         if row.sku in seen_skus:
             errors.append((line, f"sku “{row.sku}” repeats line {seen_skus[row.sku]}"))
             continue
+        earlier = seen_products.get(row.product_slug)
+        if earlier is not None and earlier[0] != row.product_name:
+            errors.append(
+                (
+                    line,
+                    f"product “{row.product_slug}” is named “{earlier[0]}” "
+                    f"on line {earlier[1]}",
+                )
+            )
+            continue
         seen_skus[row.sku] = line
+        seen_products.setdefault(row.product_slug, (row.product_name, line))
         rows.append(row)
     if not rows and not errors:
         errors.append((1, "the file has no product rows"))

@@ -1,0 +1,213 @@
+"""``manage.py demo``: the embedded default in one process.
+
+Migrates, seeds a brand with staff, products and a show, starts localstripe as
+a child process on loopback, runs the sweeper in a thread and serves the whole
+ASGI application (pages, websockets, media routes, static files) with Daphne
+on 127.0.0.1. Ctrl-C stops everything, the child process included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.urls import NoReverseMatch, reverse
+
+from frontend import demo
+
+LOOPBACK = "127.0.0.1"
+SWEEP_INTERVAL_SECONDS = 5.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to send SIGTERM to the child when the demo process dies, even
+    when it is killed outright: no orphan localstripe."""
+    with contextlib.suppress(OSError, AttributeError):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _localstripe(webhook_url: str) -> Iterator[str]:
+    """localstripe on a free loopback port for as long as the block runs."""
+    devstripe = importlib.import_module("checkout.devstripe")
+    start_for_demo: Callable[..., Any] | None = getattr(
+        devstripe, "start_for_demo", None
+    )
+    if start_for_demo is not None:
+        handle = start_for_demo(webhook_url, settings.STRIPE_WEBHOOK_SECRET)
+        try:
+            yield handle if isinstance(handle, str) else str(handle.url)
+        finally:
+            stop = getattr(handle, "stop", None) or getattr(handle, "terminate", None)
+            if stop is not None:
+                stop()
+        return
+    port = _free_port()
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "checkout.devstripe", "--port", str(port)],
+        cwd=settings.BASE_DIR,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+    try:
+        if not _wait_for_port(port):
+            raise CommandError("localstripe did not start on 127.0.0.1.")
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+@contextlib.contextmanager
+def _sweeper() -> Iterator[bool]:
+    """The checkout sweeper in a daemon thread, when the checkout app has one."""
+    try:
+        sweeper = importlib.import_module("checkout.sweeper")
+    except ImportError:
+        yield False
+        return
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=sweeper.run,
+        kwargs={"interval": SWEEP_INTERVAL_SECONDS, "stop": stop},
+        name="showfloor-sweeper",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield True
+    finally:
+        stop.set()
+        thread.join(timeout=SWEEP_INTERVAL_SECONDS + 5)
+
+
+def _webhook_path() -> str:
+    for name in ("checkout:stripe_webhook", "stripe_webhook", "checkout_webhook"):
+        with contextlib.suppress(NoReverseMatch):
+            return reverse(name)
+    return "/api/stripe/webhook"
+
+
+class Command(BaseCommand):
+    help = (
+        "Run Showfloor's embedded demo on 127.0.0.1: migrate, seed a brand and a "
+        "show, start localstripe and the sweeper, serve with Daphne."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--no-serve",
+            action="store_true",
+            help="Migrate and seed, then exit (no server).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        port: int = options["port"]
+        (settings.BASE_DIR / "var").mkdir(exist_ok=True)
+        # WhiteNoise also serves collected files from here when there are any.
+        settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+        self.stdout.write("Preparing the database…")
+        call_command("migrate", interactive=False, verbosity=0)
+        data = demo.seed_demo()
+        if options["no_serve"]:
+            self.stdout.write(self.style.SUCCESS("Demo data is ready."))
+            return
+        if not _port_is_free(port):
+            raise CommandError(
+                f"Port {port} on 127.0.0.1 is in use; pick another with --port."
+            )
+
+        base = f"http://{LOOPBACK}:{port}"
+        settings.SHOWFLOOR_MEDIA_ADDRESSES = [LOOPBACK]
+        settings.SHOWFLOOR_PUBLIC_URL = base
+        with _localstripe(base + _webhook_path()) as stripe_url, _sweeper() as sweeping:
+            settings.STRIPE_API_BASE = stripe_url
+            self._announce(data, base, stripe_url, sweeping)
+            self._serve(port)
+        self.stdout.write("Stopped.")
+
+    def _announce(
+        self, data: demo.DemoData, base: str, stripe_url: str, sweeping: bool
+    ) -> None:
+        show, private = data.show, data.private_show
+        write = self.stdout.write
+        write("")
+        write(self.style.SUCCESS("Showfloor demo is running."))
+        write(f"  Viewer page:  {base}/shows/{show.slug}/")
+        write(f"  Host studio:  {base}/shows/{show.slug}/studio/")
+        write(f"  Admin:        {base}/admin/")
+        write(
+            f"  Private show: {base}/shows/{private.slug}/ "
+            f"(access code {demo.PRIVATE_SHOW_CODE})"
+        )
+        write(f"  Home:         {base}/")
+        write("")
+        write(f"  Logins (password “{demo.DEMO_PASSWORD}” for all):")
+        write(f"    host       {data.host.email}")
+        write(f"    moderator  {data.moderator.email}")
+        write(f"    viewer     {data.viewer.email}")
+        write(f"    admin      {data.admin.email}")
+        write("")
+        write(f"  Payments go to localstripe at {stripe_url} (test cards only).")
+        if not sweeping:
+            write("  (No sweeper in this version: expired holds wait for one.)")
+        write("  Press Ctrl-C to stop.")
+        write("")
+        self.stdout.flush()
+
+    def _serve(self, port: int) -> None:
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server
+
+        from config.asgi import application
+
+        Server(
+            application=application,
+            endpoints=build_endpoint_description_strings(host=LOOPBACK, port=port),
+            signal_handlers=True,
+            verbosity=0,
+        ).run()
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
