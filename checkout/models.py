@@ -1,1 +1,353 @@
-"""Orders, stock holds, payments and webhook events (see DESIGN.md §6)."""
+"""Orders, stock holds, payments and webhook events (see docs/checkout.md).
+
+Money is integer minor units (``*_minor``, never negative) beside an ISO
+currency. No card data is stored: a payment keeps Stripe's ids and amounts, a
+saved card keeps Stripe's payment-method id with the brand and last four digits
+that Stripe returns for display.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from checkout.money import Money
+
+
+class FlashSale(models.Model):
+    """A countdown sale on a pinned product: a price, a window and a per-buyer
+    limit. The server clock decides whether it is open."""
+
+    show = models.ForeignKey(
+        "shows.Show", on_delete=models.CASCADE, related_name="flash_sales"
+    )
+    product = models.ForeignKey(
+        "shows.Product", on_delete=models.CASCADE, related_name="+"
+    )
+    price_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    per_buyer_limit = models.PositiveIntegerField()
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    # Set once ``sale.ended`` went out; an open sale has it NULL.
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(price_minor__gte=0), name="sale_price_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(per_buyer_limit__gte=1), name="sale_limit_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("starts_at")), name="sale_ends_after_start"
+            ),
+            models.UniqueConstraint(
+                fields=["show", "product"],
+                condition=Q(closed_at__isnull=True),
+                name="sale_one_open_per_product",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Sale of {self.product_id} in {self.show_id}"
+
+    @property
+    def price(self) -> Money:
+        return Money(self.price_minor, self.currency)
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        RESERVED = "reserved", _("Reserved")
+        PAID = "paid", _("Paid")
+        FULFILLED = "fulfilled", _("Fulfilled")
+        EXPIRED = "expired", _("Expired")
+        FAILED = "failed", _("Payment failed")
+        CANCELLED = "cancelled", _("Cancelled")
+        REFUNDED = "refunded", _("Refunded")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    show = models.ForeignKey(
+        "shows.Show", on_delete=models.PROTECT, related_name="orders"
+    )
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="orders",
+    )
+    email = models.EmailField(blank=True)
+    # The guest's session, so their sockets get ``order.updated``.
+    session_key = models.CharField(max_length=40, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.RESERVED
+    )
+    total_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    # "<buyer scope>:<Idempotency-Key header>": one order per key and buyer.
+    idempotency_key = models.CharField(max_length=160, unique=True)
+    sale = models.ForeignKey(
+        FlashSale,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="orders",
+    )
+    save_card = models.BooleanField(default=False)
+    # Social proof: the city is kept only when the buyer opted in.
+    proof_city = models.CharField(max_length=60, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(total_minor__gte=0), name="order_total_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(buyer__isnull=False) | ~Q(email=""),
+                name="order_has_buyer_or_email",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "reserved",
+                        "paid",
+                        "fulfilled",
+                        "expired",
+                        "failed",
+                        "cancelled",
+                        "refunded",
+                    ]
+                ),
+                name="order_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["show", "-id"], name="order_show_recent"),
+            models.Index(fields=["sale", "buyer"], name="order_sale_buyer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order {self.public_id} ({self.status})"
+
+    @property
+    def total(self) -> Money:
+        return Money(self.total_minor, self.currency)
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    variant = models.ForeignKey(
+        "shows.Variant", on_delete=models.PROTECT, related_name="+"
+    )
+    # What the buyer saw, kept even if the catalogue changes later.
+    product_name = models.CharField(max_length=200)
+    variant_name = models.CharField(max_length=120, blank=True)
+    quantity = models.PositiveIntegerField()
+    unit_price_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gte=1), name="order_line_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(unit_price_minor__gte=0),
+                name="order_line_price_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.product_name}"
+
+
+class StockHold(models.Model):
+    """Units taken out of ``Variant.stock_available`` for a reserved order."""
+
+    class Status(models.TextChoices):
+        HELD = "held", _("Held")
+        CONSUMED = "consumed", _("Sold")
+        RELEASED = "released", _("Returned to stock")
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="holds")
+    variant = models.ForeignKey(
+        "shows.Variant", on_delete=models.PROTECT, related_name="+"
+    )
+    quantity = models.PositiveIntegerField()
+    expires_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.HELD
+    )
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gte=1), name="hold_quantity_positive"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status="held"),
+                name="hold_open_by_expiry",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} of {self.variant_id} until {self.expires_at}"
+
+
+class Payment(models.Model):
+    """One provider payment (a Stripe PaymentIntent) per order."""
+
+    class Status(models.TextChoices):
+        CREATING = "creating", _("Creating")
+        REQUIRES_PAYMENT_METHOD = "requires_payment_method", _("Awaiting card")
+        REQUIRES_ACTION = "requires_action", _("Awaiting 3-D Secure")
+        PROCESSING = "processing", _("Processing")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELED = "canceled", _("Canceled")
+
+    order = models.OneToOneField(
+        Order, on_delete=models.CASCADE, related_name="payment"
+    )
+    provider = models.CharField(max_length=16, default="stripe")
+    intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    status = models.CharField(
+        max_length=32, choices=Status.choices, default=Status.CREATING
+    )
+    amount_minor = models.BigIntegerField()
+    captured_minor = models.BigIntegerField(default=0)
+    refunded_minor = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3)
+    failure_code = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_minor__gte=0)
+                & Q(captured_minor__gte=0)
+                & Q(refunded_minor__gte=0),
+                name="payment_amounts_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_minor__lte=F("captured_minor")),
+                name="payment_refund_within_captured",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.intent_id or '(creating)'} {self.status}"
+
+
+class Refund(models.Model):
+    payment = models.ForeignKey(
+        Payment, on_delete=models.CASCADE, related_name="refunds"
+    )
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    provider_refund_id = models.CharField(max_length=255, unique=True)
+    reason = models.CharField(max_length=200, blank=True)
+    automatic = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_minor__gt=0), name="refund_amount_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund {self.amount_minor} {self.currency}"
+
+
+class WebhookEvent(models.Model):
+    """Every provider event received, once: a repeat delivery hits the unique id."""
+
+    class Status(models.TextChoices):
+        PROCESSED = "processed", _("Processed")
+        IGNORED = "ignored", _("Ignored")
+
+    provider = models.CharField(max_length=16, default="stripe")
+    provider_event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.provider_event_id}"
+
+
+class OrderTransition(models.Model):
+    """The order's history: every status change, for support and the admin."""
+
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="transitions"
+    )
+    from_status = models.CharField(max_length=16)
+    to_status = models.CharField(max_length=16)
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status} → {self.to_status}"
+
+
+class SavedCard(models.Model):
+    """A signed-in buyer's Stripe customer and the card they chose to keep."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_card"
+    )
+    customer_id = models.CharField(max_length=255, unique=True)
+    payment_method_id = models.CharField(max_length=255, blank=True)
+    brand = models.CharField(max_length=32, blank=True)
+    last4 = models.CharField(max_length=4, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.brand} ••{self.last4}" if self.last4 else self.customer_id
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.payment_method_id)

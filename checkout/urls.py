@@ -1,5 +1,16 @@
-"""Checkout API and the Stripe webhook: DESIGN.md §6."""
+"""Checkout API and the Stripe webhook: docs/checkout.md."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from checkout import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("api/shows/<slug:slug>/orders", views.orders, name="checkout_orders"),
+    path("api/shows/<slug:slug>/sales", views.sale_start, name="checkout_sale_start"),
+    path("api/orders/<uuid:public_id>", views.order_detail, name="checkout_order"),
+    path("api/orders/<uuid:public_id>/pay", views.order_pay, name="checkout_pay"),
+    path(
+        "api/orders/<uuid:public_id>/cancel", views.order_cancel, name="checkout_cancel"
+    ),
+    path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
+]

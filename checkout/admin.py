@@ -1,0 +1,292 @@
+"""Admin: orders with their lines, holds, payment, refunds and events; full and
+partial refunds through the gateway; CSV export."""
+
+from __future__ import annotations
+
+import csv
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from babel.numbers import get_currency_precision
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.translation import gettext as _
+
+from checkout import services
+from checkout.exceptions import CheckoutError
+from checkout.models import (
+    FlashSale,
+    Order,
+    OrderLine,
+    OrderTransition,
+    Payment,
+    Refund,
+    StockHold,
+    WebhookEvent,
+)
+from checkout.money import Money
+
+
+class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class LineInline(ReadOnlyInline):
+    model = OrderLine
+    fields = [
+        "product_name",
+        "variant_name",
+        "quantity",
+        "unit_price_minor",
+        "currency",
+    ]
+
+
+class HoldInline(ReadOnlyInline):
+    model = StockHold
+    fields = ["variant", "quantity", "status", "expires_at", "settled_at"]
+
+
+class PaymentInline(ReadOnlyInline):
+    model = Payment
+    fields = [
+        "provider",
+        "intent_id",
+        "status",
+        "amount_minor",
+        "captured_minor",
+        "refunded_minor",
+        "currency",
+        "failure_code",
+    ]
+
+
+class TransitionInline(ReadOnlyInline):
+    model = OrderTransition
+    fields = ["created_at", "from_status", "to_status", "reason"]
+    readonly_fields = ["created_at"]
+
+
+class EventInline(ReadOnlyInline):
+    model = WebhookEvent
+    fields = ["received_at", "type", "provider_event_id", "status"]
+    readonly_fields = ["received_at"]
+
+
+class RefundForm(forms.Form):
+    amount = forms.DecimalField(
+        min_value=Decimal("0.01"), decimal_places=3, label=_("Amount")
+    )
+    reason = forms.CharField(max_length=200, required=False, label=_("Reason"))
+
+
+CSV_COLUMNS = [
+    "order",
+    "created_at",
+    "status",
+    "show",
+    "buyer_email",
+    "items",
+    "total_minor",
+    "currency",
+    "captured_minor",
+    "refunded_minor",
+    "payment_intent",
+]
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = [
+        "public_id",
+        "show",
+        "status",
+        "total_display",
+        "email",
+        "created_at",
+    ]
+    list_filter = ["status", "show"]
+    search_fields = ["public_id", "email", "payment__intent_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["show"]
+    readonly_fields = [
+        "public_id",
+        "show",
+        "buyer",
+        "email",
+        "status",
+        "total_minor",
+        "currency",
+        "idempotency_key",
+        "sale",
+        "proof_city",
+        "created_at",
+        "paid_at",
+    ]
+    exclude = ["session_key", "save_card"]
+    inlines = [LineInline, HoldInline, PaymentInline, TransitionInline, EventInline]
+    actions = ["export_csv", "refund_in_full"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description=_("Total"), ordering="total_minor")
+    def total_display(self, order: Order) -> str:
+        return Money(order.total_minor, order.currency).format()
+
+    @admin.action(description=_("Export selected orders as CSV"))
+    def export_csv(
+        self, request: HttpRequest, queryset: QuerySet[Order]
+    ) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="orders.csv"'
+        writer = csv.writer(response)
+        writer.writerow(CSV_COLUMNS)
+        rows = queryset.select_related("show", "payment").prefetch_related("lines")
+        for order in rows.order_by("id"):
+            payment = getattr(order, "payment", None)
+            writer.writerow(
+                [
+                    str(order.public_id),
+                    order.created_at.isoformat(),
+                    order.status,
+                    order.show.slug,
+                    _csv_safe(order.email),
+                    _csv_safe(
+                        "; ".join(
+                            f"{line.quantity} x {line.product_name}"
+                            for line in order.lines.all()
+                        )
+                    ),
+                    order.total_minor,
+                    order.currency,
+                    payment.captured_minor if payment else 0,
+                    payment.refunded_minor if payment else 0,
+                    (payment.intent_id or "") if payment else "",
+                ]
+            )
+        return response
+
+    @admin.action(description=_("Refund selected orders in full"))
+    def refund_in_full(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        for order in queryset:
+            try:
+                services.order_refund(order=order, by=request.user, reason="admin")  # type: ignore[arg-type]
+            except CheckoutError as exc:
+                self.message_user(
+                    request, f"{order.public_id}: {exc.message}", messages.ERROR
+                )
+            else:
+                self.message_user(request, _("Refunded %s") % order.public_id)
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<path:object_id>/refund/",
+                self.admin_site.admin_view(self.refund_view),
+                name="checkout_order_refund",
+            )
+        ]
+        return own + super().get_urls()
+
+    def refund_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """A full or partial refund of one order."""
+        if not self.has_change_permission(request):
+            return HttpResponse(status=403)
+        order = get_object_or_404(Order.objects.select_related("payment"), pk=object_id)
+        payment = getattr(order, "payment", None)
+        refundable = (payment.captured_minor - payment.refunded_minor) if payment else 0
+        digits = get_currency_precision(order.currency)
+        form = RefundForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                minor = Decimal(form.cleaned_data["amount"]).scaleb(digits)
+                if minor != minor.to_integral_value():
+                    raise InvalidOperation
+                services.order_refund(
+                    order=order,
+                    amount_minor=int(minor),
+                    reason=form.cleaned_data["reason"],
+                    by=request.user,  # type: ignore[arg-type]
+                )
+            except InvalidOperation:
+                form.add_error(
+                    "amount", _("Too many decimal places for %s.") % order.currency
+                )
+            except CheckoutError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, _("Refund sent."))
+                return HttpResponseRedirect(
+                    reverse("admin:checkout_order_change", args=[order.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Refund order %s") % order.public_id,
+            "order": order,
+            "form": form,
+            "refundable": Money(refundable, order.currency).format(),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/checkout/order/refund.html", context)
+
+
+def _csv_safe(text: str) -> str:
+    """Keep spreadsheet apps from running a cell as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@admin.register(Refund)
+class RefundAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = [
+        "provider_refund_id",
+        "payment",
+        "amount_minor",
+        "currency",
+        "automatic",
+        "created_at",
+    ]
+    readonly_fields = [f.name for f in Refund._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["received_at", "type", "provider_event_id", "status", "order"]
+    list_filter = ["type", "status"]
+    readonly_fields = [f.name for f in WebhookEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(FlashSale)
+class FlashSaleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = [
+        "show",
+        "product",
+        "price_minor",
+        "currency",
+        "per_buyer_limit",
+        "starts_at",
+        "ends_at",
+        "closed_at",
+    ]
+    readonly_fields = [f.name for f in FlashSale._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

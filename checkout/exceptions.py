@@ -1,0 +1,133 @@
+"""Checkout's domain errors: a stable ``code`` and a message people can read."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+from shows.exceptions import ShowfloorError
+
+
+class CheckoutError(ShowfloorError):
+    """Base of checkout refusals; ``status`` is the HTTP status an API answers with."""
+
+    code = "checkout_error"
+    status = 400
+    default_message = _("The order could not be placed.")
+
+
+class SoldOut(CheckoutError):
+    code = "sold_out"
+    status = 409
+    default_message = _("Sold out: every unit is sold or held by another buyer.")
+
+
+class ShowNotLive(CheckoutError):
+    code = "show_not_live"
+    status = 409
+    default_message = _("You can buy while the show is live.")
+
+
+class NotPinned(CheckoutError):
+    code = "not_pinned"
+    status = 409
+    default_message = _("That product is not pinned in this show right now.")
+
+
+class UnknownVariant(CheckoutError):
+    code = "unknown_variant"
+    status = 404
+    default_message = _("That product option does not exist in this show.")
+
+
+class QuantityInvalid(CheckoutError):
+    code = "invalid_quantity"
+    status = 400
+    default_message = _("Choose a quantity of at least one.")
+
+
+class OverBuyerLimit(CheckoutError):
+    code = "over_limit"
+    status = 409
+    default_message = _("That is more than one buyer may take.")
+
+
+class EmailRequired(CheckoutError):
+    code = "email_required"
+    status = 400
+    default_message = _("Enter your email address to buy as a guest.")
+
+
+class IdempotencyKeyInvalid(CheckoutError):
+    code = "idempotency_key_invalid"
+    status = 400
+    default_message = _(
+        "The request needs an Idempotency-Key header (8 to 64 characters)."
+    )
+
+
+class OrderNotFound(CheckoutError):
+    code = "order_not_found"
+    status = 404
+    default_message = _("There is no such order.")
+
+
+class OrderNotPayable(CheckoutError):
+    code = "order_not_payable"
+    status = 409
+    default_message = _("This order can no longer be paid.")
+
+
+class NoSavedCard(CheckoutError):
+    code = "no_saved_card"
+    status = 409
+    default_message = _("There is no saved card for this account.")
+
+
+class PaymentDeclined(CheckoutError):
+    code = "payment_declined"
+    status = 402
+    default_message = _("The card was declined. Try another card.")
+
+
+class PaymentMethodUnavailable(CheckoutError):
+    code = "payment_method_unavailable"
+    status = 400
+    default_message = _("That way of paying is not available here.")
+
+
+class PaymentProviderError(CheckoutError):
+    code = "payment_provider_error"
+    status = 502
+    default_message = _("The payment service did not answer. Please try again.")
+
+
+class RefundTooLarge(CheckoutError):
+    code = "refund_too_large"
+    status = 400
+    default_message = _(
+        "A refund cannot exceed what was captured and not yet refunded."
+    )
+
+
+class NotRefundable(CheckoutError):
+    code = "not_refundable"
+    status = 409
+    default_message = _("Only paid orders can be refunded.")
+
+
+class NotAHost(CheckoutError):
+    code = "forbidden"
+    status = 403
+    default_message = _("Only the brand's hosts may do that.")
+
+
+class SaleInvalid(CheckoutError):
+    code = "sale_invalid"
+    status = 400
+    default_message = _("The sale needs a price, a duration and a per-buyer limit.")
+
+
+class SaleRunning(CheckoutError):
+    code = "sale_running"
+    status = 409
+    default_message = _("A sale on this product is already running.")

@@ -1,0 +1,28 @@
+"""Every write of the checkout: orders and payments, flash sales, refunds."""
+
+from checkout.services.orders import (
+    Buyer,
+    PayResult,
+    order_cancel,
+    order_create,
+    order_expire_due,
+    order_mark_failed,
+    order_mark_paid,
+    order_pay,
+)
+from checkout.services.refunds import order_refund
+from checkout.services.sales import sale_close_due, sale_start
+
+__all__ = [
+    "Buyer",
+    "PayResult",
+    "order_cancel",
+    "order_create",
+    "order_expire_due",
+    "order_mark_failed",
+    "order_mark_paid",
+    "order_pay",
+    "order_refund",
+    "sale_close_due",
+    "sale_start",
+]

@@ -1,0 +1,743 @@
+"""Orders: reserve stock, take payment once, move forward through the states.
+
+Lock order everywhere: the order row, then stock-hold and variant rows. No
+Stripe call runs inside a transaction; the gateway is called before or after.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from checkout import selectors
+from checkout import stripe_gateway as gateway
+from checkout.exceptions import (
+    EmailRequired,
+    IdempotencyKeyInvalid,
+    NoSavedCard,
+    NotPinned,
+    OrderNotFound,
+    OrderNotPayable,
+    OverBuyerLimit,
+    PaymentDeclined,
+    PaymentMethodUnavailable,
+    PaymentProviderError,
+    QuantityInvalid,
+    ShowNotLive,
+    SoldOut,
+    UnknownVariant,
+)
+from checkout.models import (
+    FlashSale,
+    Order,
+    OrderLine,
+    OrderTransition,
+    Payment,
+    Refund,
+    SavedCard,
+    StockHold,
+)
+from live import events
+from shows.models import Show, User, Variant
+
+logger = logging.getLogger(__name__)
+
+S = Order.Status
+# Where each status may go. Nothing moves backwards, so webhooks delivered in
+# any order, any number of times, end in the same state. A payment that
+# succeeds after its hold ended still wins: it takes the stock again or is
+# refunded.
+NEXT: dict[str, frozenset[str]] = {
+    S.RESERVED: frozenset({S.PAID, S.EXPIRED, S.FAILED, S.CANCELLED}),
+    S.EXPIRED: frozenset({S.PAID, S.REFUNDED}),
+    S.FAILED: frozenset({S.PAID, S.REFUNDED}),
+    S.CANCELLED: frozenset({S.PAID, S.REFUNDED}),
+    S.PAID: frozenset({S.FULFILLED, S.REFUNDED}),
+    S.FULFILLED: frozenset({S.REFUNDED}),
+    S.REFUNDED: frozenset(),
+}
+CLOSED_UNPAID = (S.EXPIRED, S.FAILED, S.CANCELLED)
+INTENT_WAIT_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Buyer:
+    """Who buys: a signed-in user, or a guest known by session and email."""
+
+    user: User | None
+    session_key: str = ""
+    email: str = ""
+
+    @property
+    def signed_in(self) -> bool:
+        return self.user is not None and self.user.is_authenticated
+
+    @property
+    def scope(self) -> str:
+        return f"u{self.user.pk}" if self.signed_in else f"s{self.session_key}"  # type: ignore[union-attr]
+
+    def line_filter(self) -> dict[str, Any]:
+        """Keyword filter on ``OrderLine`` for this buyer's orders."""
+        if self.signed_in:
+            return {"order__buyer": self.user}
+        return {"order__buyer__isnull": True, "order__session_key": self.session_key}
+
+
+@dataclass(frozen=True)
+class OrderPlaced:
+    order: Order
+    client_secret: str
+    expires_at: datetime | None
+    created: bool
+
+
+@dataclass(frozen=True)
+class PayResult:
+    order: Order
+    # "paid", "requires_action" (3-D Secure in the browser) or "processing".
+    outcome: str
+    client_secret: str = ""
+
+
+# --- Events ---------------------------------------------------------------
+
+
+def _recipient(order: Order) -> str | None:
+    if order.buyer_id:
+        return events.user_recipient(order.buyer_id)
+    if order.session_key:
+        return events.session_recipient(order.session_key)
+    return None
+
+
+def _notify_order(order: Order) -> None:
+    recipient = _recipient(order)
+    if recipient is None:
+        return
+    events.notify(
+        order.show_id,
+        recipient,
+        {
+            "type": events.ORDER_UPDATED,
+            "order_id": str(order.public_id),
+            "status": order.status,
+            "total_minor": order.total_minor,
+            "currency": order.currency,
+        },
+    )
+
+
+def _broadcast_stock(show_id: int, variant_id: int) -> None:
+    variant = Variant.objects.values("product_id", "stock_available").get(pk=variant_id)
+    events.broadcast(
+        show_id,
+        {
+            "type": events.STOCK_CHANGED,
+            "variant_id": variant_id,
+            "product_id": variant["product_id"],
+            "stock_available": variant["stock_available"],
+        },
+    )
+
+
+def _broadcast_purchase(order: Order) -> None:
+    line = order.lines.select_related("variant").first()
+    if line is None:
+        return
+    events.broadcast_ephemeral(
+        order.show_id,
+        {
+            "type": events.PURCHASE_MADE,
+            "product_id": line.variant.product_id,
+            "product_name": line.product_name,
+            "quantity": line.quantity,
+            # Only what the buyer chose to share; never a name or an email.
+            "city": order.proof_city or None,
+        },
+    )
+
+
+# --- Transitions ----------------------------------------------------------
+
+
+def _move(order: Order, target: str, reason: str) -> bool:
+    """Move a row-locked order to ``target`` if that is forward; log and notify."""
+    if target not in NEXT[order.status]:
+        return False
+    now = timezone.now()
+    fields: dict[str, Any] = {"status": target, "updated_at": now}
+    if target == S.PAID:
+        fields["paid_at"] = now
+    Order.objects.filter(pk=order.pk).update(**fields)
+    OrderTransition.objects.create(
+        order=order, from_status=order.status, to_status=target, reason=reason[:200]
+    )
+    order.status = target
+    if target == S.PAID:
+        order.paid_at = now
+    _notify_order(order)
+    return True
+
+
+def _release_holds(order: Order) -> None:
+    """Give a closed order's held units back to stock (once per hold)."""
+    now = timezone.now()
+    for hold in StockHold.objects.filter(order=order, status=StockHold.Status.HELD):
+        released = StockHold.objects.filter(
+            pk=hold.pk, status=StockHold.Status.HELD
+        ).update(status=StockHold.Status.RELEASED, settled_at=now)
+        if released:
+            Variant.objects.filter(pk=hold.variant_id).update(
+                stock_available=F("stock_available") + hold.quantity
+            )
+            _broadcast_stock(order.show_id, hold.variant_id)
+
+
+def _retake_stock(order: Order) -> bool:
+    """Take the order's units again for a payment that arrived after its hold
+    ended; all lines or none."""
+    now = timezone.now()
+    lines = list(order.lines.all())
+    try:
+        with transaction.atomic():
+            for line in lines:
+                taken = Variant.objects.filter(
+                    pk=line.variant_id, stock_available__gte=line.quantity
+                ).update(stock_available=F("stock_available") - line.quantity)
+                if not taken:
+                    raise SoldOut()
+                StockHold.objects.create(
+                    order=order,
+                    variant_id=line.variant_id,
+                    quantity=line.quantity,
+                    expires_at=now,
+                    status=StockHold.Status.CONSUMED,
+                    settled_at=now,
+                )
+    except SoldOut:
+        return False
+    for line in lines:
+        _broadcast_stock(order.show_id, line.variant_id)
+    return True
+
+
+def _payment_for(intent: gateway.Intent) -> Payment | None:
+    payment = Payment.objects.filter(intent_id=intent.id).first()
+    if payment is None and intent.order_ref:
+        # The webhook can outrun the request that stores the intent id.
+        try:
+            payment = Payment.objects.filter(order__public_id=intent.order_ref).first()
+        except ValidationError:
+            return None
+        if payment is not None and payment.intent_id not in (None, intent.id):
+            return None
+    return payment
+
+
+def order_mark_paid(*, intent: gateway.Intent, reason: str = "") -> Order | None:
+    """Record a succeeded PaymentIntent: the hold becomes a sale and the order
+    ``paid``. If the hold had already ended, take the stock again, or refund the
+    payment automatically when the stock is gone. A no-op when already applied.
+    Broadcasts ``order.updated`` and ``purchase.made`` (and ``stock.changed``
+    when stock moved)."""
+    payment = _payment_for(intent)
+    if payment is None:
+        logger.warning("succeeded intent %s matches no order", intent.id)
+        return None
+    captured = intent.amount_received_minor or intent.amount_minor
+    late_refund = 0
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=payment.order_id)
+        Payment.objects.filter(pk=payment.pk).update(
+            intent_id=intent.id,
+            status=Payment.Status.SUCCEEDED,
+            captured_minor=captured,
+            updated_at=timezone.now(),
+        )
+        if order.status == S.RESERVED:
+            StockHold.objects.filter(order=order, status=StockHold.Status.HELD).update(
+                status=StockHold.Status.CONSUMED, settled_at=timezone.now()
+            )
+            _move(order, S.PAID, reason or "payment succeeded")
+            _broadcast_purchase(order)
+        elif order.status in CLOSED_UNPAID:
+            if _retake_stock(order):
+                _move(order, S.PAID, "payment succeeded after the hold ended")
+                _broadcast_purchase(order)
+            else:
+                # Reserve the whole amount for the refund under the constraint
+                # refunded <= captured; the refund call happens after commit.
+                Payment.objects.filter(pk=payment.pk, refunded_minor=0).update(
+                    refunded_minor=captured
+                )
+                _move(order, S.REFUNDED, "paid after the hold ended; sold out")
+                late_refund = captured
+    if late_refund:
+        _refund_late(order=order, intent_id=intent.id, amount_minor=late_refund)
+    if order.save_card and order.buyer_id and intent.customer_id:
+        _remember_card(order=order, intent=intent)
+    return order
+
+
+def _refund_late(*, order: Order, intent_id: str, amount_minor: int) -> None:
+    try:
+        refund_id = gateway.refund_create(
+            intent_id=intent_id,
+            amount_minor=amount_minor,
+            idempotency_key=f"showfloor-order-{order.public_id}-late-refund",
+        )
+    except gateway.GatewayError:
+        logger.error(
+            "automatic refund of order %s failed; refund it from the admin",
+            order.public_id,
+        )
+        return
+    Refund.objects.get_or_create(
+        provider_refund_id=refund_id,
+        defaults={
+            "payment_id": order.payment.pk,
+            "amount_minor": amount_minor,
+            "currency": order.currency,
+            "reason": "paid after the hold ended; sold out",
+            "automatic": True,
+        },
+    )
+
+
+def _remember_card(*, order: Order, intent: gateway.Intent) -> None:
+    """Keep the card a signed-in buyer asked to save (Stripe's id, brand, last 4)."""
+    if not intent.payment_method_id or order.buyer_id is None:
+        return
+    try:
+        card = gateway.payment_method_card(intent.payment_method_id)
+    except gateway.GatewayError:
+        return
+    SavedCard.objects.filter(
+        user_id=order.buyer_id, customer_id=intent.customer_id
+    ).update(
+        payment_method_id=card.payment_method_id, brand=card.brand, last4=card.last4
+    )
+
+
+def _close_unpaid(
+    *, intent: gateway.Intent | None, order: Order | None, target: str, reason: str
+) -> Order | None:
+    if order is None:
+        payment = _payment_for(intent) if intent is not None else None
+        if payment is None:
+            return None
+        order_id = payment.order_id
+    else:
+        order_id = order.pk
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order_id)
+        if intent is not None:
+            status = (
+                Payment.Status.CANCELED
+                if target == S.CANCELLED
+                else Payment.Status.FAILED
+            )
+            Payment.objects.filter(order_id=order_id).exclude(
+                status=Payment.Status.SUCCEEDED
+            ).update(
+                status=status,
+                failure_code=intent.error_code[:64],
+                updated_at=timezone.now(),
+            )
+        if locked.status == S.RESERVED:
+            _release_holds(locked)
+            _move(locked, target, reason)
+    return locked
+
+
+def order_mark_failed(*, intent: gateway.Intent, reason: str = "") -> Order | None:
+    """A declined or failed payment: a reserved order becomes ``failed`` and its
+    stock returns. A no-op for an order that already moved on."""
+    return _close_unpaid(
+        intent=intent, order=None, target=S.FAILED, reason=reason or "payment failed"
+    )
+
+
+def order_mark_cancelled(*, intent: gateway.Intent) -> Order | None:
+    """The PaymentIntent was cancelled: the reserved order is ``cancelled``."""
+    return _close_unpaid(
+        intent=intent, order=None, target=S.CANCELLED, reason="payment cancelled"
+    )
+
+
+def _cancel_intent_after_close(order: Order) -> None:
+    """Cancel the order's PaymentIntent; if it turns out to have succeeded
+    meanwhile, record the (late) payment."""
+    intent_id = (
+        Payment.objects.filter(order=order).values_list("intent_id", flat=True).first()
+    )
+    if not intent_id:
+        return
+    try:
+        intent = gateway.intent_cancel(intent_id)
+    except gateway.GatewayError:
+        logger.warning(
+            "could not cancel intent %s of order %s", intent_id, order.public_id
+        )
+        return
+    if intent.status == "succeeded":
+        order_mark_paid(intent=intent, reason="payment succeeded as the hold ended")
+
+
+def order_cancel(*, order: Order, reason: str = "cancelled by the buyer") -> Order:
+    """The buyer closed the sheet: a reserved order is ``cancelled``, its stock
+    returns and its PaymentIntent is cancelled. Broadcasts ``stock.changed`` and
+    ``order.updated``."""
+    closed = _close_unpaid(intent=None, order=order, target=S.CANCELLED, reason=reason)
+    if closed is None:
+        raise OrderNotFound()
+    if closed.status == S.CANCELLED:
+        _cancel_intent_after_close(closed)
+        closed.refresh_from_db()
+    return closed
+
+
+def order_expire_due(*, now: datetime | None = None, limit: int = 200) -> int:
+    """Expire reserved orders whose hold ran out: stock returns, the
+    PaymentIntent is cancelled. Returns how many orders expired."""
+    now = now or timezone.now()
+    due = list(
+        StockHold.objects.filter(
+            status=StockHold.Status.HELD, expires_at__lte=now, order__status=S.RESERVED
+        )
+        .values_list("order_id", flat=True)
+        .distinct()[:limit]
+    )
+    expired = 0
+    for order_id in due:
+        with transaction.atomic():
+            order = (
+                Order.objects.select_for_update(skip_locked=True)
+                .filter(pk=order_id, status=S.RESERVED)
+                .first()
+            )
+            if order is None:
+                continue
+            _release_holds(order)
+            _move(order, S.EXPIRED, "hold expired")
+        expired += 1
+        _cancel_intent_after_close(order)
+    return expired
+
+
+# --- Placing an order -----------------------------------------------------
+
+
+def _clean_key(raw: str | None) -> str:
+    key = (raw or "").strip()
+    if not 8 <= len(key) <= 64 or not key.isascii() or not key.isprintable():
+        raise IdempotencyKeyInvalid()
+    return key
+
+
+def _lock_buyer_in_sale(sale: FlashSale, scope: str) -> None:
+    """Serialize one buyer's orders in a sale, so the per-buyer count is exact."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)",
+                [sale.pk % 2**31, zlib.crc32(scope.encode()) - 2**31],
+            )
+    else:
+        FlashSale.objects.select_for_update().filter(pk=sale.pk).first()
+
+
+def _existing(full_key: str) -> Order | None:
+    return (
+        Order.objects.select_related("payment").filter(idempotency_key=full_key).first()
+    )
+
+
+def _replay(order: Order) -> OrderPlaced:
+    """The answer for a repeated Idempotency-Key: the same order."""
+    client_secret = ""
+    payment = _wait_for_intent(order, wait=order.status == S.RESERVED)
+    if payment is not None and payment.intent_id and order.status == S.RESERVED:
+        try:
+            client_secret = gateway.intent_retrieve(payment.intent_id).client_secret
+        except gateway.GatewayError:
+            client_secret = ""
+    hold = order.holds.order_by("id").first()
+    return OrderPlaced(
+        order=order,
+        client_secret=client_secret,
+        expires_at=hold.expires_at if hold else None,
+        created=False,
+    )
+
+
+def _customer_for(user: User) -> str:
+    card = SavedCard.objects.filter(user=user).first()
+    if card is not None:
+        return card.customer_id
+    customer_id = gateway.customer_create(
+        email=user.email, idempotency_key=f"showfloor-user-{user.pk}-customer"
+    )
+    card, _ = SavedCard.objects.get_or_create(
+        user=user, defaults={"customer_id": customer_id}
+    )
+    return card.customer_id
+
+
+def order_create(
+    *,
+    show: Show,
+    buyer: Buyer,
+    variant_id: int,
+    quantity: int,
+    idempotency_key: str | None,
+    save_card: bool = False,
+    proof_city: str = "",
+) -> OrderPlaced:
+    """Reserve ``quantity`` of a pinned variant for ``buyer`` and open a
+    PaymentIntent for it.
+
+    One conditional UPDATE moves the stock into a hold that expires after
+    ``SHOWFLOOR_HOLD_SECONDS``; the order starts ``reserved``. The same
+    Idempotency-Key from the same buyer returns the same order. During a flash
+    sale the sale price applies and the per-buyer limit counts earlier orders.
+
+    Raises ``SoldOut``, ``ShowNotLive``, ``UnknownVariant``, ``NotPinned``,
+    ``QuantityInvalid``, ``OverBuyerLimit``, ``EmailRequired``,
+    ``IdempotencyKeyInvalid`` or ``PaymentProviderError`` (the order is then
+    failed and its stock back). Broadcasts ``stock.changed`` and, to the buyer,
+    ``order.updated``.
+    """
+    key = _clean_key(idempotency_key)
+    email = buyer.user.email if buyer.signed_in else buyer.email.strip()  # type: ignore[union-attr]
+    if not buyer.signed_in:
+        try:
+            validate_email(email)
+        except ValidationError as exc:
+            raise EmailRequired() from exc
+    full_key = f"{buyer.scope}:{key}"
+    existing = _existing(full_key)
+    if existing is not None:
+        return _replay(existing)
+    if show.status != Show.Status.LIVE:
+        raise ShowNotLive()
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise QuantityInvalid()
+    variant = selectors.variant_in_show(show=show, variant_id=variant_id)
+    if variant is None:
+        raise UnknownVariant()
+    if not selectors.product_is_pinned(show=show, product_id=variant.product_id):
+        raise NotPinned()
+    now = timezone.now()
+    sale = selectors.sale_open(show=show, product_id=variant.product_id, now=now)
+    if sale is not None and sale.currency != variant.currency:
+        sale = None
+    limit = sale.per_buyer_limit if sale else settings.SHOWFLOOR_MAX_PER_BUYER
+    if quantity > limit:
+        raise OverBuyerLimit(
+            _("You can take at most %(limit)s of this.") % {"limit": limit}
+        )
+    if variant.stock_available < quantity:
+        # Cheap answer for the sold-out storm; the UPDATE below decides the rest.
+        raise SoldOut()
+    unit_minor = sale.price_minor if sale else variant.price_minor
+    expires_at = now + timedelta(seconds=settings.SHOWFLOOR_HOLD_SECONDS)
+    try:
+        with transaction.atomic():
+            if sale is not None:
+                _lock_buyer_in_sale(sale, buyer.scope)
+                earlier = selectors.sale_quantity_of_buyer(
+                    sale=sale, buyer_scope=buyer.line_filter()
+                )
+                if earlier + quantity > limit:
+                    raise OverBuyerLimit(
+                        _("You can take at most %(limit)s of this in the sale.")
+                        % {"limit": limit}
+                    )
+            order = Order.objects.create(
+                show=show,
+                buyer=buyer.user if buyer.signed_in else None,
+                email=email,
+                session_key="" if buyer.signed_in else buyer.session_key,
+                total_minor=unit_minor * quantity,
+                currency=variant.currency,
+                idempotency_key=full_key,
+                sale=sale,
+                save_card=save_card and buyer.signed_in,
+                proof_city=proof_city.strip()[:60],
+            )
+            OrderLine.objects.create(
+                order=order,
+                variant=variant,
+                product_name=variant.product.name,
+                variant_name=variant.name,
+                quantity=quantity,
+                unit_price_minor=unit_minor,
+                currency=variant.currency,
+            )
+            StockHold.objects.create(
+                order=order, variant=variant, quantity=quantity, expires_at=expires_at
+            )
+            Payment.objects.create(
+                order=order,
+                provider=gateway.PROVIDER,
+                amount_minor=order.total_minor,
+                currency=order.currency,
+            )
+            OrderTransition.objects.create(
+                order=order, from_status="", to_status=S.RESERVED, reason="stock held"
+            )
+            # Last statement before commit: the variant row stays locked briefly.
+            taken = Variant.objects.filter(
+                pk=variant.pk, stock_available__gte=quantity
+            ).update(stock_available=F("stock_available") - quantity)
+            if not taken:
+                raise SoldOut()
+            _broadcast_stock(show.pk, variant.pk)
+            _notify_order(order)
+    except IntegrityError:
+        existing = _existing(full_key)
+        if existing is None:
+            raise
+        return _replay(existing)
+    intent = _intent_open(order)
+    return OrderPlaced(
+        order=order,
+        client_secret=intent.client_secret,
+        expires_at=expires_at,
+        created=True,
+    )
+
+
+def _intent_open(order: Order) -> gateway.Intent:
+    """Create the order's PaymentIntent (idempotency key from the order)."""
+    try:
+        customer_id = ""
+        if order.buyer_id and order.save_card:
+            customer_id = _customer_for(order.buyer)  # type: ignore[arg-type]
+        elif order.buyer_id:
+            customer_id = (
+                SavedCard.objects.filter(user_id=order.buyer_id)
+                .values_list("customer_id", flat=True)
+                .first()
+                or ""
+            )
+        intent = gateway.intent_create(
+            amount_minor=order.total_minor,
+            currency=order.currency,
+            idempotency_key=f"showfloor-order-{order.public_id}-intent",
+            metadata={"order": str(order.public_id), "show": str(order.show_id)},
+            customer_id=customer_id,
+        )
+    except gateway.GatewayError as exc:
+        _close_unpaid(
+            intent=None, order=order, target=S.FAILED, reason="payment provider error"
+        )
+        raise PaymentProviderError() from exc
+    Payment.objects.filter(order=order, intent_id__isnull=True).update(
+        intent_id=intent.id, status=intent.status, updated_at=timezone.now()
+    )
+    return intent
+
+
+def _wait_for_intent(order: Order, *, wait: bool = True) -> Payment | None:
+    """The order's payment once its intent exists: a repeated request may arrive
+    while the first one is still talking to Stripe."""
+    deadline = time.monotonic() + (INTENT_WAIT_SECONDS if wait else 0)
+    while True:
+        payment = Payment.objects.filter(order=order).first()
+        if payment is None or payment.intent_id or time.monotonic() >= deadline:
+            return payment
+        time.sleep(0.05)
+
+
+# --- Paying ---------------------------------------------------------------
+
+
+def order_pay(
+    *,
+    order: Order,
+    buyer: Buyer,
+    method: str,
+    test_payment_method: str = "",
+) -> PayResult:
+    """Confirm the order's PaymentIntent on the server with the buyer's saved
+    card (``method="saved"``) or, in test mode only, a Stripe test payment
+    method (``method="test"``). When the bank asks for 3-D Secure the result is
+    ``requires_action`` with the client secret for the browser.
+
+    Raises ``OrderNotPayable``, ``NoSavedCard``, ``PaymentMethodUnavailable``,
+    ``PaymentDeclined`` (the order is then failed and its stock back) or
+    ``PaymentProviderError``.
+    """
+    if order.status in (S.PAID, S.FULFILLED):
+        return PayResult(order=order, outcome="paid")
+    if order.status != S.RESERVED:
+        raise OrderNotPayable()
+    payment = _wait_for_intent(order)
+    if payment is None or not payment.intent_id:
+        raise PaymentProviderError()
+    customer_id = ""
+    if method == "saved":
+        card = selectors.saved_card_for(user=buyer.user)
+        if card is None:
+            raise NoSavedCard()
+        payment_method, customer_id = card.payment_method_id, card.customer_id
+    elif method == "test" and gateway.test_mode():
+        payment_method = test_payment_method or settings.SHOWFLOOR_TEST_PAYMENT_METHOD
+        if order.save_card and buyer.signed_in:
+            try:
+                customer_id = _customer_for(buyer.user)  # type: ignore[arg-type]
+                saved = gateway.payment_method_attach(
+                    payment_method_id=payment_method, customer_id=customer_id
+                )
+            except gateway.CardDeclined as exc:
+                raise PaymentDeclined() from exc
+            except gateway.GatewayError as exc:
+                raise PaymentProviderError() from exc
+            payment_method = saved.payment_method_id
+    else:
+        raise PaymentMethodUnavailable()
+    try:
+        intent = gateway.intent_confirm(
+            intent_id=payment.intent_id,
+            payment_method_id=payment_method,
+            customer_id=customer_id,
+        )
+    except gateway.CardDeclined as exc:
+        failed = exc.intent or gateway.intent_retrieve(payment.intent_id)
+        order_mark_failed(intent=failed, reason=f"card declined ({exc.code})")
+        raise PaymentDeclined() from exc
+    except gateway.GatewayError as exc:
+        raise PaymentProviderError() from exc
+    return intent_apply(order=order, intent=intent)
+
+
+def intent_apply(*, order: Order, intent: gateway.Intent) -> PayResult:
+    """Apply what the provider says about the intent right after a confirmation."""
+    if intent.status == "succeeded":
+        paid = order_mark_paid(intent=intent, reason="payment confirmed")
+        return PayResult(order=paid or order, outcome="paid")
+    Payment.objects.filter(order=order).exclude(status=Payment.Status.SUCCEEDED).update(
+        status=intent.status, updated_at=timezone.now()
+    )
+    if intent.status == "requires_action":
+        return PayResult(
+            order=order, outcome="requires_action", client_secret=intent.client_secret
+        )
+    if intent.status == "requires_payment_method":
+        order_mark_failed(intent=intent, reason="authentication failed")
+        raise PaymentDeclined(_("The bank did not approve the payment."))
+    return PayResult(order=order, outcome="processing")

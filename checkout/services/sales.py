@@ -1,0 +1,123 @@
+"""Flash sales: a countdown price on a pinned product, decided by the server clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from checkout import selectors
+from checkout.exceptions import (
+    NotAHost,
+    NotPinned,
+    SaleInvalid,
+    SaleRunning,
+    ShowNotLive,
+)
+from checkout.models import FlashSale
+from live import events
+from shows.models import Membership, Show, User, Variant
+from shows.selectors import membership_role
+
+SALE_STARTED = "sale.started"
+SALE_ENDED = "sale.ended"
+HOST_ROLES = (Membership.Role.OWNER, Membership.Role.HOST)
+MAX_SALE_SECONDS = 3600
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _close(sale: FlashSale, now: datetime) -> bool:
+    closed = FlashSale.objects.filter(pk=sale.pk, closed_at__isnull=True).update(
+        closed_at=now
+    )
+    if closed:
+        events.broadcast(
+            sale.show_id,
+            {
+                "type": SALE_ENDED,
+                "sale_id": sale.pk,
+                "product_id": sale.product_id,
+                "ended_at": _ms(min(now, sale.ends_at)),
+                "server_now": _ms(now),
+            },
+        )
+    return bool(closed)
+
+
+def sale_close_due(*, now: datetime | None = None) -> int:
+    """Close the sales whose window has passed; broadcasts ``sale.ended`` once
+    per sale. Returns how many closed."""
+    now = now or timezone.now()
+    closed = 0
+    for sale in FlashSale.objects.filter(closed_at__isnull=True, ends_at__lte=now):
+        with transaction.atomic():
+            closed += _close(sale, now)
+    return closed
+
+
+def sale_start(
+    *,
+    show: Show,
+    user: User,
+    product_id: int,
+    price_minor: int,
+    duration_seconds: int,
+    per_buyer_limit: int,
+) -> FlashSale:
+    """Open a countdown sale on a pinned product of a live show, now, for
+    ``duration_seconds``. Only the brand's owners and hosts may.
+
+    Raises ``NotAHost``, ``ShowNotLive``, ``NotPinned``, ``SaleInvalid`` or
+    ``SaleRunning``. Broadcasts ``sale.started`` with the server's epoch ms.
+    """
+    if membership_role(user=user, brand_id=show.brand_id) not in HOST_ROLES:
+        raise NotAHost()
+    if show.status != Show.Status.LIVE:
+        raise ShowNotLive()
+    if not selectors.product_is_pinned(show=show, product_id=product_id):
+        raise NotPinned()
+    if not (10 <= duration_seconds <= MAX_SALE_SECONDS):
+        raise SaleInvalid(_("A sale lasts from 10 seconds to an hour."))
+    if price_minor < 1 or per_buyer_limit < 1:
+        raise SaleInvalid()
+    currencies = set(
+        Variant.objects.filter(product_id=product_id).values_list("currency", flat=True)
+    )
+    if len(currencies) != 1:
+        raise SaleInvalid(_("The product's options need one currency for a sale."))
+    now = timezone.now()
+    sale_close_due(now=now)
+    try:
+        with transaction.atomic():
+            sale = FlashSale.objects.create(
+                show=show,
+                product_id=product_id,
+                price_minor=price_minor,
+                currency=currencies.pop(),
+                per_buyer_limit=per_buyer_limit,
+                starts_at=now,
+                ends_at=now + timedelta(seconds=duration_seconds),
+                created_by=user,
+            )
+            events.broadcast(
+                show.pk,
+                {
+                    "type": SALE_STARTED,
+                    "sale_id": sale.pk,
+                    "product_id": product_id,
+                    "price_minor": price_minor,
+                    "currency": sale.currency,
+                    "per_buyer_limit": per_buyer_limit,
+                    "starts_at": _ms(sale.starts_at),
+                    "ends_at": _ms(sale.ends_at),
+                    "server_now": _ms(now),
+                },
+            )
+    except IntegrityError as exc:
+        raise SaleRunning() from exc
+    return sale

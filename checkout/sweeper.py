@@ -1,0 +1,36 @@
+"""The sweeper: expires stock holds (stock back, PaymentIntents cancelled) and
+closes flash sales whose window passed. ``manage.py sweep`` runs it as its own
+process; the embedded demo runs ``run`` in a thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.db import close_old_connections
+
+from checkout import services
+
+logger = logging.getLogger(__name__)
+
+
+def sweep_once() -> int:
+    """One pass; returns how many orders expired and sales closed."""
+    return services.order_expire_due() + services.sale_close_due()
+
+
+def run(*, interval: float, stop: threading.Event) -> None:
+    """Sweep every ``interval`` seconds until ``stop`` is set. A hold is back in
+    stock at most ``interval`` (plus one pass) after it expires."""
+    while not stop.is_set():
+        close_old_connections()
+        try:
+            done = sweep_once()
+        except Exception:
+            # A broken pass (database restart) must not stop the sweeper.
+            logger.exception("sweep failed")
+        else:
+            if done:
+                logger.info("sweep: %s orders expired or sales closed", done)
+        stop.wait(interval)
+    close_old_connections()

@@ -1,0 +1,263 @@
+"""Checkout's JSON API and the Stripe webhook: parse, authorize, call one
+service, answer. Domain errors become ``{"code", "message"}`` with a 4xx."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from checkout import selectors, services
+from checkout import stripe_gateway as gateway
+from checkout.exceptions import CheckoutError, OrderNotFound
+from checkout.models import Order
+from checkout.money import Money
+from checkout.webhooks import webhook_receive
+from shows import selectors as show_selectors
+from shows.exceptions import ShowfloorError
+from shows.models import Show, User
+
+logger = logging.getLogger(__name__)
+
+View = Callable[..., HttpResponse]
+
+
+def _error(code: str, message: str, status: int) -> JsonResponse:
+    return JsonResponse({"code": code, "message": message}, status=status)
+
+
+def api(view: View) -> View:
+    """Turn domain errors into JSON answers with their code and message."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except CheckoutError as exc:
+            return _error(exc.code, exc.message, exc.status)
+        except ShowfloorError as exc:
+            return _error(exc.code, exc.message, 400)
+
+    return wrapped
+
+
+class BadRequest(CheckoutError):
+    code = "invalid"
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise BadRequest(_("Send JSON (Content-Type: application/json)."))
+    if len(request.body) > 4096:
+        raise BadRequest(_("The request is too large."))
+    try:
+        data = json.loads(request.body or b"{}")
+    except ValueError as exc:
+        raise BadRequest(_("The request is not valid JSON.")) from exc
+    if not isinstance(data, dict):
+        raise BadRequest(_("The request must be a JSON object."))
+    return data
+
+
+def _int(data: dict[str, Any], name: str, default: int | None = None) -> int:
+    value = data.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(_("“%(name)s” must be a whole number.") % {"name": name})
+    return value
+
+
+def _show(slug: str) -> Show:
+    try:
+        return show_selectors.show_get(slug=slug)
+    except Show.DoesNotExist as exc:
+        raise OrderNotFound(_("There is no show at this address.")) from exc
+
+
+def _user(request: HttpRequest) -> User | None:
+    user = request.user
+    return user if user.is_authenticated else None
+
+
+def _buyer(request: HttpRequest, email: str = "") -> services.Buyer:
+    user = _user(request)
+    if user is None and not request.session.session_key:
+        # A guest's session is how their socket receives ``order.updated``.
+        request.session.save()
+    return services.Buyer(
+        user=user, session_key=request.session.session_key or "", email=email
+    )
+
+
+def _order_payload(
+    order: Order, *, client_secret: str = "", **extra: Any
+) -> dict[str, Any]:
+    data = selectors.order_json(order, client_secret=client_secret)
+    data["total"] = Money(order.total_minor, order.currency).format(
+        get_language() or "en"
+    )
+    data.update(extra)
+    return data
+
+
+@require_http_methods(["GET", "POST"])
+@api
+def orders(request: HttpRequest, slug: str) -> HttpResponse:
+    """POST: place an order (the buyer). GET: the show's orders (its staff)."""
+    show = _show(slug)
+    if request.method == "GET":
+        return _studio_orders(request, show)
+    data = _body(request)
+    email = data.get("email") or ""
+    city = data.get("city") or ""
+    if not isinstance(email, str) or not isinstance(city, str):
+        raise BadRequest()
+    placed = services.order_create(
+        show=show,
+        buyer=_buyer(request, email=email[:254]),
+        variant_id=_int(data, "variant_id"),
+        quantity=_int(data, "quantity", 1),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        save_card=data.get("save_card") is True,
+        proof_city=city if data.get("share_city") is True else "",
+    )
+    payload = _order_payload(
+        placed.order,
+        client_secret=placed.client_secret,
+        expires_at=placed.expires_at.isoformat() if placed.expires_at else None,
+        pay_url=f"/api/orders/{placed.order.public_id}/pay",
+    )
+    return JsonResponse(payload, status=201 if placed.created else 200)
+
+
+def _studio_orders(request: HttpRequest, show: Show) -> HttpResponse:
+    if not show_selectors.user_is_show_staff(user=_user(request), show=show):
+        return _error("forbidden", _("Only the brand's staff can see orders."), 403)
+    found = selectors.studio_orders(show=show)
+    locale = get_language() or "en"
+    return JsonResponse(
+        {
+            "revenue": [
+                {
+                    "currency": r.currency,
+                    "minor": r.minor,
+                    "orders": r.orders,
+                    "formatted": Money(r.minor, r.currency).format(locale),
+                }
+                for r in found.revenue
+            ],
+            "reserved": found.reserved,
+            "orders": [
+                {
+                    "id": str(order.public_id)[:8],
+                    "status": order.status,
+                    "status_label": order.get_status_display(),
+                    "total": Money(order.total_minor, order.currency).format(locale),
+                    "items": ", ".join(
+                        f"{line.quantity} x {line.product_name}"
+                        for line in order.lines.all()
+                    ),
+                    "buyer": order.buyer.display_name if order.buyer else _("Guest"),
+                    "created_at": order.created_at.isoformat(),
+                }
+                for order in found.orders
+            ],
+        }
+    )
+
+
+def _buyer_order(request: HttpRequest, public_id: Any) -> Order:
+    order = selectors.order_for_buyer(
+        public_id=str(public_id),
+        user=_user(request),
+        session_key=request.session.session_key or "",
+    )
+    if order is None:
+        raise OrderNotFound()
+    return order
+
+
+@require_GET
+@api
+def order_detail(request: HttpRequest, public_id: Any) -> HttpResponse:
+    return JsonResponse(_order_payload(_buyer_order(request, public_id)))
+
+
+@require_POST
+@api
+def order_pay(request: HttpRequest, public_id: Any) -> HttpResponse:
+    """Confirm on the server with the saved card, or the test method in test mode."""
+    data = _body(request)
+    order = _buyer_order(request, public_id)
+    method = data.get("method")
+    test_method = data.get("test_payment_method") or ""
+    if not isinstance(method, str) or not isinstance(test_method, str):
+        raise BadRequest()
+    result = services.order_pay(
+        order=order,
+        buyer=_buyer(request),
+        method=method,
+        test_payment_method=test_method[:100],
+    )
+    result.order.refresh_from_db()
+    return JsonResponse(
+        _order_payload(
+            result.order, client_secret=result.client_secret, outcome=result.outcome
+        )
+    )
+
+
+@require_POST
+@api
+def order_cancel(request: HttpRequest, public_id: Any) -> HttpResponse:
+    order = services.order_cancel(order=_buyer_order(request, public_id))
+    return JsonResponse(_order_payload(order))
+
+
+@require_POST
+@api
+def sale_start(request: HttpRequest, slug: str) -> HttpResponse:
+    show = _show(slug)
+    user = _user(request)
+    if user is None:
+        return _error("login_required", _("Log in to start a sale."), 403)
+    data = _body(request)
+    sale = services.sale_start(
+        show=show,
+        user=user,
+        product_id=_int(data, "product_id"),
+        price_minor=_int(data, "price_minor"),
+        duration_seconds=_int(data, "duration_seconds"),
+        per_buyer_limit=_int(data, "per_buyer_limit"),
+    )
+    return JsonResponse(
+        {
+            "sale_id": sale.pk,
+            "product_id": sale.product_id,
+            "price_minor": sale.price_minor,
+            "currency": sale.currency,
+            "per_buyer_limit": sale.per_buyer_limit,
+            "starts_at": int(sale.starts_at.timestamp() * 1000),
+            "ends_at": int(sale.ends_at.timestamp() * 1000),
+        },
+        status=201,
+    )
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    try:
+        webhook_receive(
+            payload=request.body, signature=request.headers.get("Stripe-Signature")
+        )
+    except gateway.SignatureInvalid:
+        return HttpResponse(status=400)
+    return HttpResponse(status=200)
