@@ -1,0 +1,381 @@
+"""One live show on this media node.
+
+The publisher's tracks are decoded once (by aiortc's receiver), encoded once
+(``codecs``), and the same ``av.Packet[Any]`` objects go to every WebRTC viewer's
+sender (which then only packetizes), to the HLS packager and to the recorder
+(``muxing``). Nothing queues without bound: the encoder takes at most two frames
+in flight and drops the rest, and a viewer whose queue fills up skips to the
+next keyframe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
+from aiortc.mediastreams import MediaStreamError
+
+from live.media.codecs import (
+    AUDIO_RATE,
+    VIDEO_CLOCK,
+    AudioEncoder,
+    VideoEncoder,
+    VideoSettings,
+)
+from live.media.muxing import ShowWriter
+
+logger = logging.getLogger(__name__)
+
+# Packets a viewer may have waiting before it skips to the next keyframe
+# (about two seconds of video, one of audio).
+VIDEO_QUEUE_LIMIT = 60
+AUDIO_QUEUE_LIMIT = 50
+# Frames the encoder may hold (one encoding, one waiting); newer ones are dropped.
+ENCODE_IN_FLIGHT = 2
+# A keyframe costs several normal frames: viewers' requests are merged.
+KEYFRAME_MIN_INTERVAL = 0.5
+
+StateCallback = Callable[[str], Awaitable[None]]
+
+
+class PublisherState:
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    LOST = "lost"
+    ENDED = "ended"
+
+
+class PacketTrack(MediaStreamTrack):
+    """A viewer's track: ``recv()`` returns already-encoded ``av.Packet[Any]`` objects,
+    so aiortc's ``RTCRtpSender`` only packetizes them."""
+
+    def __init__(self, kind: str, *, limit: int) -> None:
+        super().__init__()
+        self.kind = kind
+        self._limit = limit
+        self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue()
+        self._need_keyframe = kind == "video"
+        self.delivered = 0
+        self.skipped = 0
+        # Whether the first packet this viewer got was a keyframe (video).
+        self.first_keyframe: bool | None = None
+
+    def push(self, packet: av.Packet[Any]) -> None:
+        if self.readyState != "live":
+            return
+        if self._queue.qsize() >= self._limit:
+            # Fallen behind: drop what waits and resume at the next keyframe.
+            while not self._queue.empty():
+                self._queue.get_nowait()
+                self.skipped += 1
+            self._need_keyframe = self.kind == "video"
+        if self._need_keyframe:
+            if not packet.is_keyframe:
+                self.skipped += 1
+                return
+            self._need_keyframe = False
+        if self.first_keyframe is None:
+            self.first_keyframe = bool(packet.is_keyframe)
+        self._queue.put_nowait(packet)
+
+    async def recv(self) -> av.Packet[Any]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        packet = await self._queue.get()
+        if packet is None:
+            raise MediaStreamError
+        self.delivered += 1
+        return packet
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            self._queue.put_nowait(None)
+        super().stop()
+
+
+@dataclass
+class Viewer:
+    id: str
+    pc: RTCPeerConnection
+    video: PacketTrack
+    audio: PacketTrack
+
+
+@dataclass
+class _Counters:
+    frames_in: int = 0
+    frames_dropped: int = 0
+    frames_encoded: int = 0
+    keyframes: int = 0
+
+
+@dataclass
+class Broadcast:
+    """The media state of one live show. Create it in the event loop it lives in;
+    ``close()`` releases every peer connection, encoder, thread and file."""
+
+    show_id: int
+    slug: str
+    config: VideoSettings
+    with_audio: bool
+    hls_dir: Path
+    recording_path: Path
+    segment_seconds: int
+    grace_seconds: float
+    on_publisher_state: StateCallback
+    viewers: dict[str, Viewer] = field(default_factory=dict)
+    publisher_id: str | None = None
+    publisher_pc: RTCPeerConnection | None = None
+    publisher_state: str = PublisherState.CONNECTING
+    closed: bool = False
+    counters: _Counters = field(default_factory=_Counters)
+
+    def __post_init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"showfloor-encode-{self.slug}"
+        )
+        self._video = VideoEncoder(self.config)
+        self._audio = AudioEncoder() if self.with_audio else None
+        self.writer = ShowWriter(
+            hls_dir=self.hls_dir,
+            recording_path=self.recording_path,
+            fps=self.config.fps,
+            with_audio=self.with_audio,
+            segment_seconds=self.segment_seconds,
+        )
+        self._t0 = time.monotonic()
+        self.started_at = time.time()
+        self._last_pts = -1
+        self._in_flight = 0
+        self._keyframe_wanted = True
+        self._last_keyframe_at = 0.0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._grace_task: asyncio.Task[None] | None = None
+
+    # --- Publisher --------------------------------------------------------
+
+    @property
+    def publisher_active(self) -> bool:
+        return self.publisher_state in (
+            PublisherState.CONNECTING,
+            PublisherState.CONNECTED,
+        )
+
+    async def attach_publisher(self, publisher_id: str, pc: RTCPeerConnection) -> None:
+        """Make ``pc`` the publisher, replacing one that was lost."""
+        old = self.publisher_pc
+        self.publisher_id, self.publisher_pc = publisher_id, pc
+        self.publisher_state = PublisherState.CONNECTING
+        self._cancel_grace()
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            await self._publisher_state_changed(pc)
+
+        if old is not None:
+            await old.close()
+
+    def add_publisher_track(
+        self, pc: RTCPeerConnection, track: MediaStreamTrack
+    ) -> None:
+        if track.kind == "video":
+            self._spawn(self._pump_video(pc, track))
+        elif track.kind == "audio" and self._audio is not None:
+            self._audio.skip_to(int((time.monotonic() - self._t0) * AUDIO_RATE))
+            self._spawn(self._pump_audio(pc, track))
+
+    async def _publisher_state_changed(self, pc: RTCPeerConnection) -> None:
+        if pc is not self.publisher_pc or self.closed:
+            return
+        state = pc.connectionState
+        if state == "connected":
+            self._cancel_grace()
+            await self._set_publisher_state(PublisherState.CONNECTED)
+        elif state in ("failed", "closed", "disconnected"):
+            if self.publisher_state in (
+                PublisherState.RECONNECTING,
+                PublisherState.LOST,
+            ):
+                return
+            await self._set_publisher_state(PublisherState.RECONNECTING)
+            self._grace_task = asyncio.create_task(self._grace_expiry())
+
+    async def _grace_expiry(self) -> None:
+        await asyncio.sleep(self.grace_seconds)
+        if not self.closed and self.publisher_state == PublisherState.RECONNECTING:
+            await self._set_publisher_state(PublisherState.LOST)
+
+    def _cancel_grace(self) -> None:
+        if self._grace_task is not None:
+            self._grace_task.cancel()
+            self._grace_task = None
+
+    async def _set_publisher_state(self, state: str) -> None:
+        self.publisher_state = state
+        try:
+            await self.on_publisher_state(state)
+        except Exception:
+            logger.exception("could not report the publisher state of %s", self.slug)
+
+    # --- Encode once ------------------------------------------------------
+
+    def request_keyframe(self) -> None:
+        self._keyframe_wanted = True
+
+    def _next_pts(self) -> int:
+        pts = max(self._last_pts + 1, int((time.monotonic() - self._t0) * VIDEO_CLOCK))
+        self._last_pts = pts
+        return pts
+
+    async def _pump_video(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while not self.closed and pc is self.publisher_pc:
+                frame = await track.recv()
+                if not isinstance(frame, av.VideoFrame):
+                    continue
+                self.counters.frames_in += 1
+                if self._in_flight >= ENCODE_IN_FLIGHT:
+                    self.counters.frames_dropped += 1
+                    continue
+                keyframe = False
+                now = time.monotonic()
+                if self._keyframe_wanted and (
+                    now - self._last_keyframe_at >= KEYFRAME_MIN_INTERVAL
+                ):
+                    keyframe, self._keyframe_wanted = True, False
+                    self._last_keyframe_at = now
+                self._in_flight += 1
+                future = self._loop.run_in_executor(
+                    self._executor,
+                    self._video.encode,
+                    frame,
+                    self._next_pts(),
+                    keyframe,
+                )
+                future.add_done_callback(self._video_encoded)
+
+    def _video_encoded(self, future: asyncio.Future[list[av.Packet[Any]]]) -> None:
+        self._in_flight -= 1
+        if future.cancelled() or self.closed:
+            return
+        if (error := future.exception()) is not None:
+            logger.error("video encode failed for %s: %s", self.slug, error)
+            return
+        for packet in future.result():
+            self.counters.frames_encoded += 1
+            if packet.is_keyframe:
+                self.counters.keyframes += 1
+                if not self.writer.started and self._video.size is not None:
+                    self.writer.start(
+                        size=self._video.size,
+                        audio_extradata=self._audio.extradata if self._audio else None,
+                    )
+            self.writer.put("video", packet)
+            for viewer in self.viewers.values():
+                viewer.video.push(packet)
+
+    async def _pump_audio(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
+        encoder = self._audio
+        if encoder is None:
+            return
+        with contextlib.suppress(MediaStreamError):
+            while not self.closed and pc is self.publisher_pc:
+                frame = await track.recv()
+                if not isinstance(frame, av.AudioFrame):
+                    continue
+                # Opus on 20 ms of audio takes well under a millisecond.
+                for packet in encoder.encode(frame):
+                    self.writer.put("audio", packet)
+                    for viewer in self.viewers.values():
+                        viewer.audio.push(packet)
+
+    # --- Viewers ----------------------------------------------------------
+
+    def new_viewer_tracks(self) -> tuple[PacketTrack, PacketTrack]:
+        return (
+            PacketTrack("video", limit=VIDEO_QUEUE_LIMIT),
+            PacketTrack("audio", limit=AUDIO_QUEUE_LIMIT),
+        )
+
+    def add_viewer(self, viewer: Viewer) -> None:
+        self.viewers[viewer.id] = viewer
+
+        @viewer.pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if viewer.pc.connectionState in ("failed", "closed"):
+                await self.remove_viewer(viewer.id)
+
+        for sender in viewer.pc.getSenders():
+            self._forward_keyframe_requests(sender)
+        self.request_keyframe()
+
+    def _forward_keyframe_requests(self, sender: RTCRtpSender) -> None:
+        # A viewer's PLI/FIR reaches its sender, which would force a keyframe on
+        # its own encoder; our packets come from the shared encoder instead, so
+        # the request is passed on to it (merged with everybody else's).
+        original = sender._send_keyframe
+
+        def send_keyframe() -> None:
+            original()
+            self.request_keyframe()
+
+        sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+    async def remove_viewer(self, viewer_id: str) -> bool:
+        viewer = self.viewers.pop(viewer_id, None)
+        if viewer is None:
+            return False
+        viewer.video.stop()
+        viewer.audio.stop()
+        await viewer.pc.close()
+        return True
+
+    # --- Life cycle -------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "publisher": self.publisher_state,
+            "viewers_webrtc": len(self.viewers),
+            "started_at": int(self.started_at * 1000),
+            "frames_in": self.counters.frames_in,
+            "frames_encoded": self.counters.frames_encoded,
+            "frames_dropped": self.counters.frames_dropped,
+            "size": list(self._video.size) if self._video.size else None,
+        }
+
+    async def close(self) -> None:
+        """End the broadcast: every peer connection, task, encoder and file."""
+        if self.closed:
+            return
+        self.closed = True
+        self.publisher_state = PublisherState.ENDED
+        self._cancel_grace()
+        for viewer_id in list(self.viewers):
+            await self.remove_viewer(viewer_id)
+        if self.publisher_pc is not None:
+            await self.publisher_pc.close()
+            self.publisher_pc = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        self._video.close()
+        if self._audio is not None:
+            self._audio.close()
+        await asyncio.to_thread(self.writer.close)

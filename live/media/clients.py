@@ -1,0 +1,204 @@
+"""WHIP and WHEP clients in Python (aiortc), for tests, benchmarks and smoke checks.
+
+``StampedVideoTrack`` is a synthetic camera whose frames carry their capture time
+(milliseconds since the epoch, drawn as black and white blocks along the top
+rows), so a viewer can measure glass-to-glass latency with ``read_stamp``.
+The HTTP part is a callable, so the same client runs against Django's test
+client or a real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import av
+from aiortc import (
+    MediaStreamTrack,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
+
+from live.media.network import restrict_ice_gathering, rtc_configuration
+
+STAMP_BITS = 42
+STAMP_ROWS = 16
+
+# (status, headers with lower-case names, body) for a POST of an SDP offer.
+HttpPost = Callable[[str, str, str], Awaitable[tuple[int, dict[str, str], str]]]
+
+
+class StampedVideoTrack(VideoStreamTrack):
+    """A ``width`` by ``height`` synthetic camera at ``fps``, each frame stamped
+    with its capture time."""
+
+    def __init__(self, width: int = 640, height: int = 480, fps: int = 30) -> None:
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self._index = 0
+        self._t_start: float | None = None
+        self._chroma = bytes([128]) * ((width // 2) * (height // 2))
+        self._rows = [
+            bytes((x * 2 + shift * 8) % 200 + 28 for x in range(width))
+            for shift in range(25)
+        ]
+
+    def _stamp_rows(self, stamp: int) -> bytes:
+        block = self.width // STAMP_BITS
+        row = bytearray([16]) * self.width
+        for bit in range(STAMP_BITS):
+            if stamp >> (STAMP_BITS - 1 - bit) & 1:
+                row[bit * block : (bit + 1) * block] = bytes([235]) * block
+        return bytes(row) * STAMP_ROWS
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._t_start is None:
+            self._t_start = time.monotonic()
+        due = self._t_start + self._index / self.fps
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        stamp = int(time.time() * 1000)
+        luma = self._stamp_rows(stamp) + self._rows[self._index % 25] * (
+            self.height - STAMP_ROWS
+        )
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        frame.planes[0].update(luma)
+        frame.planes[1].update(self._chroma)
+        frame.planes[2].update(self._chroma)
+        frame.pts = self._index * (90_000 // self.fps)
+        frame.time_base = fractions.Fraction(1, 90_000)
+        self._index += 1
+        return frame
+
+
+def read_stamp(frame: av.VideoFrame) -> int | None:
+    """The capture time drawn by ``StampedVideoTrack``, or None if unreadable."""
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
+    plane = frame.planes[0]
+    row = bytes(plane)[plane.line_size * (STAMP_ROWS // 2) :][: frame.width]
+    block = frame.width // STAMP_BITS
+    if block < 2:
+        return None
+    stamp = 0
+    for bit in range(STAMP_BITS):
+        middle = row[bit * block + block // 2]
+        stamp = (stamp << 1) | (1 if middle > 125 else 0)
+    return stamp
+
+
+async def _negotiate(
+    pc: RTCPeerConnection, post: HttpPost, url: str, token: str
+) -> tuple[int, str, str]:
+    offer = await pc.createOffer()
+    await pc.setLocalDescription(offer)
+    status, headers, body = await post(url, pc.localDescription.sdp, token)
+    if status != 201:
+        return status, "", body
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+    return status, headers.get("location", ""), body
+
+
+@dataclass
+class Publisher:
+    pc: RTCPeerConnection
+    status: int
+    location: str
+    body: str
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+async def publish(
+    post: HttpPost,
+    url: str,
+    token: str,
+    *,
+    video: MediaStreamTrack | None = None,
+    audio: bool = True,
+) -> Publisher:
+    """Publish ``video`` (a stamped 640x480 camera by default) over WHIP."""
+    restrict_ice_gathering()
+    pc = RTCPeerConnection(configuration=rtc_configuration())
+    try:
+        pc.addTransceiver(video or StampedVideoTrack(), direction="sendonly")
+        if audio:
+            pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        status, location, body = await _negotiate(pc, post, url, token)
+    except BaseException:
+        await pc.close()
+        raise
+    if status != 201:
+        await pc.close()
+    return Publisher(pc, status, location, body)
+
+
+@dataclass
+class Player:
+    """A WHEP viewer that reads every frame (or only counts them, ``decode=False``)."""
+
+    pc: RTCPeerConnection
+    status: int
+    location: str
+    body: str
+    frames: int = 0
+    keyframe_first: bool | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def _read(self, track: MediaStreamTrack, stamps: bool) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                now = time.time()
+                self.frames += 1
+                self.arrivals.append(time.monotonic())
+                if stamps and isinstance(frame, av.VideoFrame):
+                    stamp = read_stamp(frame)
+                    if stamp is not None and abs(now * 1000 - stamp) < 60_000:
+                        self.latencies_ms.append(now * 1000 - stamp)
+        except MediaStreamError:
+            return
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.pc.close()
+
+
+async def play(
+    post: HttpPost, url: str, token: str = "", *, stamps: bool = True
+) -> Player:
+    """Play a show over WHEP; frames are counted (and stamps read) as they come."""
+    restrict_ice_gathering()
+    pc = RTCPeerConnection(configuration=rtc_configuration())
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    player = Player(pc, 0, "", "")
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        if track.kind == "video":
+            player._tasks.append(asyncio.ensure_future(player._read(track, stamps)))
+
+    try:
+        player.status, player.location, player.body = await _negotiate(
+            pc, post, url, token
+        )
+    except BaseException:
+        await pc.close()
+        raise
+    if player.status != 201:
+        await pc.close()
+    return player

@@ -1,0 +1,150 @@
+"""The one video and one audio encoder of a live show (PyAV).
+
+Each instance is confined to one worker thread: the broadcast calls ``encode``
+from its encode executor only. Packets come out with ``time_base`` set, which is
+all aiortc's packetizer (``H264Encoder.pack`` / ``OpusEncoder.pack``) needs.
+"""
+
+from __future__ import annotations
+
+import fractions
+from dataclasses import dataclass
+from typing import Any
+
+import av
+from av.audio.fifo import AudioFifo
+from av.audio.resampler import AudioResampler
+from av.video.frame import PictureType
+from django.conf import settings
+
+VIDEO_CLOCK = 90_000
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
+AUDIO_RATE = 48_000
+AUDIO_TIME_BASE = fractions.Fraction(1, AUDIO_RATE)
+# 20 ms of audio per Opus packet, as WebRTC expects.
+OPUS_FRAME_SAMPLES = 960
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    max_width: int
+    max_height: int
+    fps: int
+    bitrate: int
+    preset: str
+
+    @classmethod
+    def from_settings(cls) -> VideoSettings:
+        return cls(
+            max_width=settings.SHOWFLOOR_VIDEO_MAX_WIDTH,
+            max_height=settings.SHOWFLOOR_VIDEO_MAX_HEIGHT,
+            fps=settings.SHOWFLOOR_VIDEO_FPS,
+            bitrate=settings.SHOWFLOOR_VIDEO_BITRATE,
+            preset=settings.SHOWFLOOR_VIDEO_PRESET,
+        )
+
+
+def fit_size(
+    width: int, height: int, *, max_width: int, max_height: int
+) -> tuple[int, int]:
+    """The largest even size within the limits that keeps the aspect ratio."""
+    scale = min(1.0, max_width / width, max_height / height)
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+class VideoEncoder:
+    """H.264 (libx264, baseline, ``zerolatency``): a keyframe every second and
+    whenever ``keyframe=True`` is asked for. SPS/PPS are repeated in-band with
+    every keyframe, so a viewer that joins decodes from its first keyframe."""
+
+    def __init__(self, config: VideoSettings) -> None:
+        self.config = config
+        self._codec: av.VideoCodecContext | None = None
+        self.size: tuple[int, int] | None = None
+
+    def _open(self, width: int, height: int) -> av.VideoCodecContext:
+        size = fit_size(
+            width,
+            height,
+            max_width=self.config.max_width,
+            max_height=self.config.max_height,
+        )
+        codec = av.VideoCodecContext.create("libx264", "w")
+        codec.width, codec.height = size
+        codec.pix_fmt = "yuv420p"
+        codec.time_base = VIDEO_TIME_BASE
+        codec.framerate = fractions.Fraction(self.config.fps, 1)
+        codec.bit_rate = self.config.bitrate
+        gop = self.config.fps
+        codec.options = {
+            "preset": self.config.preset,
+            "tune": "zerolatency",
+            "profile": "baseline",
+            "level": "31" if size[0] * size[1] <= 1280 * 720 else "40",
+            "x264-params": (
+                f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1"
+                f":vbv-maxrate={self.config.bitrate // 1000}"
+                f":vbv-bufsize={self.config.bitrate // 1000}"
+            ),
+        }
+        codec.open()
+        self.size = size
+        return codec
+
+    def encode(
+        self, frame: av.VideoFrame, pts: int, keyframe: bool
+    ) -> list[av.Packet[Any]]:
+        if self._codec is None:
+            self._codec = self._open(frame.width, frame.height)
+        width, height = self.size or (frame.width, frame.height)
+        if (frame.width, frame.height, frame.format.name) != (width, height, "yuv420p"):
+            frame = frame.reformat(width=width, height=height, format="yuv420p")
+        frame.pts = pts
+        frame.time_base = VIDEO_TIME_BASE
+        frame.pict_type = PictureType.I if keyframe else PictureType.NONE
+        packets = self._codec.encode(frame)
+        for packet in packets:
+            packet.time_base = VIDEO_TIME_BASE
+        return packets
+
+    def close(self) -> None:
+        self._codec = None
+
+
+class AudioEncoder:
+    """Opus, 48 kHz stereo, 20 ms packets, with its own sample clock."""
+
+    def __init__(self, bitrate: int = 64_000) -> None:
+        self._codec = av.AudioCodecContext.create("libopus", "w")
+        self._codec.sample_rate = AUDIO_RATE
+        self._codec.layout = "stereo"
+        self._codec.format = "s16"
+        self._codec.time_base = AUDIO_TIME_BASE
+        self._codec.bit_rate = bitrate
+        self._codec.open()
+        self._resampler = AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE)
+        self._fifo = AudioFifo()
+        self._samples = 0
+        self.extradata = self._codec.extradata
+
+    def encode(self, frame: av.AudioFrame) -> list[av.Packet[Any]]:
+        packets: list[av.Packet[Any]] = []
+        frame.pts = None
+        for resampled in self._resampler.resample(frame):
+            resampled.pts = None
+            self._fifo.write(resampled)
+        while (chunk := self._fifo.read(OPUS_FRAME_SAMPLES)) is not None:
+            chunk.pts = self._samples
+            chunk.time_base = AUDIO_TIME_BASE
+            self._samples += OPUS_FRAME_SAMPLES
+            packets.extend(self._codec.encode(chunk))
+        for packet in packets:
+            packet.time_base = AUDIO_TIME_BASE
+        return packets
+
+    def skip_to(self, samples: int) -> None:
+        """Move the sample clock forward (after a gap in the publisher's audio)."""
+        self._samples = max(self._samples, samples)
+
+    def close(self) -> None:
+        self._fifo = AudioFifo()

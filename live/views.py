@@ -1,0 +1,340 @@
+"""Media HTTP endpoints (docs/video.md): WHIP ingest, WHEP playback, HLS files,
+the recording, and the studio's stream controls.
+
+Thin async views: parse, authorize, call the media node or a stream service,
+answer. WHIP and WHEP authenticate with a Bearer token (stream key, access
+code), not cookies, so they are CSRF-exempt; the studio controls use the
+session and CSRF.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+)
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+
+from live.media.muxing import PLAYLIST_NAME
+from live.media.node import MediaError, get_node
+from shows import selectors
+from shows.exceptions import ShowfloorError
+from shows.models import Show, User
+from shows.services import stream
+
+logger = logging.getLogger(__name__)
+
+SDP = "application/sdp"
+HLS_NAME = re.compile(r"^(index\.m3u8|init\.mp4|seg-\d{5,9}\.m4s)$")
+HLS_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mp4": "video/mp4",
+    ".m4s": "video/iso.segment",
+}
+RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+RANGE_CHUNK = 4 * 1024 * 1024
+
+
+def _problem(status: int, code: str, message: str, **headers: str) -> HttpResponse:
+    response = JsonResponse({"code": code, "message": message}, status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _bearer(request: HttpRequest) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _sep, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+async def _show(slug: str) -> Show:
+    try:
+        return await sync_to_async(selectors.show_get)(slug=slug)
+    except Show.DoesNotExist as exc:
+        raise Http404(_("There is no show at this address.")) from exc
+
+
+def _sdp_body(request: HttpRequest) -> str:
+    if request.content_type != SDP:
+        raise MediaError(_("Send the SDP offer with Content-Type: application/sdp."))
+    try:
+        return request.body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MediaError(_("The SDP offer is not valid UTF-8.")) from exc
+
+
+def _created(answer: str, location: str) -> HttpResponse:
+    response = HttpResponse(answer, status=201, content_type=SDP)
+    response["Location"] = location
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _options(methods: str) -> HttpResponse:
+    response = HttpResponse(status=204)
+    response["Allow"] = methods
+    response["Accept-Post"] = SDP
+    return response
+
+
+async def _report_state(show_id: int, state: str) -> None:
+    await sync_to_async(stream.stream_publisher_state)(show_id=show_id, state=state)
+
+
+# --- WHIP -----------------------------------------------------------------
+
+
+@csrf_exempt
+async def whip(request: HttpRequest, slug: str) -> HttpResponseBase:
+    """``POST`` an SDP offer with the stream key as Bearer token → ``201``."""
+    if request.method == "OPTIONS":
+        return _options("OPTIONS, POST")
+    if request.method != "POST":
+        return _problem(
+            405, "method_not_allowed", _("Use POST."), Allow="OPTIONS, POST"
+        )
+    show = await _show(slug)
+    if not stream.stream_key_matches(show=show, key=_bearer(request)):
+        return _problem(
+            401,
+            "bad_stream_key",
+            _("The stream key is missing or wrong."),
+            **{"WWW-Authenticate": 'Bearer realm="showfloor"'},
+        )
+    if show.status == Show.Status.ENDED:
+        return _problem(409, "show_ended", _("The show has ended."))
+    node = get_node()
+    try:
+        offer = _sdp_body(request)
+        session, _broadcast = await node.publish(
+            show_id=show.pk, slug=slug, offer=offer, report=_report_state
+        )
+    except MediaError as exc:
+        return _problem(exc.status, exc.code, exc.message)
+    try:
+        await sync_to_async(stream.stream_go_live)(
+            show=show, media_node=settings.SHOWFLOOR_MEDIA_NODE
+        )
+    except ShowfloorError as exc:
+        await node.end(slug)
+        return _problem(409, exc.code, exc.message)
+    location = reverse("live:whip_session", args=[slug, session.id])
+    return _created(session.answer, location)
+
+
+@csrf_exempt
+async def whip_session(
+    request: HttpRequest, slug: str, session_id: str
+) -> HttpResponseBase:
+    """``DELETE`` ends the stream and the show; trickle ICE (``PATCH``) is not
+    supported (every candidate is in the offer and the answer)."""
+    if request.method == "PATCH":
+        return _problem(
+            405, "no_trickle", _("Trickle ICE is not supported."), Allow="DELETE"
+        )
+    if request.method != "DELETE":
+        return _problem(405, "method_not_allowed", _("Use DELETE."), Allow="DELETE")
+    show = await _show(slug)
+    if not stream.stream_key_matches(show=show, key=_bearer(request)):
+        return _problem(401, "bad_stream_key", _("The stream key is missing or wrong."))
+    node = get_node()
+    try:
+        node.publisher_session(slug, session_id)
+    except MediaError as exc:
+        return _problem(exc.status, exc.code, exc.message)
+    await _end_stream(show)
+    return HttpResponse(status=200)
+
+
+async def _end_stream(show: Show) -> Show:
+    recording = await get_node().end(show.slug)
+    return await sync_to_async(stream.stream_end)(show=show, recording=recording)
+
+
+# --- WHEP -----------------------------------------------------------------
+
+
+def _may_watch(request: HttpRequest, show: Show, user: User | None) -> bool:
+    code = _bearer(request)
+    if show.is_private and code:
+        from django.utils.crypto import constant_time_compare
+
+        return constant_time_compare(code, show.access_code)
+    return selectors.show_access_granted(show=show, session=request.session, user=user)
+
+
+async def _user(request: HttpRequest) -> User | None:
+    user = await request.auser()
+    return user if isinstance(user, User) else None
+
+
+@csrf_exempt
+async def whep(request: HttpRequest, slug: str) -> HttpResponseBase:
+    """``POST`` an SDP offer (recvonly) → ``201`` with the answer. Private shows
+    need the access code as Bearer token or an unlocked session."""
+    if request.method == "OPTIONS":
+        return _options("OPTIONS, POST")
+    if request.method != "POST":
+        return _problem(
+            405, "method_not_allowed", _("Use POST."), Allow="OPTIONS, POST"
+        )
+    show = await _show(slug)
+    user = await _user(request)
+    if not await sync_to_async(_may_watch)(request, show, user):
+        return _problem(401, "access_code", _("This show needs its access code."))
+    if show.status != Show.Status.LIVE:
+        return _problem(409, "not_live", _("The show is not live."))
+    try:
+        session = await get_node().subscribe(slug=slug, offer=_sdp_body(request))
+    except MediaError as exc:
+        return _problem(exc.status, exc.code, exc.message)
+    return _created(
+        session.answer, reverse("live:whep_session", args=[slug, session.id])
+    )
+
+
+@csrf_exempt
+async def whep_session(
+    request: HttpRequest, slug: str, session_id: str
+) -> HttpResponseBase:
+    if request.method == "PATCH":
+        return _problem(
+            405, "no_trickle", _("Trickle ICE is not supported."), Allow="DELETE"
+        )
+    if request.method != "DELETE":
+        return _problem(405, "method_not_allowed", _("Use DELETE."), Allow="DELETE")
+    try:
+        await get_node().stop_viewer(slug=slug, session_id=session_id)
+    except MediaError as exc:
+        return _problem(exc.status, exc.code, exc.message)
+    return HttpResponse(status=200)
+
+
+# --- HLS and the recording -----------------------------------------------
+
+
+async def hls_file(request: HttpRequest, slug: str, name: str) -> HttpResponseBase:
+    """The live playlist and its segments (the same packets as WebRTC)."""
+    if not HLS_NAME.match(name):
+        raise Http404(_("No such HLS file."))
+    show = await _show(slug)
+    user = await _user(request)
+    if not await sync_to_async(_may_watch)(request, show, user):
+        return _problem(401, "access_code", _("This show needs its access code."))
+    path = Path(settings.SHOWFLOOR_HLS_DIR) / slug / name
+    try:
+        data = await sync_to_async(path.read_bytes, thread_sensitive=False)()
+    except FileNotFoundError as exc:
+        raise Http404(_("No such HLS file.")) from exc
+    response = HttpResponse(data, content_type=HLS_TYPES[path.suffix])
+    response["Cache-Control"] = (
+        "no-cache" if name == PLAYLIST_NAME else "public, max-age=60, immutable"
+    )
+    return response
+
+
+def _range_response(path: Path, header: str) -> HttpResponseBase:
+    size = path.stat().st_size
+    match = RANGE.match(header.strip())
+    if not match or (not match[1] and not match[2]):
+        return FileResponse(path.open("rb"), content_type="video/mp4")
+    if match[1]:
+        start = int(match[1])
+        end = int(match[2]) if match[2] else size - 1
+    else:
+        start, end = max(0, size - int(match[2])), size - 1
+    end = min(end, size - 1, start + RANGE_CHUNK - 1)
+    if start > end:
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    with path.open("rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start + 1)
+    response = HttpResponse(data, status=206, content_type="video/mp4")
+    response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return response
+
+
+def recording(request: HttpRequest, slug: str) -> HttpResponseBase:
+    """The show's recording for replay (byte ranges, so the player can seek)."""
+    try:
+        show = selectors.show_get(slug=slug)
+    except Show.DoesNotExist as exc:
+        raise Http404(_("There is no show at this address.")) from exc
+    user = request.user if isinstance(request.user, User) else None
+    if not _may_watch(request, show, user):
+        return _problem(401, "access_code", _("This show needs its access code."))
+    path = stream.stream_recording_path(show=show)
+    if path is None:
+        raise Http404(_("This show has no recording."))
+    response = _range_response(path, request.headers.get("Range", ""))
+    response["Accept-Ranges"] = "bytes"
+    return response
+
+
+# --- Studio controls (session + CSRF) ------------------------------------
+
+
+async def _staff_show(request: HttpRequest, slug: str) -> Show:
+    show = await _show(slug)
+    user = await _user(request)
+    allowed = await sync_to_async(selectors.user_is_show_staff)(user=user, show=show)
+    if not allowed:
+        raise Http404(_("There is no show at this address."))
+    return show
+
+
+def _stream_state(show: Show) -> dict[str, Any]:
+    broadcast = get_node().get(show.slug)
+    state: dict[str, Any] = {
+        "status": show.status,
+        "started_at": int(show.started_at.timestamp() * 1000)
+        if show.started_at
+        else None,
+        "publisher": "none",
+        "viewers_webrtc": 0,
+    }
+    if broadcast is not None:
+        state.update(broadcast.status())
+        state["started_at"] = state["started_at"] or broadcast.status()["started_at"]
+    return state
+
+
+@never_cache
+async def stream_status(request: HttpRequest, slug: str) -> HttpResponseBase:
+    """The studio's view of the stream: show status, publisher state, viewers."""
+    show = await _staff_show(request, slug)
+    return JsonResponse(_stream_state(show))
+
+
+async def stream_key_rotate(request: HttpRequest, slug: str) -> HttpResponseBase:
+    if request.method != "POST":
+        return _problem(405, "method_not_allowed", _("Use POST."), Allow="POST")
+    show = await _staff_show(request, slug)
+    key = await sync_to_async(stream.stream_key_rotate)(show=show)
+    return JsonResponse({"stream_key": key})
+
+
+async def stream_end(request: HttpRequest, slug: str) -> HttpResponseBase:
+    """The host's End show: closes the stream (whoever publishes) and the show."""
+    if request.method != "POST":
+        return _problem(405, "method_not_allowed", _("Use POST."), Allow="POST")
+    show = await _staff_show(request, slug)
+    show = await _end_stream(show)
+    return JsonResponse(_stream_state(show))

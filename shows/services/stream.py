@@ -1,0 +1,93 @@
+"""The show's video stream: its key, going live by publishing, the recording.
+
+The media node (``live/media``) calls these from its HTTP views; they are the
+only writes the video work makes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.crypto import constant_time_compare
+
+from live import events
+from shows.exceptions import InvalidTransition, ShowEnded
+from shows.models import Show, new_stream_key
+from shows.services.lifecycle import show_end, show_start
+
+STREAM_STATUS = "stream.status"
+
+
+def stream_key_matches(*, show: Show, key: str) -> bool:
+    """Whether ``key`` is the show's current stream key (constant time)."""
+    return bool(key) and constant_time_compare(key, show.stream_key)
+
+
+def stream_key_rotate(*, show: Show) -> str:
+    """Give the show a new stream key; the old one stops working at once (an
+    encoder already publishing keeps its session until it disconnects)."""
+    show.stream_key = new_stream_key()
+    show.save(update_fields=["stream_key"])
+    return show.stream_key
+
+
+def stream_go_live(*, show: Show, media_node: str) -> Show:
+    """A publisher connected on ``media_node``: record the node and move a
+    scheduled show to live (a live show stays live: the host reconnected).
+
+    Raises ``ShowEnded`` for an ended show. Broadcasts ``show.status`` when the
+    show goes live.
+    """
+    with transaction.atomic():
+        Show.objects.filter(pk=show.pk).update(media_node=media_node)
+        show.media_node = media_node
+        show.refresh_from_db(fields=["status"])
+        if show.status == Show.Status.ENDED:
+            raise ShowEnded()
+        if show.status == Show.Status.SCHEDULED:
+            try:
+                show = show_start(show=show)
+            except InvalidTransition:
+                # Another request made it live in between.
+                show.refresh_from_db()
+                if show.status != Show.Status.LIVE:
+                    raise ShowEnded() from None
+    return show
+
+
+def stream_publisher_state(*, show_id: int, state: str) -> None:
+    """Tell the room how the publisher's connection is (``connecting``,
+    ``connected``, ``reconnecting``, ``lost``, ``ended``). Broadcasts
+    ``stream.status``."""
+    with transaction.atomic():
+        events.broadcast(show_id, {"type": STREAM_STATUS, "publisher": state})
+
+
+def stream_end(*, show: Show, recording: Path | None) -> Show:
+    """The host ended the stream: end the show if it is live, keep the recording
+    (a path under ``SHOWFLOOR_RECORDINGS_DIR``), free the media node.
+    Broadcasts ``show.status`` when the show ends."""
+    with transaction.atomic():
+        fields: dict[str, str] = {"media_node": ""}
+        if recording is not None:
+            root = Path(settings.SHOWFLOOR_RECORDINGS_DIR).resolve()
+            fields["recording_file"] = str(recording.resolve().relative_to(root))
+        Show.objects.filter(pk=show.pk).update(**fields)
+        show.refresh_from_db(fields=["status"])
+        if show.status == Show.Status.LIVE:
+            show = show_end(show=show)
+        show.refresh_from_db()
+    return show
+
+
+def stream_recording_path(*, show: Show) -> Path | None:
+    """The recording file of ``show`` if it exists on this machine."""
+    if not show.recording_file:
+        return None
+    root = Path(settings.SHOWFLOOR_RECORDINGS_DIR).resolve()
+    path = (root / show.recording_file).resolve()
+    if root not in path.parents or not path.is_file():
+        return None
+    return path
