@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -279,6 +280,7 @@ class ProductAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     prepopulated_fields = {"slug": ("name",)}
     list_select_related = ("brand",)
     inlines = (VariantInline,)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def save_model(
         self,
@@ -428,6 +430,9 @@ class ShowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if formset.model is not LineupItem:
             super().save_formset(request, form, formset, change)
             return
+        # Sets new/changed/deleted_objects for the change message; the rows
+        # themselves are replaced by the service below.
+        formset.save(commit=False)
         kept = [
             (f.cleaned_data.get("position") or 0, index, f.cleaned_data["product"])
             for index, f in enumerate(formset.forms)
