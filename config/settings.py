@@ -264,3 +264,12 @@ SHOWFLOOR_TEST_PAYMENT_METHOD = env("SHOWFLOOR_TEST_PAYMENT_METHOD", "pm_card_vi
 # Where the sheet loads Stripe.js from (localstripe serves a fake at
 # <STRIPE_API_BASE>/js.stripe.com/v3/).
 STRIPE_JS_URL = env("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+
+# Live video (docs/video.md): the one encode per show, HLS segment length.
+SHOWFLOOR_VIDEO_MAX_WIDTH = env_int("SHOWFLOOR_VIDEO_MAX_WIDTH", 1280)
+SHOWFLOOR_VIDEO_MAX_HEIGHT = env_int("SHOWFLOOR_VIDEO_MAX_HEIGHT", 720)
+SHOWFLOOR_VIDEO_FPS = env_int("SHOWFLOOR_VIDEO_FPS", 30)
+SHOWFLOOR_VIDEO_BITRATE = env_int("SHOWFLOOR_VIDEO_BITRATE", 2_000_000)
+# x264 preset of the one encode per show (ultrafast … medium).
+SHOWFLOOR_VIDEO_PRESET = env("SHOWFLOOR_VIDEO_PRESET", "veryfast")
+SHOWFLOOR_HLS_SEGMENT_SECONDS = env_int("SHOWFLOOR_HLS_SEGMENT_SECONDS", 1)
