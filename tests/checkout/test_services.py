@@ -73,7 +73,9 @@ def test_order_create_holds_stock_and_opens_a_payment_intent(
     assert [e["status"] for e in of_type(sent, "order.updated")] == ["reserved"]
 
 
-def test_same_idempotency_key_returns_the_same_order(stripe_settings, pinned, mic, guest):
+def test_same_idempotency_key_returns_the_same_order(
+    stripe_settings, pinned, mic, guest
+):
     """Repeating a Buy with its key gives the same order, one hold, one intent."""
     key = new_key()
     first = place(pinned, guest, mic, key=key)
@@ -87,7 +89,9 @@ def test_idempotency_key_is_scoped_to_the_buyer(stripe_settings, pinned, mic, gu
     """Another buyer reusing a key gets their own order, never someone else's."""
     key = new_key()
     first = place(pinned, guest, mic, key=key)
-    other = services.Buyer(user=None, session_key="other-session", email="o@example.test")
+    other = services.Buyer(
+        user=None, session_key="other-session", email="o@example.test"
+    )
     second = place(pinned, other, mic, key=key)
     assert second.order.pk != first.order.pk
 
@@ -164,7 +168,9 @@ def test_test_method_pays_the_order_and_sells_the_hold(
     assert "guest@example.test" not in str(made)
 
 
-def test_purchase_city_only_when_the_buyer_opted_in(stripe_settings, pinned, mic, guest, sent):
+def test_purchase_city_only_when_the_buyer_opted_in(
+    stripe_settings, pinned, mic, guest, sent
+):
     """The city reaches the room only from a buyer who chose to share it."""
     shared = place(pinned, guest, mic, proof_city="Berlin").order
     services.order_pay(order=shared, buyer=guest, method="test")
@@ -228,7 +234,9 @@ def test_three_d_secure_is_handed_to_the_browser(stripe_settings, pinned, mic, g
         timeout=10,
     )
     assert answer.status_code == 200
-    services.order_mark_paid(intent=gateway.intent_retrieve(Payment.objects.get(order=order).intent_id))
+    services.order_mark_paid(
+        intent=gateway.intent_retrieve(Payment.objects.get(order=order).intent_id)
+    )
     order.refresh_from_db()
     assert order.status == S.PAID
 
@@ -261,12 +269,17 @@ def test_expired_hold_returns_stock_and_cancels_the_intent(
     assert services.order_expire_due() == 1
     order.refresh_from_db()
     assert order.status == S.EXPIRED and stock(mic) == 10
-    assert gateway.intent_retrieve(Payment.objects.get(order=order).intent_id).status == "canceled"
+    assert (
+        gateway.intent_retrieve(Payment.objects.get(order=order).intent_id).status
+        == "canceled"
+    )
     assert services.order_expire_due() == 0
     assert of_type(sent, "order.updated")[-1]["status"] == "expired"
 
 
-def test_late_payment_with_stock_left_takes_it_again(stripe_settings, pinned, mic, guest):
+def test_late_payment_with_stock_left_takes_it_again(
+    stripe_settings, pinned, mic, guest
+):
     """A payment that lands after the hold expired takes the stock again if any."""
     order = place(pinned, guest, mic).order
     intent_id = Payment.objects.get(order=order).intent_id
@@ -289,8 +302,9 @@ def test_late_payment_after_stock_is_gone_is_refunded(
     services.order_expire_due()
     mic.__class__.objects.filter(pk=mic.pk).update(stock_available=0)
     intent = gateway.intent_retrieve(Payment.objects.get(order=order).intent_id)
-    succeeded = gateway.Intent(**{**intent.__dict__, "status": "succeeded",
-                                  "amount_received_minor": 8900})
+    succeeded = gateway.Intent(
+        **{**intent.__dict__, "status": "succeeded", "amount_received_minor": 8900}
+    )
     services.order_mark_paid(intent=succeeded)
     order.refresh_from_db()
     assert order.status == S.REFUNDED
@@ -316,7 +330,10 @@ def test_partial_and_full_refunds_never_exceed_captured(
     services.order_refund(order=order)
     order.refresh_from_db()
     assert order.status == S.REFUNDED
-    assert sorted(Refund.objects.values_list("amount_minor", flat=True)) == [5000, 12800]
+    assert sorted(Refund.objects.values_list("amount_minor", flat=True)) == [
+        5000,
+        12800,
+    ]
     assert Payment.objects.get(order=order).refunded_minor == 17800
 
 
@@ -326,7 +343,10 @@ def test_cancel_returns_stock_at_once(stripe_settings, pinned, mic, guest):
     services.order_cancel(order=order)
     order.refresh_from_db()
     assert order.status == S.CANCELLED and stock(mic) == 10
-    assert gateway.intent_retrieve(Payment.objects.get(order=order).intent_id).status == "canceled"
+    assert (
+        gateway.intent_retrieve(Payment.objects.get(order=order).intent_id).status
+        == "canceled"
+    )
     assert list(
         OrderTransition.objects.filter(order=order).values_list("to_status", flat=True)
     ) == ["reserved", "cancelled"]

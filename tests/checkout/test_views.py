@@ -1,0 +1,309 @@
+"""The order API over HTTP: codes and messages, CSRF and origin checks,
+idempotency under concurrent repeats, the host's sale and orders endpoints."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.contrib.sessions.backends.db import SessionStore
+from django.db import connection
+from django.test import Client
+
+from checkout.models import FlashSale, Order, Payment
+from tests.checkout.conftest import new_key
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def api_client(session_key: str | None = None, user=None) -> tuple[Client, str]:
+    """A browser-like client that must pass the CSRF check."""
+    client = Client(enforce_csrf_checks=True)
+    token = secrets.token_hex(16)
+    client.cookies["csrftoken"] = token
+    if user is not None:
+        client.force_login(user)
+    elif session_key:
+        client.cookies["sessionid"] = session_key
+    return client, token
+
+
+def buy(client, token, slug, body, key=None, **headers):
+    return client.post(
+        f"/api/shows/{slug}/orders",
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+        HTTP_IDEMPOTENCY_KEY=key or new_key(),
+        **headers,
+    )
+
+
+def test_guest_buys_and_gets_the_order_with_a_client_secret(
+    stripe_settings, pinned, mic
+):
+    """POST /orders answers 201 with the reserved order and its client secret,
+    never the secret key."""
+    client, token = api_client()
+    answer = buy(
+        client,
+        token,
+        pinned.slug,
+        {"variant_id": mic.pk, "quantity": 2, "email": "g@example.test"},
+    )
+    assert answer.status_code == 201, answer.content
+    data = answer.json()
+    assert data["status"] == "reserved" and data["total_minor"] == 17800
+    assert data["client_secret"].startswith("pi_")
+    assert "sk_test" not in answer.content.decode()
+    order = Order.objects.get(public_id=data["id"])
+    assert order.email == "g@example.test" and order.session_key
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"variant_id": "x"}, 400, "invalid"),
+        ({"variant_id": 987654}, 404, "unknown_variant"),
+        ({"quantity": 9}, 409, "over_limit"),
+        ({"email": ""}, 400, "email_required"),
+    ],
+)
+def test_bad_orders_get_a_code_and_a_message(
+    stripe_settings, pinned, mic, body, status, code
+):
+    """Each refusal has its status, a stable code and a readable message."""
+    client, token = api_client()
+    payload = {"variant_id": mic.pk, "quantity": 1, "email": "g@example.test", **body}
+    answer = buy(client, token, pinned.slug, payload)
+    assert answer.status_code == status
+    assert answer.json()["code"] == code and answer.json()["message"]
+    assert Order.objects.count() == 0
+
+
+def test_sold_out_is_409_sold_out(stripe_settings, pinned, mic):
+    """No stock left: 409 with code ``sold_out``."""
+    mic.__class__.objects.filter(pk=mic.pk).update(stock_available=0)
+    client, token = api_client()
+    answer = buy(
+        client, token, pinned.slug, {"variant_id": mic.pk, "email": "g@example.test"}
+    )
+    assert answer.status_code == 409 and answer.json()["code"] == "sold_out"
+
+
+def test_missing_idempotency_key_is_refused(stripe_settings, pinned, mic):
+    client, token = api_client()
+    answer = client.post(
+        f"/api/shows/{pinned.slug}/orders",
+        data=json.dumps({"variant_id": mic.pk, "email": "g@example.test"}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "idempotency_key_invalid"
+
+
+def test_requests_without_csrf_token_are_refused(stripe_settings, pinned, mic):
+    """A POST without the CSRF token is refused and creates nothing."""
+    client, _ = api_client()
+    answer = buy(
+        client,
+        "wrong-token-wrong-token-wrong-tok",
+        pinned.slug,
+        {"variant_id": mic.pk, "email": "g@example.test"},
+    )
+    assert answer.status_code == 403
+    assert Order.objects.count() == 0
+
+
+def test_foreign_origin_is_refused(stripe_settings, pinned, mic):
+    """A request from another site's page is refused even with a token."""
+    client, token = api_client()
+    answer = buy(
+        client,
+        token,
+        pinned.slug,
+        {"variant_id": mic.pk, "email": "g@example.test"},
+        HTTP_ORIGIN="https://evil.example",
+    )
+    assert answer.status_code == 403
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.slow
+def test_the_same_buy_five_times_at_once_makes_one_order_and_one_intent(
+    stripe_settings, pinned, mic
+):
+    """Five concurrent requests with one Idempotency-Key: one order, one hold,
+    one PaymentIntent, and every answer names the same order."""
+    import requests
+
+    session = SessionStore()
+    session.create()
+    key = new_key()
+
+    def send(_):
+        client, token = api_client(session.session_key)
+        try:
+            return buy(
+                client,
+                token,
+                pinned.slug,
+                {"variant_id": mic.pk, "email": "g@example.test"},
+                key=key,
+            )
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        answers = list(pool.map(send, range(5)))
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 200, 201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert Order.objects.count() == 1 and Payment.objects.count() == 1
+    mic.refresh_from_db()
+    assert mic.stock_available == 9
+    order_id = answers[0].json()["id"]
+    listed = requests.get(
+        f"{stripe_settings}/v1/payment_intents?limit=100",
+        headers={"Authorization": "Bearer sk_test_showfloor"},
+        timeout=10,
+    ).json()["data"]
+    assert [pi for pi in listed if pi["metadata"].get("order") == order_id] != []
+    assert len([pi for pi in listed if pi["metadata"].get("order") == order_id]) == 1
+
+
+def test_pay_with_the_test_method_then_read_the_order(stripe_settings, pinned, mic):
+    """The sheet's server-confirmed test payment, then GET shows it paid; another
+    visitor cannot read it."""
+    session = SessionStore()
+    session.create()
+    client, token = api_client(session.session_key)
+    order = buy(
+        client, token, pinned.slug, {"variant_id": mic.pk, "email": "g@example.test"}
+    ).json()
+    paid = client.post(
+        f"/api/orders/{order['id']}/pay",
+        data=json.dumps({"method": "test"}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+    )
+    assert paid.status_code == 200, paid.content
+    assert paid.json()["status"] == "paid" and paid.json()["outcome"] == "paid"
+    assert client.get(f"/api/orders/{order['id']}").json()["status"] == "paid"
+    stranger, _ = api_client()
+    assert stranger.get(f"/api/orders/{order['id']}").status_code == 404
+
+
+def test_saved_card_is_refused_without_one(stripe_settings, pinned, mic, make_user):
+    """One-tap pay needs a saved card: without one it is a clear 409."""
+    user = make_user()
+    client, token = api_client(user=user)
+    order = buy(client, token, pinned.slug, {"variant_id": mic.pk}).json()
+    answer = client.post(
+        f"/api/orders/{order['id']}/pay",
+        data=json.dumps({"method": "saved"}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+    )
+    assert answer.status_code == 409 and answer.json()["code"] == "no_saved_card"
+
+
+def start_sale(client, token, slug, body):
+    return client.post(
+        f"/api/shows/{slug}/sales",
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+    )
+
+
+def test_host_starts_a_flash_sale_and_orders_take_its_price_and_limit(
+    stripe_settings, pinned, mic, host, make_user, sent
+):
+    """A host's sale sets the price for orders during it and caps each buyer
+    across orders; viewers cannot start sales."""
+    viewer = make_user()
+    client, token = api_client(user=viewer)
+    body = {
+        "product_id": mic.product_id,
+        "price_minor": 4900,
+        "duration_seconds": 60,
+        "per_buyer_limit": 2,
+    }
+    assert start_sale(client, token, pinned.slug, body).status_code == 403
+    host_client, host_token = api_client(user=host)
+    answer = start_sale(host_client, host_token, pinned.slug, body)
+    assert answer.status_code == 201, answer.content
+    sale = answer.json()
+    assert sale["ends_at"] - sale["starts_at"] == 60_000
+    (started,) = [e for _, _, e in sent if e["type"] == "sale.started"]
+    assert started["price_minor"] == 4900 and started["server_now"] >= sale["starts_at"]
+    assert (
+        start_sale(host_client, host_token, pinned.slug, body).json()["code"]
+        == "sale_running"
+    )
+
+    first = buy(client, token, pinned.slug, {"variant_id": mic.pk, "quantity": 2})
+    assert first.status_code == 201 and first.json()["total_minor"] == 9800
+    again = buy(client, token, pinned.slug, {"variant_id": mic.pk, "quantity": 1})
+    assert again.status_code == 409 and again.json()["code"] == "over_limit"
+    assert Order.objects.filter(sale__isnull=False).count() == 1
+
+
+def test_sale_ends_by_the_server_clock(stripe_settings, pinned, mic, host, sent):
+    """When its window has passed, the sweeper closes the sale once and orders
+    go back to the normal price."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from checkout import services, sweeper
+
+    sale = services.sale_start(
+        show=pinned,
+        user=host,
+        product_id=mic.product_id,
+        price_minor=100,
+        duration_seconds=10,
+        per_buyer_limit=1,
+    )
+    FlashSale.objects.filter(pk=sale.pk).update(
+        starts_at=timezone.now() - timedelta(seconds=20),
+        ends_at=timezone.now() - timedelta(seconds=1),
+    )
+    assert sweeper.sweep_once() == 1
+    assert sweeper.sweep_once() == 0
+    assert len([e for _, _, e in sent if e["type"] == "sale.ended"]) == 1
+    client, token = api_client()
+    answer = buy(
+        client, token, pinned.slug, {"variant_id": mic.pk, "email": "g@example.test"}
+    )
+    assert answer.json()["total_minor"] == 8900
+
+
+def test_studio_orders_are_for_staff_only(
+    stripe_settings, pinned, mic, host, make_user
+):
+    """The host sees orders and revenue; a viewer gets 403."""
+    from checkout import services
+
+    buyer = services.Buyer(user=make_user("Bo Buyer"))
+    placed = services.order_create(
+        show=pinned,
+        buyer=buyer,
+        variant_id=mic.pk,
+        quantity=1,
+        idempotency_key=new_key(),
+    )
+    services.order_pay(order=placed.order, buyer=buyer, method="test")
+    viewer_client, _ = api_client(user=make_user())
+    assert viewer_client.get(f"/api/shows/{pinned.slug}/orders").status_code == 403
+    host_client, _ = api_client(user=host)
+    data = host_client.get(f"/api/shows/{pinned.slug}/orders").json()
+    assert data["revenue"] == [
+        {"currency": "EUR", "minor": 8900, "orders": 1, "formatted": "€89.00"}
+    ]
+    assert data["orders"][0]["buyer"] == "Bo Buyer"
+    assert data["orders"][0]["status"] == "paid"
