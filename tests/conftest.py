@@ -135,6 +135,10 @@ def browser() -> Iterator[Any]:
         missing_service(f"Chromium at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an event loop running in the main thread for
+    # the whole session; Django would then refuse every synchronous database
+    # call there (test data, the transactional flush after each test).
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as pw:
         instance = pw.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=chromium_args()

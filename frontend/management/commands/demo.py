@@ -9,21 +9,16 @@ on 127.0.0.1. Ctrl-C stops everything, the child process included.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import importlib
-import signal
 import socket
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from frontend import demo
 
@@ -31,58 +26,15 @@ LOOPBACK = "127.0.0.1"
 SWEEP_INTERVAL_SECONDS = 5.0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to send SIGTERM to the child when the demo process dies, even
-    when it is killed outright: no orphan localstripe."""
-    with contextlib.suppress(OSError, AttributeError):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 @contextlib.contextmanager
 def _localstripe(webhook_url: str) -> Iterator[str]:
-    """localstripe on a free loopback port for as long as the block runs."""
-    devstripe = importlib.import_module("checkout.devstripe")
-    start_for_demo: Callable[..., Any] | None = getattr(
-        devstripe, "start_for_demo", None
-    )
-    if start_for_demo is not None:
-        handle = start_for_demo(webhook_url, settings.STRIPE_WEBHOOK_SECRET)
-        try:
-            yield handle if isinstance(handle, str) else str(handle.url)
-        finally:
-            stop = getattr(handle, "stop", None) or getattr(handle, "terminate", None)
-            if stop is not None:
-                stop()
-        return
-    port = _free_port()
-    child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "checkout.devstripe", "--port", str(port)],
-        cwd=settings.BASE_DIR,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-    )
+    """localstripe on a free loopback port, its webhook pointed at this demo,
+    for as long as the block runs."""
+    from checkout.devstripe import start_for_demo
+
+    child, url = start_for_demo(webhook_url, settings.STRIPE_WEBHOOK_SECRET)
     try:
-        if not _wait_for_port(port):
-            raise CommandError("localstripe did not start on 127.0.0.1.")
-        yield f"http://{LOOPBACK}:{port}"
+        yield url
     finally:
         child.terminate()
         try:
@@ -93,13 +45,10 @@ def _localstripe(webhook_url: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _sweeper() -> Iterator[bool]:
-    """The checkout sweeper in a daemon thread, when the checkout app has one."""
-    try:
-        sweeper = importlib.import_module("checkout.sweeper")
-    except ImportError:
-        yield False
-        return
+def _sweeper() -> Iterator[None]:
+    """The checkout sweeper (expired holds, stale payments) in a thread."""
+    from checkout import sweeper
+
     stop = threading.Event()
     thread = threading.Thread(
         target=sweeper.run,
@@ -109,17 +58,10 @@ def _sweeper() -> Iterator[bool]:
     )
     thread.start()
     try:
-        yield True
+        yield
     finally:
         stop.set()
         thread.join(timeout=SWEEP_INTERVAL_SECONDS + 5)
-
-
-def _webhook_path() -> str:
-    for name in ("checkout:stripe_webhook", "stripe_webhook", "checkout_webhook"):
-        with contextlib.suppress(NoReverseMatch):
-            return reverse(name)
-    return "/api/stripe/webhook"
 
 
 class Command(BaseCommand):
@@ -155,15 +97,14 @@ class Command(BaseCommand):
         base = f"http://{LOOPBACK}:{port}"
         settings.SHOWFLOOR_MEDIA_ADDRESSES = [LOOPBACK]
         settings.SHOWFLOOR_PUBLIC_URL = base
-        with _localstripe(base + _webhook_path()) as stripe_url, _sweeper() as sweeping:
+        webhook_url = base + reverse("stripe_webhook")
+        with _localstripe(webhook_url) as stripe_url, _sweeper():
             settings.STRIPE_API_BASE = stripe_url
-            self._announce(data, base, stripe_url, sweeping)
+            self._announce(data, base, stripe_url)
             self._serve(port)
         self.stdout.write("Stopped.")
 
-    def _announce(
-        self, data: demo.DemoData, base: str, stripe_url: str, sweeping: bool
-    ) -> None:
+    def _announce(self, data: demo.DemoData, base: str, stripe_url: str) -> None:
         show, private = data.show, data.private_show
         write = self.stdout.write
         write("")
@@ -184,8 +125,6 @@ class Command(BaseCommand):
         write(f"    admin      {data.admin.email}")
         write("")
         write(f"  Payments go to localstripe at {stripe_url} (test cards only).")
-        if not sweeping:
-            write("  (No sweeper in this version: expired holds wait for one.)")
         write("  Press Ctrl-C to stop.")
         write("")
         self.stdout.flush()

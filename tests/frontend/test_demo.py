@@ -1,0 +1,113 @@
+"""The demo: idempotent seeding and the command serving the seeded show."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from frontend import demo
+from shows.models import Brand, Membership, Product, Show, User, Variant
+from tests.conftest import ROOT, free_port
+
+
+@pytest.mark.django_db
+def test_seeding_twice_reuses_everything():
+    """A second run finds the brand, staff, products and shows of the first."""
+    first = demo.seed_demo()
+    counts = [
+        m.objects.count() for m in (Brand, Membership, Product, Variant, Show, User)
+    ]
+    second = demo.seed_demo()
+    assert second.show.pk == first.show.pk
+    assert second.host.pk == first.host.pk
+    assert counts == [
+        m.objects.count() for m in (Brand, Membership, Product, Variant, Show, User)
+    ]
+    assert first.show.status == Show.Status.SCHEDULED
+    assert first.show.lineup.count() == 3
+    assert Membership.objects.get(user=first.host, brand=first.brand).role == "host"
+    assert first.private_show.is_private
+    assert Variant.objects.filter(product__brand=first.brand).count() == 6
+    assert first.host.check_password(demo.DEMO_PASSWORD)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_demo_command_serves_the_seeded_show_and_stops_cleanly(tmp_path):
+    """``manage.py demo`` prints the viewer URL, serves the show page there and
+    its static files, and Ctrl-C stops it together with localstripe."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        "REDIS_URL": "",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "demo", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        viewer_url = ""
+        assert proc.stdout is not None
+        while time.monotonic() < deadline and not viewer_url:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            if "Viewer page:" in line:
+                viewer_url = line.split("Viewer page:")[1].strip()
+        assert viewer_url == f"http://127.0.0.1:{port}/shows/{demo.SHOW_SLUG}/", output
+        stripe_line = ""
+        while "Press Ctrl-C" not in stripe_line:
+            stripe_line = proc.stdout.readline()
+            output.append(stripe_line)
+        stripe_port = int(
+            next(x for x in output if "localstripe at" in x)
+            .split("127.0.0.1:")[1]
+            .split()[0]
+        )
+        deadline = time.monotonic() + 20
+        while not _listening(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with urllib.request.urlopen(viewer_url, timeout=10) as response:
+            page = response.read().decode()
+        assert "Launch night: Aurora headphones" in page
+        assert "€149.00" in page
+        css = f"http://127.0.0.1:{port}/static/frontend/app.css"
+        with urllib.request.urlopen(css, timeout=10) as response:
+            assert response.status == 200
+        assert _listening(stripe_port)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail("the demo did not stop on Ctrl-C:\n" + "".join(output))
+    assert proc.returncode == 0, "".join(output)
+    deadline = time.monotonic() + 5
+    while _listening(stripe_port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _listening(stripe_port), "localstripe outlived the demo"
