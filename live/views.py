@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django import db
 from django.conf import settings
 from django.http import (
     FileResponse,
@@ -92,8 +93,18 @@ def _options(methods: str) -> HttpResponse:
     return response
 
 
+def _report_state_sync(show_id: int, state: str) -> None:
+    try:
+        stream.stream_publisher_state(show_id=show_id, state=state)
+    finally:
+        db.connection.close()
+
+
 async def _report_state(show_id: int, state: str) -> None:
-    await sync_to_async(stream.stream_publisher_state)(show_id=show_id, state=state)
+    # Runs long after the WHIP request that set it up has finished, so not in
+    # that request's thread (``thread_sensitive=False``); the thread's database
+    # connection is closed right after.
+    await sync_to_async(_report_state_sync, thread_sensitive=False)(show_id, state)
 
 
 # --- WHIP -----------------------------------------------------------------

@@ -42,7 +42,7 @@ AUDIO_QUEUE_LIMIT = 50
 # Frames the encoder may hold (one encoding, one waiting); newer ones are dropped.
 ENCODE_IN_FLIGHT = 2
 # A keyframe costs several normal frames: viewers' requests are merged.
-KEYFRAME_MIN_INTERVAL = 0.5
+KEYFRAME_MIN_INTERVAL = 0.25
 
 StateCallback = Callable[[str], Awaitable[None]]
 
