@@ -34,7 +34,7 @@ class User(AbstractUser):
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = ["display_name"]
 
-    objects: ClassVar[ShowfloorUserManager] = ShowfloorUserManager()  # type: ignore[assignment]
+    objects: ClassVar[ShowfloorUserManager] = ShowfloorUserManager()
 
     def __str__(self) -> str:
         return self.display_name or self.email

@@ -100,7 +100,9 @@ def test_reimport_updates_stock_and_price_without_duplicates(brand):
 
 def test_missing_columns_repeated_sku_and_empty_file_are_refused(brand):
     """Structural problems are refused with a clear message and nothing written."""
-    with pytest.raises(CatalogImportError, match="missing columns: variant_name, currency"):
+    with pytest.raises(
+        CatalogImportError, match="missing columns: variant_name, currency"
+    ):
         services.catalog_import(
             brand=brand, text="product_slug,product_name,sku,price,stock\n"
         )
