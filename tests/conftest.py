@@ -264,3 +264,18 @@ def live_show(show: Any) -> Any:
     from shows import services
 
     return services.show_start(show=show)
+
+
+def _fresh_asgiref_executor_after_fork() -> None:
+    """A forked server (``asgi_server``, ``DaphneProcess``) inherits asgiref's
+    one-thread executor without its thread: once the parent has used
+    ``sync_to_async``, every ``database_sync_to_async`` in the child would wait
+    forever. Give the child a fresh executor."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import SyncToAsync
+
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
+
+
+os.register_at_fork(after_in_child=_fresh_asgiref_executor_after_fork)

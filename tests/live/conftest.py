@@ -197,3 +197,37 @@ def pinned(live_show: Any, products: list[Any], host: Any) -> Any:
     from shows.services import room
 
     return room.product_pin(show=live_show, actor=host, product_id=products[0].pk)
+
+
+@pytest.fixture
+def daphne_pair(transactional_db: None, redis_client: Any) -> Any:
+    """Two Daphne processes serving the whole app on the test database and the
+    same Redis; yields their ws:// base URLs."""
+    from django.conf import settings
+
+    stale = list(redis_client.scan_iter(f"{settings.REDIS_PREFIX}:*", count=1000))
+    if stale:
+        redis_client.delete(*stale)
+    from functools import partial
+
+    from channels.testing.live import make_application, set_database_connection
+    from daphne.testing import DaphneProcess
+
+    processes = []
+    try:
+        for _ in range(2):
+            process = DaphneProcess(
+                "127.0.0.1",
+                partial(make_application, static_wrapper=None),
+                setup=set_database_connection,
+            )
+            process.start()
+            processes.append(process)
+        for process in processes:
+            if not process.ready.wait(timeout=30):
+                pytest.fail("Daphne did not start")
+        yield [f"ws://127.0.0.1:{p.port.value}" for p in processes]
+    finally:
+        for process in processes:
+            process.terminate()
+            process.join(timeout=10)

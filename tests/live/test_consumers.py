@@ -86,7 +86,9 @@ async def test_a_frame_over_16_kib_closes_the_socket_with_1009(
     connect, live_show, viewer
 ):
     socket = await connect(live_show, viewer)
-    await socket.comm.send_to(text_data='{"type":"chat.send","text":"' + "a" * 17000 + '"}')
+    await socket.comm.send_to(
+        text_data='{"type":"chat.send","text":"' + "a" * 17000 + '"}'
+    )
     assert await socket.closed() == 1009
 
 
@@ -168,7 +170,9 @@ async def test_a_user_gets_at_most_ten_sockets_per_show(connect, live_show, view
     assert await eleventh.closed() == 4029
 
 
-async def test_the_viewer_count_follows_connections(connect, live_show, viewer, viewer2):
+async def test_the_viewer_count_follows_connections(
+    connect, live_show, viewer, viewer2
+):
     first = await connect(live_show, viewer)
     await connect(live_show, viewer2)
     await first.wait_for("viewers.count", count=2, timeout=4)
