@@ -30,10 +30,13 @@ from shows.models import (
     LineupItem,
     Membership,
     Product,
+    Restriction,
+    RoomAudit,
     Show,
     User,
     Variant,
 )
+from shows.services import moderation as services_moderation
 from shows.services.catalog import ISO_CURRENCIES
 
 CATALOG_MAX_BYTES = 5 * 1024 * 1024
@@ -120,13 +123,55 @@ class CatalogUploadForm(forms.Form):
             ) from exc
 
 
+class BrandForm(forms.ModelForm):  # type: ignore[type-arg]
+    blocked_words = forms.CharField(
+        label=gettext_lazy("Blocked words"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=gettext_lazy(
+            "One word or phrase per line. Chat messages containing one are "
+            "shown only to their author and the brand's staff."
+        ),
+    )
+
+    class Meta:
+        model = Brand
+        fields = ("name", "slug", "description")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            words = self.instance.blocked_words.values_list("word", flat=True)
+            self.fields["blocked_words"].initial = "\n".join(words)
+
+    def clean_blocked_words(self) -> list[str]:
+        words = [w.strip() for w in self.cleaned_data["blocked_words"].splitlines()]
+        if any(len(w) > 60 for w in words):
+            raise ValidationError(_("A blocked word has at most 60 characters."))
+        return [w for w in words if w]
+
+
 @admin.register(Brand)
 class BrandAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = BrandForm
     list_display = ("name", "slug", "created_at")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     inlines = (MembershipInline,)
     change_form_template = "admin/shows/brand/change_form.html"
+
+    def save_related(
+        self,
+        request: HttpRequest,
+        form: forms.ModelForm[Brand],
+        formsets: Any,
+        change: bool,
+    ) -> None:
+        super().save_related(request, form, formsets, change)
+        if "blocked_words" in form.changed_data or not change:
+            services_moderation.blocked_words_set(
+                brand=form.instance, words=form.cleaned_data["blocked_words"]
+            )
 
     def save_model(
         self,
@@ -470,3 +515,55 @@ class ShowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self._transition(
             request, queryset, services.show_end, _("“%(show)s” has ended.")
         )
+
+
+# --- The show room: review and lift restrictions ------------------------------
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: object | None = None
+    ) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: object | None = None
+    ) -> bool:
+        return False
+
+
+@admin.register(Restriction)
+class RestrictionAdmin(ReadOnlyAdmin):
+    list_display = ("user", "kind", "brand", "show", "until", "lifted_at", "created_by")
+    list_filter = ("kind", "brand")
+    search_fields = ("user__email", "user__display_name")
+    list_select_related = ("user", "brand", "show", "created_by")
+    actions = ("lift",)
+
+    @admin.action(
+        description=gettext_lazy("Lift the selected users' bans and time-outs"),
+        permissions=["lift"],
+    )
+    def has_lift_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("shows.change_restriction"))
+
+    def lift(self, request: HttpRequest, queryset: QuerySet[Restriction]) -> None:
+        lifted = 0
+        for brand, user in {(r.brand, r.user) for r in queryset}:
+            lifted += services_moderation.restriction_lift(brand=brand, user=user)
+        self.message_user(
+            request,
+            _("%(count)d restriction(s) lifted.") % {"count": lifted},
+            messages.SUCCESS,
+        )
+
+
+@admin.register(RoomAudit)
+class RoomAuditAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "show", "user", "kind", "action", "code", "detail")
+    list_filter = ("kind", "action")
+    search_fields = ("user__email", "detail")
+    list_select_related = ("show", "user")

@@ -238,3 +238,38 @@ def test_catalog_upload_needs_change_permission(client, brand, make_user):
     client.force_login(user)
     url = reverse("admin:shows_brand_import_catalog", args=[brand.pk])
     assert client.get(url).status_code == 403
+
+
+def test_brand_admin_sets_blocked_words(admin_client, brand):
+    """Blocked words typed one per line are stored trimmed and lower-cased."""
+    data = {
+        "name": brand.name,
+        "slug": brand.slug,
+        "description": "",
+        "blocked_words": "  Spam \nCHEAP pills\n\n",
+        **inline("memberships", []),
+    }
+    response = admin_client.post(
+        reverse("admin:shows_brand_change", args=[brand.pk]), data
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert sorted(brand.blocked_words.values_list("word", flat=True)) == [
+        "cheap pills",
+        "spam",
+    ]
+
+
+def test_restriction_admin_lifts_a_ban_and_cannot_edit(admin_client, show, make_user):
+    """Restrictions are listed read-only; the Lift action ends them."""
+    from shows.models import Restriction
+
+    user = make_user()
+    ban = Restriction.objects.create(brand=show.brand, user=user, kind="ban")
+    change = reverse("admin:shows_restriction_change", args=[ban.pk])
+    assert admin_client.post(change, {"kind": "timeout"}).status_code == 403
+    admin_client.post(
+        reverse("admin:shows_restriction_changelist"),
+        {"action": "lift", "_selected_action": [ban.pk]},
+    )
+    ban.refresh_from_db()
+    assert ban.lifted_at is not None
