@@ -1,1 +1,476 @@
-// Show page: room.
+// Show page: the live room (chat, reactions, Q&A, pinned products, viewers).
+// Owns the page's one websocket (docs/protocol.md). Every server event is also
+// dispatched as `showfloor:event`; `window.showfloorRoom.send(obj)` sends.
+// User text only ever reaches the page through textContent.
+
+const NO_RETRY_CODES = new Set([4003, 4404, 4029, 1008, 1009]);
+
+export function readStrings(id) {
+  const node = document.getElementById(id);
+  try {
+    return node ? JSON.parse(node.textContent) : {};
+  } catch {
+    return {};
+  }
+}
+
+export function fill(template, values) {
+  return String(template || "").replace(/%\((\w+)\)s/g, (_, key) => String(values[key] ?? ""));
+}
+
+/** Create an element; `text` is set as textContent, never parsed. */
+export function el(tag, attrs = {}, text) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === false || value == null) continue;
+    if (key === "className") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  if (text != null) node.textContent = String(text);
+  return node;
+}
+
+export function formatPrice(minor, currency) {
+  const lang = document.documentElement.lang || undefined;
+  try {
+    const format = new Intl.NumberFormat(lang, { style: "currency", currency });
+    const digits = format.resolvedOptions().maximumFractionDigits;
+    return format.format(minor / 10 ** digits);
+  } catch {
+    return `${minor} ${currency}`;
+  }
+}
+
+/**
+ * The room socket: reconnects with `?since=<seq>` (backoff with jitter), skips
+ * events it has already seen, reports its state.
+ */
+export class RoomSocket {
+  constructor(path, { onEvents, onState }) {
+    this.path = path;
+    this.onEvents = onEvents;
+    this.onState = onState;
+    this.seq = null;
+    this.attempt = 0;
+    this.ws = null;
+    this.stopped = false;
+    this.refs = 0;
+  }
+
+  url() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const since = this.seq == null ? "" : `?since=${this.seq}`;
+    return `${scheme}://${location.host}${this.path}${since}`;
+  }
+
+  open() {
+    this.onState(this.attempt ? "reconnecting" : "connecting");
+    const ws = new WebSocket(this.url());
+    this.ws = ws;
+    ws.addEventListener("open", () => {
+      this.attempt = 0;
+      this.onState("live");
+    });
+    ws.addEventListener("message", (message) => {
+      let data;
+      try {
+        data = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      const events = (Array.isArray(data) ? data : [data]).filter((event) => this.accept(event));
+      if (events.length) this.onEvents(events);
+    });
+    ws.addEventListener("close", (event) => {
+      if (this.ws !== ws) return;
+      if (this.stopped || NO_RETRY_CODES.has(event.code)) {
+        this.onState("closed", event.code);
+        return;
+      }
+      this.attempt += 1;
+      this.onState("reconnecting");
+      const delay = Math.min(10000, 500 * 2 ** Math.min(this.attempt, 5)) * (0.5 + Math.random() / 2);
+      setTimeout(() => this.open(), delay);
+    });
+  }
+
+  accept(event) {
+    if (!event || typeof event.type !== "string") return false;
+    if (event.type === "snapshot" || event.type === "resumed") {
+      this.seq = event.seq;
+      return true;
+    }
+    if (typeof event.seq === "number") {
+      if (this.seq != null && event.seq <= this.seq) return false; // seen already
+      this.seq = event.seq;
+    }
+    return true;
+  }
+
+  send(obj) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return null;
+    const ref = obj.ref ?? `c${++this.refs}`;
+    this.ws.send(JSON.stringify({ ...obj, ref }));
+    return ref;
+  }
+}
+
+export function announce(event) {
+  document.dispatchEvent(new CustomEvent("showfloor:event", { detail: event }));
+}
+
+export function wireTabs(tabs) {
+  const select = (tab) => {
+    for (const other of tabs) {
+      const selected = other === tab;
+      other.setAttribute("aria-selected", String(selected));
+      other.tabIndex = selected ? 0 : -1;
+      document.getElementById(other.getAttribute("aria-controls")).hidden = !selected;
+    }
+  };
+  tabs.forEach((tab, index) => {
+    tab.addEventListener("click", () => select(tab));
+    tab.addEventListener("keydown", (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (!step) return;
+      const next = tabs[(index + step + tabs.length) % tabs.length];
+      select(next);
+      next.focus();
+      event.preventDefault();
+    });
+  });
+}
+
+/** A list that follows new items unless the reader scrolled up. */
+export class FollowingList {
+  constructor(list, jump) {
+    this.list = list;
+    this.jump = jump;
+    list.addEventListener("scroll", () => {
+      if (this.atBottom()) this.jump.hidden = true;
+    });
+    jump?.addEventListener("click", () => this.toBottom());
+  }
+
+  atBottom() {
+    const l = this.list;
+    return l.scrollHeight - l.scrollTop - l.clientHeight < 40;
+  }
+
+  toBottom() {
+    this.list.scrollTop = this.list.scrollHeight;
+    if (this.jump) this.jump.hidden = true;
+  }
+
+  append(node, { own = false } = {}) {
+    const follow = own || this.atBottom();
+    this.list.append(node);
+    while (this.list.children.length > 200) this.list.firstElementChild.remove();
+    if (follow) this.toBottom();
+    else if (this.jump) this.jump.hidden = false;
+  }
+}
+
+// --- The viewer page -------------------------------------------------------
+
+function initViewerRoom(root) {
+  const t = readStrings("room-i18n");
+  const $ = (id) => document.getElementById(id);
+  const chat = new FollowingList($("room-chat"), $("room-jump"));
+  const state = {
+    me: null,
+    pins: new Map(), // product id → card
+    heldPins: [], // product.pinned events waiting for the HLS picture
+    questions: new Map(),
+    myVotes: new Set(),
+    pendingChat: new Map(), // ref → text, restored if refused
+    playback: { mode: "none", programTime: null },
+    status: root.closest(".show")?.dataset.status || "",
+  };
+  const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+
+  function setConnection(stateName, code) {
+    const node = $("room-conn");
+    node.dataset.state = stateName;
+    node.textContent = t[stateName] || stateName;
+    root.dataset.connection = stateName;
+    if (code === 4003) showError(t.closed);
+  }
+
+  function showError(message) {
+    const node = $("room-error");
+    node.textContent = message || "";
+    clearTimeout(showError.timer);
+    if (message) showError.timer = setTimeout(() => (node.textContent = ""), 6000);
+  }
+
+  // Chat --------------------------------------------------------------------
+  function chatItem(message) {
+    const item = el("li", { className: "room-msg", id: `msg-${message.id}` });
+    const author = el("span", { className: "room-author" }, message.author?.name ?? "");
+    item.append(author);
+    if (message.author?.role) item.append(el("span", { className: "room-role" }, t[message.author.role] || message.author.role));
+    item.append(el("span", { className: "room-text" }, message.text));
+    if (message.hidden) {
+      item.classList.add("room-msg-hidden");
+      item.append(el("span", { className: "room-note" }, t.onlyYou));
+    }
+    return item;
+  }
+
+  function addMessage(message) {
+    if (document.getElementById(`msg-${message.id}`)) return;
+    const own = state.me && message.author?.id === state.me.id;
+    chat.append(chatItem(message), { own });
+  }
+
+  // Pinned products ------------------------------------------------------------
+  function stockText(variant) {
+    if (variant.stock_available <= 0) return t.soldOut;
+    if (variant.stock_available <= 10) return fill(t.left, { n: variant.stock_available });
+    return t.inStock;
+  }
+
+  function renderPins() {
+    const list = $("room-pins");
+    list.replaceChildren();
+    for (const card of state.pins.values()) {
+      const item = el("li", { className: "room-pin", dataset: { product: card.id } });
+      if (card.image_url && /^https?:\/\//.test(card.image_url)) {
+        item.append(el("img", { src: card.image_url, alt: "", loading: "lazy", width: 64, height: 64 }));
+      }
+      const body = el("div", { className: "room-pin-body" });
+      body.append(el("p", { className: "room-pin-name" }, card.name));
+      const variants = card.variants || [];
+      let chosen = variants.find((v) => v.id === card.chosen) || variants.find((v) => v.stock_available > 0) || variants[0];
+      if (variants.length > 1) {
+        const label = el("label", { className: "sr-only", for: `pin-variant-${card.id}` }, t.variant);
+        const select = el("select", { id: `pin-variant-${card.id}` });
+        for (const v of variants) {
+          const option = el("option", { value: v.id }, `${v.name || v.id} · ${formatPrice(v.price_minor, v.currency)}`);
+          if (chosen && v.id === chosen.id) option.selected = true;
+          select.append(option);
+        }
+        select.addEventListener("change", () => {
+          card.chosen = Number(select.value);
+          renderPins();
+          document.getElementById(`pin-variant-${card.id}`)?.focus();
+        });
+        body.append(label, select);
+      }
+      if (chosen) {
+        body.append(el("p", { className: "room-price" }, formatPrice(chosen.price_minor, chosen.currency)));
+        body.append(el("p", { className: "room-stock", dataset: { soldOut: chosen.stock_available <= 0 ? "1" : "0" } }, stockText(chosen)));
+        const buy = el("button", { type: "button", className: "room-buy", disabled: chosen.stock_available <= 0 }, t.buy);
+        buy.setAttribute("aria-label", `${t.buy}: ${card.name}`);
+        buy.addEventListener("click", () => {
+          document.dispatchEvent(new CustomEvent("showfloor:buy", { detail: { productId: card.id, variantId: chosen.id } }));
+        });
+        body.append(buy);
+      }
+      item.append(body);
+      list.append(item);
+    }
+  }
+
+  function pinNow(event) {
+    state.pins.set(event.product.id, { ...event.product, at: event.at });
+    renderPins();
+  }
+
+  function releaseHeldPins() {
+    const { mode, programTime } = state.playback;
+    const ready = [];
+    state.heldPins = state.heldPins.filter((event) => {
+      if (mode !== "hls" || (programTime != null && programTime >= event.at)) {
+        ready.push(event);
+        return false;
+      }
+      return true;
+    });
+    ready.forEach(pinNow);
+  }
+
+  document.addEventListener("showfloor:playback", (event) => {
+    state.playback = { mode: event.detail?.mode || "none", programTime: event.detail?.programTime ?? null };
+    releaseHeldPins();
+  });
+
+  // Questions -----------------------------------------------------------------
+  function renderQuestions() {
+    const list = $("room-questions");
+    list.replaceChildren();
+    const all = [...state.questions.values()];
+    const answered = all.filter((q) => q.status === "answered").sort((a, b) => (b.answered_at || 0) - (a.answered_at || 0));
+    const open = all.filter((q) => q.status === "open").sort((a, b) => b.votes - a.votes || a.id - b.id);
+    for (const q of [...answered.slice(0, 1), ...open, ...answered.slice(1)]) {
+      const item = el("li", { className: `room-q room-q-${q.status}`, id: `q-${q.id}` });
+      const head = el("p", { className: "room-q-text" });
+      head.append(el("span", { className: "room-author" }, q.author?.name ?? ""), el("span", {}, q.text));
+      item.append(head);
+      if (q.product_id && state.products?.has(q.product_id)) {
+        item.append(el("p", { className: "room-q-about" }, `${t.about}: ${state.products.get(q.product_id)}`));
+      }
+      if (q.status === "answered") {
+        item.append(el("span", { className: "room-badge room-answered" }, t.answered));
+        if (q.answer) item.append(el("p", { className: "room-q-answer" }, q.answer));
+      }
+      const voted = state.myVotes.has(q.id);
+      const vote = el(
+        "button",
+        { type: "button", className: "room-vote", "aria-pressed": String(voted), disabled: voted || q.status !== "open" || !state.me },
+        `▲ ${q.votes}`,
+      );
+      vote.setAttribute("aria-label", `${voted ? t.voted : t.vote} (${q.votes} ${t.votes})`);
+      vote.addEventListener("click", () => {
+        state.myVotes.add(q.id);
+        room.send({ type: "question.vote", question_id: q.id });
+        renderQuestions();
+      });
+      item.append(vote);
+      list.append(item);
+    }
+    $("room-qa-count").textContent = open.length ? String(open.length) : "";
+  }
+
+  // Reactions -------------------------------------------------------------------
+  function floatHearts(count) {
+    if (reducedMotion.matches) return;
+    const layer = $("room-hearts");
+    for (let i = 0; i < Math.min(count, 12); i++) {
+      if (layer.childElementCount > 40) break;
+      const heart = el("span", { className: "room-float" }, "❤️");
+      heart.style.left = `${10 + Math.random() * 70}%`;
+      heart.style.animationDelay = `${Math.random() * 400}ms`;
+      heart.addEventListener("animationend", () => heart.remove());
+      layer.append(heart);
+    }
+  }
+
+  // Events ----------------------------------------------------------------------
+  function applySnapshot(s) {
+    state.me = s.me;
+    state.status = s.show?.status;
+    $("room-chat").replaceChildren();
+    s.chat.forEach(addMessage);
+    chat.toBottom();
+    state.pins.clear();
+    state.heldPins = [];
+    for (const card of s.pinned) state.pins.set(card.id, card);
+    renderPins();
+    state.questions = new Map(s.questions.map((q) => [q.id, q]));
+    state.myVotes = new Set(s.my_votes);
+    renderQuestions();
+    $("room-viewers").textContent = String(s.viewers);
+  }
+
+  const handlers = {
+    snapshot: applySnapshot,
+    "chat.message": addMessage,
+    "chat.deleted": (e) => document.getElementById(`msg-${e.message_id}`)?.remove(),
+    "question.asked": (e) => {
+      state.questions.set(e.id, e);
+      renderQuestions();
+    },
+    "question.voted": (e) => {
+      const q = state.questions.get(e.question_id);
+      if (q) q.votes = e.votes;
+      renderQuestions();
+    },
+    "question.answered": (e) => {
+      const q = state.questions.get(e.question_id);
+      if (q) Object.assign(q, { status: "answered", answer: e.answer, answered_at: e.answered_at });
+      renderQuestions();
+      document.getElementById(`q-${e.question_id}`)?.classList.add("room-q-highlight");
+    },
+    "question.dismissed": (e) => {
+      state.questions.delete(e.question_id);
+      renderQuestions();
+    },
+    "product.pinned": (e) => {
+      state.heldPins.push(e);
+      releaseHeldPins();
+    },
+    "product.unpinned": (e) => {
+      state.heldPins = state.heldPins.filter((p) => p.product.id !== e.product_id);
+      state.pins.delete(e.product_id);
+      renderPins();
+    },
+    "stock.changed": (e) => {
+      const card = state.pins.get(e.product_id);
+      const variant = card?.variants.find((v) => v.id === e.variant_id);
+      if (variant) {
+        variant.stock_available = e.stock_available;
+        renderPins();
+      }
+    },
+    "viewers.count": (e) => ($("room-viewers").textContent = String(e.count)),
+    "reactions.burst": (e) => floatHearts(Object.values(e.counts).reduce((a, b) => a + b, 0)),
+    "show.status": (e) => {
+      state.status = e.status;
+      const show = root.closest(".show");
+      if (show) show.dataset.status = e.status;
+      if (e.status === "ended") showError(t.ended);
+    },
+    "show.slow_mode": (e) => showError(e.seconds ? fill(t.slowMode, { s: e.seconds }) : ""),
+    ack: (e) => state.pendingChat.delete(e.ref),
+    error: (e) => {
+      const text = state.pendingChat.get(e.ref);
+      if (text != null) {
+        state.pendingChat.delete(e.ref);
+        const input = $("room-chat-input");
+        if (input && !input.value) input.value = text;
+      }
+      const retry = e.retry_after ? ` ${fill(t.retry, { s: Math.ceil(e.retry_after) })}` : "";
+      showError(`${e.message}${retry}`);
+    },
+  };
+
+  const room = new RoomSocket(root.dataset.wsPath, {
+    onState: setConnection,
+    onEvents(events) {
+      for (const event of events) {
+        handlers[event.type]?.(event);
+        announce(event);
+      }
+    },
+  });
+  state.products = new Map(
+    [...document.querySelectorAll("#room-ask-product option")].filter((o) => o.value).map((o) => [Number(o.value), o.textContent]),
+  );
+
+  wireTabs([$("room-tab-chat"), $("room-tab-qa")]);
+
+  $("room-chat-form")?.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $("room-chat-input");
+    const text = input.value.trim();
+    if (!text) return;
+    const ref = room.send({ type: "chat.send", text });
+    if (ref) {
+      state.pendingChat.set(ref, text);
+      input.value = "";
+    }
+  });
+
+  $("room-ask-form")?.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $("room-ask-input");
+    const text = input.value.trim();
+    if (!text) return;
+    const product = $("room-ask-product").value;
+    if (room.send({ type: "question.ask", text, ...(product ? { product_id: Number(product) } : {}) })) input.value = "";
+  });
+
+  $("room-heart").addEventListener("click", () => {
+    room.send({ type: "reaction.send", emoji: "❤️" });
+    floatHearts(1);
+  });
+
+  window.showfloorRoom = { send: (obj) => room.send(obj) };
+  room.open();
+}
+
+const root = document.getElementById("room");
+if (root) initViewerRoom(root);
