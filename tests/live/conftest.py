@@ -35,7 +35,7 @@ class Socket:
         # Not ``receive_output``: its timeout cancels the application.
         try:
             output = await asyncio.wait_for(self.comm.output_queue.get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if self.comm.future.done():
                 self.comm.future.result()
             raise
@@ -82,7 +82,7 @@ class Socket:
                 await self.read(timeout=deadline - loop.time())
             except ConnectionError:
                 return self.close_code
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         raise AssertionError("the socket stayed open")
 

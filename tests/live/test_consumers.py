@@ -144,7 +144,7 @@ async def test_reactions_are_coalesced_into_bursts(connect, live_show, viewer, v
     while loop.time() < deadline:
         try:
             frame = await watcher.read(timeout=deadline - loop.time())
-        except asyncio.TimeoutError:
+        except TimeoutError:
             break
         for event in frame:
             if event["type"] == "reactions.burst":

@@ -1,0 +1,272 @@
+"""Browser check of live video, run INSIDE a loopback-only network namespace.
+
+Chromium offers ICE candidates on every interface it sees; in a namespace that
+has only ``lo`` it offers none of the machine's addresses and connects to the
+server's 127.0.0.1 candidate. PostgreSQL and Redis are not reachable from in
+here, so the server uses a SQLite file and the in-memory layer, seeded here.
+
+Steps: start Daphne; the host's studio (Chromium's fake camera) goes live over
+WHIP; one viewer page plays over WebRTC, a second one (beyond
+SHOWFLOOR_WEBRTC_MAX_VIEWERS=1) over HLS; the host ends the show and the first
+viewer plays the recording. Prints one JSON object with what it saw.
+
+Usage (test_browser.py does this): ip netns exec NS python browser_netns.py WORKDIR
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[3]
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+PORT = 8765
+
+
+def server_env(workdir: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "REDIS_URL", "PYTEST", "DJANGO_SETTINGS"))
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
+            "SHOWFLOOR_HLS_DIR": str(workdir / "hls"),
+            "SHOWFLOOR_RECORDINGS_DIR": str(workdir / "recordings"),
+            "SHOWFLOOR_MEDIA_ADDRESSES": "127.0.0.1",
+            "SHOWFLOOR_ICE_SERVERS": "[]",
+            "SHOWFLOOR_WEBRTC_MAX_VIEWERS": "1",
+            "SHOWFLOOR_VIDEO_MAX_WIDTH": "640",
+            "SHOWFLOOR_VIDEO_MAX_HEIGHT": "480",
+            "SHOWFLOOR_VIDEO_PRESET": "ultrafast",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "STATIC_ROOT": str(workdir / "static"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    return env
+
+
+def seed(env: dict[str, str]) -> dict[str, str]:
+    """Migrate the SQLite database and create a brand, a host and a show; return
+    the show's slug and a logged-in session cookie for the host."""
+    code = """
+import json
+from datetime import timedelta
+import django
+django.setup()
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+from shows import services
+call_command("migrate", verbosity=0)
+brand = services.brand_create(name="Acme Audio", slug="acme")
+host = services.user_signup(
+    email="host@example.test", display_name="Hana", password="a-long-password-1"
+)
+services.membership_set(brand=brand, user=host, role="host")
+show = services.show_create(
+    brand=brand, slug="netns-show", title="Netns show",
+    scheduled_at=timezone.now() + timedelta(minutes=5),
+)
+client = Client()
+client.force_login(host)
+print(json.dumps({"slug": show.slug, "session": client.cookies["sessionid"].value}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def wait_for_server(url: str, timeout: float = 30) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError("the server did not start")
+
+
+VIDEO_PROGRESS = """async (selector) => {
+  const video = document.querySelector(selector);
+  const start = video.currentTime;
+  await new Promise((r) => setTimeout(r, 2000));
+  return {start, end: video.currentTime, width: video.videoWidth,
+          mode: document.querySelector('[data-player]').dataset.mode || null};
+}"""
+
+
+def run(workdir: Path) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    env = server_env(workdir)
+    seeded = seed(env)
+    slug = seeded["slug"]
+    base = f"http://127.0.0.1:{PORT}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(PORT)]
+        + ["config.asgi:application"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "server.log").open("w"),
+    )
+    result: dict[str, Any] = {"slug": slug}
+    studio = None
+    try:
+        wait_for_server(f"{base}/healthz")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                studio_ctx = browser.new_context()
+                studio_ctx.add_cookies(
+                    [{"name": "sessionid", "value": seeded["session"], "url": base}]
+                )
+                studio = studio_ctx.new_page()
+                studio.on("dialog", lambda dialog: dialog.accept())
+                studio.goto(f"{base}/shows/{slug}/studio/")
+                studio.wait_for_function(
+                    "document.querySelector('[data-preview]').videoWidth > 0",
+                    timeout=15000,
+                )
+                result["camera_options"] = studio.eval_on_selector(
+                    "[data-camera]", "s => s.options.length"
+                )
+                studio.click("[data-go-live]")
+                studio.wait_for_function(
+                    "document.querySelector('[data-indicator]').dataset.state === 'live'",
+                    timeout=20000,
+                )
+                studio.wait_for_function(
+                    "document.querySelector('[data-elapsed]').textContent !== ''",
+                    timeout=5000,
+                )
+                result["studio_live"] = True
+
+                webrtc = browser.new_context().new_page()
+                webrtc.goto(f"{base}/shows/{slug}/")
+                webrtc.wait_for_function(
+                    "document.querySelector('[data-player]').dataset.mode === 'webrtc'",
+                    timeout=20000,
+                )
+                result["webrtc"] = webrtc.evaluate(
+                    VIDEO_PROGRESS, "[data-player] video"
+                )
+                result["studio_connection"] = studio.text_content("[data-connection]")
+
+                hls = browser.new_context().new_page()
+                hls.add_init_script(
+                    """window.__playback = [];
+                    document.addEventListener('showfloor:playback',
+                      (e) => window.__playback.push(e.detail));"""
+                )
+                hls.goto(f"{base}/shows/{slug}/")
+                hls.wait_for_function(
+                    "document.querySelector('[data-player]').dataset.mode === 'hls'",
+                    timeout=30000,
+                )
+                hls.wait_for_function(
+                    "document.querySelector('[data-player] video').currentTime > 0",
+                    timeout=20000,
+                )
+                result["hls"] = hls.evaluate(VIDEO_PROGRESS, "[data-player] video")
+                result["hls_program_time"] = hls.evaluate(
+                    """() => {
+                    const times = window.__playback.filter((d) => d.mode === 'hls')
+                      .map((d) => d.programTime).filter(Boolean);
+                    return {count: times.length, last: times[times.length - 1] || null,
+                            now: Date.now()};
+                }"""
+                )
+
+                studio.click("[data-end]")
+                studio.wait_for_function(
+                    "document.querySelector('[data-indicator]').dataset.state === 'ended'",
+                    timeout=20000,
+                )
+                result["studio_ended"] = True
+                webrtc.reload()
+                webrtc.wait_for_function(
+                    "document.querySelector('[data-player]').dataset.replay === '1'",
+                    timeout=10000,
+                )
+                webrtc.wait_for_function(
+                    "document.querySelector('[data-player] video').readyState >= 1",
+                    timeout=10000,
+                )
+                result["replay"] = webrtc.evaluate(
+                    """async () => {
+                    const v = document.querySelector('[data-player] video');
+                    v.muted = true;
+                    await v.play();
+                    await new Promise((r) => setTimeout(r, 1500));
+                    return {duration: v.duration, currentTime: v.currentTime};
+                }"""
+                )
+            except Exception as exc:
+                result["error"] = f"{type(exc).__name__}: {exc}"
+                if studio is not None:
+                    result["stream_status"] = studio.evaluate(
+                        f"fetch('/live/{slug}/stream').then((r) => r.json())"
+                    )
+                    result["studio_connection"] = studio.text_content(
+                        "[data-connection]"
+                    )
+                    result["studio_error"] = studio.text_content("[data-error]")
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    return result
+
+
+if __name__ == "__main__":
+    workdir = Path(sys.argv[1])
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        output = run(workdir)
+    except Exception as exc:
+        log = workdir / "server.log"
+        output = {
+            "error": f"{type(exc).__name__}: {exc}",
+            "server_log": log.read_text()[-3000:] if log.exists() else "",
+        }
+    print(json.dumps(output))

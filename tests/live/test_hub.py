@@ -1,0 +1,93 @@
+"""The hub on its own: batching per tick and dropping a viewer that stopped reading."""
+
+from __future__ import annotations
+
+import asyncio
+
+from django.test import override_settings
+
+from live.hub.core import Hub, Viewer
+
+
+class FakeWriter:
+    def __init__(self, *, stuck: bool = False) -> None:
+        self.frames: list[str] = []
+        self.stuck = stuck
+        self.aborted = False
+        self.unsent = 0
+
+    def buffered(self) -> int:
+        return self.unsent
+
+    def write(self, text: str, data: bytes) -> None:
+        self.frames.append(text)
+        if self.stuck:
+            self.unsent += len(data)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def stop(self) -> None:
+        pass
+
+
+async def _closed(code: int) -> None:
+    pass
+
+
+def _viewer(writer: FakeWriter) -> Viewer:
+    return Viewer(
+        show_id=1,
+        brand_id=1,
+        user_id=None,
+        session_key=None,
+        writer=writer,
+        close=_closed,
+    )
+
+
+@override_settings(REDIS_URL="", SHOWFLOOR_ROOM_TICK_MS=20)
+async def test_events_of_one_tick_leave_as_one_frame_serialized_once():
+    hub = Hub(asyncio.get_running_loop())
+    writers = [FakeWriter() for _ in range(3)]
+    viewers = [_viewer(w) for w in writers]
+    try:
+        for viewer in viewers:
+            await hub.attach(viewer)
+            viewer.release(after_seq=0)
+        room = hub.rooms[1]
+        for seq in (1, 2, 3):
+            room.on_data(f'E{{"seq":{seq},"type":"chat.message","id":{seq}}}')
+        await asyncio.sleep(0.1)
+        frames = [w.frames for w in writers]
+        assert all(len(f) == 1 for f in frames)
+        assert frames[0][0].startswith('[{"seq":1,')
+        assert frames[0][0] is frames[1][0]  # the same string object for everyone
+    finally:
+        await hub.stop()
+
+
+@override_settings(
+    REDIS_URL="", SHOWFLOOR_ROOM_TICK_MS=10, SHOWFLOOR_ROOM_MAX_BUFFER_KIB=4
+)
+async def test_a_viewer_that_stops_reading_is_dropped_and_the_others_keep_receiving():
+    hub = Hub(asyncio.get_running_loop())
+    stuck, healthy = FakeWriter(stuck=True), FakeWriter()
+    slow, fast = _viewer(stuck), _viewer(healthy)
+    try:
+        for viewer in (slow, fast):
+            await hub.attach(viewer)
+            viewer.release(after_seq=0)
+        room = hub.rooms[1]
+        text = "x" * 500
+        for seq in range(1, 41):
+            room.on_data(f'E{{"seq":{seq},"type":"chat.message","text":"{text}"}}')
+            await asyncio.sleep(0.015)
+        assert slow.dropped
+        assert stuck.aborted
+        assert stuck.unsent <= 4 * 1024
+        delivered = "".join(healthy.frames)
+        assert delivered.count('"type":"chat.message"') == 40
+        assert not fast.dropped
+    finally:
+        await hub.stop()
