@@ -1,1 +1,285 @@
-// Show page: player.
+// Show page: the player. WebRTC (WHEP) first, HLS when the WebRTC tier is full
+// or WebRTC fails (hls.js; Safari natively), the recording once the show ended.
+// Dispatches `showfloor:playback` {mode, programTime} (docs/video.md) so room.js
+// can hold pins back until an HLS viewer's video reaches them.
+
+const root = document.querySelector("[data-player]");
+const config = root ? JSON.parse(document.getElementById("player-config").textContent) : null;
+const T = root ? JSON.parse(document.getElementById("player-i18n").textContent) : {};
+
+const WEBRTC_TIMEOUT_MS = 8000;
+const ICE_GATHER_TIMEOUT_MS = 2000;
+const RETRY_MS = 2000;
+const PLAYBACK_TICK_MS = 250;
+
+const state = {
+  status: config ? config.status : "none",
+  mode: "none", // "webrtc" | "hls" | "replay" | "none"
+  pc: null,
+  location: null,
+  hls: null,
+  retryTimer: null,
+  attempt: 0,
+  forceHls: false,
+};
+
+const video = root && root.querySelector("video");
+const badge = root && root.querySelector("[data-badge]");
+const unmute = root && root.querySelector("[data-unmute]");
+const overlay = root && root.querySelector("[data-state]");
+
+function showMessage(text) {
+  overlay.textContent = text || "";
+  overlay.hidden = !text;
+}
+
+function setMode(mode) {
+  state.mode = mode;
+  root.dataset.mode = mode;
+  badge.hidden = !(mode === "webrtc" || mode === "hls");
+  badge.dataset.mode = mode;
+  emitPlayback();
+}
+
+function programTime() {
+  if (state.mode === "webrtc") return Date.now(); // sub-second behind the host
+  if (state.mode === "hls") {
+    if (state.hls && state.hls.playingDate) return state.hls.playingDate.getTime();
+    if (typeof video.getStartDate === "function") {
+      const start = video.getStartDate().getTime();
+      if (!Number.isNaN(start)) return start + video.currentTime * 1000;
+    }
+  }
+  return null;
+}
+
+function emitPlayback() {
+  const mode = state.mode === "webrtc" || state.mode === "hls" ? state.mode : "none";
+  document.dispatchEvent(
+    new CustomEvent("showfloor:playback", { detail: { mode, programTime: programTime() } }),
+  );
+}
+
+function offerUnmute() {
+  unmute.hidden = !video.muted;
+}
+
+async function startPlaying() {
+  try {
+    await video.play();
+  } catch {
+    // Autoplay refused even muted: one tap starts it.
+    video.muted = true;
+    try {
+      await video.play();
+    } catch {
+      showMessage(T.tapToPlay);
+      overlay.addEventListener("click", () => { video.play(); showMessage(""); }, { once: true });
+    }
+  }
+  offerUnmute();
+}
+
+function waitForIce(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ICE_GATHER_TIMEOUT_MS);
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
+    });
+  });
+}
+
+function teardown() {
+  if (state.pc) {
+    state.pc.close();
+    state.pc = null;
+  }
+  if (state.location) {
+    fetch(state.location, { method: "DELETE", keepalive: true }).catch(() => {});
+    state.location = null;
+  }
+  if (state.hls) {
+    state.hls.destroy();
+    state.hls = null;
+  }
+  clearTimeout(state.retryTimer);
+  video.removeAttribute("src");
+  video.srcObject = null;
+}
+
+function retry(fn) {
+  clearTimeout(state.retryTimer);
+  state.attempt += 1;
+  const delay = Math.min(RETRY_MS * state.attempt, 10000);
+  state.retryTimer = setTimeout(fn, delay);
+}
+
+async function playWebRTC() {
+  const pc = new RTCPeerConnection({ iceServers: config.iceServers });
+  state.pc = pc;
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addTransceiver("audio", { direction: "recvonly" });
+  const stream = new MediaStream();
+  pc.addEventListener("track", (event) => {
+    stream.addTrack(event.track);
+    video.srcObject = stream;
+  });
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitForIce(pc);
+  const response = await fetch(config.whepUrl, {
+    method: "POST",
+    headers: { "Content-Type": "application/sdp" },
+    body: pc.localDescription.sdp,
+    credentials: "same-origin",
+  });
+  if (response.status !== 201) {
+    pc.close();
+    state.pc = null;
+    const problem = await response.json().catch(() => ({}));
+    return { ok: false, status: response.status, code: problem.code };
+  }
+  state.location = response.headers.get("Location");
+  await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+  const playing = await new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), WEBRTC_TIMEOUT_MS);
+    video.addEventListener("playing", () => { clearTimeout(timer); resolve(true); }, { once: true });
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState === "failed") { clearTimeout(timer); resolve(false); }
+    });
+    startPlaying();
+  });
+  if (!playing) return { ok: false, status: 0, code: "webrtc_failed" };
+  pc.addEventListener("connectionstatechange", () => {
+    if (["failed", "closed"].includes(pc.connectionState) && state.pc === pc && state.status === "live") {
+      teardown();
+      setMode("none");
+      showMessage(T.connecting);
+      retry(play);
+    }
+  });
+  return { ok: true };
+}
+
+async function loadHlsLib() {
+  const module = await import(root.dataset.hlsLib);
+  return module.default;
+}
+
+async function playHls() {
+  if (!(await hlsPlaylistReady())) return false;
+  const Hls = await loadHlsLib().catch(() => null);
+  if (Hls && Hls.isSupported()) {
+    const hls = new Hls({ liveSyncDurationCount: 2, backBufferLength: 30 });
+    state.hls = hls;
+    hls.on(Hls.Events.ERROR, (_event, data) => {
+      if (data.fatal && state.hls === hls) {
+        teardown();
+        setMode("none");
+        showMessage(T.failed);
+        retry(play);
+      }
+    });
+    hls.loadSource(config.hlsUrl);
+    hls.attachMedia(video);
+  } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+    video.src = config.hlsUrl; // Safari plays HLS itself
+  } else {
+    return false;
+  }
+  await startPlaying();
+  return true;
+}
+
+async function hlsPlaylistReady() {
+  const response = await fetch(config.hlsUrl, { credentials: "same-origin" }).catch(() => null);
+  return Boolean(response && response.ok && (await response.text()).includes("#EXTINF"));
+}
+
+async function play() {
+  if (state.status !== "live") return;
+  showMessage(T.connecting);
+  if (!state.forceHls) {
+    const result = await playWebRTC().catch(() => ({ ok: false, status: 0 }));
+    if (result.ok) {
+      state.attempt = 0;
+      showMessage("");
+      setMode("webrtc");
+      return;
+    }
+    teardown();
+    if (result.code === "not_live") {
+      showMessage(T.waiting);
+      retry(play);
+      return;
+    }
+    // The WebRTC tier is full (503) or WebRTC does not get through: HLS.
+    state.forceHls = result.status === 503 || result.code === "webrtc_failed" || result.status === 0;
+  }
+  if (await playHls().catch(() => false)) {
+    state.attempt = 0;
+    showMessage("");
+    setMode("hls");
+  } else {
+    showMessage(T.waiting);
+    retry(play);
+  }
+}
+
+function showReplay() {
+  teardown();
+  setMode("replay");
+  if (config.recordingUrl) {
+    showMessage("");
+    video.muted = false;
+    video.controls = true;
+    video.src = config.recordingUrl;
+    badge.hidden = true;
+    unmute.hidden = true;
+    root.dataset.replay = "1";
+  } else {
+    showMessage(T.ended);
+  }
+}
+
+function onStatus(status) {
+  if (status === state.status) return;
+  state.status = status;
+  if (status === "live") {
+    state.attempt = 0;
+    play();
+  } else if (status === "ended") {
+    // The recording is ready once the page knows the show ended; reload config.
+    config.recordingUrl = config.recordingUrl || `/live/${config.slug}/recording.mp4`;
+    showReplay();
+    showMessage(T.replay);
+    setTimeout(() => showMessage(""), 4000);
+  }
+}
+
+function init() {
+  if (!root) return;
+  unmute.addEventListener("click", () => {
+    video.muted = false;
+    video.play().catch(() => {});
+    unmute.hidden = true;
+  });
+  video.addEventListener("volumechange", offerUnmute);
+  document.addEventListener("showfloor:event", (event) => {
+    const message = event.detail || {};
+    if (message.type === "show.status") onStatus(message.status);
+    if (message.type === "snapshot" && message.show && message.show.status) onStatus(message.show.status);
+    if (message.type === "stream.status" && state.status === "live") {
+      if (message.publisher === "reconnecting" || message.publisher === "lost") showMessage(T.reconnecting);
+      else if (message.publisher === "connected" && state.mode !== "none") showMessage("");
+    }
+  });
+  window.addEventListener("pagehide", teardown);
+  setInterval(emitPlayback, PLAYBACK_TICK_MS);
+  setMode("none");
+  if (state.status === "live") play();
+  else if (state.status === "ended") showReplay();
+  else showMessage(T.scheduled);
+}
+
+init();

@@ -37,8 +37,13 @@ CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
+    # Inside the namespace loopback is the only interface: let WebRTC use it.
+    "--allow-loopback-in-peer-connection",
 ]
 PORT = 8765
+DAPHNE = [sys.executable, "-m", "daphne", "-b", "127.0.0.1"]
+LIVE = "document.querySelector('[data-indicator]').dataset.state === 'live'"
+ENDED = "document.querySelector('[data-indicator]').dataset.state === 'ended'"
 
 
 def server_env(workdir: Path) -> dict[str, str]:
@@ -135,8 +140,7 @@ def run(workdir: Path) -> dict[str, Any]:
     slug = seeded["slug"]
     base = f"http://127.0.0.1:{PORT}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(PORT)]
-        + ["config.asgi:application"],
+        [*DAPHNE, "-p", str(PORT), "config.asgi:application"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -167,7 +171,7 @@ def run(workdir: Path) -> dict[str, Any]:
                 )
                 studio.click("[data-go-live]")
                 studio.wait_for_function(
-                    "document.querySelector('[data-indicator]').dataset.state === 'live'",
+                    LIVE,
                     timeout=20000,
                 )
                 studio.wait_for_function(
@@ -214,7 +218,7 @@ def run(workdir: Path) -> dict[str, Any]:
 
                 studio.click("[data-end]")
                 studio.wait_for_function(
-                    "document.querySelector('[data-indicator]').dataset.state === 'ended'",
+                    ENDED,
                     timeout=20000,
                 )
                 result["studio_ended"] = True

@@ -1,0 +1,84 @@
+"""``{% video_config show as config %}``: what the player and the studio's
+publisher need, rendered with ``json_script`` by the video partials."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import template
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from shows.models import Show
+from shows.services.stream import stream_recording_path
+
+register = template.Library()
+
+
+@register.simple_tag
+def video_config(show: Show) -> dict[str, Any]:
+    base = f"/live/{show.slug}"
+    started = show.started_at
+    recording = stream_recording_path(show=show)
+    return {
+        "slug": show.slug,
+        "status": show.status,
+        "startedAt": int(show.started_at.timestamp() * 1000)
+        if show.started_at
+        else None,
+        "whepUrl": f"{base}/whep",
+        "whipUrl": f"{base}/whip",
+        "hlsUrl": f"{base}/hls/index.m3u8",
+        "statusUrl": f"{base}/stream",
+        "endUrl": f"{base}/stream/end",
+        "keyUrl": f"{base}/stream/key",
+        "recordingUrl": f"{base}/recording.mp4" if recording else None,
+        "iceServers": json.loads(settings.SHOWFLOOR_ICE_SERVERS or "[]"),
+        "maxBitrate": settings.SHOWFLOOR_VIDEO_BITRATE,
+    }
+
+
+@register.simple_tag
+def player_strings() -> dict[str, str]:
+    """The player's user-facing strings, translated (``json_script`` them)."""
+    return {
+        "scheduled": _(
+            "The show has not started yet. It will play here as soon as the "
+            "host goes live."
+        ),
+        "connecting": _("Connecting to the live video…"),
+        "waiting": _("The host is getting ready. The video starts in a moment."),
+        "reconnecting": _(
+            "The host's connection dropped. Waiting for them to come back…"
+        ),
+        "ended": _("This show has ended."),
+        "replay": _("This show has ended. Watch the replay below."),
+        "failed": _("The video could not be played. Retrying…"),
+        "tapToPlay": _("Tap to play"),
+    }
+
+
+@register.simple_tag
+def publish_strings() -> dict[str, str]:
+    """The studio publisher's user-facing strings, translated."""
+    return {
+        "offline": _("Off air"),
+        "live": _("Live"),
+        "ended": _("Ended"),
+        "connecting": _("Connecting…"),
+        "connected": _("Connected"),
+        "reconnecting": _("Connection lost, reconnecting…"),
+        "lost": _("The stream has been away for a while. Reconnect or end the show."),
+        "none": _("No publisher"),
+        "noCamera": _("No camera or microphone is available, or access was denied."),
+        "goLiveFailed": _("Could not go live: %(reason)s"),
+        "confirmEnd": _("End the show for everybody? This cannot be undone."),
+        "confirmRotate": _(
+            "Rotate the stream key? Encoders using the old key must be updated."
+        ),
+        "copied": _("Copied"),
+        "viewers": _("WebRTC viewers: %(count)s"),
+        "cameraOff": _("Camera off"),
+        "micOff": _("No microphone"),
+    }

@@ -1,0 +1,88 @@
+"""The browser studio goes live with Chromium's fake camera and other Chromium
+pages play it (WebRTC, HLS, then the recording), all inside a network namespace
+that has only loopback, so no packet can leave 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CHROMIUM, IN_CI, missing_service
+
+SCRIPT = Path(__file__).with_name("browser_netns.py")
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20)
+
+
+@pytest.fixture
+def namespace():
+    """A fresh network namespace with only ``lo`` up; deleted afterwards."""
+    if not Path(CHROMIUM).exists():
+        missing_service(f"Chromium at {CHROMIUM}")
+    name = f"sfvideo-{secrets.token_hex(4)}"
+    try:
+        created = _ip("netns", "add", name)
+    except FileNotFoundError:
+        created = None
+    if created is None or created.returncode != 0:
+        reason = created.stderr.strip() if created else "no `ip` command"
+        if IN_CI:
+            pytest.fail(f"cannot create a network namespace: {reason}", pytrace=False)
+        pytest.skip(f"cannot create a network namespace here: {reason}")
+    try:
+        assert (
+            _ip("netns", "exec", name, "ip", "link", "set", "lo", "up").returncode == 0
+        )
+        yield name
+    finally:
+        _ip("netns", "del", name)
+
+
+def test_studio_goes_live_and_viewers_play_webrtc_hls_and_replay(namespace, tmp_path):
+    """Studio publishes the fake camera over WHIP; a viewer plays it over WebRTC
+    (its <video> advances), a viewer beyond the WebRTC limit plays HLS with
+    program times; after End show the recording plays."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        ["ip", "netns", "exec", namespace, sys.executable, str(SCRIPT), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env=env,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines, done.stderr[-3000:]
+    result = json.loads(lines[-1])
+    assert "error" not in result, result
+
+    assert result["camera_options"] >= 1
+    assert result["studio_live"] is True
+    assert result["studio_connection"] == "Connected"
+
+    webrtc = result["webrtc"]
+    assert webrtc["mode"] == "webrtc"
+    assert webrtc["width"] > 0
+    assert webrtc["end"] - webrtc["start"] > 1.0
+
+    hls = result["hls"]
+    assert hls["mode"] == "hls"
+    assert hls["end"] - hls["start"] > 1.0
+    program = result["hls_program_time"]
+    assert program["count"] > 0
+    # The program time is the moment on screen: in the past, by seconds at most.
+    assert 0 < program["now"] - program["last"] < 30_000
+
+    assert result["studio_ended"] is True
+    replay = result["replay"]
+    assert replay["duration"] > 2
+    assert replay["currentTime"] > 0.5
