@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from checkout.models import FlashSale, Order, OrderLine, SavedCard
@@ -18,12 +18,22 @@ SOLD_STATUSES = (Order.Status.PAID, Order.Status.FULFILLED)
 
 
 def variant_in_show(*, show: Show, variant_id: int) -> Variant | None:
-    """The variant with its product, if its product is in the show's line-up."""
+    """The variant with its product, if its product is in the show's line-up,
+    annotated with ``pinned`` (its product has an open pin): one query."""
     return (
         Variant.objects.select_related("product")
         .filter(
             pk=variant_id,
             product_id__in=LineupItem.objects.filter(show=show).values("product_id"),
+        )
+        .annotate(
+            pinned=Exists(
+                Pin.objects.filter(
+                    show=show,
+                    product_id=OuterRef("product_id"),
+                    unpinned_at__isnull=True,
+                )
+            )
         )
         .first()
     )

@@ -538,7 +538,7 @@ def order_create(
     variant = selectors.variant_in_show(show=show, variant_id=variant_id)
     if variant is None:
         raise UnknownVariant()
-    if not selectors.product_is_pinned(show=show, product_id=variant.product_id):
+    if not variant.pinned:  # type: ignore[attr-defined]
         raise NotPinned()
     now = timezone.now()
     sale = selectors.sale_open(show=show, product_id=variant.product_id, now=now)

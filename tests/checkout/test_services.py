@@ -56,11 +56,13 @@ def test_order_create_holds_stock_and_opens_a_payment_intent(
     assert (order.total_minor, order.currency) == (17800, "EUR")
     assert stock(mic) == 8
     hold = StockHold.objects.get(order=order)
-    assert hold.quantity == 2 and hold.status == StockHold.Status.HELD
+    assert hold.quantity == 2
+    assert hold.status == StockHold.Status.HELD
     assert hold.expires_at > timezone.now() + timedelta(seconds=290)
     payment = Payment.objects.get(order=order)
     intent = gateway.intent_retrieve(payment.intent_id)
-    assert intent.amount_minor == 17800 and intent.order_ref == str(order.public_id)
+    assert intent.amount_minor == 17800
+    assert intent.order_ref == str(order.public_id)
     assert placed.client_secret.startswith(payment.intent_id)
     assert of_type(sent, "stock.changed") == [
         {
@@ -80,9 +82,11 @@ def test_same_idempotency_key_returns_the_same_order(
     key = new_key()
     first = place(pinned, guest, mic, key=key)
     again = place(pinned, guest, mic, key=key)
-    assert again.order.pk == first.order.pk and not again.created
+    assert again.order.pk == first.order.pk
+    assert not again.created
     assert again.client_secret == first.client_secret
-    assert Order.objects.count() == 1 and stock(mic) == 9
+    assert Order.objects.count() == 1
+    assert stock(mic) == 9
 
 
 def test_idempotency_key_is_scoped_to_the_buyer(stripe_settings, pinned, mic, guest):
@@ -103,7 +107,9 @@ def test_sold_out_changes_nothing(stripe_settings, pinned, mic, guest, sent):
     with pytest.raises(SoldOut) as caught:
         place(pinned, guest, mic, quantity=2)
     assert caught.value.code == "sold_out"
-    assert stock(mic) == 1 and Order.objects.count() == 0 and sent == []
+    assert stock(mic) == 1
+    assert Order.objects.count() == 0
+    assert sent == []
 
 
 @pytest.mark.parametrize(
@@ -118,7 +124,8 @@ def test_invalid_orders_are_refused(stripe_settings, pinned, mic, guest, change,
     """Bad quantities, a quantity over the per-buyer limit and a bad key are refused."""
     with pytest.raises(error):
         place(pinned, guest, mic, **change)
-    assert stock(mic) == 10 and Order.objects.count() == 0
+    assert stock(mic) == 10
+    assert Order.objects.count() == 0
 
 
 def test_guest_needs_an_email(stripe_settings, pinned, mic):
@@ -158,13 +165,16 @@ def test_test_method_pays_the_order_and_sells_the_hold(
     result = services.order_pay(order=order, buyer=guest, method="test")
     assert result.outcome == "paid"
     order.refresh_from_db()
-    assert order.status == S.PAID and order.paid_at is not None
+    assert order.status == S.PAID
+    assert order.paid_at is not None
     assert StockHold.objects.get(order=order).status == StockHold.Status.CONSUMED
     assert stock(mic) == 9
     payment = Payment.objects.get(order=order)
-    assert payment.status == "succeeded" and payment.captured_minor == 8900
+    assert payment.status == "succeeded"
+    assert payment.captured_minor == 8900
     (made,) = of_type(sent, "purchase.made")
-    assert made["product_name"] == "Desk Mic" and made["quantity"] == 1
+    assert made["product_name"] == "Desk Mic"
+    assert made["quantity"] == 1
     assert "guest@example.test" not in str(made)
 
 
@@ -249,7 +259,8 @@ def test_saved_card_pays_in_one_step(stripe_settings, pinned, mic, make_user):
     services.order_pay(order=first, buyer=buyer, method="test")
     card = user.saved_card
     card.refresh_from_db()
-    assert card.payment_method_id.startswith("pm_") and card.last4 == "4242"
+    assert card.payment_method_id.startswith("pm_")
+    assert card.last4 == "4242"
     second = place(pinned, buyer, mic).order
     result = services.order_pay(order=second, buyer=buyer, method="saved")
     assert result.outcome == "paid"
@@ -268,7 +279,8 @@ def test_expired_hold_returns_stock_and_cancels_the_intent(
     )
     assert services.order_expire_due() == 1
     order.refresh_from_db()
-    assert order.status == S.EXPIRED and stock(mic) == 10
+    assert order.status == S.EXPIRED
+    assert stock(mic) == 10
     assert (
         gateway.intent_retrieve(Payment.objects.get(order=order).intent_id).status
         == "canceled"
@@ -342,7 +354,8 @@ def test_cancel_returns_stock_at_once(stripe_settings, pinned, mic, guest):
     order = place(pinned, guest, mic, quantity=2).order
     services.order_cancel(order=order)
     order.refresh_from_db()
-    assert order.status == S.CANCELLED and stock(mic) == 10
+    assert order.status == S.CANCELLED
+    assert stock(mic) == 10
     assert (
         gateway.intent_retrieve(Payment.objects.get(order=order).intent_id).status
         == "canceled"

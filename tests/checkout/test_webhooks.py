@@ -208,7 +208,9 @@ def test_localstripe_delivers_signed_events_that_we_accept(
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if WebhookEvent.objects.filter(type="payment_intent.succeeded").exists():
+            if WebhookEvent.objects.filter(
+                type="payment_intent.succeeded", status=WebhookEvent.Status.PROCESSED
+            ).exists():
                 break
             time.sleep(0.1)
         reserved.refresh_from_db()
