@@ -24,9 +24,7 @@ def video_config(show: Show) -> dict[str, Any]:
     return {
         "slug": show.slug,
         "status": show.status,
-        "startedAt": int(show.started_at.timestamp() * 1000)
-        if show.started_at
-        else None,
+        "startedAt": int(started.timestamp() * 1000) if started else None,
         "whepUrl": f"{base}/whep",
         "whipUrl": f"{base}/whip",
         "hlsUrl": f"{base}/hls/index.m3u8",

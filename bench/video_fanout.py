@@ -1,0 +1,358 @@
+"""Live video fan-out benchmark: one publisher, N WebRTC viewers, on loopback.
+
+    python bench/video_fanout.py --viewers 40 --seconds 20
+
+Starts Daphne (the embedded shape: SQLite, in-memory layer, media routes
+in-process) on 127.0.0.1, publishes a synthetic 640x480 30 fps track over WHIP
+whose frames carry their capture time, and plays it over WHEP with N aiortc
+viewers. ``--decoders`` of them (default 3) decode every frame and read the
+stamp (glass-to-glass latency); the others run in a separate process whose
+decoder is replaced by a counter, so the load generator stays light. Measures
+per-viewer fps, latency p50/p95, the server's CPU (cores) with only the
+publisher and with the viewers, its RSS, and how soon each HLS segment is
+listed after its program date time. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SEGMENT = re.compile(r"#EXTINF:([\d.]+),\n#EXT-X-PROGRAM-DATE-TIME:(\S+)\n(\S+)")
+
+
+def configure_django() -> None:
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(
+            SHOWFLOOR_MEDIA_ADDRESSES=["127.0.0.1"], SHOWFLOOR_ICE_SERVERS="[]"
+        )
+        django.setup()
+
+
+async def http_post(url: str, sdp: str, token: str) -> tuple[int, dict[str, str], str]:
+    def call() -> tuple[int, dict[str, str], str]:
+        headers = {"Content-Type": "application/sdp"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(  # noqa: S310 (loopback)
+            url, data=sdp.encode(), headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310
+                return (
+                    response.status,
+                    {k.lower(): v for k, v in response.headers.items()},
+                    response.read().decode(),
+                )
+        except urllib.error.HTTPError as exc:
+            return exc.code, {}, exc.read().decode()
+
+    return await asyncio.to_thread(call)
+
+
+# --- Light viewers (child process) -----------------------------------------
+
+
+class _CountingDecoder:
+    """Stands in for aiortc's decoder: one placeholder per encoded frame."""
+
+    def decode(self, encoded_frame: Any) -> list[Any]:
+        return [encoded_frame]
+
+
+async def light_viewers(base: str, slug: str, count: int, until: float) -> None:
+    import aiortc.rtcrtpreceiver
+
+    aiortc.rtcrtpreceiver.get_decoder = lambda codec: _CountingDecoder()  # type: ignore[assignment,return-value,attr-defined]
+    from live.media.clients import play
+
+    players = []
+    for _ in range(count):
+        players.append(await play(http_post, f"{base}/live/{slug}/whep", stamps=False))
+    print(json.dumps({"ready": [p.status for p in players]}), flush=True)
+    await asyncio.sleep(max(0.0, until - time.monotonic()))
+    arrivals = [p.arrivals for p in players]
+    for player in players:
+        await player.close()
+    print(json.dumps({"arrivals": arrivals}), flush=True)
+
+
+# --- The orchestrator -------------------------------------------------------
+
+
+def server_env(workdir: Path, viewers: int) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "REDIS_URL"))
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
+            "SHOWFLOOR_HLS_DIR": str(workdir / "hls"),
+            "SHOWFLOOR_RECORDINGS_DIR": str(workdir / "recordings"),
+            "SHOWFLOOR_MEDIA_ADDRESSES": "127.0.0.1",
+            "SHOWFLOOR_ICE_SERVERS": "[]",
+            "SHOWFLOOR_WEBRTC_MAX_VIEWERS": str(viewers + 10),
+            "PYTHONPATH": str(ROOT),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+SEED = """
+import json
+from datetime import timedelta
+import django
+django.setup()
+from django.core.management import call_command
+from django.utils import timezone
+from shows import services
+call_command("migrate", verbosity=0)
+brand = services.brand_create(name="Bench", slug="bench")
+show = services.show_create(brand=brand, slug="bench-show", title="Bench",
+                            scheduled_at=timezone.now() + timedelta(minutes=5))
+print(json.dumps({"slug": show.slug, "key": show.stream_key}))
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def watch_hls(base: str, slug: str, until: float) -> list[float]:
+    """Milliseconds from each new segment's program date time to its listing,
+    minus its duration (0 = listed the moment its last frame was due)."""
+    seen: set[str] = set()
+    delays: list[float] = []
+    primed = False
+    while time.monotonic() < until:
+        status, _h, text = await asyncio.to_thread(
+            _get, f"{base}/live/{slug}/hls/index.m3u8"
+        )
+        now = time.time()
+        if status == 200:
+            segments = SEGMENT.findall(text)
+            if primed:
+                for duration, pdt, name in segments:
+                    if name in seen:
+                        continue
+                    start = datetime.strptime(pdt, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+                    delays.append((now - start - float(duration)) * 1000)
+            # Segments listed before the first look cannot be timed.
+            primed = True
+            seen.update(name for _d, _p, name in segments)
+        await asyncio.sleep(0.05)
+    return delays
+
+
+def _get(url: str) -> tuple[int, dict[str, str], str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+            return response.status, {}, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, {}, ""
+    except OSError:
+        return 0, {}, ""
+
+
+async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
+    configure_django()
+    from live.media.clients import StampedVideoTrack, play, publish
+
+    workdir = Path(tempfile.mkdtemp(prefix="showfloor-bench-"))
+    env = server_env(workdir, args.viewers)
+    seeded = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", SEED],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    slug, key = seeded["slug"], seeded["key"]
+    port = args.port
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "config.asgi:application",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "server.log").open("w"),
+    )
+    light = None
+    publisher = None
+    players: list[Any] = []
+    try:
+        for _ in range(100):
+            if _get(f"{base}/healthz")[0] == 200:
+                break
+            await asyncio.sleep(0.2)
+        publisher = await publish(
+            http_post,
+            f"{base}/live/{slug}/whip",
+            key,
+            video=StampedVideoTrack(640, 480, 30),
+        )
+        if publisher.status != 201:
+            raise RuntimeError(f"WHIP failed: {publisher.status} {publisher.body}")
+        await asyncio.sleep(3)
+        cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        await asyncio.sleep(args.base_seconds)
+        base_cpu = (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
+
+        decoders = min(args.decoders, args.viewers)
+        setup_budget = 5 + 0.5 * args.viewers
+        window_start = time.monotonic() + setup_budget
+        window_end = window_start + args.seconds
+        if args.viewers > decoders:
+            light = subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--role",
+                    "light",
+                    "--url",
+                    base,
+                    "--slug",
+                    slug,
+                    "--viewers",
+                    str(args.viewers - decoders),
+                    "--until",
+                    str(window_end + 0.5),
+                ],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        for _ in range(decoders):
+            players.append(await play(http_post, f"{base}/live/{slug}/whep"))
+        if light is not None and light.stdout is not None:
+            ready = json.loads(await asyncio.to_thread(light.stdout.readline))["ready"]
+            if any(status != 201 for status in ready):
+                raise RuntimeError(f"some light viewers were refused: {ready}")
+        if time.monotonic() > window_start:
+            raise RuntimeError("viewer set-up took longer than its budget")
+        hls_task = asyncio.ensure_future(watch_hls(base, slug, window_end))
+        await asyncio.sleep(window_start - time.monotonic())
+        cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        for player in players:
+            player.latencies_ms.clear()
+        await asyncio.sleep(window_end - time.monotonic())
+        elapsed = time.monotonic() - t0
+        server_cpu = (cpu_seconds(server.pid) - cpu0) / elapsed
+        rss = rss_mb(server.pid)
+        latencies = [value for p in players for value in p.latencies_ms]
+        arrivals = [p.arrivals for p in players]
+        hls_delays = await hls_task
+        if light is not None and light.stdout is not None:
+            arrivals += json.loads(await asyncio.to_thread(light.stdout.readline))[
+                "arrivals"
+            ]
+        fps = [
+            sum(1 for t in times if window_start <= t < window_end) / args.seconds
+            for times in arrivals
+        ]
+    finally:
+        for player in players:
+            await player.close()
+        if publisher is not None:
+            await publisher.close()
+        if light is not None:
+            light.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=20)
+    return {
+        "viewers": args.viewers,
+        "seconds": args.seconds,
+        "decoding_viewers": decoders,
+        "fps_min": round(min(fps), 1),
+        "fps_median": round(statistics.median(fps), 1),
+        "latency_p50_ms": round(percentile(latencies, 0.50), 1),
+        "latency_p95_ms": round(percentile(latencies, 0.95), 1),
+        "latency_samples": len(latencies),
+        "server_cpu": round(server_cpu, 3),
+        "server_cpu_publisher_only": round(base_cpu, 3),
+        "server_cpu_per_viewer": round(
+            (server_cpu - base_cpu) / max(1, args.viewers), 4
+        ),
+        "rss_mb": round(rss, 1),
+        "hls_listed_after_segment_end_ms_p50": round(percentile(hls_delays, 0.5), 1),
+        "hls_listed_after_segment_end_ms_max": round(max(hls_delays), 1)
+        if hls_delays
+        else None,
+        "hls_segments_seen": len(hls_delays),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--viewers", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--decoders", type=int, default=3)
+    parser.add_argument("--base-seconds", type=float, default=4)
+    parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument("--role", choices=["main", "light"], default="main")
+    parser.add_argument("--url", default="")
+    parser.add_argument("--slug", default="")
+    parser.add_argument("--until", type=float, default=0)
+    args = parser.parse_args()
+    if args.role == "light":
+        configure_django()
+        asyncio.run(light_viewers(args.url, args.slug, args.viewers, args.until))
+        return
+    result = asyncio.run(orchestrate(args))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
