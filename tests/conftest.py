@@ -128,17 +128,18 @@ def chromium_args() -> list[str]:
     ]
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright."""
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (one per test)."""
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         missing_service(f"Chromium at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop running in the main thread for
-    # the whole session; Django would then refuse every synchronous database
-    # call there (test data, the transactional flush after each test).
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # Playwright's sync API runs an event loop in the main thread while it is
+    # open. So it lives for one test only (a session-long loop breaks every
+    # later pytest-asyncio test), and meanwhile Django is told that synchronous
+    # database calls from this thread (test data) are fine.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as pw:
         instance = pw.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=chromium_args()
