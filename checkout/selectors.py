@@ -59,6 +59,16 @@ def sale_open(
     ).first()
 
 
+def sales_open(*, show: Show, now: datetime | None = None) -> list[FlashSale]:
+    """The show's sales that are open by the server clock."""
+    now = now or timezone.now()
+    return list(
+        FlashSale.objects.filter(
+            show=show, closed_at__isnull=True, starts_at__lte=now, ends_at__gt=now
+        )
+    )
+
+
 def sale_quantity_of_buyer(*, sale: FlashSale, buyer_scope: dict[str, Any]) -> int:
     """Units a buyer holds or bought in the sale (expired or failed orders do not
     count)."""

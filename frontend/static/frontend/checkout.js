@@ -1,1 +1,390 @@
-// Show page: checkout.
+// Show page: the quick-checkout sheet (docs/checkout.md).
+// Opens on `showfloor:buy` {productId, variantId} from a pinned card, over the
+// video and chat. The server decides stock, prices and totals; this module
+// sends intents and shows what the server answers. Card details only ever go
+// to Stripe's own elements (production) or stay a server-side test method.
+
+import { el, fill, formatPrice, readStrings } from "./room.js";
+
+const t = readStrings("checkout-i18n");
+const config = readStrings("checkout-data");
+const dialog = document.getElementById("buy-sheet");
+if (dialog && config.show) initSheet(dialog);
+
+function newKey() {
+  if (window.crypto?.randomUUID) return window.crypto.randomUUID();
+  return `${Date.now()}-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+}
+
+function clock(ms) {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function initSheet(sheet) {
+  const $ = (id) => document.getElementById(id);
+  const form = $("buy-form");
+  const csrf = form.querySelector("input[name=csrfmiddlewaretoken]")?.value || "";
+  const products = new Map((config.products || []).map((p) => [p.id, p]));
+  const sales = new Map((config.sales || []).map((s) => [s.product_id, s]));
+  // Server clock minus ours: sale and hold countdowns follow the server.
+  const offset = (config.server_now || Date.now()) - Date.now();
+  const now = () => Date.now() + offset;
+  const state = {
+    product: null,
+    variant: null,
+    order: null,
+    key: null,
+    step: "choose", // choose → pay → done
+    busy: false,
+    stripe: null,
+    elements: null,
+    timer: null,
+  };
+
+  // --- Rendering -------------------------------------------------------------
+  function status(text, kind = "") {
+    const node = $("buy-status");
+    node.textContent = text || "";
+    node.dataset.kind = kind;
+  }
+
+  function sale() {
+    const s = state.product && sales.get(state.product.id);
+    return s && s.ends_at > now() && s.currency === state.variant?.currency ? s : null;
+  }
+
+  function unitPrice() {
+    const s = sale();
+    return s ? s.price_minor : state.variant.price_minor;
+  }
+
+  function limit() {
+    const s = sale();
+    return s ? s.per_buyer_limit : config.max_per_buyer || 5;
+  }
+
+  function quantity() {
+    const n = Number.parseInt($("buy-qty").value, 10);
+    return Number.isFinite(n) ? n : 1;
+  }
+
+  function totalText() {
+    if (state.order) return state.order.total;
+    return formatPrice(unitPrice() * quantity(), state.variant.currency);
+  }
+
+  function primaryLabel() {
+    const total = totalText();
+    if (state.step === "choose" && config.signed_in && config.saved_card) {
+      return fill(t.payWith, { total, card: config.saved_card });
+    }
+    if (state.step === "choose") return t.continue;
+    if (state.step === "pay" && config.test_mode) return fill(t.payTest, { total });
+    if (state.step === "pay") return fill(t.pay, { total });
+    return t.close;
+  }
+
+  function render() {
+    const { product, variant } = state;
+    if (!product || !variant) return;
+    $("buy-product").textContent = product.name;
+    const select = $("buy-variant");
+    if (select.dataset.product !== String(product.id)) {
+      select.replaceChildren(
+        ...product.variants.map((v) => el("option", { value: v.id }, v.name)),
+      );
+      select.dataset.product = String(product.id);
+    }
+    select.value = String(variant.id);
+    $("buy-variant-field").hidden = product.variants.length < 2;
+    const locked = state.step !== "choose" || state.busy;
+    select.disabled = locked;
+    const qty = $("buy-qty");
+    qty.max = String(Math.max(1, Math.min(limit(), variant.stock_available)));
+    qty.disabled = locked;
+    $("buy-less").disabled = locked || quantity() <= 1;
+    $("buy-more").disabled = locked || quantity() >= Number(qty.max);
+    const soldOut = variant.stock_available <= 0 && !state.order;
+    const stock = $("buy-stock");
+    stock.textContent = soldOut ? t.soldOut : variant.stock_available <= 10 ? fill(t.left, { n: variant.stock_available }) : "";
+    stock.dataset.soldOut = soldOut ? "1" : "0";
+    const s = sale();
+    const saleNode = $("buy-sale");
+    saleNode.hidden = !s;
+    if (s) saleNode.textContent = `${fill(t.sale, { time: clock(s.ends_at - now()) })} · ${fill(t.saleLimit, { n: s.per_buyer_limit })}`;
+    $("buy-total").textContent = totalText();
+    const primary = $("buy-primary");
+    primary.textContent = primaryLabel();
+    primary.disabled = state.busy || (soldOut && state.step === "choose");
+    $("buy-choice").hidden = state.step === "done";
+    $("buy-city-field").hidden = !$("buy-share").checked;
+  }
+
+  function tick() {
+    const order = state.order;
+    if (order && order.status === "reserved" && order.expires_at && !state.busy) {
+      const left = Date.parse(order.expires_at) - now();
+      if (left > 0) status(fill(t.reserved, { time: clock(left) }));
+    }
+    if (sale()) render();
+  }
+
+  // --- Server calls ----------------------------------------------------------
+  async function call(url, body, { method = "POST", headers = {} } = {}) {
+    const response = await fetch(url, {
+      method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, ...headers },
+      body: method === "GET" ? undefined : JSON.stringify(body || {}),
+    });
+    let data = {};
+    try {
+      data = await response.json();
+    } catch {
+      data = {};
+    }
+    return { ok: response.ok, status: response.status, data };
+  }
+
+  function applyOrder(order) {
+    state.order = { ...(state.order || {}), ...order };
+    const done = { paid: t.paid, fulfilled: t.paid, failed: t.failed, expired: t.expired, cancelled: t.cancelled, refunded: t.refunded };
+    if (done[state.order.status]) {
+      state.step = "done";
+      state.busy = false;
+      status(done[state.order.status], state.order.status === "paid" || state.order.status === "fulfilled" ? "ok" : "error");
+      sheet.dataset.orderStatus = state.order.status;
+    }
+    render();
+  }
+
+  async function place() {
+    const body = {
+      variant_id: state.variant.id,
+      quantity: quantity(),
+      save_card: Boolean($("buy-save")?.checked),
+      share_city: $("buy-share").checked,
+      city: $("buy-share").checked ? $("buy-city").value.trim() : "",
+    };
+    const email = $("buy-email");
+    if (email) {
+      if (!email.checkValidity()) {
+        email.reportValidity();
+        return false;
+      }
+      body.email = email.value.trim();
+    }
+    status(t.reserving);
+    const answer = await call(`/api/shows/${config.show}/orders`, body, { headers: { "Idempotency-Key": state.key } });
+    if (!answer.ok) {
+      status(answer.data.message || t.network, "error");
+      if (answer.data.code === "sold_out") {
+        state.variant.stock_available = 0;
+      }
+      return false;
+    }
+    applyOrder(answer.data);
+    sheet.dataset.orderId = answer.data.id;
+    return true;
+  }
+
+  async function pay(method) {
+    status(t.paying);
+    const answer = await call(`/api/orders/${state.order.id}/pay`, { method });
+    if (!answer.ok) {
+      status(answer.data.message || t.network, "error");
+      if (answer.data.code === "payment_declined") {
+        // The order failed and its stock is back; another tap starts afresh.
+        state.order = null;
+        state.step = "choose";
+        state.key = newKey();
+      }
+      return;
+    }
+    applyOrder(answer.data);
+    if (answer.data.outcome === "requires_action" && answer.data.client_secret) {
+      await authenticate(answer.data.client_secret);
+    }
+  }
+
+  async function loadStripe() {
+    if (state.stripe) return state.stripe;
+    if (!window.Stripe) {
+      await new Promise((resolve, reject) => {
+        const script = el("script", { src: config.stripe_js, async: true });
+        script.addEventListener("load", resolve);
+        script.addEventListener("error", reject);
+        document.head.append(script);
+      });
+    }
+    state.stripe = window.Stripe(config.publishable_key);
+    return state.stripe;
+  }
+
+  async function authenticate(clientSecret) {
+    status(t.authenticating);
+    try {
+      const stripe = await loadStripe();
+      const result = stripe.handleNextAction
+        ? await stripe.handleNextAction({ clientSecret })
+        : await stripe.confirmCardPayment(clientSecret);
+      if (result.error) status(result.error.message || t.failed, "error");
+    } catch {
+      status(t.network, "error");
+    }
+    await follow();
+  }
+
+  async function follow() {
+    // The webhook decides; `order.updated` usually arrives first, this is the fallback.
+    for (let i = 0; i < 30 && state.order && state.step !== "done"; i += 1) {
+      const answer = await call(`/api/orders/${state.order.id}`, null, { method: "GET" });
+      if (answer.ok) applyOrder(answer.data);
+      if (state.step === "done") return;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
+  async function mountElements() {
+    // Production: Stripe's Payment Element and Express Checkout Element.
+    const stripe = await loadStripe();
+    state.elements = stripe.elements({ clientSecret: state.order.client_secret });
+    const express = state.elements.create("expressCheckout");
+    express.on("confirm", () => confirmInBrowser());
+    express.mount("#buy-express");
+    state.elements.create("payment").mount("#buy-element");
+    $("buy-payment").hidden = false;
+  }
+
+  async function confirmInBrowser() {
+    status(t.paying);
+    const result = await state.stripe.confirmPayment({
+      elements: state.elements,
+      redirect: "if_required",
+      confirmParams: { return_url: window.location.href },
+    });
+    if (result.error) {
+      status(result.error.message || t.failed, "error");
+      return;
+    }
+    await follow();
+  }
+
+  async function primary() {
+    if (state.busy) return;
+    if (state.step === "done") {
+      sheet.close();
+      return;
+    }
+    state.busy = true;
+    render();
+    try {
+      if (state.step === "choose") {
+        if (!state.order && !(await place())) return;
+        if (state.step === "done") return;
+        if (config.signed_in && config.saved_card) {
+          await pay("saved");
+        } else {
+          state.step = "pay";
+          if (!config.test_mode) await mountElements();
+        }
+      } else if (state.step === "pay") {
+        if (config.test_mode) await pay("test");
+        else await confirmInBrowser();
+      }
+    } catch {
+      status(t.network, "error");
+    } finally {
+      state.busy = false;
+      render();
+      if (sheet.open) $("buy-primary").focus();
+    }
+  }
+
+  // --- Opening and closing ---------------------------------------------------
+  function open({ productId, variantId }) {
+    const product = products.get(Number(productId));
+    if (!product) return;
+    const keep = state.order && state.order.status === "reserved" && state.product?.id === product.id;
+    if (!keep) {
+      state.order = null;
+      state.step = "choose";
+      state.key = newKey();
+      $("buy-qty").value = "1";
+      $("buy-payment").hidden = true;
+      status("");
+      delete sheet.dataset.orderStatus;
+      delete sheet.dataset.orderId;
+    }
+    state.product = product;
+    state.variant = product.variants.find((v) => v.id === Number(variantId)) || product.variants[0];
+    render();
+    if (!sheet.open) sheet.showModal();
+    $("buy-primary").focus();
+    clearInterval(state.timer);
+    state.timer = setInterval(tick, 1000);
+  }
+
+  function closed() {
+    clearInterval(state.timer);
+    const order = state.order;
+    if (order && order.status === "reserved" && !state.busy && state.step !== "done") {
+      // Give the units back at once rather than at hold expiry.
+      fetch(`/api/orders/${order.id}/cancel`, {
+        method: "POST",
+        credentials: "same-origin",
+        keepalive: true,
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+        body: "{}",
+      }).catch(() => {});
+      state.order = null;
+    }
+  }
+
+  // --- Live events -----------------------------------------------------------
+  function onEvent(event) {
+    if (!event || typeof event.type !== "string") return;
+    if (event.type === "order.updated" && state.order && event.order_id === state.order.id) {
+      applyOrder({ status: event.status });
+    } else if (event.type === "stock.changed") {
+      const product = products.get(event.product_id);
+      const variant = product?.variants.find((v) => v.id === event.variant_id);
+      if (variant) {
+        variant.stock_available = event.stock_available;
+        render();
+      }
+    } else if (event.type === "sale.started") {
+      sales.set(event.product_id, event);
+      render();
+    } else if (event.type === "sale.ended") {
+      sales.delete(event.product_id);
+      render();
+    }
+  }
+
+  document.addEventListener("showfloor:buy", (e) => open(e.detail || {}));
+  document.addEventListener("showfloor:event", (e) => onEvent(e.detail));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    primary();
+  });
+  $("buy-close").addEventListener("click", () => sheet.close());
+  sheet.addEventListener("close", closed);
+  sheet.addEventListener("click", (e) => {
+    if (e.target === sheet) sheet.close(); // a tap on the backdrop
+  });
+  $("buy-variant").addEventListener("change", (e) => {
+    state.variant = state.product.variants.find((v) => v.id === Number(e.target.value)) || state.variant;
+    render();
+  });
+  const step = (delta) => {
+    const qty = $("buy-qty");
+    qty.value = String(Math.min(Number(qty.max) || 1, Math.max(1, quantity() + delta)));
+    render();
+  };
+  $("buy-less").addEventListener("click", () => step(-1));
+  $("buy-more").addEventListener("click", () => step(1));
+  $("buy-qty").addEventListener("input", render);
+  $("buy-share").addEventListener("change", render);
+}

@@ -1,0 +1,104 @@
+"""The buy flow in Chromium: from the pinned card to a paid order, with the
+stock count updating on a second viewer's page."""
+
+from __future__ import annotations
+
+import pytest
+
+from checkout.models import Order
+from tests.live.conftest import login_cookie
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def open_show(context, base: str, slug: str):
+    page = context.new_page()
+    page.goto(f"{base}/shows/{slug}/")
+    page.wait_for_selector("#room-conn[data-state='live']", timeout=15000)
+    page.wait_for_selector(".room-pin .room-buy", timeout=10000)
+    return page
+
+
+def test_guest_buys_the_pinned_product_in_three_taps_and_others_see_the_stock(
+    stripe_settings, asgi_server, browser, pinned, mic
+):
+    """Buy on the pinned card opens the sheet over the video with the variant
+    pre-filled; email, Continue, Pay (test card) → the order is paid, the sheet
+    says so in its live region, and a second viewer's card shows 9 left."""
+    buyer_context = browser.new_context(viewport={"width": 390, "height": 844})
+    other_context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        other = open_show(other_context, asgi_server, pinned.slug)
+        assert "10 left" in other.inner_text(".room-pin .room-stock")
+        page = open_show(buyer_context, asgi_server, pinned.slug)
+
+        page.click(".room-pin .room-buy")  # tap 1
+        page.wait_for_selector("#buy-sheet[open]")
+        assert page.input_value("#buy-variant") == str(mic.pk)
+        assert page.input_value("#buy-qty") == "1"
+        assert page.inner_text("#buy-product") == "Desk Mic"
+        # The sheet is modal: focus starts inside it, on the main action.
+        assert page.evaluate("document.activeElement.id") == "buy-primary"
+        page.fill("#buy-email", "guest@example.test")
+        page.click("#buy-primary")  # tap 2: reserve
+        page.wait_for_selector("#buy-sheet[data-order-id]", timeout=10000)
+        assert "Reserved" in page.inner_text("#buy-status") or page.inner_text(
+            "#buy-status"
+        ) in ("", "Reserving…")
+        page.click("#buy-primary")  # tap 3: pay with the server-confirmed test card
+        page.wait_for_selector("#buy-sheet[data-order-status='paid']", timeout=15000)
+        assert "Paid" in page.inner_text("#buy-status")
+        assert page.get_attribute("#buy-status", "aria-live") == "polite"
+
+        order = Order.objects.get()
+        assert order.status == Order.Status.PAID
+        assert order.email == "guest@example.test"
+        other.wait_for_function(
+            "document.querySelector('.room-pin .room-stock').textContent.includes('9 left')",
+            timeout=10000,
+        )
+        # The video and chat behind the sheet are still on the page.
+        assert page.locator("#room-chat").count() == 1
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#buy-sheet:not([open])", state="attached")
+    finally:
+        buyer_context.close()
+        other_context.close()
+
+
+def test_signed_in_buyer_with_a_saved_card_pays_in_one_tap(
+    stripe_settings, asgi_server, browser, pinned, mic, make_user
+):
+    """A returning buyer's sheet offers their saved card; one tap pays."""
+    from checkout import services
+    from tests.checkout.conftest import new_key
+
+    user = make_user("Rita Returning")
+    buyer = services.Buyer(user=user)
+    first = services.order_create(
+        show=pinned,
+        buyer=buyer,
+        variant_id=mic.pk,
+        quantity=1,
+        idempotency_key=new_key(),
+        save_card=True,
+    )
+    services.order_pay(order=first.order, buyer=buyer, method="test")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        context.add_cookies(
+            [{"name": "sessionid", "value": login_cookie(user), "url": asgi_server}]
+        )
+        page = open_show(context, asgi_server, pinned.slug)
+        page.click(".room-pin .room-buy")
+        page.wait_for_selector("#buy-sheet[open]")
+        assert "4242" in page.inner_text("#buy-primary")
+        page.click("#buy-primary")  # the one tap
+        page.wait_for_selector("#buy-sheet[data-order-status='paid']", timeout=15000)
+        assert Order.objects.filter(buyer=user, status="paid").count() == 2
+    finally:
+        context.close()
