@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -103,6 +104,7 @@ def _order_payload(
     data["total"] = Money(order.total_minor, order.currency).format(
         get_language() or "en"
     )
+    data["server_now"] = int(time.time() * 1000)
     data.update(extra)
     return data
 

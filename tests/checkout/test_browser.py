@@ -46,9 +46,10 @@ def test_guest_buys_the_pinned_product_in_three_taps_and_others_see_the_stock(
         page.fill("#buy-email", "guest@example.test")
         page.click("#buy-primary")  # tap 2: reserve
         page.wait_for_selector("#buy-sheet[data-order-id]", timeout=10000)
-        assert "Reserved" in page.inner_text("#buy-status") or page.inner_text(
-            "#buy-status"
-        ) in ("", "Reserving…")
+        assert page.inner_text("#buy-status") in (
+            "Reserved for you for 5:00.",
+            "Reserved for you for 4:59.",
+        )
         page.click("#buy-primary")  # tap 3: pay with the server-confirmed test card
         page.wait_for_selector("#buy-sheet[data-order-status='paid']", timeout=15000)
         assert "Paid" in page.inner_text("#buy-status")
@@ -58,7 +59,8 @@ def test_guest_buys_the_pinned_product_in_three_taps_and_others_see_the_stock(
         assert order.status == Order.Status.PAID
         assert order.email == "guest@example.test"
         other.wait_for_function(
-            "document.querySelector('.room-pin .room-stock').textContent.includes('9 left')",
+            "document.querySelector('.room-pin .room-stock')"
+            ".textContent.includes('9 left')",
             timeout=10000,
         )
         # The video and chat behind the sheet are still on the page.

@@ -28,7 +28,7 @@ function initSheet(sheet) {
   const products = new Map((config.products || []).map((p) => [p.id, p]));
   const sales = new Map((config.sales || []).map((s) => [s.product_id, s]));
   // Server clock minus ours: sale and hold countdowns follow the server.
-  const offset = (config.server_now || Date.now()) - Date.now();
+  let offset = (config.server_now || Date.now()) - Date.now();
   const now = () => Date.now() + offset;
   const state = {
     product: null,
@@ -121,12 +121,16 @@ function initSheet(sheet) {
     $("buy-city-field").hidden = !$("buy-share").checked;
   }
 
-  function tick() {
+  function showHold() {
     const order = state.order;
-    if (order && order.status === "reserved" && order.expires_at && !state.busy) {
+    if (order && order.status === "reserved" && order.expires_at) {
       const left = Date.parse(order.expires_at) - now();
       if (left > 0) status(fill(t.reserved, { time: clock(left) }));
     }
+  }
+
+  function tick() {
+    if (!state.busy) showHold();
     if (sale()) render();
   }
 
@@ -148,6 +152,8 @@ function initSheet(sheet) {
   }
 
   function applyOrder(order) {
+    // Each answer carries the server's clock; the freshest estimate wins.
+    if (order.server_now) offset = order.server_now - Date.now();
     state.order = { ...(state.order || {}), ...order };
     const done = { paid: t.paid, fulfilled: t.paid, failed: t.failed, expired: t.expired, cancelled: t.cancelled, refunded: t.refunded };
     if (done[state.order.status]) {
@@ -186,6 +192,7 @@ function initSheet(sheet) {
     }
     applyOrder(answer.data);
     sheet.dataset.orderId = answer.data.id;
+    showHold();
     return true;
   }
 
