@@ -198,7 +198,8 @@ async def test_at_most_three_products_are_pinned_and_the_pin_log_is_kept(
     assert (await studio.reply(ref))["type"] == "ack"
     log = await database_sync_to_async(list)(Pin.objects.order_by("id"))
     assert len(log) == 4
-    assert log[0].unpinned_at is not None and log[0].unpinned_at >= log[0].pinned_at
+    assert log[0].unpinned_at is not None
+    assert log[0].unpinned_at >= log[0].pinned_at
     assert all(p.unpinned_at is None for p in log[1:])
 
 

@@ -84,10 +84,15 @@ async def test_a_ban_issued_on_one_process_closes_the_socket_on_the_other(
         )
         started = loop.time()
         error = None
-        with pytest.raises(websockets.ConnectionClosed) as closed:
+
+        async def read_until_closed():
+            nonlocal error
             while True:
                 frame = json.loads(await asyncio.wait_for(banned.recv(), 2))
                 error = next((e for e in frame if e.get("type") == "error"), error)
+
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await read_until_closed()
         assert loop.time() - started < 2
         assert closed.value.rcvd.code == 4003
         assert error["code"] == "banned"

@@ -61,10 +61,14 @@ def test_a_rolled_back_action_never_reaches_viewers(
     live_show, make_user, published, django_capture_on_commit_callbacks
 ):
     author = make_user()
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(RuntimeError), transaction.atomic():
+
+    def roll_back():
+        with transaction.atomic():
             room.chat_send(show=live_show, user=author, text="gone")
             raise RuntimeError("roll back")
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        roll_back()
     assert published == []
     assert not ChatMessage.objects.exists()
 
@@ -127,6 +131,7 @@ def test_pins_hold_at_most_three_and_keep_their_log(
     room.product_pin(show=live_show, actor=host, product_id=extra.pk)
     assert Pin.objects.filter(unpinned_at__isnull=True).count() == 3
     log = Pin.objects.get(product=products[1])
+    assert log.unpinned_at is not None
     assert log.pinned_at <= log.unpinned_at
     pinned = [e for _, _, e in published if e["type"] == "product.pinned"]
     assert len(pinned) == 3
