@@ -79,7 +79,7 @@ class _CountingDecoder:
         return [encoded_frame]
 
 
-async def light_viewers(base: str, slug: str, count: int, until: float) -> None:
+async def light_viewers(base: str, slug: str, count: int) -> None:
     import aiortc.rtcrtpreceiver
 
     aiortc.rtcrtpreceiver.get_decoder = lambda codec: _CountingDecoder()  # type: ignore[assignment,return-value,attr-defined]
@@ -89,6 +89,8 @@ async def light_viewers(base: str, slug: str, count: int, until: float) -> None:
     for _ in range(count):
         players.append(await play(http_post, f"{base}/live/{slug}/whep", stamps=False))
     print(json.dumps({"ready": [p.status for p in players]}), flush=True)
+    # The orchestrator answers with the end of the measuring window.
+    until = float(await asyncio.to_thread(sys.stdin.readline))
     await asyncio.sleep(max(0.0, until - time.monotonic()))
     arrivals = [p.arrivals for p in players]
     for player in players:
@@ -194,7 +196,7 @@ def _get(url: str) -> tuple[int, dict[str, str], str]:
 
 async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     configure_django()
-    from live.media.clients import StampedVideoTrack, play, publish
+    from live.media.clients import EncodedTrack, StampedVideoTrack, play, publish
 
     workdir = Path(tempfile.mkdtemp(prefix="showfloor-bench-"))
     env = server_env(workdir, args.viewers)
@@ -241,7 +243,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             http_post,
             f"{base}/live/{slug}/whip",
             key,
-            video=StampedVideoTrack(640, 480, 30),
+            video=EncodedTrack(StampedVideoTrack(640, 480, 30)),
         )
         if publisher.status != 201:
             raise RuntimeError(f"WHIP failed: {publisher.status} {publisher.body}")
@@ -251,9 +253,6 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         base_cpu = (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
 
         decoders = min(args.decoders, args.viewers)
-        setup_budget = 5 + 0.5 * args.viewers
-        window_start = time.monotonic() + setup_budget
-        window_end = window_start + args.seconds
         if args.viewers > decoders:
             light = subprocess.Popen(
                 [
@@ -267,10 +266,9 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                     slug,
                     "--viewers",
                     str(args.viewers - decoders),
-                    "--until",
-                    str(window_end + 0.5),
                 ],
                 cwd=ROOT,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -280,8 +278,12 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             ready = json.loads(await asyncio.to_thread(light.stdout.readline))["ready"]
             if any(status != 201 for status in ready):
                 raise RuntimeError(f"some light viewers were refused: {ready}")
-        if time.monotonic() > window_start:
-            raise RuntimeError("viewer set-up took longer than its budget")
+        # Every viewer is connected: let them settle, then measure.
+        window_start = time.monotonic() + 3
+        window_end = window_start + args.seconds
+        if light is not None and light.stdin is not None:
+            light.stdin.write(f"{window_end + 0.5}\n")
+            light.stdin.flush()
         hls_task = asyncio.ensure_future(watch_hls(base, slug, window_end))
         await asyncio.sleep(window_start - time.monotonic())
         cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
@@ -344,11 +346,10 @@ def main() -> None:
     parser.add_argument("--role", choices=["main", "light"], default="main")
     parser.add_argument("--url", default="")
     parser.add_argument("--slug", default="")
-    parser.add_argument("--until", type=float, default=0)
     args = parser.parse_args()
     if args.role == "light":
         configure_django()
-        asyncio.run(light_viewers(args.url, args.slug, args.viewers, args.until))
+        asyncio.run(light_viewers(args.url, args.slug, args.viewers))
         return
     result = asyncio.run(orchestrate(args))
     print(json.dumps(result))

@@ -14,16 +14,19 @@ import fractions
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import av
 from aiortc import (
     MediaStreamTrack,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCSessionDescription,
     VideoStreamTrack,
 )
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 
+from live.media.codecs import VideoEncoder, VideoSettings
 from live.media.network import restrict_ice_gathering, rtc_configuration
 
 STAMP_BITS = 42
@@ -79,6 +82,42 @@ class StampedVideoTrack(VideoStreamTrack):
         return frame
 
 
+class EncodedTrack(MediaStreamTrack):
+    """``source`` encoded here (H.264, ``ultrafast``) and handed to aiortc as
+    packets, so a load generator does not pay for aiortc's own encoder."""
+
+    kind = "video"
+
+    def __init__(self, source: MediaStreamTrack, *, bitrate: int = 1_500_000) -> None:
+        super().__init__()
+        self.source = source
+        self.encoder = VideoEncoder(
+            VideoSettings(
+                max_width=1920,
+                max_height=1080,
+                fps=30,
+                bitrate=bitrate,
+                preset="ultrafast",
+            )
+        )
+        self.keyframe = True
+
+    async def recv(self) -> av.Packet[Any]:
+        while True:
+            frame = await self.source.recv()
+            if not isinstance(frame, av.VideoFrame) or frame.pts is None:
+                continue
+            packets = self.encoder.encode(frame, frame.pts, self.keyframe)
+            self.keyframe = False
+            if packets:
+                return packets[0]
+
+    def stop(self) -> None:
+        self.source.stop()
+        self.encoder.close()
+        super().stop()
+
+
 def read_stamp(frame: av.VideoFrame) -> int | None:
     """The capture time drawn by ``StampedVideoTrack``, or None if unreadable."""
     if frame.format.name != "yuv420p":
@@ -130,7 +169,21 @@ async def publish(
     restrict_ice_gathering()
     pc = RTCPeerConnection(configuration=rtc_configuration())
     try:
-        pc.addTransceiver(video or StampedVideoTrack(), direction="sendonly")
+        track = video or StampedVideoTrack()
+        transceiver = pc.addTransceiver(track, direction="sendonly")
+        if isinstance(track, EncodedTrack):
+            transceiver.setCodecPreferences(
+                [
+                    c
+                    for c in RTCRtpSender.getCapabilities("video").codecs
+                    if c.mimeType.lower() in ("video/h264", "video/rtx")
+                ]
+            )
+
+            def send_keyframe() -> None:
+                track.keyframe = True
+
+            transceiver.sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
         if audio:
             pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
         status, location, body = await _negotiate(pc, post, url, token)
