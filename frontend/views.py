@@ -175,6 +175,15 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
     return render(request, "403.html", {"message": message}, status=403)
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form posted without a valid CSRF token: usually an expired page."""
+    message = _(
+        "This form has expired or was sent from another site. Reload the page "
+        "and try again."
+    )
+    return render(request, "403.html", {"message": message}, status=403)
+
+
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     message = str(exception) if isinstance(exception, Http404) else ""
     if not message or message.startswith("No ") or "{" in message:

@@ -224,3 +224,23 @@ def test_healthz_answers_ok(client, db):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.content == b"ok"
+
+
+def test_a_form_without_csrf_token_says_the_page_expired(db):
+    """A CSRF failure is a 403 page that tells the user what to do."""
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=True).post(
+        reverse("signup"), {"email": "a@example.test"}
+    )
+    assert response.status_code == 403
+    assert "This form has expired" in response.content.decode()
+    assert not User.objects.exists()
+
+
+def test_server_error_page_renders_without_a_request_context():
+    """The 500 page needs no context (Django renders it bare)."""
+    from django.template import loader
+
+    html = loader.get_template("500.html").render()
+    assert "Something went wrong on our side" in html
