@@ -132,14 +132,16 @@ async def whip(request: HttpRequest, slug: str) -> HttpResponseBase:
     node = get_node()
     try:
         offer = _sdp_body(request)
-        session, _broadcast = await node.publish(
+        session, broadcast = await node.publish(
             show_id=show.pk, slug=slug, offer=offer, report=_report_state
         )
     except MediaError as exc:
         return _problem(exc.status, exc.code, exc.message)
     try:
         await sync_to_async(stream.stream_go_live)(
-            show=show, media_node=settings.SHOWFLOOR_MEDIA_NODE
+            show=show,
+            media_node=settings.SHOWFLOOR_MEDIA_NODE,
+            recording=broadcast.recording_path,
         )
     except ShowfloorError as exc:
         await node.end(slug)

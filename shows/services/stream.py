@@ -33,15 +33,26 @@ def stream_key_rotate(*, show: Show) -> str:
     return show.stream_key
 
 
-def stream_go_live(*, show: Show, media_node: str) -> Show:
-    """A publisher connected on ``media_node``: record the node and move a
-    scheduled show to live (a live show stays live: the host reconnected).
+def _recording_name(path: Path) -> str:
+    root = Path(settings.SHOWFLOOR_RECORDINGS_DIR).resolve()
+    return str(path.resolve().relative_to(root))
+
+
+def stream_go_live(
+    *, show: Show, media_node: str, recording: Path | None = None
+) -> Show:
+    """A publisher connected on ``media_node``: record the node (and where the
+    recording is being written, so it is found even if the node dies) and move
+    a scheduled show to live (a live show stays live: the host reconnected).
 
     Raises ``ShowEnded`` for an ended show. Broadcasts ``show.status`` when the
     show goes live.
     """
     with transaction.atomic():
-        Show.objects.filter(pk=show.pk).update(media_node=media_node)
+        fields = {"media_node": media_node}
+        if recording is not None:
+            fields["recording_file"] = _recording_name(recording)
+        Show.objects.filter(pk=show.pk).update(**fields)
         show.media_node = media_node
         show.refresh_from_db(fields=["status"])
         if show.status == Show.Status.ENDED:
@@ -72,8 +83,7 @@ def stream_end(*, show: Show, recording: Path | None) -> Show:
     with transaction.atomic():
         fields: dict[str, str] = {"media_node": ""}
         if recording is not None:
-            root = Path(settings.SHOWFLOOR_RECORDINGS_DIR).resolve()
-            fields["recording_file"] = str(recording.resolve().relative_to(root))
+            fields["recording_file"] = _recording_name(recording)
         Show.objects.filter(pk=show.pk).update(**fields)
         show.refresh_from_db(fields=["status"])
         if show.status == Show.Status.LIVE:

@@ -1,0 +1,80 @@
+"""The shared-packet tracks and the encoder, without any network."""
+
+from __future__ import annotations
+
+import fractions
+
+import av
+import pytest
+from aiortc.mediastreams import MediaStreamError
+
+from live.media.broadcast import PacketTrack
+from live.media.codecs import VideoEncoder, VideoSettings, fit_size
+
+
+def _packet(keyframe: bool, pts: int) -> av.Packet:
+    packet = av.Packet(b"\x00\x00\x00\x01" + bytes(10))
+    packet.pts = pts
+    packet.time_base = fractions.Fraction(1, 90_000)
+    packet.is_keyframe = keyframe
+    return packet
+
+
+async def test_viewer_starts_at_a_keyframe_and_skips_to_the_next_when_behind():
+    """A video track drops everything before its first keyframe; when its queue
+    is full it empties it and waits for the next keyframe instead of queueing."""
+    track = PacketTrack("video", limit=3)
+    track.push(_packet(False, 1))
+    track.push(_packet(True, 2))
+    track.push(_packet(False, 3))
+    assert track.first_keyframe is True
+    assert (await track.recv()).pts == 2
+    track.push(_packet(False, 4))
+    track.push(_packet(False, 5))  # queue: 3, 4, 5 (full)
+    track.push(_packet(False, 6))  # behind: drop all, wait for a keyframe
+    track.push(_packet(False, 7))
+    track.push(_packet(True, 8))
+    assert (await track.recv()).pts == 8
+    assert track.skipped >= 5
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await track.recv()
+
+
+async def test_audio_track_sheds_old_packets_without_waiting_for_keyframes():
+    """Audio has no keyframes: a full queue is emptied and playback goes on."""
+    track = PacketTrack("audio", limit=2)
+    for pts in range(5):
+        track.push(_packet(True, pts))
+    assert (await track.recv()).pts == 4
+    track.stop()
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [((1920, 1080), (1280, 720)), ((640, 480), (640, 480)), ((1081, 1921), (404, 720))],
+)
+def test_fit_size_keeps_aspect_and_even_dimensions(size, expected):
+    assert fit_size(*size, max_width=1280, max_height=720) == expected
+
+
+def test_encoder_makes_keyframes_every_second_and_on_demand():
+    """H.264 packets carry their time base; the first frame, every 30th and a
+    requested one are keyframes, each starting with in-band SPS."""
+    encoder = VideoEncoder(
+        VideoSettings(
+            max_width=320, max_height=240, fps=30, bitrate=300_000, preset="ultrafast"
+        )
+    )
+    keyframes = []
+    for index in range(45):
+        frame = av.VideoFrame(320, 240, "yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes([index * 5 % 256]) * plane.buffer_size)
+        for packet in encoder.encode(frame, index * 3000, keyframe=index == 40):
+            assert packet.time_base == fractions.Fraction(1, 90_000)
+            if packet.is_keyframe:
+                keyframes.append((packet.pts or 0) // 3000)
+                assert bytes(packet)[4] & 0x1F == 7  # SPS first
+    encoder.close()
+    assert keyframes == [0, 30, 40]
