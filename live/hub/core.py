@@ -283,6 +283,7 @@ class Room:
         self.viewers: set[Viewer] = set()
         self.pending: list[tuple[int | None, str]] = []
         self.flush_handle: asyncio.TimerHandle | None = None
+        self.last_flush = 0.0
         self.ready: asyncio.Future[None] = hub.loop.create_future()
         self.task: asyncio.Task[None] | None = None
         self.count = -1
@@ -296,7 +297,11 @@ class Room:
             payload = data[1:]
             self.pending.append((seq_of(payload), payload))
             if self.flush_handle is None:
-                self.flush_handle = self.hub.loop.call_later(tick_seconds(), self.flush)
+                # Leading edge: a quiet room's event leaves almost at once;
+                # under load frames leave at most once per tick.
+                loop = self.hub.loop
+                delay = max(0.002, self.last_flush + tick_seconds() - loop.time())
+                self.flush_handle = loop.call_later(delay, self.flush)
         elif data.startswith("P"):
             recipient, _, payload = data[1:].partition("\n")
             for viewer in list(self.viewers):
@@ -311,6 +316,7 @@ class Room:
 
     def flush(self) -> None:
         self.flush_handle = None
+        self.last_flush = self.hub.loop.time()
         pending, self.pending = self.pending, []
         if not pending:
             return
