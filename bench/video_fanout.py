@@ -158,30 +158,38 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def watch_hls(base: str, slug: str, until: float) -> list[float]:
-    """Milliseconds from each new segment's program date time to its listing,
-    minus its duration (0 = listed the moment its last frame was due)."""
+def watch_hls(playlist: Path, url: str, until: float) -> dict[str, list[float]]:
+    """``listed``: milliseconds from each new segment's program date time plus
+    its duration to the moment it appears in the playlist file (0 = listed the
+    moment its last frame was due). ``fetch_ms``: how long fetching the playlist
+    over HTTP takes, sampled twice a second."""
     seen: set[str] = set()
-    delays: list[float] = []
+    listed: list[float] = []
+    fetches: list[float] = []
     primed = False
+    next_fetch = 0.0
     while time.monotonic() < until:
-        status, _h, text = await asyncio.to_thread(
-            _get, f"{base}/live/{slug}/hls/index.m3u8"
-        )
+        try:
+            text = playlist.read_text()
+        except OSError:
+            text = ""
         now = time.time()
-        if status == 200:
-            segments = SEGMENT.findall(text)
-            if primed:
-                for duration, pdt, name in segments:
-                    if name in seen:
-                        continue
+        segments = SEGMENT.findall(text)
+        if primed:
+            for duration, pdt, name in segments:
+                if name not in seen:
                     start = datetime.strptime(pdt, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-                    delays.append((now - start - float(duration)) * 1000)
-            # Segments listed before the first look cannot be timed.
-            primed = True
-            seen.update(name for _d, _p, name in segments)
-        await asyncio.sleep(0.05)
-    return delays
+                    listed.append((now - start - float(duration)) * 1000)
+        # Segments listed before the first look cannot be timed.
+        primed = primed or bool(segments)
+        seen.update(name for _d, _p, name in segments)
+        if time.monotonic() >= next_fetch:
+            began = time.monotonic()
+            if _get(url)[0] == 200:
+                fetches.append((time.monotonic() - began) * 1000)
+            next_fetch = time.monotonic() + 0.5
+        time.sleep(0.01)
+    return {"listed": listed, "fetch_ms": fetches}
 
 
 def _get(url: str) -> tuple[int, dict[str, str], str]:
@@ -284,7 +292,27 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         if light is not None and light.stdin is not None:
             light.stdin.write(f"{window_end + 0.5}\n")
             light.stdin.flush()
-        hls_task = asyncio.ensure_future(watch_hls(base, slug, window_end))
+        # The HLS watcher runs in its own process so its timing does not wait
+        # for this (busy) process's event loop.
+        hls_watcher = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--role",
+                "hls",
+                "--url",
+                base,
+                "--slug",
+                slug,
+                "--seconds",
+                str(window_end - time.monotonic()),
+                "--playlist",
+                str(workdir / "hls" / slug / "index.m3u8"),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         await asyncio.sleep(window_start - time.monotonic())
         cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
         for player in players:
@@ -295,7 +323,9 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         rss = rss_mb(server.pid)
         latencies = [value for p in players for value in p.latencies_ms]
         arrivals = [p.arrivals for p in players]
-        hls_delays = await hls_task
+        hls_out, _err = await asyncio.to_thread(hls_watcher.communicate, timeout=60)
+        hls = json.loads(hls_out.strip().splitlines()[-1])
+        hls_delays = hls["listed"]
         if light is not None and light.stdout is not None:
             arrivals += json.loads(await asyncio.to_thread(light.stdout.readline))[
                 "arrivals"
@@ -333,6 +363,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         if hls_delays
         else None,
         "hls_segments_seen": len(hls_delays),
+        "hls_playlist_fetch_ms_p50": round(percentile(hls["fetch_ms"], 0.5), 1),
     }
 
 
@@ -343,10 +374,16 @@ def main() -> None:
     parser.add_argument("--decoders", type=int, default=3)
     parser.add_argument("--base-seconds", type=float, default=4)
     parser.add_argument("--port", type=int, default=8791)
-    parser.add_argument("--role", choices=["main", "light"], default="main")
+    parser.add_argument("--role", choices=["main", "light", "hls"], default="main")
     parser.add_argument("--url", default="")
     parser.add_argument("--slug", default="")
+    parser.add_argument("--playlist", default="")
     args = parser.parse_args()
+    if args.role == "hls":
+        until = time.monotonic() + args.seconds
+        url = f"{args.url}/live/{args.slug}/hls/index.m3u8"
+        print(json.dumps(watch_hls(Path(args.playlist), url, until)))
+        return
     if args.role == "light":
         configure_django()
         asyncio.run(light_viewers(args.url, args.slug, args.viewers))
