@@ -147,7 +147,7 @@ def upgrade_request(port: int, path: str, cookie: str = "") -> bytes:
 async def connect_viewers(port: int, path: str, n: int, stats: Stats) -> list[Viewer]:
     loop = asyncio.get_running_loop()
     viewers: list[Viewer] = []
-    batch = 100
+    batch = 50
     for start in range(0, n, batch):
 
         async def one() -> Viewer:
@@ -317,7 +317,7 @@ asyncio.run(main())
 
 
 def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -364,6 +364,7 @@ def main() -> None:
         [
             python, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
             "--ping-interval", "3600", "--ping-timeout", "3600",
+            "--websocket_connect_timeout", "60",
             "config.asgi:application",
         ],
         cwd=ROOT,

@@ -45,6 +45,10 @@ MALFORMED_WINDOW_SECONDS = 10.0
 REACTION_BURST = 20
 REACTION_RATE = 10.0
 
+# Per-process caches for anonymous connects (see ``_send_initial``).
+ANONYMOUS_SNAPSHOTS: dict[int, tuple[int, float, str]] = {}
+ANONYMOUS_ACCESS: dict[str, tuple[float, selectors.RoomAccess]] = {}
+
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
 CLOSE_NOT_FOUND = 4404
@@ -129,9 +133,7 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.user = scope_user if scope_user and scope_user.is_authenticated else None
         session = self.scope.get("session")
         session_key = getattr(session, "session_key", None)
-        access = await database_sync_to_async(selectors.room_access)(
-            slug=slug, user=self.user
-        )
+        access = await self._access(slug)
         if access is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
@@ -187,11 +189,38 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 return
         seq = await hub.current_seq(self.show.pk)
         viewers = await hub.viewer_count(self.show.pk)
-        snapshot = await database_sync_to_async(selectors.room_snapshot)(
-            show=self.show, user=self.user, seq=seq, viewers=viewers
-        )
-        self.viewer.send_events([json_body(snapshot)])
+        cached = ANONYMOUS_SNAPSHOTS.get(self.show.pk)
+        now = time.monotonic()
+        if self.user is None and cached and cached[0] == seq and now - cached[1] < 2:
+            # Anonymous viewers of one show all get the same snapshot: a crowd
+            # (re)connecting at once costs one build per seq, not one per socket.
+            frame = cached[2]
+        else:
+            snapshot = await database_sync_to_async(selectors.room_snapshot)(
+                show=self.show, user=self.user, seq=seq, viewers=viewers
+            )
+            frame = json_body(snapshot)
+            if self.user is None:
+                ANONYMOUS_SNAPSHOTS[self.show.pk] = (seq, now, frame)
+        self.viewer.send_events([frame])
         self.viewer.release(after_seq=seq)
+
+    async def _access(self, slug: str) -> selectors.RoomAccess | None:
+        if self.user is not None:
+            found: selectors.RoomAccess | None = await database_sync_to_async(
+                selectors.room_access
+            )(slug=slug, user=self.user)
+            return found
+        cached = ANONYMOUS_ACCESS.get(slug)
+        now = time.monotonic()
+        if cached and now - cached[0] < 2:
+            return cached[1]
+        access: selectors.RoomAccess | None = await database_sync_to_async(
+            selectors.room_access
+        )(slug=slug, user=None)
+        if access is not None:
+            ANONYMOUS_ACCESS[slug] = (now, access)
+        return access
 
     async def _refuse_on_connect(self, code: str, message: str) -> None:
         await self.accept()
