@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from checkout.models import FlashSale, Order, OrderLine, SavedCard
@@ -17,9 +17,13 @@ ACTIVE_STATUSES = (Order.Status.RESERVED, Order.Status.PAID, Order.Status.FULFIL
 SOLD_STATUSES = (Order.Status.PAID, Order.Status.FULFILLED)
 
 
-def variant_in_show(*, show: Show, variant_id: int) -> Variant | None:
+def variant_in_show(
+    *, show: Show, variant_id: int, now: datetime | None = None
+) -> Variant | None:
     """The variant with its product, if its product is in the show's line-up,
-    annotated with ``pinned`` (its product has an open pin): one query."""
+    annotated with ``pinned`` (its product has an open pin) and ``sale_id``
+    (the sale open on it now, or None): one query for the hot path."""
+    now = now or timezone.now()
     return (
         Variant.objects.select_related("product")
         .filter(
@@ -33,7 +37,16 @@ def variant_in_show(*, show: Show, variant_id: int) -> Variant | None:
                     product_id=OuterRef("product_id"),
                     unpinned_at__isnull=True,
                 )
-            )
+            ),
+            sale_id=Subquery(
+                FlashSale.objects.filter(
+                    show=show,
+                    product_id=OuterRef("product_id"),
+                    closed_at__isnull=True,
+                    starts_at__lte=now,
+                    ends_at__gt=now,
+                ).values("pk")[:1]
+            ),
         )
         .first()
     )
@@ -43,20 +56,6 @@ def product_is_pinned(*, show: Show, product_id: int) -> bool:
     return Pin.objects.filter(
         show=show, product_id=product_id, unpinned_at__isnull=True
     ).exists()
-
-
-def sale_open(
-    *, show: Show, product_id: int, now: datetime | None = None
-) -> FlashSale | None:
-    """The sale on the product that the server clock says is open now."""
-    now = now or timezone.now()
-    return FlashSale.objects.filter(
-        show=show,
-        product_id=product_id,
-        closed_at__isnull=True,
-        starts_at__lte=now,
-        ends_at__gt=now,
-    ).first()
 
 
 def sales_open(*, show: Show, now: datetime | None = None) -> list[FlashSale]:

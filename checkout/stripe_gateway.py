@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -123,7 +125,19 @@ def _intent(obj: Any) -> Intent:
     )
 
 
+_spent = threading.local()
+
+
+def provider_ms_take() -> float:
+    """Milliseconds this thread spent waiting for Stripe since the last take
+    (for the API's Server-Timing header)."""
+    spent = float(getattr(_spent, "ms", 0.0))
+    _spent.ms = 0.0
+    return spent
+
+
 def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    started = time.perf_counter()
     try:
         return fn(*args, **kwargs)
     except stripe.CardError as exc:
@@ -134,6 +148,8 @@ def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     except stripe.StripeError as exc:
         logger.warning("stripe %s failed: %s", what, type(exc).__name__)
         raise GatewayError(type(exc).__name__) from exc
+    finally:
+        _spent.ms = getattr(_spent, "ms", 0.0) + (time.perf_counter() - started) * 1000
 
 
 def intent_create(

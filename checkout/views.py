@@ -36,16 +36,24 @@ def _error(code: str, message: str, status: int) -> JsonResponse:
 
 
 def api(view: View) -> View:
-    """Turn domain errors into JSON answers with their code and message."""
+    """Turn domain errors into JSON answers with their code and message, and
+    say in ``Server-Timing`` how long we took and how much of it was Stripe."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        started = time.perf_counter()
+        gateway.provider_ms_take()
         try:
-            return view(request, *args, **kwargs)
+            response = view(request, *args, **kwargs)
         except CheckoutError as exc:
-            return _error(exc.code, exc.message, exc.status)
+            response = _error(exc.code, exc.message, exc.status)
         except ShowfloorError as exc:
-            return _error(exc.code, exc.message, 400)
+            response = _error(exc.code, exc.message, 400)
+        total = (time.perf_counter() - started) * 1000
+        response["Server-Timing"] = (
+            f"app;dur={total:.1f}, psp;dur={gateway.provider_ms_take():.1f}"
+        )
+        return response
 
     return wrapped
 
@@ -88,12 +96,17 @@ def _user(request: HttpRequest) -> User | None:
 
 
 def _buyer(request: HttpRequest, email: str = "") -> services.Buyer:
-    user = _user(request)
-    if user is None and not request.session.session_key:
-        # A guest's session is how their socket receives ``order.updated``.
+    def start_session() -> str:
+        # A guest's session is how their socket receives ``order.updated``
+        # and how they read and pay their order.
         request.session.save()
+        return str(request.session.session_key)
+
     return services.Buyer(
-        user=user, session_key=request.session.session_key or "", email=email
+        user=_user(request),
+        session_key=request.session.session_key or "",
+        email=email,
+        start_session=start_session,
     )
 
 

@@ -274,3 +274,17 @@ SHOWFLOOR_VIDEO_BITRATE = env_int("SHOWFLOOR_VIDEO_BITRATE", 2_000_000)
 # x264 preset of the one encode per show (ultrafast … medium).
 SHOWFLOOR_VIDEO_PRESET = env("SHOWFLOOR_VIDEO_PRESET", "veryfast")
 SHOWFLOOR_HLS_SEGMENT_SECONDS = env_int("SHOWFLOOR_HLS_SEGMENT_SECONDS", 1)
+
+# PostgreSQL connection pool (Django 5.1+, psycopg-pool): under ASGI every
+# request runs in its own thread, so without a pool each request opens a new
+# server connection. Off by default; the flash-sale bench and production
+# deployments with many buyers turn it on.
+if env_bool("DATABASE_POOL") and DATABASES["default"]["ENGINE"].endswith(
+    "postgresql"
+):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DATABASE_POOL_MIN", 2),
+        "max_size": env_int("DATABASE_POOL_MAX", 8),
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
+    }

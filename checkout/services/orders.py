@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -79,6 +80,10 @@ class Buyer:
     user: User | None
     session_key: str = ""
     email: str = ""
+    # For a guest without a session yet: starts one and returns its key. Called
+    # only when an order is about to be created, so a sold-out answer costs no
+    # session row.
+    start_session: Callable[[], str] | None = None
 
     @property
     def signed_in(self) -> bool:
@@ -527,21 +532,22 @@ def order_create(
             validate_email(email)
         except ValidationError as exc:
             raise EmailRequired() from exc
-    full_key = f"{buyer.scope}:{key}"
-    existing = _existing(full_key)
-    if existing is not None:
-        return _replay(existing)
+    if buyer.signed_in or buyer.session_key:
+        existing = _existing(f"{buyer.scope}:{key}")
+        if existing is not None:
+            return _replay(existing)
     if show.status != Show.Status.LIVE:
         raise ShowNotLive()
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise QuantityInvalid()
-    variant = selectors.variant_in_show(show=show, variant_id=variant_id)
+    now = timezone.now()
+    variant = selectors.variant_in_show(show=show, variant_id=variant_id, now=now)
     if variant is None:
         raise UnknownVariant()
     if not variant.pinned:  # type: ignore[attr-defined]
         raise NotPinned()
-    now = timezone.now()
-    sale = selectors.sale_open(show=show, product_id=variant.product_id, now=now)
+    sale_id = variant.sale_id  # type: ignore[attr-defined]
+    sale = FlashSale.objects.get(pk=sale_id) if sale_id is not None else None
     if sale is not None and sale.currency != variant.currency:
         sale = None
     limit = sale.per_buyer_limit if sale else settings.SHOWFLOOR_MAX_PER_BUYER
@@ -554,6 +560,11 @@ def order_create(
         raise SoldOut()
     unit_minor = sale.price_minor if sale else variant.price_minor
     expires_at = now + timedelta(seconds=settings.SHOWFLOOR_HOLD_SECONDS)
+    if not buyer.signed_in and not buyer.session_key:
+        if buyer.start_session is None:
+            raise EmailRequired()
+        buyer = replace(buyer, session_key=buyer.start_session())
+    full_key = f"{buyer.scope}:{key}"
     try:
         with transaction.atomic():
             if sale is not None:

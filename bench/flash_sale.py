@@ -1,0 +1,361 @@
+"""Flash-sale benchmark: N buyers race for U units through the HTTP API.
+
+    python bench/flash_sale.py --buyers 1000 --units 10 --processes 2
+
+Creates a fresh PostgreSQL database (``showfloor_bench_<pid>`` on
+127.0.0.1:5432), migrates and seeds it (a live show, one pinned product with U
+units, a running flash sale unless ``--no-sale``), starts localstripe and P
+Daphne processes on loopback (Redis for the room events), then fires every
+buyer at once from asyncio: each is a guest with a CSRF cookie who POSTs one
+order of one unit; the winners then pay with the server-confirmed test card.
+
+Measures every buyer's answer time as the client sees it (queueing included),
+the order endpoint's own time from its ``Server-Timing`` header (``app`` minus
+``psp``, the time spent waiting for the payment provider), and checks the
+database afterwards: orders, paid orders, stock. The last line is one JSON
+object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = "postgresql://postgres@127.0.0.1:5432"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing on 127.0.0.1:{port}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def create_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+SEED = """
+import json, sys
+from datetime import timedelta
+from django.utils import timezone
+from shows import services
+from shows.services import room
+from checkout import services as checkout
+units, sale = int(sys.argv[1]), sys.argv[2] == "1"
+brand = services.brand_create(name="Bench", slug="bench")
+host = services.user_signup(email="host@bench.test", password="bench-password-1",
+                            display_name="Host")
+services.membership_set(brand=brand, user=host, role="host")
+product = services.product_create(brand=brand, name="Limited sneaker")
+variant = services.variant_create(product=product, sku="BENCH-1", name="42",
+                                  price_minor=12900, currency="EUR",
+                                  stock_available=units)
+show = services.show_create(brand=brand, slug="drop", title="Drop",
+                            scheduled_at=timezone.now() + timedelta(minutes=1),
+                            products=[product])
+services.show_start(show=show)
+room.product_pin(show=show, actor=host, product_id=product.pk)
+if sale:
+    checkout.sale_start(show=show, user=host, product_id=product.pk, price_minor=9900,
+                        duration_seconds=600, per_buyer_limit=1)
+print(json.dumps({"variant": variant.pk, "slug": show.slug}))
+"""
+
+CHECK = """
+import json
+from checkout.models import Order
+from shows.models import Variant
+v = Variant.objects.get(sku="BENCH-1")
+print(json.dumps({
+    "orders": Order.objects.count(),
+    "paid": Order.objects.filter(status="paid").count(),
+    "stock": v.stock_available,
+}))
+"""
+
+
+def manage(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-3000:])
+    return result.stdout
+
+
+async def race(
+    bases: list[str], slug: str, variant: int, buyers: int, concurrency: int
+) -> dict:
+    import aiohttp
+
+    csrf = secrets.token_hex(16)
+    timing = re.compile(r"(\w+);dur=([\d.]+)")
+    results: list[dict] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    gate = asyncio.Event()
+    async with aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=60),
+    ) as http:
+
+        async def buyer(i: int) -> None:
+            base = bases[i % len(bases)]
+            await gate.wait()
+            started = time.perf_counter()
+            record: dict = {"i": i}
+            try:
+                async with http.post(
+                    f"{base}/api/shows/{slug}/orders",
+                    json={
+                        "variant_id": variant,
+                        "quantity": 1,
+                        "email": f"b{i}@bench.test",
+                    },
+                    headers={
+                        "Idempotency-Key": uuid.uuid4().hex,
+                        "X-CSRFToken": csrf,
+                        "Cookie": f"csrftoken={csrf}",
+                    },
+                ) as response:
+                    text = await response.text()
+                    try:
+                        data = json.loads(text)
+                    except ValueError:
+                        data = {"code": f"not JSON: {text[:120]!r}"}
+                    record["status"] = response.status
+                    record["code"] = data.get("code")
+                    record["order"] = data.get("id")
+                    record["cookie"] = response.cookies.get("sessionid")
+                    spans = dict(
+                        timing.findall(response.headers.get("Server-Timing", ""))
+                    )
+                    record["app_ms"] = float(spans.get("app", 0))
+                    record["psp_ms"] = float(spans.get("psp", 0))
+            except Exception as exc:
+                record["status"] = 0
+                record["error"] = f"{type(exc).__name__}: {exc}"
+            record["ms"] = (time.perf_counter() - started) * 1000
+            record["base"] = base
+            results.append(record)
+
+        tasks = [asyncio.create_task(buyer(i)) for i in range(buyers)]
+        await asyncio.sleep(0.2)
+        t0 = time.perf_counter()
+        gate.set()
+        await asyncio.gather(*tasks)
+        race_s = time.perf_counter() - t0
+
+        paid = 0
+        pay_errors: list[str] = []
+        for record in results:
+            if record["status"] != 201:
+                continue
+            cookie = record["cookie"].value if record["cookie"] else ""
+            async with http.post(
+                f"{record['base']}/api/orders/{record['order']}/pay",
+                json={"method": "test"},
+                headers={
+                    "X-CSRFToken": csrf,
+                    "Cookie": f"csrftoken={csrf}; sessionid={cookie}",
+                },
+            ) as response:
+                text = await response.text()
+                try:
+                    data = json.loads(text)
+                except ValueError:
+                    data = {"code": text[:200]}
+                if response.status == 200 and data.get("status") == "paid":
+                    paid += 1
+                else:
+                    pay_errors.append(f"{response.status} {data.get('code')}")
+        total_s = time.perf_counter() - t0
+    return {
+        "results": results,
+        "race_s": race_s,
+        "total_s": total_s,
+        "paid": paid,
+        "pay_errors": pay_errors,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--buyers", type=int, default=1000)
+    parser.add_argument("--units", type=int, default=10)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument(
+        "--concurrency", type=int, default=40, help="open HTTP connections in all"
+    )
+    parser.add_argument("--no-sale", action="store_true", help="no flash sale running")
+    args = parser.parse_args()
+
+    db = f"showfloor_bench_{os.getpid()}"
+    secret = "whsec_bench_" + secrets.token_hex(8)
+    ports = [free_port() for _ in range(args.processes)]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"{PG}/{db}",
+        "DATABASE_POOL": "1",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "SHOWFLOOR_REDIS_PREFIX": f"bench{os.getpid()}",
+        "SHOWFLOOR_SERVE_MEDIA": "0",
+        "STRIPE_WEBHOOK_SECRET": secret,
+        "STRIPE_SECRET_KEY": "sk_test_bench",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LOG_LEVEL": "WARNING",
+    }
+    sys.path.insert(0, str(ROOT))
+    create_database(db)
+    procs: list[subprocess.Popen] = []
+    try:
+        from checkout.devstripe import start_for_demo
+
+        stripe_proc, stripe_base = start_for_demo(
+            f"http://127.0.0.1:{ports[0]}/stripe/webhook/", secret
+        )
+        procs.append(stripe_proc)
+        env["STRIPE_API_BASE"] = stripe_base
+        manage(env, "migrate", "--noinput")
+        seeded = json.loads(
+            manage(
+                env,
+                "shell",
+                "-c",
+                SEED.replace("sys.argv[1]", str(args.units)).replace(
+                    'sys.argv[2] == "1"', "False" if args.no_sale else "True"
+                ),
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+        for port in ports:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "daphne",
+                        "-b",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "config.asgi:application",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port in ports:
+            wait_port(port)
+        bases = [f"http://127.0.0.1:{port}" for port in ports]
+        outcome = asyncio.run(
+            race(
+                bases, seeded["slug"], seeded["variant"], args.buyers, args.concurrency
+            )
+        )
+        checked = json.loads(manage(env, "shell", "-c", CHECK).strip().splitlines()[-1])
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        drop_database(db)
+
+    results = outcome["results"]
+    created = [r for r in results if r["status"] == 201]
+    sold_out = [
+        r for r in results if r["status"] == 409 and r.get("code") == "sold_out"
+    ]
+    errors = [r for r in results if r not in created and r not in sold_out]
+    latencies = [r["ms"] for r in results]
+    own = [max(0.0, r["app_ms"] - r["psp_ms"]) for r in results if r["status"]]
+    summary = {
+        "buyers": args.buyers,
+        "units": args.units,
+        "processes": args.processes,
+        "sale": not args.no_sale,
+        "orders_created": len(created),
+        "orders_paid": outcome["paid"],
+        "orders_in_db": checked["orders"],
+        "paid_in_db": checked["paid"],
+        "stock_left": checked["stock"],
+        "oversold": max(0, checked["paid"] - args.units) + max(0, -checked["stock"]),
+        "sold_out": len(sold_out),
+        "errors": len(errors) + len(outcome["pay_errors"]),
+        "error_samples": [
+            r.get("error") or f"{r['status']} {r.get('code')}" for r in errors[:5]
+        ]
+        + outcome["pay_errors"][:5],
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+        "max_ms": round(max(latencies or [0]), 1),
+        "endpoint_p50_ms": round(percentile(own, 0.50), 1),
+        "endpoint_p99_ms": round(percentile(own, 0.99), 1),
+        "psp_mean_ms_winners": round(
+            statistics.mean([r["psp_ms"] for r in created]) if created else 0.0, 1
+        ),
+        "race_s": round(outcome["race_s"], 3),
+        "orders_per_s": round(outcome["paid"] / outcome["total_s"], 1)
+        if outcome["total_s"]
+        else 0.0,
+        "answers_per_s": round(len(results) / outcome["race_s"], 1),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
