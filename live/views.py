@@ -31,7 +31,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from live.media.muxing import PLAYLIST_NAME
-from live.media.node import MediaError, get_node
+from live.media.node import MediaError, ShowHooks, get_node
 from shows import selectors
 from shows.exceptions import ShowfloorError
 from shows.models import Show, User
@@ -107,6 +107,27 @@ async def _report_state(show_id: int, state: str) -> None:
     await sync_to_async(_report_state_sync, thread_sensitive=False)(show_id, state)
 
 
+def _still_live_sync(show_id: int) -> bool:
+    try:
+        return Show.objects.filter(pk=show_id, status=Show.Status.LIVE).exists()
+    finally:
+        db.connection.close()
+
+
+def _closed_sync(show_id: int, recording: Path | None) -> None:
+    try:
+        stream.stream_end(show=Show.objects.get(pk=show_id), recording=recording)
+    finally:
+        db.connection.close()
+
+
+SHOW_HOOKS = ShowHooks(
+    report=_report_state,
+    still_live=sync_to_async(_still_live_sync, thread_sensitive=False),
+    closed=sync_to_async(_closed_sync, thread_sensitive=False),
+)
+
+
 # --- WHIP -----------------------------------------------------------------
 
 
@@ -133,7 +154,7 @@ async def whip(request: HttpRequest, slug: str) -> HttpResponseBase:
     try:
         offer = _sdp_body(request)
         session, broadcast = await node.publish(
-            show_id=show.pk, slug=slug, offer=offer, report=_report_state
+            show_id=show.pk, slug=slug, offer=offer, hooks=SHOW_HOOKS
         )
     except MediaError as exc:
         return _problem(exc.status, exc.code, exc.message)

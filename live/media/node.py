@@ -74,6 +74,22 @@ class Session:
 StateReporter = Callable[[int, str], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class ShowHooks:
+    """How the node talks to the rest of the app about one show (the node
+    itself imports no models): report the publisher's state, ask whether the
+    show is still live, and hand over the recording once the broadcast closed
+    because the show was ended elsewhere (admin, another node, the sweeper)."""
+
+    report: StateReporter
+    still_live: Callable[[int], Awaitable[bool]]
+    closed: Callable[[int, Path | None], Awaitable[None]]
+
+
+# How often a broadcast checks that its show is still live.
+WATCH_SECONDS = 10.0
+
+
 def parse_offer(sdp: str, *, need_video: bool) -> SessionDescription:
     """Check that ``sdp`` is an offer aiortc can answer; ``InvalidOffer`` says why."""
     if not sdp.strip():
@@ -123,6 +139,7 @@ class MediaNode:
         self.loop = asyncio.get_running_loop()
         self.broadcasts: dict[str, Broadcast] = {}
         self._lock = asyncio.Lock()
+        self._watchers: dict[str, asyncio.Task[None]] = {}
 
     def get(self, slug: str) -> Broadcast | None:
         return self.broadcasts.get(slug)
@@ -151,7 +168,7 @@ class MediaNode:
         )
 
     async def publish(
-        self, *, show_id: int, slug: str, offer: str, report: StateReporter
+        self, *, show_id: int, slug: str, offer: str, hooks: ShowHooks
     ) -> tuple[Session, Broadcast]:
         """Accept a WHIP offer: the answer and a new publisher session.
 
@@ -170,7 +187,10 @@ class MediaNode:
                 if broadcast is None:
                     with_audio = any(m.kind == "audio" for m in parsed.media)
                     broadcast = self._new_broadcast(
-                        show_id=show_id, slug=slug, with_audio=with_audio, report=report
+                        show_id=show_id,
+                        slug=slug,
+                        with_audio=with_audio,
+                        report=hooks.report,
                     )
                 publisher_id = secrets.token_urlsafe(12)
                 await broadcast.attach_publisher(publisher_id, pc)
@@ -187,7 +207,26 @@ class MediaNode:
                     await broadcast.close()
                 raise
             self.broadcasts[slug] = broadcast
+            if created:
+                self._watchers[slug] = asyncio.create_task(
+                    self._watch(slug, broadcast, hooks)
+                )
         return Session(publisher_id, answer), broadcast
+
+    async def _watch(self, slug: str, broadcast: Broadcast, hooks: ShowHooks) -> None:
+        """Close the broadcast when its show stops being live without us."""
+        while self.broadcasts.get(slug) is broadcast:
+            await asyncio.sleep(WATCH_SECONDS)
+            try:
+                live = await hooks.still_live(broadcast.show_id)
+            except Exception:
+                logger.exception("could not check whether %s is live", slug)
+                continue
+            if not live and self.broadcasts.get(slug) is broadcast:
+                self._watchers.pop(slug, None)
+                recording = await self.end(slug)
+                await hooks.closed(broadcast.show_id, recording)
+                return
 
     async def _answer(self, pc: RTCPeerConnection, offer: str) -> str:
         try:
@@ -241,6 +280,9 @@ class MediaNode:
     async def end(self, slug: str) -> Path | None:
         """Close the show's broadcast; the recording's path if one was written."""
         broadcast = self.broadcasts.pop(slug, None)
+        watcher = self._watchers.pop(slug, None)
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
         if broadcast is None:
             return None
         await broadcast.close()

@@ -140,3 +140,34 @@ async def test_open_close_cycles_leave_nothing_behind(node, http, show):
     assert await _wait(lambda: len(_threads()) <= len(threads), 5), _threads()
     assert await _wait(lambda: _fds() <= fds, 5)
     assert _peer_connections() <= pcs
+
+
+async def test_show_ended_elsewhere_closes_its_broadcast(node, http, show, monkeypatch):
+    """A show ended outside the media node (admin, sweeper) has its broadcast
+    closed within the watch interval, and its recording kept."""
+    from live.media import node as node_module
+    from shows import services
+
+    monkeypatch.setattr(node_module, "WATCH_SECONDS", 0.2)
+    camera = StampedVideoTrack(160, 120)
+    url = f"/live/{show.slug}/whip"
+    publisher = await publish(http.post, url, show.stream_key, video=camera)
+    try:
+        assert publisher.status == 201
+        broadcast = node.get(show.slug)
+        assert await _wait(lambda: broadcast.counters.keyframes > 1)
+        await sync_to_async(services.show_end)(show=show)
+        assert await _wait(lambda: node.get(show.slug) is None, 5)
+        assert broadcast.closed
+        assert publisher.pc.connectionState in ("closed", "failed", "connected")
+        # The recording is handed over right after the broadcast closed.
+        for _ in range(50):
+            await sync_to_async(show.refresh_from_db)()
+            if show.media_node == "":
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await publisher.close()
+    assert show.status == Show.Status.ENDED
+    assert show.media_node == ""
+    assert stream.stream_recording_path(show=show) is not None
