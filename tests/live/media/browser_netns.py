@@ -190,6 +190,9 @@ def run(workdir: Path) -> dict[str, Any]:
                     VIDEO_PROGRESS, "[data-player] video"
                 )
                 result["studio_connection"] = studio.text_content("[data-connection]")
+                if shots := os.environ.get("SHOWFLOOR_SCREENSHOTS"):
+                    studio.screenshot(path=f"{shots}/studio.png", full_page=True)
+                    webrtc.screenshot(path=f"{shots}/viewer.png")
 
                 hls = browser.new_context().new_page()
                 hls.add_init_script(
