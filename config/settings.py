@@ -279,9 +279,7 @@ SHOWFLOOR_HLS_SEGMENT_SECONDS = env_int("SHOWFLOOR_HLS_SEGMENT_SECONDS", 1)
 # request runs in its own thread, so without a pool each request opens a new
 # server connection. Off by default; the flash-sale bench and production
 # deployments with many buyers turn it on.
-if env_bool("DATABASE_POOL") and DATABASES["default"]["ENGINE"].endswith(
-    "postgresql"
-):
+if env_bool("DATABASE_POOL") and DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DATABASE_POOL_MIN", 2),
