@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
 from checkout import services
@@ -134,6 +135,7 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "proof_city",
         "created_at",
         "paid_at",
+        "refund_link",
     ]
     exclude = ["session_key", "save_card"]
     inlines = [LineInline, HoldInline, PaymentInline, TransitionInline, EventInline]
@@ -141,6 +143,13 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description=_("Refund"))
+    def refund_link(self, order: Order) -> str:
+        if order.status not in (Order.Status.PAID, Order.Status.FULFILLED):
+            return "–"
+        url = reverse("admin:checkout_order_refund", args=[order.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Refund all or part…"))
 
     @admin.display(description=_("Total"), ordering="total_minor")
     def total_display(self, order: Order) -> str:

@@ -306,25 +306,39 @@ def test_late_payment_with_stock_left_takes_it_again(
 
 
 def test_late_payment_after_stock_is_gone_is_refunded(
-    stripe_settings, pinned, mic, guest
+    stripe_settings, pinned, mic, guest, monkeypatch
 ):
-    """A late payment for stock that is sold meanwhile is refunded in full."""
+    """A payment that succeeds after its hold expired, when the units were sold
+    to someone else meanwhile, is refunded in full automatically."""
     order = place(pinned, guest, mic).order
+    intent_id = Payment.objects.get(order=order).intent_id
     StockHold.objects.filter(order=order).update(expires_at=timezone.now())
-    services.order_expire_due()
-    mic.__class__.objects.filter(pk=mic.pk).update(stock_available=0)
-    intent = gateway.intent_retrieve(Payment.objects.get(order=order).intent_id)
-    succeeded = gateway.Intent(
-        **{**intent.__dict__, "status": "succeeded", "amount_received_minor": 8900}
+
+    def unreachable(intent_id):
+        raise gateway.GatewayError("stripe unreachable")
+
+    # Stripe is unreachable while the sweeper expires it: the intent stays open.
+    with monkeypatch.context() as patch:
+        patch.setattr(gateway, "intent_cancel", unreachable)
+        assert services.order_expire_due() == 1
+    assert stock(mic) == 10
+    mic.__class__.objects.filter(pk=mic.pk).update(stock_available=0)  # sold since
+    succeeded = gateway.intent_confirm(
+        intent_id=intent_id, payment_method_id="pm_card_visa"
     )
+    assert succeeded.status == "succeeded"
     services.order_mark_paid(intent=succeeded)
     order.refresh_from_db()
     assert order.status == S.REFUNDED
     payment = Payment.objects.get(order=order)
     assert payment.refunded_minor == payment.captured_minor == 8900
-    # The intent was cancelled, so localstripe refuses the refund: it is logged
-    # for the admin, and the amount stays reserved against a second refund.
+    refund = Refund.objects.get(payment=payment)
+    assert refund.automatic
+    assert refund.amount_minor == 8900
     assert stock(mic) == 0
+    # The same success again (a webhook) changes nothing.
+    services.order_mark_paid(intent=succeeded)
+    assert Refund.objects.filter(payment=payment).count() == 1
 
 
 def test_partial_and_full_refunds_never_exceed_captured(
