@@ -147,7 +147,7 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description=_("Refund"))
     def refund_link(self, order: Order) -> str:
         if order.status not in (Order.Status.PAID, Order.Status.FULFILLED):
-            return "–"
+            return "-"
         url = reverse("admin:checkout_order_refund", args=[order.pk])
         return format_html('<a href="{}">{}</a>', url, _("Refund all or part…"))
 
