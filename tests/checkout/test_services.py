@@ -377,3 +377,39 @@ def test_cancel_returns_stock_at_once(stripe_settings, pinned, mic, guest):
     assert list(
         OrderTransition.objects.filter(order=order).values_list("to_status", flat=True)
     ) == ["reserved", "cancelled"]
+
+
+@pytest.mark.slow
+def test_sale_limit_holds_when_one_buyer_sends_many_orders_at_once(
+    stripe_settings, postgres, pinned, mic, host, make_user
+):
+    """Eight concurrent orders (different keys) from one buyer in a sale with a
+    limit of two: exactly two units are reserved, the rest are ``over_limit``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    services.sale_start(
+        show=pinned,
+        user=host,
+        product_id=mic.product_id,
+        price_minor=4900,
+        duration_seconds=60,
+        per_buyer_limit=2,
+    )
+    buyer = services.Buyer(user=make_user("Eager Eve"))
+
+    def attempt(_):
+        try:
+            place(pinned, buyer, mic)
+            return "ok"
+        except OverBuyerLimit:
+            return "over_limit"
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(attempt, range(8)))
+    assert sorted(outcomes) == ["ok", "ok"] + ["over_limit"] * 6
+    assert Order.objects.filter(buyer=buyer.user, sale__isnull=False).count() == 2
+    assert stock(mic) == 8

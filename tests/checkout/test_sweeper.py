@@ -109,9 +109,12 @@ def test_start_for_demo_serves_localstripe_and_delivers_webhooks():
         import stripe
 
         client = stripe.StripeClient("sk_test_demo", base_addresses={"api": base})
-        intent = client.v1.payment_intents.create(
-            params={"amount": 500, "currency": "eur", "payment_method_types": ["card"]}
-        )
+        params: dict = {
+            "amount": 500,
+            "currency": "eur",
+            "payment_method_types": ["card"],
+        }
+        intent = client.v1.payment_intents.create(params=params)
         client.v1.payment_intents.update(
             intent.id, params={"payment_method": "pm_card_visa"}
         )
