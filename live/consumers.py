@@ -46,8 +46,7 @@ REACTION_BURST = 20
 REACTION_RATE = 10.0
 
 # Per-process caches for anonymous connects (see ``_send_initial``).
-ANONYMOUS_SNAPSHOTS: dict[int, tuple[int, float, str]] = {}
-ANONYMOUS_ACCESS: dict[str, tuple[float, selectors.RoomAccess]] = {}
+ANONYMOUS_SNAPSHOTS: dict[tuple[int, float], tuple[int, float, str]] = {}
 
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
@@ -189,7 +188,8 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 return
         seq = await hub.current_seq(self.show.pk)
         viewers = await hub.viewer_count(self.show.pk)
-        cached = ANONYMOUS_SNAPSHOTS.get(self.show.pk)
+        key = (self.show.pk, self.show.created_at.timestamp())
+        cached = ANONYMOUS_SNAPSHOTS.get(key)
         now = time.monotonic()
         if self.user is None and cached and cached[0] == seq and now - cached[1] < 2:
             # Anonymous viewers of one show all get the same snapshot: a crowd
@@ -201,25 +201,16 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             )
             frame = json_body(snapshot)
             if self.user is None:
-                ANONYMOUS_SNAPSHOTS[self.show.pk] = (seq, now, frame)
+                if len(ANONYMOUS_SNAPSHOTS) > 1000:
+                    ANONYMOUS_SNAPSHOTS.clear()
+                ANONYMOUS_SNAPSHOTS[key] = (seq, now, frame)
         self.viewer.send_events([frame])
         self.viewer.release(after_seq=seq)
 
     async def _access(self, slug: str) -> selectors.RoomAccess | None:
-        if self.user is not None:
-            found: selectors.RoomAccess | None = await database_sync_to_async(
-                selectors.room_access
-            )(slug=slug, user=self.user)
-            return found
-        cached = ANONYMOUS_ACCESS.get(slug)
-        now = time.monotonic()
-        if cached and now - cached[0] < 2:
-            return cached[1]
         access: selectors.RoomAccess | None = await database_sync_to_async(
             selectors.room_access
-        )(slug=slug, user=None)
-        if access is not None:
-            ANONYMOUS_ACCESS[slug] = (now, access)
+        )(slug=slug, user=self.user)
         return access
 
     async def _refuse_on_connect(self, code: str, message: str) -> None:
