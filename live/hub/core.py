@@ -25,7 +25,7 @@ import functools
 import logging
 import uuid
 import weakref
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -114,7 +114,7 @@ class AsgiWriter:
 
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         self.send = send
-        self.queue: list[str] = []
+        self.queue: deque[tuple[str, int]] = deque()
         self.size = 0
         self.wake = asyncio.Event()
         self.closed = False
@@ -126,7 +126,7 @@ class AsgiWriter:
         return self.size
 
     def write(self, text: str, data: bytes) -> None:
-        self.queue.append(text)
+        self.queue.append((text, len(data)))
         self.size += len(data)
         self.idle.clear()
         self.wake.set()
@@ -136,8 +136,8 @@ class AsgiWriter:
             await self.wake.wait()
             self.wake.clear()
             while self.queue:
-                text = self.queue.pop(0)
-                self.size -= len(text.encode())
+                text, size = self.queue.popleft()
+                self.size -= size
                 await self.send({"type": "websocket.send", "text": text})
             self.idle.set()
 
@@ -189,10 +189,21 @@ Writer = AsgiWriter | DaphneWriter
 
 
 def make_writer(send: Callable[[dict[str, Any]], Awaitable[None]]) -> Writer:
-    """The fastest writer the server behind ``send`` allows."""
-    if isinstance(send, functools.partial) and send.args:
-        server = getattr(send.func, "__self__", None)
-        protocol = send.args[0]
+    """The fastest writer the server behind ``send`` allows.
+
+    Channels' session middleware wraps ``send`` only to save the session on HTTP
+    responses; for ``websocket.send`` it passes through, so it is unwrapped to
+    find Daphne's own ``send``.
+    """
+    raw: Any = send
+    for _ in range(5):
+        inner = getattr(getattr(raw, "__self__", None), "real_send", None)
+        if inner is None:
+            break
+        raw = inner
+    if isinstance(raw, functools.partial) and raw.args:
+        server = getattr(raw.func, "__self__", None)
+        protocol = raw.args[0]
         if (
             type(server).__module__ == "daphne.server"
             and hasattr(protocol, "sendMessage")
