@@ -320,6 +320,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(window_end - time.monotonic())
         elapsed = time.monotonic() - t0
         server_cpu = (cpu_seconds(server.pid) - cpu0) / elapsed
+        load_average = os.getloadavg()[0]
         rss = rss_mb(server.pid)
         latencies = [value for p in players for value in p.latencies_ms]
         arrivals = [p.arrivals for p in players]
@@ -358,6 +359,9 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             (server_cpu - base_cpu) / max(1, args.viewers), 4
         ),
         "rss_mb": round(rss, 1),
+        # Other work on the machine skews every figure above: say how busy it was.
+        "machine_load_average_1m": round(load_average, 2),
+        "machine_cores": os.cpu_count(),
         "hls_listed_after_segment_end_ms_p50": round(percentile(hls_delays, 0.5), 1),
         "hls_listed_after_segment_end_ms_max": round(max(hls_delays), 1)
         if hls_delays
