@@ -40,6 +40,8 @@ HEARTBEAT_SECONDS = 1.0
 ROOM_GRACE_SECONDS = 10.0
 REACTION_WINDOW_SECONDS = 0.25
 RESUME_LIMIT = 500
+# Close code asking a client to reconnect at once (it gets a fresh snapshot).
+CLOSE_RESYNC = 4000
 
 PRESENCE = """
 if tonumber(ARGV[2]) > 0 then
@@ -295,6 +297,7 @@ class Room:
         self.pending: list[tuple[int | None, str]] = []
         self.flush_handle: asyncio.TimerHandle | None = None
         self.last_flush = 0.0
+        self.last_seq = 0
         self.ready: asyncio.Future[None] = hub.loop.create_future()
         self.task: asyncio.Task[None] | None = None
         self.count = -1
@@ -306,7 +309,12 @@ class Room:
         """A message from the bus: ``E<json>`` or ``P<recipient>\\n<json>``."""
         if data.startswith("E"):
             payload = data[1:]
-            self.pending.append((seq_of(payload), payload))
+            seq = seq_of(payload)
+            if seq is not None:
+                if seq <= self.last_seq:
+                    self.resync()
+                self.last_seq = seq
+            self.pending.append((seq, payload))
             if self.flush_handle is None:
                 # Leading edge: a quiet room's event leaves almost at once;
                 # under load frames leave at most once per tick.
@@ -333,7 +341,9 @@ class Room:
             return
         text = "[" + ",".join(payload for _, payload in pending) + "]"
         data = text.encode()
-        oldest = min((seq for seq, _ in pending if seq is not None), default=None)
+        seqs = [seq for seq, _ in pending if seq is not None]
+        oldest = min(seqs, default=None)
+        newest = max(seqs, default=None)
         for viewer in list(self.viewers):
             if viewer.holding:
                 viewer.held.extend(pending)
@@ -343,6 +353,18 @@ class Room:
                 )
             else:
                 viewer.write(text, data)
+            if newest is not None and newest > viewer.covered_seq:
+                # Events arrive in seq order: nothing older can follow.
+                viewer.covered_seq = 0
+
+    def resync(self) -> None:
+        """The show's seq went backwards (Redis lost its keys): every socket
+        here reconnects and starts again from a fresh snapshot."""
+        logger.warning("show %s: seq went backwards; resyncing sockets", self.show_id)
+        self.pending.clear()
+        for viewer in list(self.viewers):
+            viewer.writer.stop()
+            self.hub.loop.create_task(viewer.close(CLOSE_RESYNC))
 
     def local_event(self, payload: str) -> None:
         """An ephemeral event computed in this process (viewer counts)."""

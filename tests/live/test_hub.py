@@ -91,3 +91,27 @@ async def test_a_viewer_that_stops_reading_is_dropped_and_the_others_keep_receiv
         assert not fast.dropped
     finally:
         await hub.stop()
+
+
+@override_settings(REDIS_URL="", SHOWFLOOR_ROOM_TICK_MS=10)
+async def test_a_seq_going_backwards_makes_every_socket_start_again():
+    hub = Hub(asyncio.get_running_loop())
+    closed: list[int] = []
+
+    async def close(code: int) -> None:
+        closed.append(code)
+
+    viewer = Viewer(
+        show_id=1, brand_id=1, user_id=None, session_key=None,
+        writer=FakeWriter(), close=close,
+    )  # fmt: skip
+    try:
+        await hub.attach(viewer)
+        viewer.release(after_seq=0)
+        room = hub.rooms[1]
+        room.on_data('E{"seq":7,"type":"chat.deleted","message_id":1}')
+        room.on_data('E{"seq":1,"type":"chat.deleted","message_id":2}')
+        await asyncio.sleep(0.05)
+        assert closed == [4000]
+    finally:
+        await hub.stop()
