@@ -52,6 +52,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
 CLOSE_NOT_FOUND = 4404
 CLOSE_BANNED = 4003
+CLOSE_FORBIDDEN = 4001
 CLOSE_TOO_MANY = 4029
 
 
@@ -140,6 +141,18 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if access.banned:
             await self._refuse_on_connect(Banned.code, str(Banned.default_message))
             await self.close(code=CLOSE_BANNED)
+            return
+        # A private show's room opens only to sessions that entered its access
+        # code on the show page (and to the brand's staff).
+        if not await database_sync_to_async(selectors.show_access_granted)(
+            show=self.show,
+            session=session if session is not None else {},
+            user=self.user,
+        ):
+            await self._refuse_on_connect(
+                "access_code", _("This show needs its access code.")
+            )
+            await self.close(code=CLOSE_FORBIDDEN)
             return
         hub = get_hub()
         self.viewer = Viewer(
