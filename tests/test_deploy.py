@@ -131,3 +131,16 @@ def test_every_setting_variable_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     missing = sorted(name for name in names if f"`{name}`" not in readme)
     assert not missing, f"not documented in README.md: {missing}"
+
+
+@pytest.mark.slow
+def test_collectstatic_with_production_storage_succeeds(tmp_path):
+    """The image's build step: hashed, compressed static files for WhiteNoise
+    (a missing file referenced from CSS would fail here)."""
+    env = production_env(STATIC_ROOT=str(tmp_path / "static"))
+    result = manage("collectstatic", "--noinput", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = tmp_path / "static" / "staticfiles.json"
+    assert manifest.exists()
+    assert "frontend/app.css" in manifest.read_text()
+    assert list((tmp_path / "static" / "frontend").glob("app.*.css.gz"))
