@@ -233,6 +233,7 @@ function showReplay() {
     showMessage("");
     video.muted = false;
     video.controls = true;
+    video.addEventListener("error", () => showMessage(T.ended), { once: true });
     video.src = config.recordingUrl;
     badge.hidden = true;
     unmute.hidden = true;
