@@ -104,3 +104,43 @@ def test_signed_in_buyer_with_a_saved_card_pays_in_one_tap(
         assert Order.objects.filter(buyer=user, status="paid").count() == 2
     finally:
         context.close()
+
+
+def test_host_studio_shows_orders_and_revenue_as_they_happen(
+    stripe_settings, asgi_server, browser, pinned, mic, host, guest
+):
+    """The studio's orders panel updates when a viewer pays, without reloading."""
+    from checkout import services
+    from tests.checkout.conftest import new_key
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        context.add_cookies(
+            [{"name": "sessionid", "value": login_cookie(host), "url": asgi_server}]
+        )
+        page = context.new_page()
+        page.goto(f"{asgi_server}/shows/{pinned.slug}/studio/")
+        page.wait_for_selector("#studio-orders")
+        page.wait_for_function(
+            "document.getElementById('studio-orders-rows').textContent"
+            ".includes('No orders yet.')"
+        )
+        placed = services.order_create(
+            show=pinned,
+            buyer=guest,
+            variant_id=mic.pk,
+            quantity=2,
+            idempotency_key=new_key(),
+        )
+        services.order_pay(order=placed.order, buyer=guest, method="test")
+        page.wait_for_function(
+            "document.getElementById('studio-revenue').textContent.includes('178')",
+            # Less than the panel's 15 s safety poll: the room's events do it.
+            timeout=8000,
+        )
+        assert page.inner_text("#studio-paid") == "1"
+        row = page.inner_text("#studio-orders-rows tr")
+        assert "2 x Desk Mic" in row
+        assert "Guest" in row
+    finally:
+        context.close()
