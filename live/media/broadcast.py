@@ -281,12 +281,28 @@ class Broadcast:
                 self._in_flight += 1
                 future = self._loop.run_in_executor(
                     self._executor,
-                    self._video.encode,
+                    self._encode_video,
                     frame,
                     self._next_pts(),
                     keyframe,
                 )
                 future.add_done_callback(self._video_encoded)
+
+    def _encode_video(
+        self, frame: av.VideoFrame, pts: int, keyframe: bool
+    ) -> list[av.Packet[Any]]:
+        """In the encode thread: encode, and hand the packets to the HLS and
+        recording writer right here (a thread-safe queue), without waiting for
+        the event loop, which may be busy with the viewers."""
+        packets = self._video.encode(frame, pts, keyframe)
+        for packet in packets:
+            if packet.is_keyframe and not self.writer.started and self._video.size:
+                self.writer.start(
+                    size=self._video.size,
+                    audio_extradata=self._audio.extradata if self._audio else None,
+                )
+            self.writer.put("video", packet)
+        return packets
 
     def _video_encoded(self, future: asyncio.Future[list[av.Packet[Any]]]) -> None:
         self._in_flight -= 1
@@ -299,12 +315,6 @@ class Broadcast:
             self.counters.frames_encoded += 1
             if packet.is_keyframe:
                 self.counters.keyframes += 1
-                if not self.writer.started and self._video.size is not None:
-                    self.writer.start(
-                        size=self._video.size,
-                        audio_extradata=self._audio.extradata if self._audio else None,
-                    )
-            self.writer.put("video", packet)
             for viewer in self.viewers.values():
                 viewer.video.push(packet)
 
