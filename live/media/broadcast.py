@@ -40,16 +40,21 @@ logger = logging.getLogger(__name__)
 # freezes briefly instead of drifting seconds behind the host.
 VIDEO_QUEUE_LIMIT = 10
 AUDIO_QUEUE_LIMIT = 15
-# An incoming frame this much later than the publisher's best recent pace is a
-# backlog (the process was starved): it is dropped so the encode catches up.
-STALE_FRAME_SECONDS = 0.15
-STALE_RESET_FRAMES = 30
+
 # Frames the encoder may hold (one encoding, one waiting); newer ones are dropped.
 ENCODE_IN_FLIGHT = 2
 # A keyframe costs several normal frames: viewers' requests are merged.
 KEYFRAME_MIN_INTERVAL = 0.25
 
 StateCallback = Callable[[str], Awaitable[None]]
+
+
+def _frames_waiting(track: MediaStreamTrack) -> int:
+    """Decoded frames queued behind the one just received. aiortc's receiving
+    track keeps them in an unbounded ``asyncio.Queue`` (``_queue``, checked
+    against aiortc 1.16); without that attribute nothing is skipped."""
+    queue = getattr(track, "_queue", None)
+    return queue.qsize() if isinstance(queue, asyncio.Queue) else 0
 
 
 class PublisherState:
@@ -244,30 +249,18 @@ class Broadcast:
         return pts
 
     async def _pump_video(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
-        best_lag: float | None = None
-        stale_run = 0
         with contextlib.suppress(MediaStreamError):
             while not self.closed and pc is self.publisher_pc:
                 frame = await track.recv()
                 if not isinstance(frame, av.VideoFrame):
                     continue
                 self.counters.frames_in += 1
-                # Arrival time minus the frame's own timestamp: its smallest
-                # recent value is the publisher's pace; much more is a backlog.
-                lag = time.monotonic() - (frame.time or 0.0)
-                if (
-                    best_lag is None
-                    or lag < best_lag
-                    or stale_run >= STALE_RESET_FRAMES
-                ):
-                    best_lag, stale_run = lag, 0
-                else:
-                    best_lag += 0.0005  # follows a slow clock drift
-                if lag - best_lag > STALE_FRAME_SECONDS:
-                    stale_run += 1
+                if _frames_waiting(track):
+                    # A newer frame is already waiting (this process was
+                    # starved for a moment): skip to it instead of encoding a
+                    # backlog that would put every viewer behind.
                     self.counters.frames_dropped += 1
                     continue
-                stale_run = 0
                 if self._in_flight >= ENCODE_IN_FLIGHT:
                     self.counters.frames_dropped += 1
                     continue

@@ -78,3 +78,18 @@ def test_encoder_makes_keyframes_every_second_and_on_demand():
                 assert bytes(packet)[4] & 0x1F == 7  # SPS first
     encoder.close()
     assert keyframes == [0, 30, 40]
+
+
+async def test_backlog_detection_still_sees_aiortcs_receiving_queue():
+    """The ingest skips to the newest waiting frame by looking at aiortc's
+    receiving track queue; this fails if aiortc renames it."""
+    from aiortc.rtcrtpreceiver import RemoteStreamTrack
+
+    from live.media.broadcast import _frames_waiting
+
+    track = RemoteStreamTrack(kind="video")
+    assert _frames_waiting(track) == 0
+    await track._queue.put(av.VideoFrame(16, 16, "yuv420p"))
+    await track._queue.put(av.VideoFrame(16, 16, "yuv420p"))
+    await track.recv()
+    assert _frames_waiting(track) == 1
