@@ -131,3 +131,15 @@ class SaleRunning(CheckoutError):
     code = "sale_running"
     status = 409
     default_message = _("A sale on this product is already running.")
+
+
+class TooManyReservations(CheckoutError):
+    """Reservations from one address come too fast (stock hoarding)."""
+
+    code = "rate_limited"
+    status = 429
+    default_message = _("Too many reservations at once. Please wait a moment.")
+
+    def __init__(self, message: str | None = None, *, retry_after: float) -> None:
+        self.retry_after = max(1, round(retry_after))
+        super().__init__(message)

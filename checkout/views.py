@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from checkout import selectors, services
 from checkout import stripe_gateway as gateway
-from checkout.exceptions import CheckoutError, OrderNotFound
+from checkout.exceptions import CheckoutError, OrderNotFound, TooManyReservations
 from checkout.models import Order
 from checkout.money import Money
 from checkout.webhooks import webhook_receive
@@ -45,6 +45,9 @@ def api(view: View) -> View:
         gateway.provider_ms_take()
         try:
             response = view(request, *args, **kwargs)
+        except TooManyReservations as exc:
+            response = _error(exc.code, exc.message, exc.status)
+            response["Retry-After"] = str(exc.retry_after)
         except CheckoutError as exc:
             response = _error(exc.code, exc.message, exc.status)
         except ShowfloorError as exc:
@@ -107,6 +110,7 @@ def _buyer(request: HttpRequest, email: str = "") -> services.Buyer:
         session_key=request.session.session_key or "",
         email=email,
         start_session=start_session,
+        address=str(request.META.get("REMOTE_ADDR") or ""),
     )
 
 

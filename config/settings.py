@@ -286,3 +286,7 @@ if env_bool("DATABASE_POOL") and DATABASES["default"]["ENGINE"].endswith("postgr
         "max_size": env_int("DATABASE_POOL_MAX", 8),
         "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
     }
+# Reservations (stock holds) one client address may take: a burst, then this
+# many per minute. 0 turns the limit off.
+SHOWFLOOR_RESERVATIONS_BURST = env_int("SHOWFLOOR_RESERVATIONS_BURST", 20)
+SHOWFLOOR_RESERVATIONS_PER_MINUTE = env_int("SHOWFLOOR_RESERVATIONS_PER_MINUTE", 30)

@@ -38,6 +38,7 @@ from checkout.exceptions import (
     QuantityInvalid,
     ShowNotLive,
     SoldOut,
+    TooManyReservations,
     UnknownVariant,
 )
 from checkout.models import (
@@ -51,6 +52,7 @@ from checkout.models import (
     StockHold,
 )
 from live import events
+from live.hub.bus import get_bus
 from shows.models import Show, User, Variant
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ class Buyer:
     # only when an order is about to be created, so a sold-out answer costs no
     # session row.
     start_session: Callable[[], str] | None = None
+    # The client's network address, for the reservation rate limit.
+    address: str = ""
 
     @property
     def signed_in(self) -> bool:
@@ -445,6 +449,24 @@ def order_expire_due(*, now: datetime | None = None, limit: int = 200) -> int:
 # --- Placing an order -----------------------------------------------------
 
 
+def _throttle_reservations(buyer: Buyer) -> None:
+    """Holds take stock off sale for minutes: limit how fast one address (or
+    one buyer) can take them. Sold-out answers never count."""
+    per_minute = settings.SHOWFLOOR_RESERVATIONS_PER_MINUTE
+    if per_minute <= 0:
+        return
+    who = buyer.address or (buyer.scope if buyer.signed_in or buyer.session_key else "")
+    if not who:
+        return
+    wait = get_bus().take_token(
+        f"checkout:reserve:{who}",
+        capacity=settings.SHOWFLOOR_RESERVATIONS_BURST,
+        rate=per_minute / 60,
+    )
+    if wait > 0:
+        raise TooManyReservations(retry_after=wait)
+
+
 def _clean_key(raw: str | None) -> str:
     key = (raw or "").strip()
     if not 8 <= len(key) <= 64 or not key.isascii() or not key.isprintable():
@@ -560,6 +582,7 @@ def order_create(
         raise SoldOut()
     unit_minor = sale.price_minor if sale else variant.price_minor
     expires_at = now + timedelta(seconds=settings.SHOWFLOOR_HOLD_SECONDS)
+    _throttle_reservations(buyer)
     if not buyer.signed_in and not buyer.session_key:
         if buyer.start_session is None:
             raise EmailRequired()

@@ -17,6 +17,12 @@ from django.utils import timezone
 from checkout.services import Buyer
 
 
+@pytest.fixture(autouse=True)
+def _no_reservation_limit(settings):
+    """Many tests reserve from 127.0.0.1; the limit has its own test."""
+    settings.SHOWFLOOR_RESERVATIONS_PER_MINUTE = 0
+
+
 @pytest.fixture
 def pinned(live_show, products, host):
     """The live show with "Desk Mic" (10 in stock, €89.00) pinned."""

@@ -333,3 +333,32 @@ def test_studio_orders_are_for_staff_only(
     ]
     assert data["orders"][0]["buyer"] == "Bo Buyer"
     assert data["orders"][0]["status"] == "paid"
+
+
+def test_reservations_from_one_address_are_rate_limited(
+    stripe_settings, settings, pinned, mic
+):
+    """After its burst, an address gets 429 ``rate_limited`` with Retry-After
+    and no further holds; sold-out answers never count against it."""
+    import uuid
+
+    settings.SHOWFLOOR_RESERVATIONS_BURST = 2
+    settings.SHOWFLOOR_RESERVATIONS_PER_MINUTE = 1
+    address = f"2001:db8::{uuid.uuid4().hex[:4]}"
+    client, token = api_client()
+    body = {"variant_id": mic.pk, "email": "g@example.test"}
+    answers = [
+        buy(client, token, pinned.slug, body, REMOTE_ADDR=address) for _ in range(3)
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    assert answers[2].json()["code"] == "rate_limited"
+    assert int(answers[2]["Retry-After"]) >= 1
+    assert Order.objects.count() == 2
+    mic.refresh_from_db()
+    assert mic.stock_available == 8
+    other = f"2001:db8::{uuid.uuid4().hex[:4]}"
+    mic.__class__.objects.filter(pk=mic.pk).update(stock_available=0)
+    sold_out = [
+        buy(client, token, pinned.slug, body, REMOTE_ADDR=other) for _ in range(4)
+    ]
+    assert {a.json()["code"] for a in sold_out} == {"sold_out"}
