@@ -135,7 +135,14 @@ call_command("migrate", verbosity=0)
 brand = services.brand_create(name="Bench", slug="bench")
 show = services.show_create(brand=brand, slug="bench-show", title="Bench",
                             scheduled_at=timezone.now() + timedelta(minutes=5))
-print(json.dumps({"slug": show.slug, "key": show.stream_key}))
+host = services.user_signup(email="host@bench.test", display_name="Host",
+                            password="a-long-bench-password")
+services.membership_set(brand=brand, user=host, role="host")
+from django.test import Client
+client = Client()
+client.force_login(host)
+print(json.dumps({"slug": show.slug, "key": show.stream_key,
+                  "session": client.cookies["sessionid"].value}))
 """
 
 
@@ -192,9 +199,11 @@ def watch_hls(playlist: Path, url: str, until: float) -> dict[str, list[float]]:
     return {"listed": listed, "fetch_ms": fetches}
 
 
-def _get(url: str) -> tuple[int, dict[str, str], str]:
+def _get(url: str, session: str = "") -> tuple[int, dict[str, str], str]:
+    headers = {"Cookie": f"sessionid={session}"} if session else {}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (loopback)
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
             return response.status, {}, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, {}, ""
@@ -221,6 +230,12 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         .splitlines()[-1]
     )
     slug, key = seeded["slug"], seeded["key"]
+
+    async def stream_stats() -> dict[str, Any]:
+        url = f"{base}/live/{slug}/stream"
+        status, _h, body = await asyncio.to_thread(_get, url, seeded["session"])
+        return dict(json.loads(body)) if status == 200 else {}
+
     port = args.port
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -315,12 +330,18 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         )
         await asyncio.sleep(window_start - time.monotonic())
         cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        stats0 = await stream_stats()
         for player in players:
             player.latencies_ms.clear()
         await asyncio.sleep(window_end - time.monotonic())
         elapsed = time.monotonic() - t0
         server_cpu = (cpu_seconds(server.pid) - cpu0) / elapsed
         load_average = os.getloadavg()[0]
+        stats1 = await stream_stats()
+        ingest = {
+            f"server_{name}_per_s": round((stats1[name] - stats0[name]) / elapsed, 1)
+            for name in ("frames_in", "frames_encoded", "frames_dropped")
+        }
         rss = rss_mb(server.pid)
         latencies = [value for p in players for value in p.latencies_ms]
         arrivals = [p.arrivals for p in players]
@@ -359,6 +380,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             (server_cpu - base_cpu) / max(1, args.viewers), 4
         ),
         "rss_mb": round(rss, 1),
+        **ingest,
         # Other work on the machine skews every figure above: say how busy it was.
         "machine_load_average_1m": round(load_average, 2),
         "machine_cores": os.cpu_count(),
