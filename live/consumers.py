@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -124,6 +125,15 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.base_send = send
         with contextlib.suppress(StopConsumer):
             await await_many_dispatch([receive], self.dispatch)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels runs close_old_connections in a thread before every handler;
+        # here every database call already goes through database_sync_to_async,
+        # which does that itself, so the extra thread hop per frame is skipped.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # -- connect ----------------------------------------------------------
 

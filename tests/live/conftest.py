@@ -48,7 +48,7 @@ class Socket:
         return frame
 
     async def wait_for(
-        self, kind: str, timeout: float = 3.0, **match: Any
+        self, kind: str, timeout: float = 10.0, **match: Any
     ) -> dict[str, Any]:
         """The first not yet consumed event of ``kind`` matching ``match``."""
         loop = asyncio.get_running_loop()
@@ -73,7 +73,7 @@ class Socket:
             with contextlib.suppress(asyncio.TimeoutError):
                 await self.read(timeout=remaining)
 
-    async def closed(self, timeout: float = 3.0) -> int | None:
+    async def closed(self, timeout: float = 10.0) -> int | None:
         """Read until the server closes the socket; the close code."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -92,7 +92,7 @@ class Socket:
         await self.comm.send_json_to({"type": kind, "ref": ref, **fields})
         return ref
 
-    async def reply(self, ref: str, timeout: float = 3.0) -> dict[str, Any]:
+    async def reply(self, ref: str, timeout: float = 10.0) -> dict[str, Any]:
         """The ack or error answering ``ref``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
