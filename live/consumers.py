@@ -237,6 +237,7 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         return access
 
     async def _refuse_on_connect(self, code: str, message: str) -> None:
+        await self._audit("connect", code, message)
         await self.accept()
         frame = {"type": "error", "code": code, "message": message, "ref": None}
         await self.send(text_data="[" + json_body(frame) + "]")

@@ -115,3 +115,26 @@ async def test_a_seq_going_backwards_makes_every_socket_start_again():
         assert closed == [4000]
     finally:
         await hub.stop()
+
+
+async def test_viewers_of_a_process_that_stopped_heartbeating_leave_the_count(
+    redis_client,
+):
+    """Presence sums every process's count while its liveness key lives; a
+    crashed process stops refreshing it and its viewers drop out."""
+    from django.conf import settings
+
+    hub = Hub(asyncio.get_running_loop())
+    viewer = _viewer(FakeWriter())
+    try:
+        await hub.attach(viewer)
+        viewer.release(after_seq=0)
+        prefix = settings.REDIS_PREFIX
+        redis_client.hset(f"{prefix}:presence:1", "crashed", 5)
+        redis_client.set(f"{prefix}:proc:crashed", 1, px=300)
+        assert await hub.viewer_count(1) == 6
+        await asyncio.sleep(0.5)
+        hub.rooms[1].count = -1
+        assert await hub.viewer_count(1) == 1
+    finally:
+        await hub.stop()

@@ -71,6 +71,10 @@ async def test_a_ban_closes_the_users_sockets_and_refuses_reconnects(
     again = await connect(live_show, viewer)
     assert again.events[0]["code"] == "banned"
     assert await again.closed() == 4003
+    refused = await database_sync_to_async(
+        RoomAudit.objects.filter(action="connect", code="banned").count
+    )()
+    assert refused == 1
     ref = await bystander.send("chat.send", text="still fine")
     assert (await bystander.reply(ref))["type"] == "ack"
 

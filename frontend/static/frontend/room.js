@@ -3,7 +3,7 @@
 // dispatched as `showfloor:event`; `window.showfloorRoom.send(obj)` sends.
 // User text only ever reaches the page through textContent.
 
-const NO_RETRY_CODES = new Set([4003, 4404, 4029, 1008, 1009]);
+const NO_RETRY_CODES = new Set([4001, 4003, 4404, 4029, 1008, 1009]);
 
 export function readStrings(id) {
   const node = document.getElementById(id);
