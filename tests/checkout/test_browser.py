@@ -144,3 +144,67 @@ def test_host_studio_shows_orders_and_revenue_as_they_happen(
         assert "Guest" in row
     finally:
         context.close()
+
+
+@pytest.fixture
+def three_d_secure_card(stripe_settings, settings):
+    """Make the sheet's test card one whose bank asks for 3-D Secure (set before
+    the server process starts, which inherits the settings)."""
+    import stripe
+
+    client = stripe.StripeClient("sk_test_x", base_addresses={"api": stripe_settings})
+    params: dict = {
+        "type": "card",
+        "card": {
+            "number": "4000002760003184",
+            "exp_month": 12,
+            "exp_year": 2030,
+            "cvc": "123",
+        },
+    }
+    settings.SHOWFLOOR_TEST_PAYMENT_METHOD = client.v1.payment_methods.create(
+        params=params
+    ).id
+    return settings.SHOWFLOOR_TEST_PAYMENT_METHOD
+
+
+def test_three_d_secure_is_completed_in_the_browser(
+    three_d_secure_card, stripe_settings, asgi_server, browser, pinned, mic
+):
+    """When the bank asks for 3-D Secure, the sheet hands it to Stripe.js
+    (localstripe's fake here); once the buyer confirms, the webhook pays the
+    order and the sheet shows it."""
+    import requests
+
+    from checkout.models import Payment
+
+    answer = requests.post(
+        f"{stripe_settings}/_config/webhooks/browser-3ds",
+        data={
+            "url": f"{asgi_server}/stripe/webhook/",
+            "secret": "whsec_showfloor_demo",
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = open_show(context, asgi_server, pinned.slug)
+        page.click(".room-pin .room-buy")
+        page.fill("#buy-email", "sca@example.test")
+        page.click("#buy-primary")
+        page.wait_for_selector("#buy-sheet[data-order-id]", timeout=10000)
+        page.click("#buy-primary")
+        page.get_by_text("Complete authentication").click(timeout=15000)
+        page.wait_for_selector("#buy-sheet[data-order-status='paid']", timeout=20000)
+        order = Order.objects.get()
+        assert order.status == Order.Status.PAID
+        assert Payment.objects.get(order=order).status == "succeeded"
+        assert page.evaluate("document.getElementById('buy-sheet').matches(':modal')")
+    finally:
+        context.close()
+        requests.post(
+            f"{stripe_settings}/_config/webhooks/browser-3ds",
+            data={"url": "http://127.0.0.1:9/", "secret": "x"},
+            timeout=10,
+        )

@@ -231,6 +231,11 @@ function initSheet(sheet) {
 
   async function authenticate(clientSecret) {
     status(t.authenticating);
+    // Stripe's 3-D Secure challenge is drawn over the page, which a modal
+    // dialog makes inert: stay open but non-modal while the bank asks.
+    // (`closed` does not cancel while busy.)
+    sheet.close();
+    sheet.show();
     try {
       const stripe = await loadStripe();
       const result = stripe.handleNextAction
@@ -239,6 +244,11 @@ function initSheet(sheet) {
       if (result.error) status(result.error.message || t.failed, "error");
     } catch {
       status(t.network, "error");
+    } finally {
+      sheet.close();
+      sheet.showModal();
+      clearInterval(state.timer);
+      state.timer = setInterval(tick, 1000);
     }
     await follow();
   }
