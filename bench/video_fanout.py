@@ -340,7 +340,12 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         stats1 = await stream_stats()
         ingest = {
             f"server_{name}_per_s": round((stats1[name] - stats0[name]) / elapsed, 1)
-            for name in ("frames_in", "frames_encoded", "frames_dropped")
+            for name in (
+                "frames_in",
+                "frames_encoded",
+                "frames_dropped",
+                "viewer_packets_skipped",
+            )
         }
         rss = rss_mb(server.pid)
         latencies = [value for p in players for value in p.latencies_ms]

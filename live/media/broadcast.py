@@ -35,11 +35,12 @@ from live.media.muxing import ShowWriter
 
 logger = logging.getLogger(__name__)
 
-# Packets a viewer may have waiting before it skips to the next keyframe
-# (a third of a second of video, 300 ms of audio): a viewer that falls behind
-# freezes briefly instead of drifting seconds behind the host.
-VIDEO_QUEUE_LIMIT = 10
-AUDIO_QUEUE_LIMIT = 15
+# Packets a viewer may have waiting before it skips to the next keyframe (one
+# second of video, half a second of audio): a viewer that falls behind freezes
+# briefly instead of drifting seconds behind the host. Much shorter limits make
+# every viewer skip whenever the process is briefly busy.
+VIDEO_QUEUE_LIMIT = 30
+AUDIO_QUEUE_LIMIT = 25
 
 # Frames the encoder may hold (one encoding, one waiting); newer ones are dropped.
 ENCODE_IN_FLIGHT = 2
@@ -382,6 +383,9 @@ class Broadcast:
             "frames_in": self.counters.frames_in,
             "frames_encoded": self.counters.frames_encoded,
             "frames_dropped": self.counters.frames_dropped,
+            "viewer_packets_skipped": sum(
+                v.video.skipped + v.audio.skipped for v in self.viewers.values()
+            ),
             "size": list(self._video.size) if self._video.size else None,
         }
 
