@@ -229,26 +229,32 @@ function initSheet(sheet) {
     return state.stripe;
   }
 
-  async function authenticate(clientSecret) {
-    status(t.authenticating);
+  async function nonModal(action) {
     // Stripe's 3-D Secure challenge is drawn over the page, which a modal
-    // dialog makes inert: stay open but non-modal while the bank asks.
+    // dialog makes inert: stay open but non-modal while Stripe.js works.
     // (`closed` does not cancel while busy.)
     sheet.close();
     sheet.show();
     try {
-      const stripe = await loadStripe();
-      const result = stripe.handleNextAction
-        ? await stripe.handleNextAction({ clientSecret })
-        : await stripe.confirmCardPayment(clientSecret);
-      if (result.error) status(result.error.message || t.failed, "error");
-    } catch {
-      status(t.network, "error");
+      return await action();
     } finally {
       sheet.close();
       sheet.showModal();
       clearInterval(state.timer);
       state.timer = setInterval(tick, 1000);
+    }
+  }
+
+  async function authenticate(clientSecret) {
+    status(t.authenticating);
+    try {
+      const stripe = await loadStripe();
+      const result = await nonModal(() =>
+        stripe.handleNextAction ? stripe.handleNextAction({ clientSecret }) : stripe.confirmCardPayment(clientSecret),
+      );
+      if (result.error) status(result.error.message || t.failed, "error");
+    } catch {
+      status(t.network, "error");
     }
     await follow();
   }
@@ -276,11 +282,13 @@ function initSheet(sheet) {
 
   async function confirmInBrowser() {
     status(t.paying);
-    const result = await state.stripe.confirmPayment({
-      elements: state.elements,
-      redirect: "if_required",
-      confirmParams: { return_url: window.location.href },
-    });
+    const result = await nonModal(() =>
+      state.stripe.confirmPayment({
+        elements: state.elements,
+        redirect: "if_required",
+        confirmParams: { return_url: window.location.href },
+      }),
+    );
     if (result.error) {
       status(result.error.message || t.failed, "error");
       return;
