@@ -21,6 +21,7 @@ from checkout import stripe_gateway as gateway
 from checkout.exceptions import CheckoutError, OrderNotFound, TooManyReservations
 from checkout.models import Order
 from checkout.money import Money
+from checkout.services.sales import epoch_ms
 from checkout.webhooks import webhook_receive
 from shows import selectors as show_selectors
 from shows.exceptions import ShowfloorError
@@ -263,8 +264,8 @@ def sale_start(request: HttpRequest, slug: str) -> HttpResponse:
             "price_minor": sale.price_minor,
             "currency": sale.currency,
             "per_buyer_limit": sale.per_buyer_limit,
-            "starts_at": int(sale.starts_at.timestamp() * 1000),
-            "ends_at": int(sale.ends_at.timestamp() * 1000),
+            "starts_at": epoch_ms(sale.starts_at),
+            "ends_at": epoch_ms(sale.ends_at),
         },
         status=201,
     )

@@ -27,7 +27,7 @@ HOST_ROLES = (Membership.Role.OWNER, Membership.Role.HOST)
 MAX_SALE_SECONDS = 3600
 
 
-def _ms(moment: datetime) -> int:
+def epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
@@ -42,8 +42,8 @@ def _close(sale: FlashSale, now: datetime) -> bool:
                 "type": SALE_ENDED,
                 "sale_id": sale.pk,
                 "product_id": sale.product_id,
-                "ended_at": _ms(min(now, sale.ends_at)),
-                "server_now": _ms(now),
+                "ended_at": epoch_ms(min(now, sale.ends_at)),
+                "server_now": epoch_ms(now),
             },
         )
     return bool(closed)
@@ -113,9 +113,9 @@ def sale_start(
                     "price_minor": price_minor,
                     "currency": sale.currency,
                     "per_buyer_limit": per_buyer_limit,
-                    "starts_at": _ms(sale.starts_at),
-                    "ends_at": _ms(sale.ends_at),
-                    "server_now": _ms(now),
+                    "starts_at": epoch_ms(sale.starts_at),
+                    "ends_at": epoch_ms(sale.ends_at),
+                    "server_now": epoch_ms(now),
                 },
             )
     except IntegrityError as exc:

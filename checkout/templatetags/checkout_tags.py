@@ -10,12 +10,9 @@ from django.utils import timezone
 
 from checkout import selectors
 from checkout import stripe_gateway as gateway
+from checkout.services.sales import epoch_ms
 
 register = template.Library()
-
-
-def _ms(moment: Any) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 @register.simple_tag(takes_context=True)
@@ -44,7 +41,7 @@ def buy_sheet_config(context: template.Context) -> dict[str, Any]:
                 ],
             }
         )
-    card = selectors.saved_card_for(user=user if user is not None else None)
+    card = selectors.saved_card_for(user=user)
     now = timezone.now()
     api_base = settings.STRIPE_API_BASE
     return {
@@ -57,11 +54,11 @@ def buy_sheet_config(context: template.Context) -> dict[str, Any]:
                 "price_minor": sale.price_minor,
                 "currency": sale.currency,
                 "per_buyer_limit": sale.per_buyer_limit,
-                "ends_at": _ms(sale.ends_at),
+                "ends_at": epoch_ms(sale.ends_at),
             }
             for sale in selectors.sales_open(show=show, now=now)
         ],
-        "server_now": _ms(now),
+        "server_now": epoch_ms(now),
         "signed_in": bool(user is not None and user.is_authenticated),
         "saved_card": f"{card.brand.title()} •••• {card.last4}" if card else "",
         "test_mode": gateway.test_mode(),
