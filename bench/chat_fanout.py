@@ -238,6 +238,7 @@ async def run_load(
     cpu_used = cpu_seconds(server_pid) - cpu_start
     wall = time.monotonic() - wall_start
     stats.counting = False
+    lost_during_run = stats.lost  # before we close the sockets ourselves
     for sender in senders:
         await sender.close()
     for task in drains:
@@ -255,7 +256,7 @@ async def run_load(
         "rss_kib_per_conn": round((rss_after - rss_before) / max(1, viewers), 1),
         "deliveries_per_cpu_s": round(stats.received / cpu_used) if cpu_used else 0,
         "connect_seconds": round(connect_seconds, 1),
-        "dropped_sockets": stats.lost,
+        "dropped_sockets": lost_during_run,
     }
 
 
