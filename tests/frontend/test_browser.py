@@ -51,3 +51,23 @@ def test_private_show_code_form_in_a_browser(asgi_server, page):
     page.get_by_role("button", name="Enter the show").click()
     page.get_by_role("heading", name="In this show").wait_for()
     assert page.get_by_text("Aurora wireless headphones").first.is_visible()
+
+
+def test_status_badge_follows_the_show_going_live_and_ending(asgi_server, page):
+    """An open show page turns its badge to Live (and hides the countdown) when
+    the host goes live, then to Ended, without a reload."""
+    from shows import services
+
+    data = demo.seed_demo()
+    page.goto(f"{asgi_server}/shows/{data.show.slug}/")
+    page.locator(".countdown-left").wait_for(state="visible")
+    page.locator("[data-state='live']").first.wait_for()  # the room socket is open
+
+    services.show_start(show=data.show)
+    page.locator("[data-show-status].badge-live").wait_for(timeout=10_000)
+    assert page.locator("[data-show-status]").inner_text().lower() == "live"
+    assert page.locator("[data-countdown]").is_hidden()
+
+    services.show_end(show=data.show)
+    page.locator("[data-show-status].badge-ended").wait_for(timeout=10_000)
+    assert page.locator("[data-show-status]").inner_text().lower() == "ended"

@@ -29,3 +29,15 @@ for (const el of document.querySelectorAll("[data-countdown]")) {
   const timer = setInterval(tick, 1000);
   tick();
 }
+
+// The status badge and the countdown follow the show's status as it changes.
+document.addEventListener("showfloor:event", (event) => {
+  const message = event.detail || {};
+  const status = message.type === "show.status" ? message.status : message.show?.status;
+  if (status !== "live" && status !== "ended") return;
+  for (const badge of document.querySelectorAll("[data-show-status]")) {
+    badge.className = `badge badge-${status}`;
+    badge.textContent = badge.dataset[status === "live" ? "labelLive" : "labelEnded"];
+  }
+  for (const el of document.querySelectorAll("[data-countdown]")) el.hidden = true;
+});
