@@ -190,7 +190,11 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             self.slot = who
         await self.accept()
         await hub.attach(self.viewer)
-        await self._send_initial(self._since())
+        try:
+            await self._send_initial(self._since())
+        except Show.DoesNotExist:
+            # The show was deleted between the access check and the snapshot.
+            await self.close(code=CLOSE_NOT_FOUND)
 
     def _since(self) -> int | None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))

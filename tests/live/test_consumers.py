@@ -42,6 +42,22 @@ async def test_an_unknown_show_closes_the_socket(connect, live_show):
     assert socket.close_code == 4404
 
 
+async def test_a_show_deleted_while_connecting_closes_the_socket(
+    connect, live_show, viewer, monkeypatch
+):
+    """A show that disappears between the access check and the snapshot closes
+    the socket with 4404 instead of failing inside the consumer."""
+    from shows import selectors
+    from shows.models import Show
+
+    def gone(**kwargs):
+        raise Show.DoesNotExist
+
+    monkeypatch.setattr(selectors, "room_snapshot", gone)
+    socket = await connect(live_show, viewer, initial=False)
+    assert await socket.closed() == 4404
+
+
 async def test_chat_reaches_the_other_viewers(connect, live_show, viewer, viewer2):
     sender = await connect(live_show, viewer)
     other = await connect(live_show, viewer2)
