@@ -35,27 +35,13 @@ from array import array
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.support import free_port, wait_port  # noqa: E402
+
 MARKER = re.compile(rb"bm(\d+)_(\d+)e")
 TICKS = os.sysconf("SC_CLK_TCK")
 # Viewers whose every message is timed (p50/p99); the others only count.
 PROBES = 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on {port}")
 
 
 def cpu_seconds(pid: int) -> float:
