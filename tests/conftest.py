@@ -51,6 +51,33 @@ def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 20) ->
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
+def _ip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20)
+
+
+@pytest.fixture
+def loopback_namespace() -> Iterator[str]:
+    """A fresh network namespace with only ``lo`` up, deleted afterwards: the
+    place for browser WebRTC tests, whose Chromium offers candidates on every
+    interface it sees."""
+    if not Path(CHROMIUM).exists():
+        missing_service(f"Chromium at {CHROMIUM}")
+    name = f"sf-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    try:
+        created: subprocess.CompletedProcess[str] | None = _ip("netns", "add", name)
+    except FileNotFoundError:
+        created = None
+    if created is None or created.returncode != 0:
+        reason = created.stderr.strip() if created else "no `ip` command"
+        missing_service(f"a network namespace (`ip netns add`: {reason})")
+    try:
+        up = _ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
+        assert up.returncode == 0, up.stderr
+        yield name
+    finally:
+        _ip("netns", "del", name)
+
+
 @pytest.fixture
 def postgres() -> None:
     """Require the real PostgreSQL (row locks, concurrency)."""

@@ -6,55 +6,34 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHROMIUM, IN_CI, missing_service
-
 SCRIPT = Path(__file__).with_name("browser_netns.py")
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
-def _ip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20)
-
-
-@pytest.fixture
-def namespace():
-    """A fresh network namespace with only ``lo`` up; deleted afterwards."""
-    if not Path(CHROMIUM).exists():
-        missing_service(f"Chromium at {CHROMIUM}")
-    name = f"sfvideo-{secrets.token_hex(4)}"
-    try:
-        created = _ip("netns", "add", name)
-    except FileNotFoundError:
-        created = None
-    if created is None or created.returncode != 0:
-        reason = created.stderr.strip() if created else "no `ip` command"
-        if IN_CI:
-            pytest.fail(f"cannot create a network namespace: {reason}", pytrace=False)
-        pytest.skip(f"cannot create a network namespace here: {reason}")
-    try:
-        assert (
-            _ip("netns", "exec", name, "ip", "link", "set", "lo", "up").returncode == 0
-        )
-        yield name
-    finally:
-        _ip("netns", "del", name)
-
-
-def test_studio_goes_live_and_viewers_play_webrtc_hls_and_replay(namespace, tmp_path):
+def test_studio_goes_live_and_viewers_play_webrtc_hls_and_replay(
+    loopback_namespace, tmp_path
+):
     """Studio publishes the fake camera over WHIP; a viewer plays it over WebRTC
     (its <video> advances), a viewer beyond the WebRTC limit plays HLS with
     program times; after End show the recording plays."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run(
-        ["ip", "netns", "exec", namespace, sys.executable, str(SCRIPT), str(tmp_path)],
+        [
+            "ip",
+            "netns",
+            "exec",
+            loopback_namespace,
+            sys.executable,
+            str(SCRIPT),
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=280,
