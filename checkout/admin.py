@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from checkout import services
 from checkout.exceptions import CheckoutError
@@ -88,9 +89,11 @@ class EventInline(ReadOnlyInline):
 
 class RefundForm(forms.Form):
     amount = forms.DecimalField(
-        min_value=Decimal("0.01"), decimal_places=3, label=_("Amount")
+        min_value=Decimal("0.01"), decimal_places=3, label=gettext_lazy("Amount")
     )
-    reason = forms.CharField(max_length=200, required=False, label=_("Reason"))
+    reason = forms.CharField(
+        max_length=200, required=False, label=gettext_lazy("Reason")
+    )
 
 
 CSV_COLUMNS = [
@@ -144,18 +147,18 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.display(description=_("Refund"))
+    @admin.display(description=gettext_lazy("Refund"))
     def refund_link(self, order: Order) -> str:
         if order.status not in (Order.Status.PAID, Order.Status.FULFILLED):
             return "-"
         url = reverse("admin:checkout_order_refund", args=[order.pk])
         return format_html('<a href="{}">{}</a>', url, _("Refund all or part…"))
 
-    @admin.display(description=_("Total"), ordering="total_minor")
+    @admin.display(description=gettext_lazy("Total"), ordering="total_minor")
     def total_display(self, order: Order) -> str:
         return Money(order.total_minor, order.currency).format()
 
-    @admin.action(description=_("Export selected orders as CSV"))
+    @admin.action(description=gettext_lazy("Export selected orders as CSV"))
     def export_csv(
         self, request: HttpRequest, queryset: QuerySet[Order]
     ) -> HttpResponse:
@@ -188,7 +191,7 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             )
         return response
 
-    @admin.action(description=_("Refund selected orders in full"))
+    @admin.action(description=gettext_lazy("Refund selected orders in full"))
     def refund_in_full(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         for order in queryset:
             try:
@@ -198,7 +201,9 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     request, f"{order.public_id}: {exc.message}", messages.ERROR
                 )
             else:
-                self.message_user(request, _("Refunded %s") % order.public_id)
+                self.message_user(
+                    request, _("Refunded %(order)s") % {"order": order.public_id}
+                )
 
     def get_urls(self) -> list[URLPattern]:
         own = [

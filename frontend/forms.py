@@ -1,23 +1,57 @@
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
+
+# Our catalogue says Django's own form messages too: Django's catalogue lacks
+# some of our languages (its Frisian is nearly empty), and a message in ours
+# wins over Django's wherever Django shows it.
+REQUIRED = _("This field is required.")
+TOO_SHORT = ngettext_lazy(
+    "Use at least %(limit_value)d character.",
+    "Use at least %(limit_value)d characters.",
+    "limit_value",
+)
+TOO_LONG = ngettext_lazy(
+    "Use at most %(limit_value)d character.",
+    "Use at most %(limit_value)d characters.",
+    "limit_value",
+)
+TEXT_ERRORS = {"required": REQUIRED, "min_length": TOO_SHORT, "max_length": TOO_LONG}
 
 
 class SignupForm(forms.Form):
     email = forms.EmailField(
-        label=_("Email"), widget=forms.EmailInput(attrs={"autocomplete": "email"})
+        label=_("Email"),
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+        error_messages={**TEXT_ERRORS, "invalid": _("Enter a valid email address.")},
     )
     display_name = forms.CharField(
         label=_("Display name"),
         max_length=50,
         help_text=_("Shown next to what you write in a show's chat."),
         widget=forms.TextInput(attrs={"autocomplete": "nickname"}),
+        error_messages=TEXT_ERRORS,
     )
     password = forms.CharField(
         label=_("Password"),
         min_length=8,
         help_text=_("At least 8 characters, not only digits, not a common one."),
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        error_messages=TEXT_ERRORS,
     )
+
+
+class LoginForm(AuthenticationForm):
+    """Django's log-in form with its messages in our catalogue."""
+
+    error_messages = {
+        "invalid_login": _(
+            "Please enter a correct %(username)s and password. Note that both "
+            "fields may be case-sensitive."
+        ),
+        "inactive": _("This account is inactive."),
+    }
 
 
 class AccessCodeForm(forms.Form):
@@ -32,4 +66,5 @@ class AccessCodeForm(forms.Form):
                 "spellcheck": "false",
             }
         ),
+        error_messages=TEXT_ERRORS,
     )

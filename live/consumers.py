@@ -20,10 +20,12 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.utils import await_many_dispatch
 from django.conf import settings
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from live.hub.bus import json_body
 from live.hub.core import AsgiWriter, Viewer, get_hub, make_writer
+from live.i18n import scope_language
 from shows import selectors
 from shows.exceptions import (
     Banned,
@@ -123,7 +125,12 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.scope = scope
         self.channel_layer = None
         self.base_send = send
-        with contextlib.suppress(StopConsumer):
+        # Refusals and error frames speak the viewer's language, also those
+        # raised by services in database_sync_to_async (the context follows).
+        with (
+            translation.override(scope_language(scope)),
+            contextlib.suppress(StopConsumer),
+        ):
             await await_many_dispatch([receive], self.dispatch)
 
     async def dispatch(self, message: dict[str, Any]) -> None:

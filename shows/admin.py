@@ -21,7 +21,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from shows import services
 from shows.exceptions import CatalogImportError, InvalidTransition, ShowfloorError
@@ -556,7 +556,12 @@ class RestrictionAdmin(ReadOnlyAdmin):
             lifted += services_moderation.restriction_lift(brand=brand, user=user)
         self.message_user(
             request,
-            _("%(count)d restriction(s) lifted.") % {"count": lifted},
+            ngettext(
+                "%(count)d restriction lifted.",
+                "%(count)d restrictions lifted.",
+                lifted,
+            )
+            % {"count": lifted},
             messages.SUCCESS,
         )
 

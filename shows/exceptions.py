@@ -61,7 +61,10 @@ class CatalogImportError(ShowfloorError):
 
     def __init__(self, errors: list[tuple[int, str]]) -> None:
         self.errors = errors
-        lines = "; ".join(f"line {line}: {text}" for line, text in errors)
+        lines = "; ".join(
+            _("line %(line)s: %(text)s") % {"line": line, "text": text}
+            for line, text in errors
+        )
         super().__init__(f"{self.default_message} {lines}")
 
 

@@ -21,6 +21,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from live.media.broadcast import Broadcast, Viewer
 from live.media.codecs import VideoSettings
@@ -93,23 +94,27 @@ WATCH_SECONDS = 10.0
 def parse_offer(sdp: str, *, need_video: bool) -> SessionDescription:
     """Check that ``sdp`` is an offer aiortc can answer; ``InvalidOffer`` says why."""
     if not sdp.strip():
-        raise InvalidOffer("The request body must be an SDP offer.")
+        raise InvalidOffer(_("The request body must be an SDP offer."))
     if len(sdp.encode()) > MAX_OFFER_BYTES:
-        raise InvalidOffer("The SDP offer is too large.")
+        raise InvalidOffer(_("The SDP offer is too large."))
     if not sdp.startswith("v=0"):
-        raise InvalidOffer("The SDP offer must start with “v=0”.")
+        raise InvalidOffer(_("The SDP offer must start with “v=0”."))
     try:
         parsed = SessionDescription.parse(sdp)
     except Exception as exc:
-        raise InvalidOffer(f"The SDP offer could not be parsed: {exc}") from exc
+        raise InvalidOffer(
+            _("The SDP offer could not be parsed: %(error)s") % {"error": exc}
+        ) from exc
     kinds = [m.kind for m in parsed.media]
     if need_video and "video" not in kinds:
-        raise InvalidOffer("The SDP offer has no video section.")
+        raise InvalidOffer(_("The SDP offer has no video section."))
     if not {"audio", "video"} & set(kinds):
-        raise InvalidOffer("The SDP offer has no audio or video section.")
+        raise InvalidOffer(_("The SDP offer has no audio or video section."))
     for media in parsed.media:
         if media.kind in ("audio", "video") and not media.rtp.codecs:
-            raise InvalidOffer(f"The {media.kind} section lists no codec.")
+            raise InvalidOffer(
+                _("The %(kind)s section lists no codec.") % {"kind": media.kind}
+            )
         ice = media.ice
         if (
             ice is None
@@ -118,7 +123,7 @@ def parse_offer(sdp: str, *, need_video: bool) -> SessionDescription:
             or not media.dtls
         ):
             raise InvalidOffer(
-                "The SDP offer lacks ICE credentials or a DTLS fingerprint."
+                _("The SDP offer lacks ICE credentials or a DTLS fingerprint.")
             )
     return parsed
 
@@ -179,7 +184,7 @@ class MediaNode:
             broadcast = self.broadcasts.get(slug)
             if broadcast is not None and broadcast.publisher_active:
                 raise PublisherConflict(
-                    "Another publisher is already live for this show; end it first."
+                    _("Another publisher is already live for this show; end it first.")
                 )
             pc = RTCPeerConnection(configuration=rtc_configuration())
             created = broadcast is None
@@ -234,7 +239,9 @@ class MediaNode:
                 RTCSessionDescription(sdp=offer, type="offer")
             )
         except Exception as exc:
-            raise InvalidOffer(f"The SDP offer cannot be answered: {exc}") from exc
+            raise InvalidOffer(
+                _("The SDP offer cannot be answered: %(error)s") % {"error": exc}
+            ) from exc
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         return str(pc.localDescription.sdp)
@@ -247,9 +254,9 @@ class MediaNode:
         parse_offer(offer, need_video=False)
         broadcast = self.broadcasts.get(slug)
         if broadcast is None or broadcast.closed:
-            raise NotLiveHere("This show is not being broadcast right now.")
+            raise NotLiveHere(_("This show is not being broadcast right now."))
         if len(broadcast.viewers) >= settings.SHOWFLOOR_WEBRTC_MAX_VIEWERS:
-            raise ViewerLimit("The WebRTC tier is full; use the HLS stream.")
+            raise ViewerLimit(_("The WebRTC tier is full; use the HLS stream."))
         pc = RTCPeerConnection(configuration=rtc_configuration())
         video, audio = broadcast.new_viewer_tracks()
         try:
@@ -269,12 +276,12 @@ class MediaNode:
     async def stop_viewer(self, *, slug: str, session_id: str) -> None:
         broadcast = self.broadcasts.get(slug)
         if broadcast is None or not await broadcast.remove_viewer(session_id):
-            raise UnknownSession("There is no such playback session.")
+            raise UnknownSession(_("There is no such playback session."))
 
     def publisher_session(self, slug: str, session_id: str) -> Broadcast:
         broadcast = self.broadcasts.get(slug)
         if broadcast is None or broadcast.publisher_id != session_id:
-            raise UnknownSession("There is no such publishing session.")
+            raise UnknownSession(_("There is no such publishing session."))
         return broadcast
 
     async def end(self, slug: str) -> Path | None:

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 
 from shows.exceptions import CatalogImportError, InvalidInput, SlugTaken
 from shows.models import Brand, Membership, Product, User, Variant
@@ -29,15 +30,17 @@ def brand_create(*, name: str, slug: str, owner: User | None = None) -> Brand:
                     brand=brand, user=owner, role=Membership.Role.OWNER
                 )
     except IntegrityError as exc:
-        raise SlugTaken(f"A brand with the address “{slug}” already exists.") from exc
+        raise SlugTaken(
+            _("A brand with the address “%(slug)s” already exists.") % {"slug": slug}
+        ) from exc
     return brand
 
 
 def membership_set(*, brand: Brand, user: User, role: str) -> Membership:
     """Give ``user`` exactly one role at ``brand`` (replacing any earlier one)."""
     if role not in Membership.Role.values:
-        raise InvalidInput(f"Unknown role “{role}”.")
-    membership, _ = Membership.objects.update_or_create(
+        raise InvalidInput(_("Unknown role “%(role)s”.") % {"role": role})
+    membership, _created = Membership.objects.update_or_create(
         brand=brand, user=user, defaults={"role": role}
     )
     return membership
@@ -144,17 +147,20 @@ def _parse_price(raw: str, currency: str) -> int:
     try:
         amount = Decimal(raw.strip())
     except InvalidOperation as exc:
-        raise ValueError(f"price “{raw}” is not a number") from exc
+        raise ValueError(_("price “%(raw)s” is not a number") % {"raw": raw}) from exc
     if not amount.is_finite():
-        raise ValueError(f"price “{raw}” is not a number")
+        raise ValueError(_("price “%(raw)s” is not a number") % {"raw": raw})
     if amount < 0:
-        raise ValueError("price cannot be negative")
+        raise ValueError(_("price cannot be negative"))
     digits = get_currency_precision(currency)
     minor = amount.scaleb(digits)
     if minor != minor.to_integral_value():
-        raise ValueError(f"{currency} prices have at most {digits} decimal places")
+        raise ValueError(
+            _("%(currency)s prices have at most %(digits)s decimal places")
+            % {"currency": currency, "digits": digits}
+        )
     if minor > MAX_PRICE_MINOR:
-        raise ValueError(f"price “{raw}” is too large")
+        raise ValueError(_("price “%(raw)s” is too large") % {"raw": raw})
     return int(minor)
 
 
@@ -165,23 +171,26 @@ def _parse_catalog_row(line: int, raw: dict[str, str]) -> CatalogRow:
     problems: list[str] = []
     slug = field("product_slug")
     if not slug or slugify(slug) != slug:
-        problems.append("product_slug must be lowercase letters, digits and dashes")
+        problems.append(_("product_slug must be lowercase letters, digits and dashes"))
     name = field("product_name")
     if not name:
-        problems.append("product_name is required")
+        problems.append(_("product_name is required"))
     elif len(name) > 200:
-        problems.append("product_name is longer than 200 characters")
+        problems.append(_("product_name is longer than 200 characters"))
     if len(slug) > 80:
-        problems.append("product_slug is longer than 80 characters")
+        problems.append(_("product_slug is longer than 80 characters"))
     sku = field("sku")
     if not sku or len(sku) > 64:
-        problems.append("sku needs 1 to 64 characters")
+        problems.append(_("sku needs 1 to 64 characters"))
     if len(field("variant_name")) > 120:
-        problems.append("variant_name is longer than 120 characters")
+        problems.append(_("variant_name is longer than 120 characters"))
     currency = field("currency").upper()
     price_minor = 0
     if currency not in ISO_CURRENCIES:
-        problems.append(f"currency “{field('currency')}” is not an ISO 4217 code")
+        problems.append(
+            _("currency “%(code)s” is not an ISO 4217 code")
+            % {"code": field("currency")}
+        )
     else:
         try:
             price_minor = _parse_price(field("price"), currency)
@@ -191,19 +200,21 @@ def _parse_catalog_row(line: int, raw: dict[str, str]) -> CatalogRow:
     try:
         stock = int(field("stock"))
         if stock < 0:
-            problems.append("stock cannot be negative")
+            problems.append(_("stock cannot be negative"))
         elif stock > MAX_STOCK:
-            problems.append(f"stock is larger than {MAX_STOCK}")
+            problems.append(_("stock is larger than %(max)s") % {"max": MAX_STOCK})
     except ValueError:
-        problems.append(f"stock “{field('stock')}” is not a whole number")
+        problems.append(
+            _("stock “%(stock)s” is not a whole number") % {"stock": field("stock")}
+        )
     image_url = field("image_url")
     if len(image_url) > 200:
-        problems.append("image_url is longer than 200 characters")
+        problems.append(_("image_url is longer than 200 characters"))
     elif image_url:
         try:
             URLValidator(schemes=["http", "https"])(image_url)
         except ValidationError:
-            problems.append("image_url is not an http(s) address")
+            problems.append(_("image_url is not an http(s) address"))
     if problems:
         raise ValueError("; ".join(problems))
     return CatalogRow(
@@ -248,12 +259,16 @@ def catalog_parse(text: str) -> list[CatalogRow]:
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
-        raise CatalogImportError([(1, "the file is empty")]) from None
+        raise CatalogImportError([(1, _("the file is empty"))]) from None
     except csv.Error as exc:
-        raise CatalogImportError([(1, f"unreadable header: {exc}")]) from exc
+        raise CatalogImportError(
+            [(1, _("unreadable header: %(error)s") % {"error": exc})]
+        ) from exc
     missing = [c for c in CATALOG_COLUMNS if c not in header]
     if missing:
-        raise CatalogImportError([(1, "missing columns: " + ", ".join(missing))])
+        raise CatalogImportError(
+            [(1, _("missing columns: %(columns)s") % {"columns": ", ".join(missing)})]
+        )
     rows: list[CatalogRow] = []
     errors: list[tuple[int, str]] = []
     seen_skus: dict[str, int] = {}
@@ -265,12 +280,12 @@ def catalog_parse(text: str) -> list[CatalogRow]:
         except StopIteration:
             break
         except csv.Error as exc:
-            errors.append((line, f"unreadable row: {exc}"))
+            errors.append((line, _("unreadable row: %(error)s") % {"error": exc}))
             break
         if not any(v.strip() for v in values):
             continue
         if len(values) > len(header):
-            errors.append((line, "more fields than the header has"))
+            errors.append((line, _("more fields than the header has")))
             continue
         raw = dict(zip(header, values, strict=False))
         try:
@@ -279,15 +294,25 @@ def catalog_parse(text: str) -> list[CatalogRow]:
             errors.append((line, str(exc)))
             continue
         if row.sku in seen_skus:
-            errors.append((line, f"sku “{row.sku}” repeats line {seen_skus[row.sku]}"))
+            errors.append(
+                (
+                    line,
+                    _("sku “%(sku)s” repeats line %(line)s")
+                    % {"sku": row.sku, "line": seen_skus[row.sku]},
+                )
+            )
             continue
         earlier = seen_products.get(row.product_slug)
         if earlier is not None and earlier[0] != row.product_name:
             errors.append(
                 (
                     line,
-                    f"product “{row.product_slug}” is named “{earlier[0]}” "
-                    f"on line {earlier[1]}",
+                    _("product “%(slug)s” is named “%(name)s” on line %(line)s")
+                    % {
+                        "slug": row.product_slug,
+                        "name": earlier[0],
+                        "line": earlier[1],
+                    },
                 )
             )
             continue
@@ -295,7 +320,7 @@ def catalog_parse(text: str) -> list[CatalogRow]:
         seen_products.setdefault(row.product_slug, (row.product_name, line))
         rows.append(row)
     if not rows and not errors:
-        errors.append((1, "the file has no product rows"))
+        errors.append((1, _("the file has no product rows")))
     if errors:
         raise CatalogImportError(errors)
     return rows
