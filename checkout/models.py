@@ -106,6 +106,8 @@ class Order(models.Model):
         related_name="orders",
     )
     save_card = models.BooleanField(default=False)
+    # The language the buyer ordered in: their emails are written in it.
+    language = models.CharField(max_length=16, blank=True)
     # Social proof: the city is kept only when the buyer opted in.
     proof_city = models.CharField(max_length=60, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

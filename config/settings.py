@@ -245,6 +245,22 @@ SHOWFLOOR_MAX_PER_BUYER = env_int("SHOWFLOOR_MAX_PER_BUYER", 5)
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", "sk_test_showfloor_demo")
 STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", "pk_test_showfloor_demo")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", "whsec_showfloor_demo")
+
+# The buyer's emails (order confirmed, payment refunded). Outside production they
+# are printed on the console; production sends them through SMTP.
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Showfloor <orders@showfloor.invalid>")
 # Where the stripe library sends API calls; empty means Stripe itself.
 STRIPE_API_BASE = env("STRIPE_API_BASE")
 

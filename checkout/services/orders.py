@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -19,10 +20,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from checkout import selectors
+from checkout import emails, selectors
 from checkout import stripe_gateway as gateway
 from checkout.exceptions import (
     EmailRequired,
@@ -197,6 +198,8 @@ def _move(order: Order, target: str, reason: str) -> bool:
     if target == S.PAID:
         order.paid_at = now
     _notify_order(order)
+    if target in emails.TEMPLATES:
+        transaction.on_commit(partial(emails.order_email_send, order_id=order.pk))
     return True
 
 
@@ -611,6 +614,7 @@ def order_create(
                 sale=sale,
                 save_card=save_card and buyer.signed_in,
                 proof_city=proof_city.strip()[:60],
+                language=translation.get_language() or "",
             )
             OrderLine.objects.create(
                 order=order,
