@@ -41,6 +41,13 @@ HEARTBEAT_SECONDS = 1.0
 ROOM_GRACE_SECONDS = 10.0
 REACTION_WINDOW_SECONDS = 0.25
 RESUME_LIMIT = 500
+# Commands (seq reads, presence, slots, resume) share this many Redis
+# connections; a crowd connecting at once waits for one instead of failing
+# (redis-py's default pool raises past 100 connections in use).
+REDIS_COMMAND_CONNECTIONS = 32
+REDIS_WAIT_SECONDS = 10
+# Each show with local viewers holds one pub/sub connection of its own.
+REDIS_SUBSCRIPTIONS_MAX = 100_000
 # Close code asking a client to reconnect at once (it gets a fresh snapshot).
 CLOSE_RESYNC = 4000
 
@@ -438,6 +445,7 @@ class Hub:
         self.start_lock = asyncio.Lock()
         self.tasks: list[asyncio.Task[None]] = []
         self.redis: Any = None
+        self.subscriber: Any = None
 
     # -- lifecycle --------------------------------------------------------
 
@@ -448,7 +456,16 @@ class Hub:
             if self.url:
                 import redis.asyncio as aioredis
 
-                self.redis = aioredis.Redis.from_url(self.url)
+                self.redis = aioredis.Redis(
+                    connection_pool=aioredis.BlockingConnectionPool.from_url(
+                        self.url,
+                        max_connections=REDIS_COMMAND_CONNECTIONS,
+                        timeout=REDIS_WAIT_SECONDS,
+                    )
+                )
+                self.subscriber = aioredis.Redis.from_url(
+                    self.url, max_connections=REDIS_SUBSCRIPTIONS_MAX
+                )
                 self._presence = self.redis.register_script(PRESENCE)
                 self._acquire = self.redis.register_script(ACQUIRE_SLOT)
                 self._reactions = self.redis.register_script(REACTIONS)
@@ -484,6 +501,7 @@ class Hub:
             with contextlib.suppress(Exception):
                 await self.redis.delete(self.proc_key(self.id))
                 await self.redis.aclose()
+                await self.subscriber.aclose()
         self.started = False
 
     @staticmethod
@@ -503,7 +521,7 @@ class Hub:
     ) -> None:
         """Hold one pub/sub subscription; resolve ``ready`` once Redis confirmed
         it, so nothing published afterwards can be missed."""
-        pubsub = self.redis.pubsub()
+        pubsub = self.subscriber.pubsub()
         try:
             while True:
                 try:
@@ -528,7 +546,7 @@ class Hub:
                     await asyncio.sleep(1)
                     with contextlib.suppress(Exception):
                         await pubsub.aclose()
-                    pubsub = self.redis.pubsub()
+                    pubsub = self.subscriber.pubsub()
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()

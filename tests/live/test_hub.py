@@ -126,15 +126,66 @@ async def test_viewers_of_a_process_that_stopped_heartbeating_leave_the_count(
 
     hub = Hub(asyncio.get_running_loop())
     viewer = _viewer(FakeWriter())
+    prefix = settings.REDIS_PREFIX
+    # Written before this hub's first heartbeat, which may run at any point of
+    # the attach, so the count it computes includes the other process.
+    redis_client.hset(f"{prefix}:presence:1", "crashed", 5)
+    redis_client.set(f"{prefix}:proc:crashed", 1, px=1500)
     try:
         await hub.attach(viewer)
         viewer.release(after_seq=0)
-        prefix = settings.REDIS_PREFIX
-        redis_client.hset(f"{prefix}:presence:1", "crashed", 5)
-        redis_client.set(f"{prefix}:proc:crashed", 1, px=300)
         assert await hub.viewer_count(1) == 6
-        await asyncio.sleep(0.5)
+        while redis_client.exists(f"{prefix}:proc:crashed"):
+            await asyncio.sleep(0.1)
         hub.rooms[1].count = -1
         assert await hub.viewer_count(1) == 1
+    finally:
+        await hub.stop()
+
+
+async def test_a_crowd_connecting_at_once_waits_for_a_redis_connection(redis_client):
+    """Far more simultaneous connects than Redis connections in the pool: each
+    waits its turn for a connection and none fails (redis-py's default pool
+    raises "Too many connections" past 100 in use, which closed those sockets)."""
+    from live.hub.bus import seq_key
+    from live.hub.core import REDIS_COMMAND_CONNECTIONS
+
+    redis_client.set(seq_key(1), 7)
+    hub = Hub(asyncio.get_running_loop())
+    try:
+        await hub.start()
+        crowd = 10 * REDIS_COMMAND_CONNECTIONS + 100
+        seqs = await asyncio.gather(*(hub.current_seq(1) for _ in range(crowd)))
+        assert seqs == [7] * crowd
+    finally:
+        await hub.stop()
+
+
+async def test_a_process_subscribes_to_more_shows_than_the_command_pool_holds(
+    redis_client,
+):
+    """Subscriptions have their own connections: rooms for more shows than the
+    command pool's size (and redis-py's default limit of 100) all subscribe."""
+    from live.hub.core import REDIS_COMMAND_CONNECTIONS
+
+    hub = Hub(asyncio.get_running_loop())
+    shows = range(1, max(110, REDIS_COMMAND_CONNECTIONS + 10))
+    viewers = [
+        Viewer(
+            show_id=show_id,
+            brand_id=1,
+            user_id=None,
+            session_key=None,
+            writer=FakeWriter(),
+            close=_closed,
+        )
+        for show_id in shows
+    ]
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(hub.attach(viewer) for viewer in viewers)), 30
+        )
+        assert all(hub.rooms[show_id].ready.done() for show_id in shows)
+        assert await hub.current_seq(1) == 0
     finally:
         await hub.stop()
