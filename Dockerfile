@@ -15,6 +15,8 @@ COPY shows ./shows
 COPY checkout ./checkout
 COPY live ./live
 COPY frontend ./frontend
+# The compiled message catalogues (LOCALE_PATHS); a fresh clone needs no gettext.
+COPY locale ./locale
 COPY manage.py ./
 RUN pip install .
 

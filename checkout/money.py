@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
+from babel import Locale, UnknownLocaleError
 from babel.numbers import format_currency, get_currency_precision
+from django.utils import translation
+
+
+def babel_locale(language: str | None = None) -> Locale:
+    """The Babel locale of a Django language code (default: the active
+    language), English when Babel does not know it."""
+    language = language or translation.get_language() or "en"
+    try:
+        return Locale.parse(translation.to_locale(language))
+    except (UnknownLocaleError, ValueError):
+        return Locale("en")
 
 
 class CurrencyMismatch(ValueError):
@@ -59,11 +72,13 @@ class Money:
     def zero(cls, currency: str) -> Money:
         return cls(0, currency)
 
-    def format(self, locale: str = "en") -> str:
-        """The amount for people, e.g. ``€149.00`` or ``149,00 €``."""
-        digits = get_currency_precision(self.currency)
-        amount = self.minor / (10**digits) if digits else self.minor
-        return str(format_currency(amount, self.currency, locale=locale))
+    def format(self, language: str | None = None) -> str:
+        """The amount for people in ``language`` (default: the active one),
+        e.g. ``€149.00`` or ``149,00 €``."""
+        amount = Decimal(self.minor).scaleb(-get_currency_precision(self.currency))
+        return str(
+            format_currency(amount, self.currency, locale=babel_locale(language))
+        )
 
     def __str__(self) -> str:
         return self.format()

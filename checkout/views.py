@@ -181,7 +181,8 @@ def _studio_orders(request: HttpRequest, show: Show) -> HttpResponse:
                     "status_label": order.get_status_display(),
                     "total": Money(order.total_minor, order.currency).format(locale),
                     "items": ", ".join(
-                        f"{line.quantity} x {line.product_name}"
+                        _("%(quantity)s x %(product)s")
+                        % {"quantity": line.quantity, "product": line.product_name}
                         for line in order.lines.all()
                     ),
                     "buyer": order.buyer.display_name if order.buyer else _("Guest"),

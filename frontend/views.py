@@ -30,7 +30,7 @@ ACCESS_CODE_WINDOW_SECONDS = 15 * 60
 
 def _countdown_strings() -> dict[str, str]:
     return {
-        "startsIn": _("Starts in"),
+        "startsIn": _("Starts in %(time)s"),
         "any": _("Starting any moment"),
         "d": pgettext("days", "d"),
         "h": pgettext("hours", "h"),

@@ -242,9 +242,12 @@ class BrandAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 errors = exc.errors
                 self.message_user(
                     request,
-                    _(
-                        "Nothing was imported: %(count)d line(s) of the file "
-                        "need fixing."
+                    ngettext(
+                        "Nothing was imported: %(count)d line of the file needs "
+                        "fixing.",
+                        "Nothing was imported: %(count)d lines of the file need "
+                        "fixing.",
+                        len(errors),
                     )
                     % {"count": len(errors)},
                     messages.ERROR,
@@ -253,8 +256,8 @@ class BrandAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 self.message_user(
                     request,
                     _(
-                        "Catalogue imported: %(pc)d product(s) created, %(pu)d "
-                        "updated; %(vc)d variant(s) created, %(vu)d updated."
+                        "Catalogue imported. Products: %(pc)d created, %(pu)d "
+                        "updated. Variants: %(vc)d created, %(vu)d updated."
                     )
                     % {
                         "pc": result.products_created,

@@ -78,5 +78,7 @@ def publish_strings() -> dict[str, str]:
         "copied": _("Copied"),
         "viewers": _("WebRTC viewers: %(count)s"),
         "cameraOff": _("Camera off"),
+        "cameraN": _("Camera %(n)s"),
+        "microphoneN": _("Microphone %(n)s"),
         "micOff": _("No microphone"),
     }

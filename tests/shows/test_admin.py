@@ -215,7 +215,7 @@ def test_catalog_upload_imports_a_valid_file(admin_client, brand):
         {"file": SimpleUploadedFile("c.csv", csv.encode(), "text/csv")},
         follow=True,
     )
-    assert any("1 variant(s) created" in t for t in messages_of(response))
+    assert any("Variants: 1 created" in t for t in messages_of(response))
     assert Variant.objects.get(sku="MUG-1").price_minor == 450
 
 

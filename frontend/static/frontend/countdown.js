@@ -23,7 +23,7 @@ for (const el of document.querySelectorAll("[data-countdown]")) {
   out.hidden = false;
   const tick = () => {
     const left = Math.round((startsAt - (Date.now() + skew)) / 1000);
-    out.textContent = left > 0 ? `${STRINGS.startsIn} ${format(left)}` : STRINGS.any;
+    out.textContent = left > 0 ? String(STRINGS.startsIn).replace("%(time)s", format(left)) : STRINGS.any;
     if (left <= 0) clearInterval(timer);
   };
   const timer = setInterval(tick, 1000);

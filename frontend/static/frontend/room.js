@@ -31,15 +31,43 @@ export function el(tag, attrs = {}, text) {
   return node;
 }
 
+let moneyFormats = null;
+
+/**
+ * Integer minor units as the page's language writes them, following the
+ * Babel-made description in `#money-format` (the server's own formatting;
+ * browsers' Intl lacks some of our languages). Intl only as a fallback.
+ */
 export function formatPrice(minor, currency) {
-  const lang = document.documentElement.lang || undefined;
-  try {
-    const format = new Intl.NumberFormat(lang, { style: "currency", currency });
-    const digits = format.resolvedOptions().maximumFractionDigits;
-    return format.format(minor / 10 ** digits);
-  } catch {
-    return `${minor} ${currency}`;
+  moneyFormats ??= readStrings("money-format");
+  const f = moneyFormats[currency];
+  if (!f) {
+    try {
+      const format = new Intl.NumberFormat(document.documentElement.lang || undefined, { style: "currency", currency });
+      return format.format(minor / 10 ** format.resolvedOptions().maximumFractionDigits);
+    } catch {
+      return `${minor} ${currency}`;
+    }
   }
+  const digits = String(Math.abs(minor)).padStart(f.digits + 1, "0");
+  let whole = digits.slice(0, digits.length - f.digits);
+  const groups = [];
+  let size = f.grouping[0];
+  while (size > 0 && whole.length > size) {
+    groups.unshift(whole.slice(-size));
+    whole = whole.slice(0, -size);
+    size = f.grouping[1] || size;
+  }
+  groups.unshift(whole);
+  const fraction = f.digits ? f.decimal + digits.slice(-f.digits) : "";
+  return `${minor < 0 ? "-" : ""}${f.prefix}${groups.join(f.group)}${fraction}${f.suffix}`;
+}
+
+const pluralRules = new Intl.PluralRules(document.documentElement.lang || undefined);
+
+/** A count phrase from `{one, other}` forms (`#room-plurals`) with `%(n)s` filled. */
+export function counted(forms, n) {
+  return fill(forms?.[pluralRules.select(n)] ?? forms?.other ?? "%(n)s", { n });
 }
 
 /**
@@ -176,6 +204,7 @@ export class FollowingList {
 
 function initViewerRoom(root) {
   const t = readStrings("room-i18n");
+  const counts = readStrings("room-plurals");
   const $ = (id) => document.getElementById(id);
   const chat = new FollowingList($("room-chat"), $("room-jump"));
   const state = {
@@ -322,7 +351,7 @@ function initViewerRoom(root) {
         { type: "button", className: "room-vote", "aria-pressed": String(voted), disabled: voted || q.status !== "open" || !state.me },
         `▲ ${q.votes}`,
       );
-      vote.setAttribute("aria-label", `${voted ? t.voted : t.vote} (${q.votes} ${t.votes})`);
+      vote.setAttribute("aria-label", `${voted ? t.voted : t.vote} (${counted(counts.votes, q.votes)})`);
       vote.addEventListener("click", () => {
         state.myVotes.add(q.id);
         room.send({ type: "question.vote", question_id: q.id });
@@ -362,7 +391,7 @@ function initViewerRoom(root) {
     state.questions = new Map(s.questions.map((q) => [q.id, q]));
     state.myVotes = new Set(s.my_votes);
     renderQuestions();
-    $("room-viewers").textContent = String(s.viewers);
+    $("room-viewers").textContent = counted(counts.viewers, s.viewers);
   }
 
   const handlers = {
@@ -405,7 +434,7 @@ function initViewerRoom(root) {
         renderPins();
       }
     },
-    "viewers.count": (e) => ($("room-viewers").textContent = String(e.count)),
+    "viewers.count": (e) => ($("room-viewers").textContent = counted(counts.viewers, e.count)),
     "reactions.burst": (e) => floatHearts(Object.values(e.counts).reduce((a, b) => a + b, 0)),
     "show.status": (e) => {
       state.status = e.status;

@@ -61,11 +61,11 @@ function setConnection(text) {
 
 async function listDevices() {
   const devices = await navigator.mediaDevices.enumerateDevices();
-  for (const [select, kind] of [[els.camera, "videoinput"], [els.microphone, "audioinput"]]) {
+  for (const [select, kind, unnamed] of [[els.camera, "videoinput", T.cameraN], [els.microphone, "audioinput", T.microphoneN]]) {
     const current = select.value;
     select.replaceChildren();
     devices.filter((d) => d.kind === kind).forEach((device, index) => {
-      const option = new Option(device.label || `${kind} ${index + 1}`, device.deviceId);
+      const option = new Option(device.label || String(unnamed).replace("%(n)s", index + 1), device.deviceId);
       select.append(option);
     });
     if (current) select.value = current;

@@ -1,10 +1,11 @@
 // Studio: the room seen by hosts and moderators — chat with a moderation menu,
 // the Q&A queue by votes, pin/unpin of the line-up, slow mode, viewers.
 // Owns the studio page's websocket; dispatches `showfloor:event` like room.js.
-import { FollowingList, RoomSocket, announce, el, fill, readStrings } from "./room.js";
+import { FollowingList, RoomSocket, announce, counted, el, fill, readStrings } from "./room.js";
 
 function initStudioRoom(root) {
   const t = readStrings("studio-room-i18n");
+  const counts = readStrings("room-plurals");
   const $ = (id) => document.getElementById(id);
   const chat = new FollowingList($("studio-chat"), $("studio-jump"));
   const questions = new Map();
@@ -32,7 +33,7 @@ function initStudioRoom(root) {
     for (const q of open) {
       const item = el("li", { className: "room-q", id: `sq-${q.id}` });
       const head = el("p", { className: "room-q-text" });
-      head.append(el("span", { className: "room-badge" }, `${q.votes} ${t.votes}`), el("span", { className: "room-author" }, q.author?.name ?? ""), el("span", {}, q.text));
+      head.append(el("span", { className: "room-badge" }, counted(counts.votes, q.votes)), el("span", { className: "room-author" }, q.author?.name ?? ""), el("span", {}, q.text));
       item.append(head);
       const label = el("label", { className: "sr-only", for: `sq-answer-${q.id}` }, t.answerPrompt);
       const input = el("input", { id: `sq-answer-${q.id}`, maxlength: 500, placeholder: t.answerPrompt });
@@ -86,7 +87,7 @@ function initStudioRoom(root) {
       questions.clear();
       s.questions.forEach((q) => questions.set(q.id, q));
       renderQuestions();
-      $("studio-viewers").textContent = String(s.viewers);
+      $("studio-viewers").textContent = counted(counts.viewers, s.viewers);
       $("studio-slow").value = String(s.show.slow_mode);
     },
     "chat.message": addMessage,
@@ -117,7 +118,7 @@ function initStudioRoom(root) {
       pinned.delete(e.product_id);
       renderPins();
     },
-    "viewers.count": (e) => ($("studio-viewers").textContent = String(e.count)),
+    "viewers.count": (e) => ($("studio-viewers").textContent = counted(counts.viewers, e.count)),
     "show.slow_mode": (e) => ($("studio-slow").value = String(e.seconds)),
     ack: () => showError(""),
     error: (e) => showError(`${e.message}${e.retry_after ? ` ${fill(t.retry, { s: Math.ceil(e.retry_after) })}` : ""}`),
