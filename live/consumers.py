@@ -7,7 +7,9 @@ connect (snapshot or resume), the client's messages and the disconnect.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -48,8 +50,10 @@ MALFORMED_WINDOW_SECONDS = 10.0
 REACTION_BURST = 20
 REACTION_RATE = 10.0
 
-# Per-process caches for anonymous connects (see ``_send_initial``).
-ANONYMOUS_SNAPSHOTS: dict[tuple[int, float], tuple[int, float, str]] = {}
+# Per-process cache of the anonymous snapshot (see ``_anonymous_snapshot``):
+# (show id, created) → (seq, built at, the build).
+ANONYMOUS_SNAPSHOTS: dict[tuple[int, float], tuple[int, float, asyncio.Task[str]]] = {}
+ANONYMOUS_SNAPSHOT_SECONDS = 2.0
 
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
@@ -84,6 +88,28 @@ def _call_and_audit(
         )
         return exc
     return None
+
+
+def _room_entry(
+    slug: str, user: User | None, session: Any
+) -> tuple[selectors.RoomAccess | None, bool]:
+    """The show at ``slug`` with the user's role and ban, and whether this
+    session may enter its room (one thread hop for the whole connect check)."""
+    access = selectors.room_access(slug=slug, user=user)
+    if access is None or access.banned:
+        return access, False
+    granted = selectors.show_access_granted(
+        show=access.show, session=session, user=user
+    )
+    return access, granted
+
+
+async def _snapshot_frame(show: Show, seq: int, viewers: int) -> str:
+    # A copy: the build refreshes fields of the show it is given.
+    snapshot = await database_sync_to_async(selectors.room_snapshot)(
+        show=copy.copy(show), user=None, seq=seq, viewers=viewers
+    )
+    return json_body(snapshot)
 
 
 def _text(msg: dict[str, Any], name: str, limit: int, *, required: bool = True) -> str:
@@ -150,7 +176,9 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.user = scope_user if scope_user and scope_user.is_authenticated else None
         session = self.scope.get("session")
         session_key = getattr(session, "session_key", None)
-        access = await self._access(slug)
+        access, granted = await database_sync_to_async(_room_entry)(
+            slug, self.user, session if session is not None else {}
+        )
         if access is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
@@ -161,11 +189,7 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         # A private show's room opens only to sessions that entered its access
         # code on the show page (and to the brand's staff).
-        if not await database_sync_to_async(selectors.show_access_granted)(
-            show=self.show,
-            session=session if session is not None else {},
-            user=self.user,
-        ):
+        if not granted:
             await self._refuse_on_connect(
                 "access_code", _("This show needs its access code.")
             )
@@ -222,30 +246,45 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 return
         seq = await hub.current_seq(self.show.pk)
         viewers = await hub.viewer_count(self.show.pk)
-        key = (self.show.pk, self.show.created_at.timestamp())
-        cached = ANONYMOUS_SNAPSHOTS.get(key)
-        now = time.monotonic()
-        if self.user is None and cached and cached[0] == seq and now - cached[1] < 2:
-            # Anonymous viewers of one show all get the same snapshot: a crowd
-            # (re)connecting at once costs one build per seq, not one per socket.
-            frame = cached[2]
+        if self.user is None:
+            frame = await self._anonymous_snapshot(seq, viewers)
         else:
             snapshot = await database_sync_to_async(selectors.room_snapshot)(
                 show=self.show, user=self.user, seq=seq, viewers=viewers
             )
             frame = json_body(snapshot)
-            if self.user is None:
-                if len(ANONYMOUS_SNAPSHOTS) > 1000:
-                    ANONYMOUS_SNAPSHOTS.clear()
-                ANONYMOUS_SNAPSHOTS[key] = (seq, now, frame)
         self.viewer.send_events([frame])
         self.viewer.release(after_seq=seq)
 
-    async def _access(self, slug: str) -> selectors.RoomAccess | None:
-        access: selectors.RoomAccess | None = await database_sync_to_async(
-            selectors.room_access
-        )(slug=slug, user=self.user)
-        return access
+    async def _anonymous_snapshot(self, seq: int, viewers: int) -> str:
+        """The snapshot frame anonymous viewers of this show get at ``seq``.
+
+        They all get the same one, so each process builds it once per seq (and
+        at most every ``ANONYMOUS_SNAPSHOT_SECONDS``, for the viewer count), and
+        a crowd (re)connecting at once waits for that one build instead of
+        starting one per socket while it runs.
+        """
+        loop = asyncio.get_running_loop()
+        key = (self.show.pk, self.show.created_at.timestamp())
+        now = time.monotonic()
+        cached = ANONYMOUS_SNAPSHOTS.get(key)
+        if (
+            cached is None
+            or cached[0] != seq
+            or now - cached[1] >= ANONYMOUS_SNAPSHOT_SECONDS
+            or cached[2].get_loop() is not loop
+        ):
+            if len(ANONYMOUS_SNAPSHOTS) > 1000:
+                ANONYMOUS_SNAPSHOTS.clear()
+            build = loop.create_task(_snapshot_frame(self.show, seq, viewers))
+            cached = ANONYMOUS_SNAPSHOTS[key] = (seq, now, build)
+        try:
+            # Shielded: a socket that goes away does not cancel the others' build.
+            return await asyncio.shield(cached[2])
+        except Exception:
+            if ANONYMOUS_SNAPSHOTS.get(key) is cached:
+                del ANONYMOUS_SNAPSHOTS[key]  # the next connect tries again
+            raise
 
     async def _refuse_on_connect(self, code: str, message: str) -> None:
         await self._audit("connect", code, message)

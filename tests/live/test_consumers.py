@@ -58,6 +58,53 @@ async def test_a_show_deleted_while_connecting_closes_the_socket(
     assert await socket.closed() == 4404
 
 
+async def test_a_crowd_of_anonymous_viewers_shares_one_snapshot_build(
+    connect, live_show, monkeypatch
+):
+    """Anonymous viewers connecting together wait for the one snapshot build of
+    this process instead of each starting their own while it runs."""
+    from live import consumers
+    from shows import selectors
+
+    consumers.ANONYMOUS_SNAPSHOTS.clear()
+    real = selectors.room_snapshot
+    builds = []
+
+    def counted(**kwargs):
+        builds.append(kwargs["seq"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(selectors, "room_snapshot", counted)
+    sockets = await asyncio.gather(*(connect(live_show) for _ in range(12)))
+    snapshots = [socket.events[0] for socket in sockets]
+    assert len(builds) == 1
+    assert all(s["type"] == "snapshot" and s == snapshots[0] for s in snapshots)
+
+
+async def test_a_failed_anonymous_snapshot_build_is_not_kept(
+    connect, live_show, monkeypatch
+):
+    """A build that fails closes the sockets waiting for it; the next anonymous
+    viewer gets a fresh build, not the failure."""
+    from live import consumers
+    from shows import selectors
+    from shows.models import Show
+
+    consumers.ANONYMOUS_SNAPSHOTS.clear()
+    real = selectors.room_snapshot
+
+    def gone(**kwargs):
+        raise Show.DoesNotExist
+
+    monkeypatch.setattr(selectors, "room_snapshot", gone)
+    refused = await connect(live_show, initial=False)
+    assert await refused.closed() == 4404
+    monkeypatch.setattr(selectors, "room_snapshot", real)
+    socket = await connect(live_show)
+    assert socket.events[0]["type"] == "snapshot"
+    assert socket.events[0]["show"]["status"] == "live"
+
+
 async def test_chat_reaches_the_other_viewers(connect, live_show, viewer, viewer2):
     sender = await connect(live_show, viewer)
     other = await connect(live_show, viewer2)
