@@ -1,30 +1,32 @@
 """Chat fan-out: N websocket viewers of one show, senders at R messages/s.
 
-    python bench/chat_fanout.py --viewers 1000 --rate 5 --seconds 10
+    python bench/chat_fanout.py --viewers 5000 --rate 20 --seconds 10
 
 Starts Daphne (``config.asgi``) with Redis and PostgreSQL (SQLite if PostgreSQL is
-not reachable) in a child process, connects N viewers from this one asyncio
-process over raw sockets (a light load generator: no frame parsing, it scans the
-byte stream for the markers the senders put in each message), and sends chat
-through a few moderator sockets (moderators are exempt from the rate limit).
-Then it runs a bare ``websockets`` broadcast server through the same load as the
-baseline. Everything on 127.0.0.1.
+not reachable) in a child process, then drives it with the multi-process load
+generator in ``bench/ws_load.py``: most viewers are raw sockets in a few
+counting processes (no frame parsing: a C-speed count of the markers the senders
+put in each message), a sample of probe viewers in their own process parse
+every frame and time each message from its send stamp, and one sender process
+paces chat through a few moderator sockets (moderators are exempt from the rate
+limit) so all ``rate * seconds`` messages go out. Then a bare ``websockets``
+broadcast server runs through the same generator and load as the baseline.
+Everything on 127.0.0.1.
 
-Measured: delivered fraction, p50/p99 from send to receipt, server CPU (share of
-one core during the send window), RSS growth per connection, and deliveries per
-CPU-second for both servers. The last line is one JSON object.
+Measured: messages sent, delivered fraction (every viewer's count, each capped
+at the messages sent), p50/p99 from send to receipt (probes), server CPU (share
+of one core during the send window and the settle after it), RSS growth per
+connection, deliveries per CPU-second for both servers, connect time and server
+CPU per connect. The last line is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
 import contextlib
 import json
+import math
 import os
-import re
-import resource
 import socket
 import subprocess
 import sys
@@ -33,15 +35,14 @@ import time
 import uuid
 from array import array
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench import ws_load  # noqa: E402
 from bench.support import free_port, wait_port  # noqa: E402
 
-MARKER = re.compile(rb"bm(\d+)_(\d+)e")
 TICKS = os.sysconf("SC_CLK_TCK")
-# Viewers whose every message is timed (p50/p99); the others only count.
-PROBES = 200
 
 
 def cpu_seconds(pid: int) -> float:
@@ -63,186 +64,122 @@ def percentile(values: array, fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-# --- Load generator ----------------------------------------------------------
+# --- One run through the load generator ---------------------------------------
 
 
-class Viewer(asyncio.Protocol):
-    """A websocket client that only counts markers in the bytes it receives."""
-
-    def __init__(self, stats: Stats, probe: bool) -> None:
-        self.stats = stats
-        self.probe = probe
-        self.tail = b""
-        self.handshake = b""
-        self.open = asyncio.get_running_loop().create_future()
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        if not self.open.done():
-            self.handshake += data
-            head, sep, rest = self.handshake.partition(b"\r\n\r\n")
-            if not sep:
-                return
-            if b" 101 " not in head.split(b"\r\n", 1)[0]:
-                self.open.set_exception(ConnectionError(head[:80].decode()))
-                return
-            self.open.set_result(None)
-            data = rest
-        stats = self.stats
-        if not self.probe:
-            # Most viewers only count markers (a C-speed scan), so the load
-            # generator stays light; a marker split across reads is counted once.
-            if stats.counting:
-                stats.received += (self.tail + data).count(b"bm")
-            self.tail = data[-1:]
-            return
-        buffer = self.tail + data
-        cut = len(self.tail)
-        now = time.time_ns() // 1000
-        for match in MARKER.finditer(buffer):
-            if match.end() <= cut:
-                continue
-            if stats.counting:
-                stats.received += 1
-                stats.latencies.append((now - int(match.group(2))) / 1000)
-        self.tail = buffer[-40:]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.stats.lost += 1
-        if not self.open.done():
-            self.open.set_exception(ConnectionError("closed"))
-
-
-class Stats:
-    def __init__(self) -> None:
-        self.received = 0
-        self.lost = 0
-        self.counting = False
-        self.latencies: array = array("d")
-
-
-def upgrade_request(port: int, path: str, cookie: str = "") -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    lines = [
-        f"GET {path} HTTP/1.1",
-        f"Host: 127.0.0.1:{port}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-        f"Origin: http://127.0.0.1:{port}",
-    ]
-    if cookie:
-        lines.append(f"Cookie: sessionid={cookie}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-async def connect_viewers(port: int, path: str, n: int, stats: Stats) -> list[Viewer]:
-    loop = asyncio.get_running_loop()
-    viewers: list[Viewer] = []
-    batch = 50
-
-    async def one(probe: bool) -> Viewer:
-        transport, protocol = await loop.create_connection(
-            lambda: Viewer(stats, probe), "127.0.0.1", port
-        )
-        transport.write(upgrade_request(port, path))
-        await asyncio.wait_for(protocol.open, 60)
-        return protocol
-
-    for start in range(0, n, batch):
-        count = min(batch, n - start)
-        viewers += await asyncio.gather(
-            *(one(start + i < PROBES) for i in range(count))
-        )
-    return viewers
-
-
-async def run_load(
+def run_load(
     *,
     port: int,
     path: str,
     cookies: list[str],
     viewers: int,
+    probes: int,
+    workers: int,
+    concurrency: int,
     rate: float,
     seconds: float,
     server_pid: int,
     chat_frame: bool,
     sender_path: str,
-) -> dict[str, float]:
-    import websockets
-
-    stats = Stats()
-    rss_before = rss_kib(server_pid)
-    started = time.monotonic()
-    sockets = await connect_viewers(port, path, viewers, stats)
-    connect_seconds = time.monotonic() - started
-    await asyncio.sleep(2)
-    rss_after = rss_kib(server_pid)
-    senders = [
-        await websockets.connect(
-            f"ws://127.0.0.1:{port}{sender_path}",
-            origin=f"http://127.0.0.1:{port}",
-            additional_headers={"Cookie": f"sessionid={cookie}"} if cookie else {},
-            max_size=None,
+) -> dict[str, Any]:
+    probes = min(probes, viewers)
+    shares = [probes, *ws_load.split(viewers - probes, workers)]
+    pool = [
+        ws_load.Worker(
+            ws_load.viewer_worker, port, path, share, index == 0, concurrency
         )
-        for cookie in cookies
+        for index, share in enumerate(shares)
+        if share
     ]
-
-    async def drain(sender) -> None:
-        with contextlib.suppress(Exception):
-            async for _ in sender:
-                pass
-
-    drains = [asyncio.create_task(drain(s)) for s in senders]
-    stats.counting = True
-    cpu_start = cpu_seconds(server_pid)
-    wall_start = time.monotonic()
-    sent = 0
-    interval = 1.0 / rate
-    next_at = time.monotonic()
-    deadline = next_at + seconds
-    while time.monotonic() < deadline:
-        stamp = time.time_ns() // 1000
-        text = f"bm{sent}_{stamp}e"
-        frame = (
-            json.dumps({"type": "chat.send", "text": text, "ref": sent})
-            if chat_frame
-            else text
+    sender = ws_load.Worker(
+        ws_load.sender_worker, port, sender_path, cookies, chat_frame
+    )
+    try:
+        return _drive(
+            pool=pool,
+            sender=sender,
+            viewers=viewers,
+            rate=rate,
+            seconds=seconds,
+            server_pid=server_pid,
         )
-        await senders[sent % len(senders)].send(frame)
-        sent += 1
-        next_at += interval
-        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    finally:
+        for worker in [*pool, sender]:
+            with contextlib.suppress(Exception):
+                worker.call("close", timeout=30)
+            worker.finish()
+
+
+def _drive(
+    *,
+    pool: list[ws_load.Worker],
+    sender: ws_load.Worker,
+    viewers: int,
+    rate: float,
+    seconds: float,
+    server_pid: int,
+) -> dict[str, Any]:
+    rss_before = rss_kib(server_pid)
+    cpu_before = cpu_seconds(server_pid)
+    started = time.monotonic()
+    for worker in pool:
+        worker.ask("connect")
+    connected = failed = 0
+    for worker in pool:
+        _, ok, bad = worker.answer()
+        connected, failed = connected + ok, failed + bad
+    connect_seconds = time.monotonic() - started
+    connect_cpu = cpu_seconds(server_pid) - cpu_before
+    if failed:
+        print(f"{failed} of {viewers} viewers could not connect", file=sys.stderr)
+    time.sleep(2)
+    rss_after = rss_kib(server_pid)
+    sender.call("connect")
+    for worker in pool:
+        worker.call("start")
+    total = round(rate * seconds)
+    cpu_start = cpu_seconds(server_pid)
+    loadgen_start = math.fsum(cpu_seconds(w.process.pid) for w in [*pool, sender])
+    wall_start = time.monotonic()
+    _, sending = sender.call("send", total, rate, timeout=seconds * 10 + 60)
+    sent = int(sending["sent"])
     expected = sent * viewers
     settle = time.monotonic() + 10
-    while stats.received < expected and time.monotonic() < settle:
-        await asyncio.sleep(0.1)
+    received = 0
+    while time.monotonic() < settle:
+        received = sum(worker.call("poll")[1] for worker in pool)
+        if received >= expected:
+            break
+        time.sleep(0.1)
     cpu_used = cpu_seconds(server_pid) - cpu_start
     wall = time.monotonic() - wall_start
-    stats.counting = False
-    lost_during_run = stats.lost  # before we close the sockets ourselves
-    for sender in senders:
-        await sender.close()
-    for task in drains:
-        task.cancel()
-    for viewer in sockets:
-        if viewer.transport is not None:
-            viewer.transport.close()
-    await asyncio.sleep(0.5)
+    loadgen_cpu = (
+        math.fsum(cpu_seconds(w.process.pid) for w in [*pool, sender]) - loadgen_start
+    )
+    tallies = [worker.call("stop", sent)[1] for worker in pool]
+    received = sum(t["received"] for t in tallies)
+    latencies = array("d")
+    for tally in tallies:
+        latencies.frombytes(tally["latencies"])
     return {
         "sent": sent,
-        "delivered": stats.received / expected if expected else 0.0,
-        "p50_ms": round(percentile(stats.latencies, 0.50), 1),
-        "p99_ms": round(percentile(stats.latencies, 0.99), 1),
+        "delivered": round(received / expected, 4) if expected else 0.0,
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
         "server_cpu": round(cpu_used / wall, 3),
         "rss_kib_per_conn": round((rss_after - rss_before) / max(1, viewers), 1),
-        "deliveries_per_cpu_s": round(stats.received / cpu_used) if cpu_used else 0,
-        "connect_seconds": round(connect_seconds, 1),
-        "dropped_sockets": lost_during_run,
+        "deliveries_per_cpu_s": round(received / cpu_used) if cpu_used else 0,
+        "us_per_delivery": round(cpu_used / received * 1e6, 2) if received else 0,
+        "connect_s": round(connect_seconds, 1),
+        "connect_cpu_ms_per_viewer": round(connect_cpu / max(1, connected) * 1000, 2),
+        "connected": connected,
+        "complete_viewers": sum(t["complete"] for t in tallies),
+        "duplicates": sum(t["extra"] for t in tallies),
+        "timed": len(latencies),
+        "send_s": round(sending["send_seconds"], 2),
+        "send_worst_late_ms": round(sending["worst_late_ms"], 1),
+        "dropped_sockets": sum(t["lost"] for t in tallies),
+        "loadgen_cpu": round(loadgen_cpu / wall, 3),
     }
 
 
@@ -306,19 +243,16 @@ async def handler(ws):
             if ws.request.path.startswith("/send"):
                 event = json.dumps([{"type": "chat.message", "text": message}])
                 websockets.broadcast(clients - {ws}, event)
+    except websockets.ConnectionClosed:
+        pass  # the bench drops its viewers without a closing handshake
     finally:
         clients.discard(ws)
 async def main():
     async with websockets.serve(handler, "127.0.0.1", int(sys.argv[1]),
-                                ping_interval=None, max_queue=None):
+                                ping_interval=None, max_queue=None, backlog=1024):
         await asyncio.Future()
 asyncio.run(main())
 """
-
-
-def raise_fd_limit() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def main() -> None:
@@ -328,15 +262,30 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--tick-ms", type=int, default=100)
+    parser.add_argument(
+        "--probes", type=int, default=200, help="viewers that time every message"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="counting load-generator processes"
+    )
+    parser.add_argument(
+        "--connect-concurrency",
+        type=int,
+        default=64,
+        help="connects in flight per load-generator process",
+    )
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
-    raise_fd_limit()
+    ws_load.raise_fd_limit()
     workdir = Path(tempfile.mkdtemp(prefix="showfloor-bench-"))
     database = postgres_url() or f"sqlite:///{workdir / 'bench.sqlite3'}"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": database,
+        # A deployment serving thousands of sockets per process pools its
+        # database connections (README); without it every connect opens one.
+        "DATABASE_POOL": os.environ.get("DATABASE_POOL", "1"),
         "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
         "SHOWFLOOR_REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -359,10 +308,21 @@ def main() -> None:
     if setup.returncode:
         sys.exit(f"bench setup failed: {setup.stderr[-2000:]}")
     cookies = json.loads(setup.stdout.strip().splitlines()[-1])
+    load = {
+        "viewers": args.viewers,
+        "probes": args.probes,
+        "workers": args.workers,
+        "concurrency": args.connect_concurrency,
+        "rate": args.rate,
+        "seconds": args.seconds,
+    }
     port = free_port()
     daphne = subprocess.Popen(
         [
-            python, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
+            python, "-m", "daphne", "-v", "0",
+            # Twisted listens with a backlog of 50 unless told otherwise; a
+            # crowd connecting at once overflows it (SYN retries of 1 s, 3 s…).
+            "-e", f"tcp:port={port}:interface=127.0.0.1:backlog=1024",
             "--ping-interval", "3600", "--ping-timeout", "3600",
             "--websocket_connect_timeout", "60",
             "config.asgi:application",
@@ -370,21 +330,17 @@ def main() -> None:
         cwd=ROOT,
         env=env,
     )  # fmt: skip
-    result: dict[str, object] = {"viewers": args.viewers, "rate": args.rate}
+    result: dict[str, Any] = {"viewers": args.viewers, "rate": args.rate}
     try:
         wait_port(port)
-        daphne_result = asyncio.run(
-            run_load(
-                port=port,
-                path="/ws/shows/bench-show/",
-                cookies=cookies,
-                viewers=args.viewers,
-                rate=args.rate,
-                seconds=args.seconds,
-                server_pid=daphne.pid,
-                chat_frame=True,
-                sender_path="/ws/shows/bench-show/",
-            )
+        daphne_result = run_load(
+            port=port,
+            path="/ws/shows/bench-show/",
+            cookies=cookies,
+            server_pid=daphne.pid,
+            chat_frame=True,
+            sender_path="/ws/shows/bench-show/",
+            **load,
         )
         print("daphne + hub:", json.dumps(daphne_result), flush=True)
         result.update(daphne_result)
@@ -396,31 +352,25 @@ def main() -> None:
         baseline = subprocess.Popen([python, "-c", BASELINE, str(port)], env=env)
         try:
             wait_port(port)
-            base = asyncio.run(
-                run_load(
-                    port=port,
-                    path="/watch",
-                    cookies=[""],
-                    viewers=args.viewers,
-                    rate=args.rate,
-                    seconds=args.seconds,
-                    server_pid=baseline.pid,
-                    chat_frame=False,
-                    sender_path="/send",
-                )
+            base = run_load(
+                port=port,
+                path="/watch",
+                cookies=[""],
+                server_pid=baseline.pid,
+                chat_frame=False,
+                sender_path="/send",
+                **load,
             )
         finally:
             baseline.terminate()
             baseline.wait(timeout=20)
         print("bare websockets:", json.dumps(base), flush=True)
-        result["baseline_deliveries_per_cpu_s"] = base["deliveries_per_cpu_s"]
-        result["baseline_p99_ms"] = base["p99_ms"]
-        result["baseline_delivered"] = base["delivered"]
+        for name in ("deliveries_per_cpu_s", "delivered", "sent", "p50_ms", "p99_ms"):
+            result[f"baseline_{name}"] = base[name]
+        result["baseline_server_cpu"] = base["server_cpu"]
         if base["deliveries_per_cpu_s"]:
             result["vs_baseline"] = round(
-                float(result["deliveries_per_cpu_s"])
-                / float(base["deliveries_per_cpu_s"]),
-                2,  # type: ignore[arg-type]
+                result["deliveries_per_cpu_s"] / base["deliveries_per_cpu_s"], 2
             )
     if database.startswith("postgres://"):
         with contextlib.suppress(Exception):
