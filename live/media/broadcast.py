@@ -171,6 +171,8 @@ class Broadcast:
         self._in_flight = 0
         self._keyframe_wanted = True
         self._last_keyframe_at = 0.0
+        self._segment_ticks = self.segment_seconds * VIDEO_CLOCK
+        self._segment_due: int | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._grace_task: asyncio.Task[None] | None = None
 
@@ -203,7 +205,6 @@ class Broadcast:
         if track.kind == "video":
             self._spawn(self._pump_video(pc, track))
         elif track.kind == "audio" and self._audio is not None:
-            self._audio.skip_to(int((time.monotonic() - self._t0) * AUDIO_RATE))
             self._spawn(self._pump_audio(pc, track))
 
     async def _publisher_state_changed(self, pc: RTCPeerConnection) -> None:
@@ -265,20 +266,26 @@ class Broadcast:
                 if self._in_flight >= ENCODE_IN_FLIGHT:
                     self.counters.frames_dropped += 1
                     continue
-                keyframe = False
+                pts = self._next_pts()
                 now = time.monotonic()
-                if self._keyframe_wanted and (
-                    now - self._last_keyframe_at >= KEYFRAME_MIN_INTERVAL
+                # A keyframe on every segment boundary of the show's clock, so
+                # each HLS segment closes on time whatever frames were dropped;
+                # and soon after a viewer asks for one.
+                keyframe = self._segment_due is None or pts >= self._segment_due
+                if keyframe:
+                    due = self._segment_due or pts
+                    while due <= pts:
+                        due += self._segment_ticks
+                    self._segment_due = due
+                if keyframe or (
+                    self._keyframe_wanted
+                    and now - self._last_keyframe_at >= KEYFRAME_MIN_INTERVAL
                 ):
                     keyframe, self._keyframe_wanted = True, False
                     self._last_keyframe_at = now
                 self._in_flight += 1
                 future = self._loop.run_in_executor(
-                    self._executor,
-                    self._encode_video,
-                    frame,
-                    self._next_pts(),
-                    keyframe,
+                    self._executor, self._encode_video, frame, pts, keyframe
                 )
                 future.add_done_callback(self._video_encoded)
 
@@ -286,14 +293,15 @@ class Broadcast:
         self, frame: av.VideoFrame, pts: int, keyframe: bool
     ) -> list[av.Packet[Any]]:
         """In the encode thread: encode, and hand the packets to the HLS and
-        recording writer right here (a thread-safe queue), without waiting for
-        the event loop, which may be busy with the viewers."""
+        recording packager right here (a pipe write), without waiting for the
+        event loop, which may be busy with the viewers."""
         packets = self._video.encode(frame, pts, keyframe)
         for packet in packets:
             if packet.is_keyframe and not self.writer.started and self._video.size:
                 self.writer.start(
                     size=self._video.size,
                     audio_extradata=self._audio.extradata if self._audio else None,
+                    clock_origin=self.started_at,
                 )
             self.writer.put("video", packet)
         return packets
@@ -321,6 +329,13 @@ class Broadcast:
                 frame = await track.recv()
                 if not isinstance(frame, av.AudioFrame):
                     continue
+                # Stamped like video, by arrival on this show's clock.
+                duration = (
+                    frame.samples * AUDIO_RATE // (frame.sample_rate or AUDIO_RATE)
+                )
+                encoder.catch_up(
+                    int((time.monotonic() - self._t0) * AUDIO_RATE) - duration
+                )
                 # Opus on 20 ms of audio takes well under a millisecond.
                 for packet in encoder.encode(frame):
                     self.writer.put("audio", packet)
@@ -386,6 +401,7 @@ class Broadcast:
             "viewer_packets_skipped": sum(
                 v.video.skipped + v.audio.skipped for v in self.viewers.values()
             ),
+            "hls_packets_dropped": self.writer.dropped,
             "size": list(self._video.size) if self._video.size else None,
         }
 

@@ -23,6 +23,8 @@ AUDIO_RATE = 48_000
 AUDIO_TIME_BASE = fractions.Fraction(1, AUDIO_RATE)
 # 20 ms of audio per Opus packet, as WebRTC expects.
 OPUS_FRAME_SAMPLES = 960
+# How far the audio clock may fall behind the arrival of audio (100 ms).
+AUDIO_MAX_LAG = AUDIO_RATE // 10
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,10 @@ def fit_size(
 
 
 class VideoEncoder:
-    """H.264 (libx264, baseline, ``zerolatency``): a keyframe every second and
-    whenever ``keyframe=True`` is asked for. SPS/PPS are repeated in-band with
-    every keyframe, so a viewer that joins decodes from its first keyframe."""
+    """H.264 (libx264, baseline, ``zerolatency``): a keyframe whenever
+    ``keyframe=True`` is asked for (the broadcast asks on every HLS segment
+    boundary), and at least every two seconds. SPS/PPS are repeated in-band
+    with every keyframe, so a viewer that joins decodes from its first one."""
 
     def __init__(self, config: VideoSettings) -> None:
         self.config = config
@@ -75,14 +78,17 @@ class VideoEncoder:
         codec.time_base = VIDEO_TIME_BASE
         codec.framerate = fractions.Fraction(self.config.fps, 1)
         codec.bit_rate = self.config.bitrate
-        gop = self.config.fps
+        # A fallback only: x264 counting frames would put its own keyframe
+        # just before a segment boundary whenever frames arrive early.
+        gop = 2 * self.config.fps
         codec.options = {
             "preset": self.config.preset,
             "tune": "zerolatency",
             "profile": "baseline",
             "level": "31" if size[0] * size[1] <= 1280 * 720 else "40",
             "x264-params": (
-                f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1"
+                f"keyint={gop}:min-keyint={self.config.fps}:scenecut=0"
+                ":repeat-headers=1"
                 f":vbv-maxrate={self.config.bitrate // 1000}"
                 f":vbv-bufsize={self.config.bitrate // 1000}"
             ),
@@ -142,9 +148,16 @@ class AudioEncoder:
             packet.time_base = AUDIO_TIME_BASE
         return packets
 
-    def skip_to(self, samples: int) -> None:
-        """Move the sample clock forward (after a gap in the publisher's audio)."""
-        self._samples = max(self._samples, samples)
+    def catch_up(self, samples: int) -> None:
+        """Align the next frame with ``samples``, its arrival on the show's
+        clock, if the sample clock has fallen more than ``AUDIO_MAX_LAG`` behind:
+        audio starts flowing a moment after it is negotiated, pauses when the
+        publisher reconnects, and the publisher's clock may run slow. Audio
+        behind video puts the two out of sync and makes the HLS and recording
+        muxers hold every video packet back until audio passes it."""
+        queued = self._fifo.samples
+        if self._samples + queued < samples - AUDIO_MAX_LAG:
+            self._samples = samples - queued
 
     def close(self) -> None:
         self._fifo = AudioFifo()

@@ -1,89 +1,62 @@
 """HLS packaging and recording from the already-encoded packets (no encode here).
 
-One writer thread per live show owns both containers: the sliding HLS playlist
-(fMP4 segments of about one second, ``EXT-X-PROGRAM-DATE-TIME`` on each) and the
-recording (fragmented MP4, playable even if the process dies mid-show). The
-broadcast hands packets over through a bounded queue; if the disk cannot keep
-up, packets are dropped and counted rather than queued without bound.
+A child process per live show (``python -m live.media.muxing``) owns both
+containers: the sliding HLS playlist (fMP4 segments of about one second,
+``EXT-X-PROGRAM-DATE-TIME`` on each) and the recording (fragmented MP4, playable
+even if a process dies mid-show). It has its own interpreter, so muxing never
+waits for the media process's GIL (which the event loop holds most of the time
+under load) and a segment is listed the moment the keyframe that closes it
+arrives.
+
+The broadcast writes each packet straight into the child's stdin from the
+thread that produced it (a header and the packet's bytes in one ``writev``; no
+queue, no extra thread hop). The pipe holds about four seconds of video; if the
+child falls that far behind, packets are dropped and counted, and video resumes
+at the next keyframe, so a slow disk never blocks the encoder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import logging
-import queue
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import termios
 import threading
-from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import av
 
-from live.media.codecs import AUDIO_RATE, AUDIO_TIME_BASE, VIDEO_TIME_BASE
+from live.media.codecs import AUDIO_RATE, VIDEO_CLOCK
 
 logger = logging.getLogger(__name__)
 
 PLAYLIST_NAME = "index.m3u8"
-QUEUE_LIMIT = 900
-
-
-@dataclass(frozen=True)
-class _Item:
-    kind: str  # "video" or "audio"
-    data: bytes
-    pts: int
-    keyframe: bool
-
-
-class _Output:
-    """One container with a video and (optionally) an audio stream."""
-
-    def __init__(
-        self,
-        path: Path,
-        *,
-        size: tuple[int, int],
-        fps: int,
-        audio_extradata: bytes | None,
-        container_format: str | None,
-        options: dict[str, str],
-    ) -> None:
-        self.container = av.open(
-            str(path), "w", format=container_format, options=options
-        )
-        try:
-            self.video = self.container.add_stream("h264", rate=fps)
-            self.video.width, self.video.height = size
-            self.video.pix_fmt = "yuv420p"
-            self.video.time_base = VIDEO_TIME_BASE
-            self.audio = None
-            if audio_extradata is not None:
-                self.audio = self.container.add_stream("opus", rate=AUDIO_RATE)
-                self.audio.layout = "stereo"
-                self.audio.time_base = AUDIO_TIME_BASE
-                self.audio.codec_context.extradata = audio_extradata
-        except Exception:
-            self.container.close()
-            raise
-
-    def write(self, item: _Item) -> None:
-        stream = self.video if item.kind == "video" else self.audio
-        if stream is None:
-            return
-        packet = av.Packet(item.data)
-        packet.pts = packet.dts = item.pts
-        packet.time_base = VIDEO_TIME_BASE if item.kind == "video" else AUDIO_TIME_BASE
-        packet.is_keyframe = item.keyframe
-        packet.stream = stream
-        # ``mux_one`` writes straight through: no interleaving buffer that would
-        # hold video back while waiting for audio.
-        self.container.mux_one(packet)
-
-    def close(self) -> None:
-        self.container.close()
+# FFmpeg's own playlist, republished as ``PLAYLIST_NAME`` (never served).
+FFMPEG_PLAYLIST = "ffmpeg.m3u8"
+PROGRAM_DATE_TIME = re.compile(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)")
+# One packet on the pipe: kind (0 video, 1 audio), keyframe flag, pts, length.
+HEADER = struct.Struct("!BBqI")
+PIPE_BYTES = 1 << 20
+# Room kept free in the pipe: Linux counts its capacity in pages, so a little
+# less than ``capacity - queued`` may be writable without blocking.
+PIPE_MARGIN = 64 * 1024
+CLOSE_TIMEOUT = 10.0
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ShowWriter:
-    """Writes the HLS playlist and the recording of one live show."""
+    """Feeds the HLS playlist and the recording of one live show to its
+    packager process. ``put`` may be called from any thread."""
 
     def __init__(
         self,
@@ -101,120 +74,313 @@ class ShowWriter:
         self._with_audio = with_audio
         self._segment_seconds = segment_seconds
         self._playlist_size = playlist_size
-        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=QUEUE_LIMIT)
-        self._thread: threading.Thread | None = None
-        self._size: tuple[int, int] | None = None
-        self._audio_extradata: bytes | None = None
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._pipe: IO[bytes] | None = None
+        self._need_keyframe = True
+        self._closed = False
         self.dropped = 0
         self.failed = False
 
-    def start(self, *, size: tuple[int, int], audio_extradata: bytes | None) -> None:
-        """Open the containers in the writer thread once the video size is known."""
-        if self._thread is not None:
-            return
-        self._size = size
-        self._audio_extradata = audio_extradata if self._with_audio else None
-        self._thread = threading.Thread(
-            target=self._run, name=f"showfloor-mux-{self.hls_dir.name}", daemon=True
-        )
-        self._thread.start()
+    def start(
+        self,
+        *,
+        size: tuple[int, int],
+        audio_extradata: bytes | None,
+        clock_origin: float,
+    ) -> None:
+        """Start the packager once the video size is known. ``clock_origin``:
+        the Unix time of pts 0."""
+        with self._lock:
+            if self._process is not None or self._closed:
+                return
+            config = {
+                "hls_dir": str(self.hls_dir),
+                "recording_path": str(self.recording_path),
+                "size": list(size),
+                "fps": self._fps,
+                "clock_origin": clock_origin,
+                "segment_seconds": self._segment_seconds,
+                "playlist_size": self._playlist_size,
+                "video_clock": VIDEO_CLOCK,
+                "audio_rate": AUDIO_RATE,
+                "audio_extradata": (
+                    audio_extradata.hex()
+                    if self._with_audio and audio_extradata is not None
+                    else None
+                ),
+            }
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])
+            )
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "live.media.muxing"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                env=env,
+            )
+            self._pipe = self._process.stdin
+            try:
+                fcntl.fcntl(self._fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            except OSError:  # pragma: no cover - a lower pipe-max-size
+                logger.warning("could not enlarge the packager pipe")
+            self._write([json.dumps(config).encode() + b"\n"])
 
     @property
     def started(self) -> bool:
-        return self._thread is not None
+        return self._process is not None or self._closed
 
     def put(self, kind: str, packet: av.Packet[Any]) -> None:
-        if self._thread is None or self.failed or packet.pts is None:
+        if self.failed or packet.pts is None:
             return
-        item = _Item(kind, bytes(packet), int(packet.pts), bool(packet.is_keyframe))
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self.dropped += 1
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Flush and close both containers; safe to call more than once."""
-        if self._thread is None:
-            return
-        while self._thread.is_alive():
-            try:
-                self._queue.put(None, timeout=timeout)
-                break
-            except queue.Full:  # pragma: no cover - a stuck disk
-                self._queue.get_nowait()
-        self._thread.join(timeout=timeout)
-        self._thread = None
-
-    def _open_outputs(self) -> list[_Output]:
-        if self._size is None:
-            raise RuntimeError("start() sets the video size first")
-        self.hls_dir.mkdir(parents=True, exist_ok=True)
-        self.recording_path.parent.mkdir(parents=True, exist_ok=True)
-        outputs: list[_Output] = []
-        try:
-            outputs.append(
-                _Output(
-                    self.recording_path,
-                    size=self._size,
-                    fps=self._fps,
-                    audio_extradata=self._audio_extradata,
-                    container_format="mp4",
-                    options={"movflags": "frag_keyframe+empty_moov+default_base_moof"},
-                )
+        keyframe = bool(packet.is_keyframe)
+        with self._lock:
+            if self._pipe is None:
+                return
+            if kind == "video":
+                if self._need_keyframe and not keyframe:
+                    self.dropped += 1
+                    return
+                self._need_keyframe = False
+            header = HEADER.pack(
+                0 if kind == "video" else 1, keyframe, int(packet.pts), packet.size
             )
-            outputs.append(
-                _Output(
-                    self.hls_dir / PLAYLIST_NAME,
-                    size=self._size,
-                    fps=self._fps,
-                    audio_extradata=self._audio_extradata,
-                    container_format="hls",
-                    options={
-                        "hls_time": str(self._segment_seconds),
-                        "hls_list_size": str(self._playlist_size),
-                        "hls_flags": (
-                            "delete_segments+program_date_time"
-                            "+independent_segments+temp_file"
-                        ),
-                        "hls_segment_type": "fmp4",
-                        "hls_fmp4_init_filename": "init.mp4",
-                        "hls_segment_filename": str(self.hls_dir / "seg-%05d.m4s"),
-                    },
-                )
-            )
-        except Exception:
-            for output in outputs:
-                output.close()
-            raise
-        return outputs
+            if not self._has_room(HEADER.size + packet.size):
+                # The packager is behind: drop rather than block the encoder.
+                self.dropped += 1
+                self._need_keyframe = True
+                return
+            self._write([header, memoryview(packet)])
 
-    def _run(self) -> None:
-        outputs: list[_Output] = []
+    def _fileno(self) -> int:
+        if self._pipe is None:
+            raise RuntimeError("the packager is not running")
+        return self._pipe.fileno()
+
+    def _has_room(self, size: int) -> bool:
+        fd = self._fileno()
+        queued = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        capacity = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+        return bool(capacity - queued - PIPE_MARGIN >= size)
+
+    def _write(self, parts: list[Any]) -> None:
         try:
-            outputs = self._open_outputs()
-        except Exception:
-            logger.exception("could not open the HLS or recording output")
+            total = sum(len(part) for part in parts)
+            written = os.writev(self._fileno(), parts)
+            if written < total:  # pragma: no cover - a signal mid-write
+                os.write(self._fileno(), b"".join(bytes(p) for p in parts)[written:])
+        except OSError:
+            logger.exception("the HLS/recording packager of %s stopped", self.hls_dir)
             self.failed = True
-        started = False
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Let the packager finish both files and exit; safe to call twice."""
+        with self._lock:
+            process, pipe = self._process, self._pipe
+            self._process = self._pipe = None
+            self._closed = True
+        if process is None or pipe is None:
+            return
+        with contextlib.suppress(OSError):
+            pipe.close()
         try:
-            while True:
-                item = self._queue.get()
-                if item is None:
-                    break
-                if not outputs:
-                    continue
-                # Both containers start on a keyframe so they decode from the top.
-                if not started and not (item.kind == "video" and item.keyframe):
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            logger.error("the packager of %s did not finish; killed", self.hls_dir)
+            process.kill()
+            process.wait()
+        if process.returncode:
+            self.failed = True
+
+
+# --- The packager process -------------------------------------------------
+
+
+class _Output:
+    """One container with a video and (optionally) an audio stream."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        config: dict[str, Any],
+        container_format: str,
+        options: dict[str, str],
+    ) -> None:
+        self.container = av.open(
+            str(path), "w", format=container_format, options=options
+        )
+        self._time_bases = (
+            Fraction(1, config["video_clock"]),
+            Fraction(1, config["audio_rate"]),
+        )
+        try:
+            self.video = self.container.add_stream("h264", rate=config["fps"])
+            self.video.width, self.video.height = config["size"]
+            self.video.pix_fmt = "yuv420p"
+            self.video.time_base = self._time_bases[0]
+            self.audio = None
+            if config["audio_extradata"] is not None:
+                self.audio = self.container.add_stream(
+                    "opus", rate=config["audio_rate"]
+                )
+                self.audio.layout = "stereo"
+                self.audio.time_base = self._time_bases[1]
+                self.audio.codec_context.extradata = bytes.fromhex(
+                    config["audio_extradata"]
+                )
+        except Exception:
+            self.container.close()
+            raise
+
+    def write(self, kind: int, data: bytes, pts: int, keyframe: bool) -> None:
+        stream = self.video if kind == 0 else self.audio
+        if stream is None:
+            return
+        packet = av.Packet(data)
+        packet.pts = packet.dts = pts
+        packet.time_base = self._time_bases[kind]
+        packet.is_keyframe = keyframe
+        packet.stream = stream
+        # ``mux_one`` interleaves (``av_interleaved_write_frame``): a packet is
+        # written once the other stream has passed its time, so a segment
+        # closes as soon as audio reaches the keyframe that ends it. The
+        # broadcast keeps the audio clock from lagging (``catch_up``).
+        self.container.mux_one(packet)
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class _Playlist:
+    """Publishes FFmpeg's playlist as ``index.m3u8`` with program date times
+    on the broadcast's clock. FFmpeg starts its program date time at the wall
+    time it writes the header, a moment (and, when this process has just
+    started, a few hundred milliseconds) after the first frame arrived; a pin
+    shown to HLS viewers waits for that time, so it has to be the frame's."""
+
+    def __init__(self, hls_dir: Path, clock_origin: float) -> None:
+        self.source = hls_dir / FFMPEG_PLAYLIST
+        self.target = hls_dir / PLAYLIST_NAME
+        self._clock_origin = clock_origin
+        self._first_frame_at: float | None = None
+        self._shift: timedelta | None = None
+        self._seen: tuple[int, int, int] | None = None
+
+    def started(self, pts_seconds: float) -> None:
+        self._first_frame_at = self._clock_origin + pts_seconds
+
+    def sync(self) -> None:
+        """Republish FFmpeg's playlist if it changed (after each packet)."""
+        try:
+            stat = os.stat(self.source)
+        except FileNotFoundError:
+            return
+        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if seen == self._seen:
+            return
+        self._seen = seen
+        text = self.source.read_text()
+        if self._shift is None and self._first_frame_at is not None:
+            if (first := PROGRAM_DATE_TIME.search(text)) is None:
+                return
+            self._shift = datetime.fromtimestamp(
+                self._first_frame_at, UTC
+            ) - datetime.strptime(first[1], "%Y-%m-%dT%H:%M:%S.%f%z")
+        shift = self._shift or timedelta()
+
+        def shifted(match: re.Match[str]) -> str:
+            when = datetime.strptime(match[1], "%Y-%m-%dT%H:%M:%S.%f%z") + shift
+            moment = when.astimezone(UTC).isoformat(timespec="milliseconds")
+            return f"#EXT-X-PROGRAM-DATE-TIME:{moment}"
+
+        temporary = self.target.with_name(PLAYLIST_NAME + ".tmp")
+        temporary.write_text(PROGRAM_DATE_TIME.sub(shifted, text))
+        temporary.replace(self.target)
+
+
+def _open_outputs(config: dict[str, Any]) -> list[_Output]:
+    hls_dir = Path(config["hls_dir"])
+    recording = Path(config["recording_path"])
+    hls_dir.mkdir(parents=True, exist_ok=True)
+    recording.parent.mkdir(parents=True, exist_ok=True)
+    outputs: list[_Output] = []
+    try:
+        outputs.append(
+            _Output(
+                recording,
+                config=config,
+                container_format="mp4",
+                options={"movflags": "frag_keyframe+empty_moov+default_base_moof"},
+            )
+        )
+        outputs.append(
+            _Output(
+                hls_dir / FFMPEG_PLAYLIST,
+                config=config,
+                container_format="hls",
+                options={
+                    "hls_time": str(config["segment_seconds"]),
+                    "hls_list_size": str(config["playlist_size"]),
+                    "hls_flags": (
+                        "delete_segments+program_date_time"
+                        "+independent_segments+temp_file"
+                    ),
+                    "hls_segment_type": "fmp4",
+                    "hls_fmp4_init_filename": "init.mp4",
+                    "hls_segment_filename": str(hls_dir / "seg-%05d.m4s"),
+                },
+            )
+        )
+    except Exception:
+        for output in outputs:
+            output.close()
+        raise
+    return outputs
+
+
+def package(source: IO[bytes]) -> None:
+    """Read the configuration line, then packets until end of file, writing
+    both outputs; both containers start on a keyframe."""
+    config = json.loads(source.readline())
+    outputs = _open_outputs(config)
+    playlist = _Playlist(Path(config["hls_dir"]), config["clock_origin"])
+    try:
+        started = False
+        while header := source.read(HEADER.size):
+            if len(header) < HEADER.size:
+                break
+            kind, keyframe, pts, length = HEADER.unpack(header)
+            data = source.read(length)
+            if len(data) < length:
+                break
+            if not started:
+                if not (kind == 0 and keyframe):
                     continue
                 started = True
-                for output in outputs:
-                    output.write(item)
-        except Exception:
-            logger.exception("writing the HLS or recording output failed")
-            self.failed = True
-        finally:
+                playlist.started(pts / config["video_clock"])
             for output in outputs:
-                try:
-                    output.close()
-                except Exception:
-                    logger.exception("closing a media output failed")
+                output.write(kind, data, pts, bool(keyframe))
+            playlist.sync()
+    finally:
+        for output in outputs:
+            try:
+                output.close()
+            except Exception:
+                logger.exception("closing a media output failed")
+        playlist.sync()
+
+
+def main() -> None:
+    # The media process ends us by closing the pipe (also when it dies), so
+    # both files are finished; a Ctrl-C meant for the server must not cut
+    # them short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING)
+    with open(sys.stdin.fileno(), "rb", buffering=PIPE_BYTES, closefd=False) as source:
+        package(source)
+
+
+if __name__ == "__main__":
+    main()

@@ -58,16 +58,17 @@ def test_fit_size_keeps_aspect_and_even_dimensions(size, expected):
     assert fit_size(*size, max_width=1280, max_height=720) == expected
 
 
-def test_encoder_makes_keyframes_every_second_and_on_demand():
-    """H.264 packets carry their time base; the first frame, every 30th and a
-    requested one are keyframes, each starting with in-band SPS."""
+def test_encoder_makes_keyframes_on_demand_and_every_two_seconds():
+    """H.264 packets carry their time base; the first frame, a requested one
+    and, as a fallback, every 60th after it are keyframes, each starting with
+    in-band SPS (the broadcast asks for one on every segment boundary)."""
     encoder = VideoEncoder(
         VideoSettings(
             max_width=320, max_height=240, fps=30, bitrate=300_000, preset="ultrafast"
         )
     )
     keyframes = []
-    for index in range(45):
+    for index in range(105):
         frame = av.VideoFrame(320, 240, "yuv420p")
         for plane in frame.planes:
             plane.update(bytes([index * 5 % 256]) * plane.buffer_size)
@@ -77,7 +78,7 @@ def test_encoder_makes_keyframes_every_second_and_on_demand():
                 keyframes.append((packet.pts or 0) // 3000)
                 assert bytes(packet)[4] & 0x1F == 7  # SPS first
     encoder.close()
-    assert keyframes == [0, 30, 40]
+    assert keyframes == [0, 40, 100]
 
 
 async def test_backlog_detection_still_sees_aiortcs_receiving_queue():
