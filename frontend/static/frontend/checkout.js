@@ -40,6 +40,7 @@ function initSheet(sheet) {
     stripe: null,
     elements: null,
     timer: null,
+    opener: null, // gets the focus back when the sheet closes
   };
 
   // --- Rendering -------------------------------------------------------------
@@ -345,13 +346,27 @@ function initSheet(sheet) {
     state.product = product;
     state.variant = product.variants.find((v) => v.id === Number(variantId)) || product.variants[0];
     render();
-    if (!sheet.open) sheet.showModal();
+    if (!sheet.open) {
+      state.opener = sheet.contains(document.activeElement) ? null : document.activeElement;
+      sheet.showModal();
+    }
     $("buy-primary").focus();
     clearInterval(state.timer);
     state.timer = setInterval(tick, 1000);
   }
 
+  function returnFocus() {
+    // The pinned cards re-render on stock changes: find the opener's successor.
+    const opener = state.opener?.isConnected
+      ? state.opener
+      : document.querySelector(`.room-pin[data-product="${state.product?.id}"] .room-buy`);
+    state.opener = null;
+    opener?.focus();
+  }
+
   function closed() {
+    if (sheet.open) return; // the non-modal step around Stripe.js reopened it
+    returnFocus();
     clearInterval(state.timer);
     const order = state.order;
     if (order && order.status === "reserved" && !state.busy && state.step !== "done") {
@@ -395,6 +410,19 @@ function initSheet(sheet) {
     primary();
   });
   $("buy-close").addEventListener("click", () => sheet.close());
+  sheet.addEventListener("keydown", (e) => {
+    // A modal dialog lets Tab leave for the browser's own controls; keep it
+    // cycling through the sheet instead.
+    if (e.key !== "Tab" || !sheet.matches(":modal")) return;
+    const stops = [...sheet.querySelectorAll("a[href], button, input, select, summary, iframe, [tabindex]")].filter(
+      (node) => !node.disabled && node.tabIndex >= 0 && node.getClientRects().length,
+    );
+    const edge = e.shiftKey ? stops[0] : stops[stops.length - 1];
+    if (edge && document.activeElement === edge) {
+      (e.shiftKey ? stops[stops.length - 1] : stops[0]).focus();
+      e.preventDefault();
+    }
+  });
   sheet.addEventListener("close", closed);
   sheet.addEventListener("click", (e) => {
     if (e.target === sheet) sheet.close(); // a tap on the backdrop

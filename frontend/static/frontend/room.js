@@ -346,12 +346,19 @@ function initViewerRoom(root) {
         if (q.answer) item.append(el("p", { className: "room-q-answer" }, q.answer));
       }
       const voted = state.myVotes.has(q.id);
-      const vote = el(
-        "button",
-        { type: "button", className: "room-vote", "aria-pressed": String(voted), disabled: voted || q.status !== "open" || !state.me },
-        `▲ ${q.votes}`,
+      // The name is the visible text (WCAG 2.5.3): "▲ Vote 3", "votes" for screen readers.
+      const vote = el("button", {
+        type: "button",
+        className: "room-vote",
+        "aria-pressed": String(voted),
+        disabled: voted || q.status !== "open" || !state.me,
+      });
+      vote.append(
+        el("span", { "aria-hidden": "true" }, "▲"),
+        ` ${voted ? t.voted : t.vote} `,
+        el("span", { className: "room-vote-count" }, q.votes),
+        el("span", { className: "sr-only" }, ` ${counted(counts.voteWord, q.votes)}`),
       );
-      vote.setAttribute("aria-label", `${voted ? t.voted : t.vote} (${counted(counts.votes, q.votes)})`);
       vote.addEventListener("click", () => {
         state.myVotes.add(q.id);
         room.send({ type: "question.vote", question_id: q.id });

@@ -1,0 +1,125 @@
+"""The viewer page's layout in Chromium: built for a phone held upright, side by
+side from desktop width. Screenshots land in ``test-artifacts/``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shows.services import room
+from tests.conftest import ARTIFACTS
+from tests.live.conftest import login_cookie
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
+
+BOXES = """() => {
+  const box = (selector) => {
+    const r = document.querySelector(selector).getBoundingClientRect();
+    return { top: r.top + scrollY, bottom: r.bottom + scrollY, left: r.left,
+             right: r.right, width: r.width, height: r.height };
+  };
+  return {
+    video: box(".player-frame"),
+    chat: box("#room-chat"),
+    chatForm: box("#room-chat-form"),
+    pin: box(".room-pin"),
+    buy: box(".room-pin .room-buy"),
+    pinName: box(".room-pin-name"),
+    heart: box("#room-heart"),
+    scrollWidth: document.scrollingElement.scrollWidth,
+    viewport: innerWidth,
+    viewportFit: document.querySelector("meta[name=viewport]").content,
+  };
+}"""
+
+
+@pytest.fixture
+def viewer_page(asgi_server, browser, live_show, host, make_user, products):
+    """A signed-in viewer's page of the live show with chat and a pinned product;
+    a factory taking the viewport size."""
+    room.product_pin(show=live_show, actor=host, product_id=products[0].pk)
+    viewer = make_user("Vera Viewer")
+    for n in range(12):  # the host has no rate limit
+        room.chat_send(show=live_show, user=host, text=f"Message number {n}")
+    room.chat_send(show=live_show, user=viewer, text="Hello from Leeuwarden!")
+    contexts: list[Any] = []
+
+    def open_at(width: int, height: int) -> Any:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        context.add_cookies(
+            [{"name": "sessionid", "value": login_cookie(viewer), "url": asgi_server}]
+        )
+        page = context.new_page()
+        page.goto(f"{asgi_server}/shows/{live_show.slug}/")
+        page.wait_for_selector("#room-conn[data-state='live']", timeout=15_000)
+        page.wait_for_selector(".room-pin .room-buy")
+        page.wait_for_function(
+            "document.querySelectorAll('#room-chat li').length >= 13"
+        )
+        return page
+
+    yield open_at
+    for context in contexts:
+        context.close()
+
+
+def test_phone_upright_vertical_video_with_the_chat_over_its_lower_part(viewer_page):
+    """At 390 x 844: a vertical video as wide as the screen, the chat over its
+    lower half, the pinned card below it with the buy button under the card's
+    facts, nothing wider than the screen, and a viewport that covers the
+    notch (the safe-area insets pad the edges)."""
+    page = viewer_page(390, 844)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "viewer-phone.png"))
+    page.screenshot(path=str(ARTIFACTS / "viewer-phone-full.png"), full_page=True)
+    box = page.evaluate(BOXES)
+
+    assert "viewport-fit=cover" in box["viewportFit"]
+    assert box["scrollWidth"] <= 390
+    video, chat = box["video"], box["chat"]
+    assert video["left"] == 0
+    assert video["width"] == 390
+    assert video["height"] > video["width"] * 1.5  # upright
+    # The chat lies over the video's lower part, not below it.
+    assert chat["top"] > video["top"] + video["height"] / 2
+    assert chat["bottom"] <= video["bottom"]
+    assert box["chatForm"]["bottom"] <= video["bottom"]
+    assert box["heart"]["bottom"] <= video["bottom"]
+    # The newest message is in view at the bottom of the chat.
+    last = page.locator("#room-chat li").last.bounding_box()
+    assert last is not None
+    assert last["y"] + last["height"] <= chat["bottom"] - page.evaluate("scrollY") + 1
+    # The product card comes after the video, the buy button below its facts.
+    assert box["pin"]["top"] >= video["bottom"]
+    assert box["buy"]["top"] > box["pinName"]["bottom"]
+    assert box["buy"]["width"] > box["pin"]["width"] / 2
+
+
+def test_desktop_puts_the_video_and_the_chat_side_by_side(viewer_page):
+    """At 1280 x 800 the video is a landscape frame and the room is to its right."""
+    page = viewer_page(1280, 800)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "viewer-desktop.png"))
+    box = page.evaluate(BOXES)
+
+    assert box["scrollWidth"] <= 1280
+    video, chat = box["video"], box["chat"]
+    assert video["width"] > video["height"]
+    assert chat["left"] >= video["right"]
+    assert chat["top"] < video["bottom"]
+    assert box["pin"]["left"] >= video["right"]
+
+
+def test_phone_in_landscape_and_small_phones_do_not_overflow(viewer_page):
+    """A 320-wide phone and a phone on its side keep everything on screen."""
+    for width, height in ((320, 568), (844, 390)):
+        page = viewer_page(width, height)
+        box = page.evaluate(BOXES)
+        assert box["scrollWidth"] <= width, (width, height)
+        assert box["chat"]["bottom"] <= box["video"]["bottom"], (width, height)
