@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -121,14 +122,20 @@ def test_the_catalogue_covers_the_code(tmp_path):
         if os.environ.get("CI"):
             pytest.fail("CI needs GNU gettext (xgettext) to check the catalogue")
         pytest.skip("GNU gettext (xgettext) is not installed")
+    # The code that ships (pyproject's packages), the catalogues, manage.py.
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        shipped = tomllib.load(f)["tool"]["setuptools"]["packages"]["find"]["include"]
     copy = tmp_path / "src"
-    shutil.copytree(
-        ROOT,
-        copy,
-        ignore=shutil.ignore_patterns(
-            ".git", "*.pyc", "__pycache__", "*.mo", "*.egg-info", *IGNORED
-        ),
-    )
+    copy.mkdir()
+    for pattern in shipped:
+        for package in ROOT.glob(pattern.rstrip("*")):
+            shutil.copytree(
+                package,
+                copy / package.name,
+                ignore=shutil.ignore_patterns("__pycache__", "static", "migrations"),
+            )
+    shutil.copytree(ROOT / "locale", copy / "locale")
+    shutil.copy(ROOT / "manage.py", copy)
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
     subprocess.run(
         [sys.executable, "manage.py", "makemessages", "-l", "de"]
