@@ -206,9 +206,14 @@ def test_studio_has_no_serious_axe_violations(
 # --- Live regions, keyboard, captions, motion ----------------------------------
 
 
-def test_chat_and_order_status_are_live_regions(asgi_server, page, busy_show, host):
-    """New chat lines land in a polite log; the buy sheet's order status is a
-    status region inside the dialog."""
+def test_chat_and_order_status_are_live_regions(
+    asgi_server, page, busy_show, host, make_user
+):
+    """New chat lines land in a polite log; a vote changes only its question in
+    the Q&A region; the buy sheet's order status is a status region inside the
+    dialog."""
+    from shows.models import Question
+
     open_live_room(page, f"{asgi_server}/shows/{busy_show.slug}/")
     log = page.locator("[role='log']")
     assert log.get_attribute("aria-live") == "polite"
@@ -216,6 +221,27 @@ def test_chat_and_order_status_are_live_regions(asgi_server, page, busy_show, ho
     room.chat_send(show=busy_show, user=host, text="Fresh from the studio")
     log.get_by_text("Fresh from the studio").wait_for()
     assert log.locator("#room-chat li").count() == 3
+
+    # A vote updates its question in place: the others are not re-announced.
+    page.click("#room-tab-qa")
+    page.wait_for_selector("#room-questions li")
+    page.evaluate(
+        "document.querySelectorAll('#room-questions li')"
+        ".forEach((li) => { li.dataset.seen = li.id; })"
+    )
+    battery = Question.objects.get(text="Battery life?")
+    room.question_vote(
+        show=busy_show, user=make_user("Otto Other"), question_id=battery.pk
+    )
+    page.wait_for_function(
+        "(id) => document.querySelector(`#q-${id} .room-vote-count`)"
+        ".textContent === '1'",
+        arg=battery.pk,
+    )
+    kept = page.eval_on_selector_all(
+        "#room-questions li[data-seen]", "items => items.map((li) => li.id)"
+    )
+    assert kept == [f"q-{q.pk}" for q in Question.objects.exclude(pk=battery.pk)]
 
     status = page.locator("#buy-sheet [role='status']")
     assert status.get_attribute("id") == "buy-status"
@@ -301,6 +327,8 @@ def test_room_actions_work_from_the_keyboard(asgi_server, page, busy_show, make_
     )
     open_question.refresh_from_db()
     assert open_question.votes == 1
+    # The vote button is gone (voted): the focus stays on its question.
+    assert page.evaluate("document.activeElement.id") == f"q-{open_question.pk}"
 
     page.evaluate(
         """() => { window.__bursts = 0; document.addEventListener("showfloor:event",

@@ -328,46 +328,64 @@ function initViewerRoom(root) {
 
   // Questions -----------------------------------------------------------------
   function renderQuestions() {
+    // The list is a live region: items are patched, not rebuilt, so a vote
+    // reads out the one question it changed rather than the whole list.
     const list = $("room-questions");
-    list.replaceChildren();
+    const before = new Map([...list.children].map((node) => [node.id, node]));
+    const focused = list.contains(document.activeElement) ? document.activeElement.closest("li")?.id : null;
     const all = [...state.questions.values()];
     const answered = all.filter((q) => q.status === "answered").sort((a, b) => (b.answered_at || 0) - (a.answered_at || 0));
     const open = all.filter((q) => q.status === "open").sort((a, b) => b.votes - a.votes || a.id - b.id);
-    for (const q of [...answered.slice(0, 1), ...open, ...answered.slice(1)]) {
-      const item = el("li", { className: `room-q room-q-${q.status}`, id: `q-${q.id}` });
-      const head = el("p", { className: "room-q-text" });
-      head.append(el("span", { className: "room-author" }, q.author?.name ?? ""), el("span", {}, q.text));
-      item.append(head);
-      if (q.product_id && state.products?.has(q.product_id)) {
-        item.append(el("p", { className: "room-q-about" }, `${t.about}: ${state.products.get(q.product_id)}`));
-      }
-      if (q.status === "answered") {
-        item.append(el("span", { className: "room-badge room-answered" }, t.answered));
-        if (q.answer) item.append(el("p", { className: "room-q-answer" }, q.answer));
-      }
-      const voted = state.myVotes.has(q.id);
-      // The name is the visible text (WCAG 2.5.3): "▲ Vote 3", "votes" for screen readers.
-      const vote = el("button", {
-        type: "button",
-        className: "room-vote",
-        "aria-pressed": String(voted),
-        disabled: voted || q.status !== "open" || !state.me,
-      });
-      vote.append(
-        el("span", { "aria-hidden": "true" }, "▲"),
-        ` ${voted ? t.voted : t.vote} `,
-        el("span", { className: "room-vote-count" }, q.votes),
-        el("span", { className: "sr-only" }, ` ${counted(counts.voteWord, q.votes)}`),
-      );
-      vote.addEventListener("click", () => {
-        state.myVotes.add(q.id);
-        room.send({ type: "question.vote", question_id: q.id });
-        renderQuestions();
-      });
-      item.append(vote);
-      list.append(item);
-    }
+    const items = [...answered.slice(0, 1), ...open, ...answered.slice(1)].map((q) => {
+      const key = JSON.stringify([q.status, q.votes, q.text, q.answer, state.myVotes.has(q.id), Boolean(state.me)]);
+      const current = before.get(`q-${q.id}`);
+      if (current && current.dataset.key === key) return current;
+      const item = questionItem(q);
+      item.dataset.key = key;
+      return item;
+    });
+    const keep = new Set(items);
+    for (const node of [...list.children]) if (!keep.has(node)) node.remove();
+    items.forEach((item, index) => {
+      if (list.children[index] !== item) list.insertBefore(item, list.children[index] || null);
+    });
+    if (focused && !list.contains(document.activeElement)) document.getElementById(focused)?.focus();
     $("room-qa-count").textContent = open.length ? String(open.length) : "";
+  }
+
+  function questionItem(q) {
+    const item = el("li", { className: `room-q room-q-${q.status}`, id: `q-${q.id}`, tabindex: -1 });
+    const head = el("p", { className: "room-q-text" });
+    head.append(el("span", { className: "room-author" }, q.author?.name ?? ""), el("span", {}, q.text));
+    item.append(head);
+    if (q.product_id && state.products?.has(q.product_id)) {
+      item.append(el("p", { className: "room-q-about" }, `${t.about}: ${state.products.get(q.product_id)}`));
+    }
+    if (q.status === "answered") {
+      item.append(el("span", { className: "room-badge room-answered" }, t.answered));
+      if (q.answer) item.append(el("p", { className: "room-q-answer" }, q.answer));
+    }
+    const voted = state.myVotes.has(q.id);
+    // The name is the visible text (WCAG 2.5.3): "▲ Vote 3", "votes" for screen readers.
+    const vote = el("button", {
+      type: "button",
+      className: "room-vote",
+      "aria-pressed": String(voted),
+      disabled: voted || q.status !== "open" || !state.me,
+    });
+    vote.append(
+      el("span", { "aria-hidden": "true" }, "▲"),
+      ` ${voted ? t.voted : t.vote} `,
+      el("span", { className: "room-vote-count" }, q.votes),
+      el("span", { className: "sr-only" }, ` ${counted(counts.voteWord, q.votes)}`),
+    );
+    vote.addEventListener("click", () => {
+      state.myVotes.add(q.id);
+      room.send({ type: "question.vote", question_id: q.id });
+      renderQuestions();
+    });
+    item.append(vote);
+    return item;
   }
 
   // Reactions -------------------------------------------------------------------
