@@ -5,15 +5,22 @@
 Creates a fresh PostgreSQL database (``showfloor_bench_<pid>`` on
 127.0.0.1:5432), migrates and seeds it (a live show, one pinned product with U
 units, a running flash sale unless ``--no-sale``), starts localstripe and P
-Daphne processes on loopback (Redis for the room events), then fires every
-buyer at once from asyncio: each is a guest with a CSRF cookie who POSTs one
-order of one unit; the winners then pay with the server-confirmed test card.
+Daphne processes on loopback (Redis for the room events and the sold-out
+marker), then lets every buyer arrive at once: each is a guest with a CSRF
+cookie who POSTs one order of one unit, carried by ``--concurrency`` keep-alive
+HTTP/1.1 connections opened beforehand (a few lines of asyncio, lighter than
+an HTTP library: the client shares the two cores with the servers). After the
+race the winners pay, one after another, with the server-confirmed test card
+(not part of the answer times).
 
-Measures every buyer's answer time as the client sees it (queueing included),
-the order endpoint's own time from its ``Server-Timing`` header (``app`` minus
-``psp``, the time spent waiting for the payment provider), and checks the
-database afterwards: orders, paid orders, stock. The last line is one JSON
-object.
+Measures every buyer's answer time from the start (so waiting for a free
+connection counts, as it would for a buyer), the order endpoint's own time
+from its ``Server-Timing`` header (``app`` minus ``psp``, the time spent
+waiting for the payment provider), how many sold-out answers came from the
+guard before Django (``sold_out_early``), the CPU the Daphne processes and the
+client spent per answer (robust on a shared machine), and checks the database
+afterwards: orders, paid orders, stock. ``--dump`` writes every buyer's record.
+The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -115,99 +122,168 @@ def manage(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
-async def race(
-    bases: list[str], slug: str, variant: int, buyers: int, concurrency: int
-) -> dict:
-    import aiohttp
+class Connection:
+    """One keep-alive HTTP/1.1 connection: the load generator's whole client.
+    aiohttp costs more CPU per request than the guard's sold-out answer, and
+    the client shares the two cores with the servers."""
 
+    def __init__(self, base: str) -> None:
+        self.host, port = base.removeprefix("http://").split(":")
+        self.port = int(port)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self, method: str, path: str, body: dict, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None or self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(
+                self.host, self.port
+            )
+        data = json.dumps(body).encode()
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(
+            (
+                f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                f"{head}\r\n"
+            ).encode()
+            + data
+        )
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        answer: dict[str, str] = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                name = name.strip().lower()
+                value = value.strip()
+                answer[name] = f"{answer[name]}, {value}" if name in answer else value
+        if answer.get("transfer-encoding", "").lower() == "chunked":
+            content = b""
+            while size := int((await self.reader.readline()).split(b";")[0], 16):
+                content += await self.reader.readexactly(size + 2)
+                content = content[:-2]
+            await self.reader.readline()
+        else:
+            content = await self.reader.readexactly(
+                int(answer.get("content-length", 0))
+            )
+        if answer.get("connection", "").lower() == "close":
+            self.close()
+        return status, answer, content
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def race(
+    bases: list[str],
+    slug: str,
+    variant: int,
+    buyers: int,
+    concurrency: int,
+    servers: list[int],
+) -> dict:
+    """Every buyer arrives at once; ``concurrency`` connections (spread over
+    the servers) carry their orders. A buyer's time runs from the start, so it
+    includes waiting for a free connection, as a real buyer would wait."""
     csrf = secrets.token_hex(16)
     timing = re.compile(r"(\w+);dur=([\d.]+)")
     results: list[dict] = []
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    gate = asyncio.Event()
-    async with aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        timeout=aiohttp.ClientTimeout(total=60),
-    ) as http:
+    waiting = iter(range(buyers))
+    connections = [Connection(bases[c % len(bases)]) for c in range(concurrency)]
+    for connection in connections:
+        # Open them before the start, as browsers already on the page would.
+        await connection.request("GET", "/healthz", {}, {})
 
-        async def buyer(i: int) -> None:
-            base = bases[i % len(bases)]
-            await gate.wait()
-            started = time.perf_counter()
-            record: dict = {"i": i}
+    async def carry(connection: Connection, t0: float) -> None:
+        for i in waiting:
+            record: dict = {"i": i, "base": connection}
+            sent = time.perf_counter()
             try:
-                async with http.post(
-                    f"{base}/api/shows/{slug}/orders",
-                    json={
-                        "variant_id": variant,
-                        "quantity": 1,
-                        "email": f"b{i}@bench.test",
-                    },
-                    headers={
+                status, headers, content = await connection.request(
+                    "POST",
+                    f"/api/shows/{slug}/orders",
+                    {"variant_id": variant, "quantity": 1, "email": f"b{i}@bench.test"},
+                    {
                         "Idempotency-Key": uuid.uuid4().hex,
                         "X-CSRFToken": csrf,
                         "Cookie": f"csrftoken={csrf}",
                     },
-                ) as response:
-                    text = await response.text()
-                    try:
-                        data = json.loads(text)
-                    except ValueError:
-                        data = {"code": f"not JSON: {text[:120]!r}"}
-                    record["status"] = response.status
-                    record["code"] = data.get("code")
-                    record["order"] = data.get("id")
-                    record["cookie"] = response.cookies.get("sessionid")
-                    spans = dict(
-                        timing.findall(response.headers.get("Server-Timing", ""))
-                    )
-                    record["app_ms"] = float(spans.get("app", 0))
-                    record["psp_ms"] = float(spans.get("psp", 0))
+                )
+                try:
+                    data = json.loads(content)
+                except ValueError:
+                    data = {"code": f"not JSON: {content[:120]!r}"}
+                record["status"] = status
+                record["code"] = data.get("code")
+                record["order"] = data.get("id")
+                session = re.search(r"sessionid=([^;]+)", headers.get("set-cookie", ""))
+                record["cookie"] = session.group(1) if session else ""
+                spans = dict(timing.findall(headers.get("server-timing", "")))
+                record["app_ms"] = float(spans.get("app", 0))
+                record["psp_ms"] = float(spans.get("psp", 0))
+                record["early"] = "marker" in headers.get("server-timing", "")
             except Exception as exc:
+                connection.close()
                 record["status"] = 0
                 record["error"] = f"{type(exc).__name__}: {exc}"
-            record["ms"] = (time.perf_counter() - started) * 1000
-            record["base"] = base
+            now = time.perf_counter()
+            record["ms"] = (now - t0) * 1000
+            record["wire_ms"] = (now - sent) * 1000
             results.append(record)
 
-        tasks = [asyncio.create_task(buyer(i)) for i in range(buyers)]
-        await asyncio.sleep(0.2)
-        t0 = time.perf_counter()
-        gate.set()
-        await asyncio.gather(*tasks)
-        race_s = time.perf_counter() - t0
+    server_cpu = sum(cpu_seconds(pid) for pid in servers)
+    client_cpu = time.process_time()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(carry(c, t0) for c in connections))
+    race_s = time.perf_counter() - t0
+    server_cpu = sum(cpu_seconds(pid) for pid in servers) - server_cpu
+    client_cpu = time.process_time() - client_cpu
 
-        paid = 0
-        pay_errors: list[str] = []
-        for record in results:
-            if record["status"] != 201:
-                continue
-            cookie = record["cookie"].value if record["cookie"] else ""
-            async with http.post(
-                f"{record['base']}/api/orders/{record['order']}/pay",
-                json={"method": "test"},
-                headers={
-                    "X-CSRFToken": csrf,
-                    "Cookie": f"csrftoken={csrf}; sessionid={cookie}",
-                },
-            ) as response:
-                text = await response.text()
-                try:
-                    data = json.loads(text)
-                except ValueError:
-                    data = {"code": text[:200]}
-                if response.status == 200 and data.get("status") == "paid":
-                    paid += 1
-                else:
-                    pay_errors.append(f"{response.status} {data.get('code')}")
-        total_s = time.perf_counter() - t0
+    paid = 0
+    pay_errors: list[str] = []
+    for record in results:
+        if record["status"] != 201:
+            continue
+        status, _, content = await record["base"].request(
+            "POST",
+            f"/api/orders/{record['order']}/pay",
+            {"method": "test"},
+            {
+                "X-CSRFToken": csrf,
+                "Cookie": f"csrftoken={csrf}; sessionid={record['cookie']}",
+            },
+        )
+        try:
+            data = json.loads(content)
+        except ValueError:
+            data = {"code": content[:200].decode("latin-1")}
+        if status == 200 and data.get("status") == "paid":
+            paid += 1
+        else:
+            pay_errors.append(f"{status} {data.get('code')}")
+    total_s = time.perf_counter() - t0
+    for connection in connections:
+        connection.close()
     return {
         "results": results,
         "race_s": race_s,
         "total_s": total_s,
         "paid": paid,
         "pay_errors": pay_errors,
+        "server_cpu_s": server_cpu,
+        "client_cpu_s": client_cpu,
     }
 
 
@@ -220,8 +296,10 @@ def main() -> None:
         "--concurrency", type=int, default=40, help="open HTTP connections in all"
     )
     parser.add_argument("--no-sale", action="store_true", help="no flash sale running")
+    parser.add_argument("--dump", help="write every buyer's record here (JSON lines)")
     args = parser.parse_args()
 
+    load = os.getloadavg()[0]
     db = f"showfloor_bench_{os.getpid()}"
     secret = "whsec_bench_" + secrets.token_hex(8)
     ports = [free_port() for _ in range(args.processes)]
@@ -286,7 +364,12 @@ def main() -> None:
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         outcome = asyncio.run(
             race(
-                bases, seeded["slug"], seeded["variant"], args.buyers, args.concurrency
+                bases,
+                seeded["slug"],
+                seeded["variant"],
+                args.buyers,
+                args.concurrency,
+                [proc.pid for proc in procs[1:]],
             )
         )
         checked = json.loads(manage(env, "shell", "-c", CHECK).strip().splitlines()[-1])
@@ -301,6 +384,11 @@ def main() -> None:
         drop_database(db)
 
     results = outcome["results"]
+    if args.dump:
+        with open(args.dump, "w") as out:
+            for r in results:
+                out.write(json.dumps({k: v for k, v in r.items() if k != "base"}))
+                out.write("\n")
     created = [r for r in results if r["status"] == 201]
     sold_out = [
         r for r in results if r["status"] == 409 and r.get("code") == "sold_out"
@@ -320,6 +408,7 @@ def main() -> None:
         "stock_left": checked["stock"],
         "oversold": max(0, checked["paid"] - args.units) + max(0, -checked["stock"]),
         "sold_out": len(sold_out),
+        "sold_out_early": sum(1 for r in sold_out if r.get("early")),
         "errors": len(errors) + len(outcome["pay_errors"]),
         "error_samples": [
             r.get("error") or f"{r['status']} {r.get('code')}" for r in errors[:5]
@@ -338,6 +427,14 @@ def main() -> None:
         if outcome["total_s"]
         else 0.0,
         "answers_per_s": round(len(results) / outcome["race_s"], 1),
+        # CPU per answer during the race: robust to other load on the machine.
+        "server_cpu_ms_per_answer": round(
+            outcome["server_cpu_s"] * 1000 / max(1, len(results)), 2
+        ),
+        "client_cpu_ms_per_answer": round(
+            outcome["client_cpu_s"] * 1000 / max(1, len(results)), 2
+        ),
+        "load_1min_at_start": round(load, 2),
     }
     print(json.dumps(summary))
 

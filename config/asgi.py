@@ -1,6 +1,7 @@
 """The ASGI entry point: ``daphne config.asgi:application``.
 
-HTTP goes to Django; websockets are origin-checked against ``ALLOWED_HOSTS`` and
+HTTP goes to Django, behind ``checkout.guard`` (which answers sold-out orders
+before Django runs); websockets are origin-checked against ``ALLOWED_HOSTS`` and
 carry the Django session user.
 """
 
@@ -15,11 +16,12 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from checkout.guard import SoldOutGuard  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": SoldOutGuard(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -23,7 +23,7 @@ from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from checkout import emails, selectors
+from checkout import emails, selectors, soldout
 from checkout import stripe_gateway as gateway
 from checkout.exceptions import (
     EmailRequired,
@@ -149,7 +149,8 @@ def _notify_order(order: Order) -> None:
     )
 
 
-def _broadcast_stock(show_id: int, variant_id: int) -> None:
+def _broadcast_stock(show_id: int, variant_id: int) -> int:
+    """Send the variant's stock to the room after commit; returns that stock."""
     variant = Variant.objects.values("product_id", "stock_available").get(pk=variant_id)
     events.broadcast(
         show_id,
@@ -160,6 +161,7 @@ def _broadcast_stock(show_id: int, variant_id: int) -> None:
             "stock_available": variant["stock_available"],
         },
     )
+    return int(variant["stock_available"])
 
 
 def _broadcast_purchase(order: Order) -> None:
@@ -215,6 +217,7 @@ def _release_holds(order: Order) -> None:
                 stock_available=F("stock_available") + hold.quantity
             )
             _broadcast_stock(order.show_id, hold.variant_id)
+            transaction.on_commit(partial(soldout.clear, hold.variant_id))
 
 
 def _retake_stock(order: Order) -> bool:
@@ -548,7 +551,8 @@ def order_create(
     ``QuantityInvalid``, ``OverBuyerLimit``, ``EmailRequired``,
     ``IdempotencyKeyInvalid`` or ``PaymentProviderError`` (the order is then
     failed and its stock back). Broadcasts ``stock.changed`` and, to the buyer,
-    ``order.updated``.
+    ``order.updated``; after commit records the key and, when the stock reached
+    zero, the sold-out marker (``checkout/soldout.py``).
     """
     key = _clean_key(idempotency_key)
     email = buyer.user.email if buyer.signed_in else buyer.email.strip()  # type: ignore[union-attr]
@@ -566,6 +570,9 @@ def order_create(
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise QuantityInvalid()
     now = timezone.now()
+    # Read before the stock: the sold-out marker is written only if no stock
+    # came back since (checkout/soldout.py).
+    seen = soldout.generation(variant_id)
     variant = selectors.variant_in_show(show=show, variant_id=variant_id, now=now)
     if variant is None:
         raise UnknownVariant()
@@ -582,6 +589,8 @@ def order_create(
         )
     if variant.stock_available < quantity:
         # Cheap answer for the sold-out storm; the UPDATE below decides the rest.
+        if variant.stock_available == 0:
+            soldout.mark(variant_id=variant.pk, slug=show.slug, seen=seen)
         raise SoldOut()
     unit_minor = sale.price_minor if sale else variant.price_minor
     expires_at = now + timedelta(seconds=settings.SHOWFLOOR_HOLD_SECONDS)
@@ -643,8 +652,19 @@ def order_create(
             ).update(stock_available=F("stock_available") - quantity)
             if not taken:
                 raise SoldOut()
-            _broadcast_stock(show.pk, variant.pk)
+            left = _broadcast_stock(show.pk, variant.pk)
             _notify_order(order)
+            # The key first, so a replay of this order is never answered early.
+            transaction.on_commit(
+                partial(
+                    soldout.mark,
+                    variant_id=variant.pk,
+                    slug=show.slug,
+                    seen=seen,
+                    sold_out=left == 0,
+                    order_key=key,
+                )
+            )
     except IntegrityError:
         existing = _existing(full_key)
         if existing is None:

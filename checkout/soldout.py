@@ -1,0 +1,286 @@
+"""The sold-out marker: which variants have no stock left, shared by every
+process through Redis, so a sold-out buyer can be answered before Django runs
+(``checkout/guard.py``).
+
+The database stays the only truth about stock; the marker is a hint that is
+set only from an observation of ``stock_available == 0`` and cleared after
+every commit that gives stock back. Three Redis keys per variant:
+
+* ``…:soldout:<variant>`` — a hash whose fields are the slugs of the shows in
+  which the order service answered "sold out" (so the early answer is given
+  only where the full path would have reached the stock check). It expires
+  after ``MARKER_TTL_SECONDS``: stock that comes back without going through
+  checkout (an admin edit, a catalog import) is seen within that time.
+* ``…:soldout:<variant>:gen`` — a counter bumped by every stock return. A
+  writer reads it *before* it reads the stock and sets the marker only if it
+  has not moved, so a "sold out" seen just before a return committed can never
+  be written after that return cleared the marker.
+* ``…:orderkeys:<variant>`` — the Idempotency-Keys of orders placed on the
+  variant in the last day, so a repeated request for an order that exists is
+  never answered early: it goes to Django, which returns that order.
+
+Without ``REDIS_URL`` (the one-process embedded demo) there is no marker and
+every request takes the full path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# How long a marker lives without being confirmed by the order service.
+MARKER_TTL_SECONDS = 10
+# How long a process trusts its copy of a marker before asking Redis again:
+# stock given back through checkout reaches every process within this time.
+REFRESH_SECONDS = 0.1
+# How long an order's Idempotency-Key is remembered for replays.
+KEYS_KEEP_SECONDS = 24 * 3600
+GEN_TTL_SECONDS = 24 * 3600
+# Variants one process keeps copies of (a bound against made-up variant ids).
+CACHE_SIZE = 1024
+
+# KEYS: order keys, marker, generation. ARGV: idempotency key ("" for none),
+# now, keep seconds, "1" to mark, show slug, generation seen, marker TTL.
+MARK = """
+if ARGV[1] ~= '' then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+if ARGV[4] == '1' and (redis.call('GET', KEYS[3]) or '0') == ARGV[6] then
+  redis.call('HSET', KEYS[2], ARGV[5], '1')
+  redis.call('EXPIRE', KEYS[2], ARGV[7])
+  return 1
+end
+return 0
+"""
+
+CLEAR = """
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
+"""
+
+
+def marker_key(variant_id: int) -> str:
+    return f"{settings.REDIS_PREFIX}:checkout:soldout:{variant_id}"
+
+
+def gen_key(variant_id: int) -> str:
+    return f"{marker_key(variant_id)}:gen"
+
+
+def order_keys_key(variant_id: int) -> str:
+    return f"{settings.REDIS_PREFIX}:checkout:orderkeys:{variant_id}"
+
+
+# --- Writers: the order service, sync ---------------------------------------
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client() -> Any | None:
+    url = str(settings.REDIS_URL or "")
+    if not url:
+        return None
+    with _clients_lock:
+        client = _clients.get(url)
+        if client is None:
+            import redis
+
+            client = _clients[url] = redis.Redis.from_url(
+                url, socket_timeout=1, socket_connect_timeout=1
+            )
+        return client
+
+
+def generation(variant_id: int) -> str:
+    """The variant's stock-return counter; read it before reading the stock and
+    hand it to ``mark``. Empty when there is no Redis or it does not answer."""
+    client = _client()
+    if client is None:
+        return ""
+    try:
+        value = client.get(gen_key(variant_id))
+    except Exception:
+        logger.warning("sold-out marker: Redis did not answer", exc_info=True)
+        return ""
+    return value.decode() if value else "0"
+
+
+def mark(
+    *,
+    variant_id: int,
+    slug: str,
+    seen: str,
+    sold_out: bool = True,
+    order_key: str = "",
+) -> None:
+    """Remember an order's Idempotency-Key, and mark the variant sold out in
+    ``slug``'s show if ``sold_out`` and no stock returned since ``seen`` was
+    read (an empty ``seen`` never marks). Called after commit, or after a read
+    that found no stock."""
+    client = _client()
+    if client is None:
+        return
+    try:
+        client.eval(
+            MARK,
+            3,
+            order_keys_key(variant_id),
+            marker_key(variant_id),
+            gen_key(variant_id),
+            order_key,
+            f"{time.time():.3f}",
+            KEYS_KEEP_SECONDS,
+            "1" if sold_out else "0",
+            slug,
+            seen,
+            MARKER_TTL_SECONDS,
+        )
+    except Exception:
+        logger.warning("sold-out marker: Redis did not answer", exc_info=True)
+
+
+def clear(variant_id: int) -> None:
+    """Stock of the variant came back: drop its marker everywhere (call after
+    commit)."""
+    client = _client()
+    if client is None:
+        return
+    try:
+        client.eval(
+            CLEAR, 2, marker_key(variant_id), gen_key(variant_id), GEN_TTL_SECONDS
+        )
+    except Exception:
+        # The marker then lives out its TTL; log loudly, buyers are refused.
+        logger.error("sold-out marker of variant %s not cleared", variant_id)
+
+
+# --- Reader: the ASGI guard, async, one copy per process ---------------------
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A process's copy of one variant's marker."""
+
+    shows: frozenset[str]
+    order_keys: frozenset[str]
+    key_count: int
+    fetched_at: float
+
+    def refuses(self, *, slug: str, order_key: str) -> bool:
+        return slug in self.shows and order_key not in self.order_keys
+
+
+NONE = Marker(shows=frozenset(), order_keys=frozenset(), key_count=-1, fetched_at=0)
+
+
+class MarkerCache:
+    """Copies of markers, each at most ``REFRESH_SECONDS`` old, refreshed by one
+    Redis round trip that every waiting request shares."""
+
+    def __init__(self) -> None:
+        self.markers: dict[int, Marker] = {}
+        self.pending: dict[int, asyncio.Future[Marker | None]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.redis: Any = None
+        # After Redis failed to answer, every request takes the full path for
+        # a while instead of waiting for Redis again.
+        self.down_until = 0.0
+
+    def _redis(self) -> Any | None:
+        url = str(settings.REDIS_URL or "")
+        if not url:
+            return None
+        loop = asyncio.get_running_loop()
+        if self.redis is None or self.loop is not loop:
+            import redis.asyncio
+
+            self.redis = redis.asyncio.Redis.from_url(
+                url, socket_timeout=1, socket_connect_timeout=1
+            )
+            self.loop = loop
+            self.markers.clear()
+            self.pending.clear()
+        return self.redis
+
+    async def get(self, variant_id: int) -> Marker | None:
+        """The variant's marker, or None when it cannot be known (no Redis)."""
+        client = self._redis()
+        if client is None or time.monotonic() < self.down_until:
+            return None
+        known = self.markers.get(variant_id)
+        if known is not None and time.monotonic() - known.fetched_at < REFRESH_SECONDS:
+            return known
+        pending = self.pending.get(variant_id)
+        if pending is None:
+            # A task of its own, so a request that goes away does not cancel
+            # the refresh the others wait for.
+            pending = asyncio.ensure_future(self._refresh(client, variant_id, known))
+            self.pending[variant_id] = pending
+        return await asyncio.shield(pending)
+
+    def forget(self, variant_id: int) -> None:
+        """Refetch the variant's marker on the next look (a fetch under way
+        may predate what made us ask)."""
+        known = self.markers.get(variant_id)
+        if known is not None:
+            self.markers[variant_id] = replace(known, fetched_at=0)
+        self.pending.pop(variant_id, None)
+
+    async def _refresh(
+        self, client: Any, variant_id: int, known: Marker | None
+    ) -> Marker | None:
+        this = asyncio.current_task()
+        try:
+            fresh = await self._fetch(client, variant_id, known or NONE)
+        except Exception:
+            logger.warning("sold-out marker: Redis did not answer", exc_info=True)
+            self.down_until = time.monotonic() + 1.0
+            return None
+        finally:
+            if self.pending.get(variant_id) is this:
+                del self.pending[variant_id]
+            else:
+                this = None
+        if this is None:
+            # Forgotten meanwhile: answer the requests that waited for this
+            # fetch, but keep it out of the cache.
+            return fresh
+        if len(self.markers) >= CACHE_SIZE:
+            self.markers.clear()
+        self.markers[variant_id] = fresh
+        return fresh
+
+    async def _fetch(self, client: Any, variant_id: int, known: Marker) -> Marker:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.hkeys(marker_key(variant_id))
+            pipe.zcard(order_keys_key(variant_id))
+            shows, count = await pipe.execute()
+        keys = known.order_keys
+        if shows and count != known.key_count:
+            # Only a sold-out variant needs its order keys, and only when
+            # they changed.
+            keys = frozenset(
+                k.decode()
+                for k in await client.zrange(order_keys_key(variant_id), 0, -1)
+            )
+        return Marker(
+            shows=frozenset(s.decode() for s in shows),
+            order_keys=keys,
+            key_count=int(count) if shows else -1,
+            fetched_at=time.monotonic(),
+        )
+
+
+markers = MarkerCache()

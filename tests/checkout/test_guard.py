@@ -1,0 +1,329 @@
+"""The sold-out guard in front of Django: an early 409 without the database,
+the same answer as the view's; replays, malformed requests and returned stock
+always reach Django; buyers arriving at once enter Django a few at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.asgi import get_asgi_application
+from django.db import connection
+from django.utils import timezone
+
+from checkout import services, soldout
+from checkout.exceptions import PaymentDeclined
+from checkout.guard import DJANGO_SLOTS, SoldOutGuard
+from checkout.models import Order
+from shows.models import Variant
+from tests.checkout.conftest import new_key
+from tests.checkout.test_views import api_client, buy
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Headers Django's middleware sets on the view's answer that the guard copies.
+SAME_HEADERS = (
+    "Content-Type",
+    "Vary",
+    "Content-Language",
+    "X-Frame-Options",
+    "X-Content-Type-Options",
+    "Referrer-Policy",
+    "Cross-Origin-Opener-Policy",
+)
+TOKEN = "t" * 32
+
+
+class Django:
+    """Stands in for Django behind the guard and counts what reaches it."""
+
+    def __init__(self, status: int = 201, hold: asyncio.Event | None = None):
+        self.status = status
+        self.hold = hold
+        self.reached = 0
+        self.inside = 0
+
+    async def __call__(self, scope, receive, send):
+        self.reached += 1
+        self.inside += 1
+        try:
+            if self.hold is not None:
+                await self.hold.wait()
+            await send(
+                {"type": "http.response.start", "status": self.status, "headers": []}
+            )
+            await send({"type": "http.response.body", "body": b"{}"})
+        finally:
+            self.inside -= 1
+
+
+async def post(app, slug, body, *, key=None, cookie="", language=None):
+    """POST an order through an ASGI application; (status, headers, JSON)."""
+    payload = json.dumps(body).encode() if not isinstance(body, bytes) else body
+    headers = [
+        (b"host", b"testserver"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"x-csrftoken", TOKEN.encode()),
+        (b"cookie", f"csrftoken={TOKEN}; {cookie}".encode()),
+    ]
+    if key != "":
+        headers.append((b"idempotency-key", (key or new_key()).encode()))
+    if language:
+        headers.append((b"accept-language", language.encode()))
+    path = f"/api/shows/{slug}/orders"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    messages = []
+    pending = [{"type": "http.request", "body": payload, "more_body": False}]
+
+    async def receive():
+        if pending:
+            return pending.pop()
+        await asyncio.Event().wait()  # the client never leaves
+
+    async def send(message):
+        messages.append(message)
+
+    await app(scope, receive, send)
+    answer = {k.decode().lower(): v.decode() for k, v in messages[0]["headers"]}
+    content = b"".join(m.get("body", b"") for m in messages[1:])
+    return messages[0]["status"], answer, json.loads(content or b"null")
+
+
+def guest_body(mic, email="late@example.test"):
+    return {"variant_id": mic.pk, "quantity": 1, "email": email}
+
+
+def sold_out_through_django(pinned, mic, **headers):
+    client, token = api_client()
+    answer = buy(client, token, pinned.slug, guest_body(mic), **headers)
+    assert answer.status_code == 409
+    return answer
+
+
+def test_sold_out_is_answered_before_django_with_the_views_answer(
+    stripe_settings, pinned, mic, redis_client, django_assert_num_queries
+):
+    """Once the order service found no stock, the guard answers 409 with the
+    view's body and headers, in the buyer's language, without reaching Django
+    or the database."""
+    Variant.objects.filter(pk=mic.pk).update(stock_available=0)
+    english = sold_out_through_django(pinned, mic)
+    german = sold_out_through_django(pinned, mic, HTTP_ACCEPT_LANGUAGE="de")
+    assert redis_client.hkeys(soldout.marker_key(mic.pk)) == [pinned.slug.encode()]
+    django = Django()
+    guard = SoldOutGuard(django)
+    with django_assert_num_queries(0):
+        status, headers, data = asyncio.run(post(guard, pinned.slug, guest_body(mic)))
+        _, headers_de, data_de = asyncio.run(
+            post(guard, pinned.slug, guest_body(mic), language="de")
+        )
+    assert django.reached == 0
+    assert status == 409
+    assert data == english.json()
+    assert data_de == german.json()
+    assert "marker" in headers["server-timing"]
+    for name in SAME_HEADERS:
+        assert headers.get(name.lower()) == english.headers.get(name), name
+    assert headers_de["content-language"] == german.headers["Content-Language"]
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "cookie"),
+    [
+        # No Idempotency-Key: the view's 400 comes first.
+        (lambda v: {"variant_id": v, "email": "g@example.test"}, "", ""),
+        (lambda v: b"not json", None, ""),
+        (lambda v: {"email": "g@example.test"}, None, ""),
+        (lambda v: {"variant_id": str(v), "email": "g@example.test"}, None, ""),
+        (lambda v: {"variant_id": v, "quantity": 0, "email": "g@ex.test"}, None, ""),
+        # A guest (no session) needs a valid email before anything else.
+        (lambda v: {"variant_id": v, "email": "not an email"}, None, ""),
+        (lambda v: {"variant_id": v, "email": 5}, None, "sessionid=abc"),
+    ],
+)
+def test_requests_the_view_would_refuse_otherwise_reach_django(
+    pinned, mic, redis_client, body, key, cookie
+):
+    """A request with another 4xx due first is not answered early."""
+    soldout.mark(variant_id=mic.pk, slug=pinned.slug, seen=soldout.generation(mic.pk))
+    django = Django(status=400)
+    status, _, _ = asyncio.run(
+        post(SoldOutGuard(django), pinned.slug, body(mic.pk), key=key, cookie=cookie)
+    )
+    assert (status, django.reached) == (400, 1)
+
+
+def test_another_show_or_variant_is_not_answered_early(pinned, mic, redis_client):
+    """The marker names the variant and the show where it sold out."""
+    soldout.mark(variant_id=mic.pk, slug=pinned.slug, seen=soldout.generation(mic.pk))
+    django = Django()
+    guard = SoldOutGuard(django)
+    asyncio.run(post(guard, "another-show", guest_body(mic)))
+    asyncio.run(post(guard, pinned.slug, {**guest_body(mic), "variant_id": 999999}))
+    assert django.reached == 2
+
+
+def test_a_repeated_request_for_an_order_that_exists_gets_that_order(
+    stripe_settings, pinned, mic, redis_client
+):
+    """The buyer who took the last unit repeats their request (same key, same
+    session) after the variant is marked: Django answers with their order,
+    while anyone else is told "sold out" early."""
+    Variant.objects.filter(pk=mic.pk).update(stock_available=1)
+    client, token = api_client()
+    key = new_key()
+    first = buy(client, token, pinned.slug, guest_body(mic, "first@example.test"), key)
+    assert first.status_code == 201
+    assert redis_client.hkeys(soldout.marker_key(mic.pk)) == [pinned.slug.encode()]
+    session = f"sessionid={client.cookies['sessionid'].value}"
+    guard = SoldOutGuard(get_asgi_application())
+
+    async def scenario():
+        again = await post(
+            guard,
+            pinned.slug,
+            guest_body(mic, "first@example.test"),
+            key=key,
+            cookie=session,
+        )
+        other = await post(guard, pinned.slug, guest_body(mic))
+        return again, other
+
+    (status, _, data), (other_status, other_headers, _) = asyncio.run(scenario())
+    assert (status, data["id"]) == (200, first.json()["id"])
+    assert other_status == 409
+    assert "marker" in other_headers["server-timing"]
+    assert Order.objects.count() == 1
+
+
+def in_a_thread(action):
+    def run(*args):
+        try:
+            action(*args)
+        finally:
+            connection.close()
+
+    return run
+
+
+def expire(order, buyer):
+    hold_ends = timezone.now() + timedelta(seconds=settings.SHOWFLOOR_HOLD_SECONDS + 1)
+    assert services.order_expire_due(now=hold_ends) == 1
+
+
+def decline(order, buyer):
+    with pytest.raises(PaymentDeclined):
+        services.order_pay(
+            order=order,
+            buyer=buyer,
+            method="test",
+            test_payment_method="pm_card_chargeCustomerFail",
+        )
+
+
+@pytest.mark.parametrize("give_back", [expire, decline])
+def test_stock_that_returns_clears_the_marker_and_the_next_buyer_gets_it(
+    stripe_settings, pinned, mic, guest, redis_client, give_back
+):
+    """The last unit's hold expires or its payment fails: the marker goes at
+    once, and within ``REFRESH_SECONDS`` the guard lets the next buyer through
+    to a 201."""
+    Variant.objects.filter(pk=mic.pk).update(stock_available=1)
+    order = services.order_create(
+        show=pinned,
+        buyer=guest,
+        variant_id=mic.pk,
+        quantity=1,
+        idempotency_key=new_key(),
+    ).order
+    guard = SoldOutGuard(get_asgi_application())
+
+    async def scenario():
+        refused = await post(guard, pinned.slug, guest_body(mic))
+        await sync_to_async(in_a_thread(give_back))(order, guest)
+        assert redis_client.hkeys(soldout.marker_key(mic.pk)) == []
+        await asyncio.sleep(soldout.REFRESH_SECONDS)
+        taken = await post(guard, pinned.slug, guest_body(mic))
+        return refused, taken
+
+    (refused, headers, _), (taken, _, data) = asyncio.run(scenario())
+    assert refused == 409
+    assert "marker" in headers["server-timing"]
+    assert taken == 201
+    assert data["status"] == "reserved"
+    mic.refresh_from_db()
+    assert mic.stock_available == 0
+
+
+def test_a_sold_out_seen_before_stock_returned_is_never_written_after_it(
+    pinned, mic, redis_client
+):
+    """A writer that read the stock before a return committed cannot mark the
+    variant after that return cleared it."""
+    seen = soldout.generation(mic.pk)
+    soldout.clear(mic.pk)
+    soldout.mark(variant_id=mic.pk, slug=pinned.slug, seen=seen)
+    assert redis_client.hkeys(soldout.marker_key(mic.pk)) == []
+    soldout.mark(variant_id=mic.pk, slug=pinned.slug, seen=soldout.generation(mic.pk))
+    assert redis_client.hkeys(soldout.marker_key(mic.pk)) == [pinned.slug.encode()]
+    assert (
+        0 < redis_client.ttl(soldout.marker_key(mic.pk)) <= soldout.MARKER_TTL_SECONDS
+    )
+
+
+def test_buyers_arriving_at_once_enter_django_a_few_at_a_time(
+    pinned, mic, redis_client
+):
+    """Before anyone knows the stock is gone, at most ``DJANGO_SLOTS`` orders
+    for the variant are inside Django; when they come back sold out, everyone
+    waiting is answered early."""
+    buyers = 3 * DJANGO_SLOTS
+
+    async def scenario():
+        hold = asyncio.Event()
+        django = Django(status=409, hold=hold)
+        guard = SoldOutGuard(django)
+        answers = [
+            asyncio.ensure_future(post(guard, pinned.slug, guest_body(mic)))
+            for _ in range(buyers)
+        ]
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if django.inside == DJANGO_SLOTS:
+                break
+        inside = django.inside
+        await asyncio.sleep(2 * soldout.REFRESH_SECONDS)
+        still_inside = django.reached
+        # What the order service does when it finds no stock.
+        soldout.mark(
+            variant_id=mic.pk, slug=pinned.slug, seen=soldout.generation(mic.pk)
+        )
+        hold.set()
+        done = await asyncio.gather(*answers)
+        return inside, still_inside, django.reached, done
+
+    inside, reached_while_waiting, reached, done = asyncio.run(scenario())
+    assert inside == reached_while_waiting == DJANGO_SLOTS
+    assert reached == DJANGO_SLOTS
+    assert [status for status, _, _ in done] == [409] * buyers
+    early = [h for _, h, _ in done if "marker" in h.get("server-timing", "")]
+    assert len(early) == buyers - DJANGO_SLOTS
