@@ -405,3 +405,30 @@ def test_scripts_format_prices_and_counts_like_the_server(
         )
     finally:
         context.close()
+
+
+@pytest.mark.django_db
+def test_form_errors_speak_frisian_where_django_does_not(client, make_user):
+    """Log-in and sign-up errors, including Django's own form and password
+    messages (Django's Frisian catalogue is nearly empty), come from ours."""
+    make_user(email="fenna@example.test", password="right-password-1")
+    login = client.post(
+        reverse("login"),
+        {"username": "fenna@example.test", "password": "wrong"},
+        HTTP_ACCEPT_LANGUAGE="fy",
+    ).content.decode()
+    assert "Fier in korrekt e-mailadres en wachtwurd yn." in login
+    assert "Wachtwurd" in login
+    signup = client.post(
+        reverse("signup"),
+        {"email": "", "display_name": "Fenna", "password": "12345678"},
+        HTTP_ACCEPT_LANGUAGE="fy",
+    ).content.decode()
+    assert "Dit fjild is ferplichte." in signup
+    weak = client.post(
+        reverse("signup"),
+        {"email": "new@example.test", "display_name": "Fenna", "password": "12345678"},
+        HTTP_ACCEPT_LANGUAGE="fy",
+    ).content.decode()
+    assert "Dit wachtwurd bestiet allinnich út sifers." in weak
+    assert "entirely numeric" not in weak
