@@ -355,6 +355,30 @@ def test_studio_pins_a_product_from_the_keyboard(asgi_server, page, busy_show, h
     assert Pin.objects.filter(show=busy_show, product_id=product).exists()
 
 
+def test_studio_keeps_a_typed_answer_and_the_focus_when_votes_arrive(
+    asgi_server, page, busy_show, host, make_user
+):
+    """A vote updates the host's question queue; the answer being typed and
+    the keyboard focus stay where they were."""
+    from shows.models import Question
+
+    signed_in(page, asgi_server, host)
+    page.goto(f"{asgi_server}/shows/{busy_show.slug}/studio/")
+    page.wait_for_selector("#studio-conn[data-state='live']", timeout=15_000)
+    battery = Question.objects.get(text="Battery life?")
+    field = f"#sq-answer-{battery.pk}"
+    page.wait_for_selector(field)
+    page.focus(field)
+    page.keyboard.type("About 40 h")
+    room.question_vote(show=busy_show, user=make_user("Otto"), question_id=battery.pk)
+    page.wait_for_function(
+        "(id) => document.querySelector(`#sq-${id}`).dataset.votes === '1'",
+        arg=battery.pk,
+    )
+    assert page.input_value(field) == "About 40 h"
+    assert page.evaluate("document.activeElement.id") == field[1:]
+
+
 HEART_WATCH = """() => {
   window.__hearts = [];
   window.__bursts = 0;

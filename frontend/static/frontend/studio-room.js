@@ -27,25 +27,47 @@ function initStudioRoom(root) {
   }
 
   function renderQuestions() {
+    // Patched in place, not rebuilt: the list is a live region, and a vote
+    // must not wipe the answer a host is typing or take the keyboard focus.
     const list = $("studio-questions");
-    list.replaceChildren();
+    const before = new Map([...list.children].map((node) => [node.id, node]));
+    const active = list.contains(document.activeElement) ? document.activeElement : null;
+    const controls = (item) => [...item.querySelectorAll("input, button")];
+    const focus = active && [active.closest("li").id, controls(active.closest("li")).indexOf(active)];
     const open = [...questions.values()].filter((q) => q.status === "open").sort((a, b) => b.votes - a.votes || a.id - b.id);
-    for (const q of open) {
-      const item = el("li", { className: "room-q", id: `sq-${q.id}` });
-      const head = el("p", { className: "room-q-text" });
-      head.append(el("span", { className: "room-badge" }, counted(counts.votes, q.votes)), el("span", { className: "room-author" }, q.author?.name ?? ""), el("span", {}, q.text));
-      item.append(head);
-      const label = el("label", { className: "sr-only", for: `sq-answer-${q.id}` }, t.answerPrompt);
-      const input = el("input", { id: `sq-answer-${q.id}`, maxlength: 500, placeholder: t.answerPrompt });
-      const actions = el("div", { className: "studio-actions" });
-      const answer = el("button", { type: "button" }, t.answer);
-      answer.addEventListener("click", () => room.send({ type: "question.answer", question_id: q.id, text: input.value.trim() }));
-      const dismiss = el("button", { type: "button" }, t.dismiss);
-      dismiss.addEventListener("click", () => room.send({ type: "question.dismiss", question_id: q.id }));
-      actions.append(answer, dismiss);
-      item.append(label, input, actions);
-      list.append(item);
+    const items = open.map((q) => {
+      const current = before.get(`sq-${q.id}`);
+      if (current && current.dataset.votes === String(q.votes)) return current;
+      const item = questionItem(q);
+      item.querySelector("input").value = current?.querySelector("input")?.value || "";
+      return item;
+    });
+    const keep = new Set(items);
+    for (const node of [...list.children]) if (!keep.has(node)) node.remove();
+    items.forEach((item, index) => {
+      if (list.children[index] !== item) list.insertBefore(item, list.children[index] || null);
+    });
+    if (focus && !active.isConnected) {
+      const item = document.getElementById(focus[0]);
+      if (item) controls(item)[focus[1]]?.focus();
     }
+  }
+
+  function questionItem(q) {
+    const item = el("li", { className: "room-q", id: `sq-${q.id}`, dataset: { votes: q.votes } });
+    const head = el("p", { className: "room-q-text" });
+    head.append(el("span", { className: "room-badge" }, counted(counts.votes, q.votes)), el("span", { className: "room-author" }, q.author?.name ?? ""), el("span", {}, q.text));
+    item.append(head);
+    const label = el("label", { className: "sr-only", for: `sq-answer-${q.id}` }, t.answerPrompt);
+    const input = el("input", { id: `sq-answer-${q.id}`, maxlength: 500, placeholder: t.answerPrompt });
+    const actions = el("div", { className: "studio-actions" });
+    const answer = el("button", { type: "button" }, t.answer);
+    answer.addEventListener("click", () => room.send({ type: "question.answer", question_id: q.id, text: input.value.trim() }));
+    const dismiss = el("button", { type: "button" }, t.dismiss);
+    dismiss.addEventListener("click", () => room.send({ type: "question.dismiss", question_id: q.id }));
+    actions.append(answer, dismiss);
+    item.append(label, input, actions);
+    return item;
   }
 
   function addMessage(message) {
