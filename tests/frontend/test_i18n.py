@@ -42,9 +42,13 @@ def catalogue(language: str) -> Catalog:
         return read_po(f, locale=language)
 
 
+def forms(value: Any) -> tuple[str, ...]:
+    """A message's id or string as a tuple (one item unless plural)."""
+    return tuple(value) if isinstance(value, list | tuple) else (value or "",)
+
+
 def key(message: Any) -> tuple[str | None, str]:
-    msgid = message.id[0] if isinstance(message.id, tuple) else message.id
-    return message.context, msgid
+    return message.context, forms(message.id)[0]
 
 
 # --- The catalogues -----------------------------------------------------------
@@ -68,10 +72,7 @@ def test_every_message_is_translated_with_its_placeholders(language):
         if not message.id:
             continue
         assert not message.fuzzy, message.id
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)
-        strings = (
-            message.string if isinstance(message.string, tuple) else (message.string,)
-        )
+        ids, strings = forms(message.id), forms(message.string)
         assert len(strings) == (catalog.num_plurals if len(ids) > 1 else 1)
         for index, string in enumerate(strings):
             assert string, f"untranslated in {language}: {message.id!r}"
@@ -103,11 +104,12 @@ def test_the_compiled_catalogue_matches_its_source(language):
         if not message.id:
             continue
         prefix = f"{message.context}\x04" if message.context else ""
-        if isinstance(message.id, tuple):
-            for index, form in enumerate(message.string):
-                expected[(prefix + message.id[0], index)] = form
+        ids, strings = forms(message.id), forms(message.string)
+        if len(ids) > 1:
+            for index, form in enumerate(strings):
+                expected[(prefix + ids[0], index)] = form
         else:
-            expected[prefix + message.id] = message.string
+            expected[prefix + ids[0]] = strings[0]
     mo = ROOT / "locale" / language / "LC_MESSAGES" / "django.mo"
     with mo.open("rb") as f:
         compiled = dict(gettext.GNUTranslations(f)._catalog)  # type: ignore[attr-defined]
@@ -151,13 +153,8 @@ def test_the_catalogue_covers_the_code(tmp_path):
     current = {key(m) for m in fresh if m.id}
     assert current - {key(m) for m in catalogue("de") if m.id} == set()
     assert [m.id for m in fresh.obsolete.values()] == []
-    untranslated = [m.id for m in fresh if m.id and not all(_strings(m))]
+    untranslated = [m.id for m in fresh if m.id and not all(forms(m.string))]
     assert untranslated == []
-
-
-def _strings(message: Any) -> tuple[str, ...]:
-    string = message.string
-    return string if isinstance(string, tuple) else (string,)
 
 
 def test_scripts_take_their_words_from_the_page():
