@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,12 +44,89 @@ logger = logging.getLogger(__name__)
 VIDEO_QUEUE_LIMIT = 30
 AUDIO_QUEUE_LIMIT = 25
 
+# Encoded frames the publisher's decoder may fall behind (a third of a second
+# at 30 fps) before the backlog is dropped and a keyframe asked for.
+INGEST_BACKLOG = 10
 # Frames the encoder may hold (one encoding, one waiting); newer ones are dropped.
 ENCODE_IN_FLIGHT = 2
 # A keyframe costs several normal frames: viewers' requests are merged.
 KEYFRAME_MIN_INTERVAL = 0.25
 
 StateCallback = Callable[[str], Awaitable[None]]
+
+
+def _is_keyframe(codec_name: str, data: bytes) -> bool:
+    """Whether an encoded frame (as aiortc's depayloader assembles it) starts a
+    picture that decodes on its own; ``True`` for codecs not looked into."""
+    name = codec_name.lower()
+    if name == "h264":
+        # Annex B: any IDR slice (5) or SPS (7) after a start code.
+        return any(
+            chunk and chunk[0] & 0x1F in (5, 7) for chunk in data.split(b"\x00\x00\x01")
+        )
+    if name == "vp8":
+        return bool(data) and not data[0] & 0x01
+    return True
+
+
+class IngestQueue(queue.Queue[Any]):
+    """Stands in for the unbounded queue between aiortc's RTP receiver and its
+    decoder thread (``RTCRtpReceiver.__decoder_queue``, checked against aiortc
+    1.16). When the decoder falls ``limit`` frames behind (this process was
+    starved), what waits is dropped, aiortc is told the picture was lost (its
+    receiver then sends the publisher a PLI) and frames are skipped until a
+    keyframe: the broadcast resumes a moment later instead of staying seconds
+    behind the host."""
+
+    def __init__(self, lost: threading.Event, *, limit: int) -> None:
+        super().__init__()
+        self._lost = lost
+        self._limit = limit
+        self._waiting = False
+        self.skipped = 0
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is not None:
+            codec, frame = item
+            if self.qsize() >= self._limit:
+                with self.mutex:
+                    dropped = [task for task in self.queue if task is not None]
+                    stop = len(dropped) < len(self.queue)
+                    self.queue.clear()
+                    if stop:
+                        self.queue.append(None)
+                self.skipped += len(dropped)
+                self._waiting = True
+                self._lost.set()
+            if self._waiting:
+                if not _is_keyframe(codec.name, frame.data):
+                    self.skipped += 1
+                    return
+                self._waiting = False
+        super().put(item, block, timeout)
+
+
+def bound_ingest(pc: RTCPeerConnection, track: MediaStreamTrack) -> IngestQueue | None:
+    """Give ``track``'s receiver an ``IngestQueue``; call it before the peer
+    connection starts receiving (in its ``track`` event). None if aiortc's
+    internals are not as expected (nothing is bounded then)."""
+    for receiver in pc.getReceivers():
+        if receiver.track is not track:
+            continue
+        lost = getattr(receiver, "_RTCRtpReceiver__decoder_error", None)
+        current = getattr(receiver, "_RTCRtpReceiver__decoder_queue", None)
+        started = getattr(receiver, "_RTCRtpReceiver__decoder_thread", None)
+        if (
+            isinstance(lost, threading.Event)
+            and isinstance(current, queue.Queue)
+            and current.empty()
+            and started is None
+        ):
+            bounded = IngestQueue(lost, limit=INGEST_BACKLOG)
+            receiver._RTCRtpReceiver__decoder_queue = bounded  # type: ignore[attr-defined]
+            return bounded
+    logger.warning("cannot bound the decoder queue of %s; aiortc changed?", track)
+    return None
 
 
 def _frames_waiting(track: MediaStreamTrack) -> int:
@@ -173,6 +252,7 @@ class Broadcast:
         self._last_keyframe_at = 0.0
         self._segment_ticks = self.segment_seconds * VIDEO_CLOCK
         self._segment_due: int | None = None
+        self._ingest: IngestQueue | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._grace_task: asyncio.Task[None] | None = None
 
@@ -203,6 +283,7 @@ class Broadcast:
         self, pc: RTCPeerConnection, track: MediaStreamTrack
     ) -> None:
         if track.kind == "video":
+            self._ingest = bound_ingest(pc, track)
             self._spawn(self._pump_video(pc, track))
         elif track.kind == "audio" and self._audio is not None:
             self._spawn(self._pump_audio(pc, track))
@@ -402,6 +483,7 @@ class Broadcast:
                 v.video.skipped + v.audio.skipped for v in self.viewers.values()
             ),
             "hls_packets_dropped": self.writer.dropped,
+            "ingest_frames_skipped": self._ingest.skipped if self._ingest else 0,
             "size": list(self._video.size) if self._video.size else None,
         }
 

@@ -94,3 +94,56 @@ async def test_backlog_detection_still_sees_aiortcs_receiving_queue():
     await track._queue.put(av.VideoFrame(16, 16, "yuv420p"))
     await track.recv()
     assert _frames_waiting(track) == 1
+
+
+def _encoded(data: bytes) -> tuple[object, object]:
+    from aiortc.codecs import get_capabilities
+    from aiortc.jitterbuffer import JitterFrame
+
+    h264 = next(
+        c for c in get_capabilities("video").codecs if c.mimeType == "video/H264"
+    )
+    return h264, JitterFrame(data, 0)
+
+
+def test_ingest_queue_drops_a_backlog_and_resumes_at_a_keyframe():
+    """When the decoder falls behind by the limit, the waiting frames are
+    dropped, the picture is reported lost (aiortc then sends a PLI) and frames
+    are skipped until the next keyframe."""
+    import threading
+
+    from live.media.broadcast import IngestQueue
+
+    lost = threading.Event()
+    ingest = IngestQueue(lost, limit=3)
+    delta = b"\x00\x00\x00\x01\x41" + bytes(20)
+    key = b"\x00\x00\x00\x01\x67" + bytes(8) + b"\x00\x00\x00\x01\x65" + bytes(20)
+    for _ in range(3):
+        ingest.put(_encoded(delta))
+    assert ingest.qsize() == 3 and not lost.is_set()
+
+    ingest.put(_encoded(delta))
+    ingest.put(_encoded(delta))
+    assert ingest.qsize() == 0 and lost.is_set()
+    ingest.put(_encoded(key))
+    ingest.put(_encoded(delta))
+    assert ingest.qsize() == 2
+    assert ingest.skipped == 5
+    assert ingest.get_nowait()[1].data == key
+
+
+async def test_ingest_bound_reaches_aiortcs_decoder_queue():
+    """The bound replaces the publisher receiver's decoder queue before it
+    starts; this fails if aiortc renames what it relies on."""
+    from aiortc import RTCPeerConnection
+
+    from live.media.broadcast import IngestQueue, bound_ingest
+
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        bounded = bound_ingest(pc, transceiver.receiver.track)
+        assert isinstance(bounded, IngestQueue)
+        assert transceiver.receiver._RTCRtpReceiver__decoder_queue is bounded
+    finally:
+        await pc.close()
