@@ -131,6 +131,9 @@ def test_public_pages_have_no_serious_axe_violations(asgi_server, page, axe_scri
         problems.extend(axe_problems(page, axe_script, where))
 
     check("/", "home")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    problems.extend(axe_problems(page, axe_script, "home, desktop"))
+    page.set_viewport_size({"width": 390, "height": 844})
     check("/login/", "log in")
     check("/signup/", "sign up")
     page.get_by_role("button", name="Create account").click()
@@ -159,6 +162,19 @@ def test_scheduled_show_page_has_no_serious_axe_violations(
     problems = axe_problems(page, axe_script, "scheduled show")
     page.set_viewport_size({"width": 1280, "height": 800})
     problems += axe_problems(page, axe_script, "scheduled show, desktop")
+    assert not problems, "\n".join(problems)
+
+
+def test_ended_show_page_has_no_serious_axe_violations(
+    asgi_server, page, axe_script, busy_show
+):
+    """The replay: the video has controls, the chat is out of the frame."""
+    services.show_end(show=busy_show)
+    open_live_room(page, f"{asgi_server}/shows/{busy_show.slug}/")
+    page.wait_for_selector("[data-player][data-mode='replay']")
+    problems = axe_problems(page, axe_script, "ended show")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    problems += axe_problems(page, axe_script, "ended show, desktop")
     assert not problems, "\n".join(problems)
 
 

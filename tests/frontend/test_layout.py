@@ -19,7 +19,9 @@ pytestmark = [
 
 BOXES = """() => {
   const box = (selector) => {
-    const r = document.querySelector(selector).getBoundingClientRect();
+    const node = document.querySelector(selector);
+    if (!node) return null;
+    const r = node.getBoundingClientRect();
     return { top: r.top + scrollY, bottom: r.bottom + scrollY, left: r.left,
              right: r.right, width: r.width, height: r.height };
   };
@@ -123,3 +125,28 @@ def test_phone_in_landscape_and_small_phones_do_not_overflow(viewer_page):
         box = page.evaluate(BOXES)
         assert box["scrollWidth"] <= width, (width, height)
         assert box["chat"]["bottom"] <= box["video"]["bottom"], (width, height)
+
+
+def test_phone_replay_leaves_the_whole_frame_to_the_video_controls(
+    asgi_server, page, live_show
+):
+    """After the show the chat moves out of the frame: the replay's controls
+    along the video's bottom edge are not covered."""
+    from shows import services
+
+    services.show_end(show=live_show)
+    page.goto(f"{asgi_server}/shows/{live_show.slug}/")
+    page.wait_for_selector("[data-player][data-mode='replay']", timeout=15_000)
+    box = page.evaluate(BOXES)
+    video = box["video"]
+    assert box["chat"]["top"] >= video["bottom"]
+    page.evaluate("document.querySelector('.player-frame').scrollIntoView()")
+    hit = page.evaluate(
+        """() => {
+          const r = document.querySelector(".player-frame").getBoundingClientRect();
+          const hit = document.elementFromPoint(r.left + r.width / 2, r.bottom - 10);
+          return Boolean(hit.closest(".player-frame"));
+        }"""
+    )
+    assert hit is True  # the player, not the room
+    assert box["scrollWidth"] <= 390
