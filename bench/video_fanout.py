@@ -500,12 +500,14 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 child.kill()
+        stopping = time.monotonic()
         server.terminate()
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        exit_seconds = time.monotonic() - stopping
     latencies = [v for result in results for v in result["latencies_ms"]]
     fps = [
         len(times) / args.seconds for result in results for times in result["arrivals"]
@@ -538,6 +540,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         # The media process and, separately, its HLS/recording packager.
         "rss_mb": round(rss, 1),
         "rss_mb_packager": round(packager_rss, 1),
+        "server_exit_s": round(exit_seconds, 1),
         **ingest,
         "server_hls_packets_dropped": stats1.get("hls_packets_dropped"),
         "hls_listed_after_segment_end_ms_p50": ms(hls["listed"], 0.5),

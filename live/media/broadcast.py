@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import av
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
+from aiortc import (
+    MediaStreamTrack,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+)
 from aiortc.mediastreams import MediaStreamError
 
 from live.media.codecs import (
@@ -47,6 +52,8 @@ AUDIO_QUEUE_LIMIT = 25
 # Encoded frames the publisher's decoder may fall behind (a third of a second
 # at 30 fps) before the backlog is dropped and a keyframe asked for.
 INGEST_BACKLOG = 10
+AUDIO_INGEST_BACKLOG = 25
+INGEST_POLL_SECONDS = 0.5
 # Frames the encoder may hold (one encoding, one waiting); newer ones are dropped.
 ENCODE_IN_FLIGHT = 2
 # A keyframe costs several normal frames: viewers' requests are merged.
@@ -85,6 +92,20 @@ class IngestQueue(queue.Queue[Any]):
         self._waiting = False
         self.skipped = 0
 
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """As ``queue.Queue.get``, but with no timeout it also ends (returns
+        None, aiortc's stop signal) once the main thread has finished: aiortc's
+        decoder threads are not daemons, and a server stopped while a publisher
+        is connected would otherwise wait for them forever."""
+        if not block or timeout is not None:
+            return super().get(block, timeout)
+        while True:
+            try:
+                return super().get(timeout=INGEST_POLL_SECONDS)
+            except queue.Empty:
+                if not threading.main_thread().is_alive():
+                    return None
+
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         if item is not None:
             codec, frame = item
@@ -107,26 +128,31 @@ class IngestQueue(queue.Queue[Any]):
 
 
 def bound_ingest(pc: RTCPeerConnection, track: MediaStreamTrack) -> IngestQueue | None:
-    """Give ``track``'s receiver an ``IngestQueue``; call it before the peer
+    """Give the receiver of ``track`` an ``IngestQueue``; call it before the peer
     connection starts receiving (in its ``track`` event). None if aiortc's
     internals are not as expected (nothing is bounded then)."""
     for receiver in pc.getReceivers():
-        if receiver.track is not track:
-            continue
-        lost = getattr(receiver, "_RTCRtpReceiver__decoder_error", None)
-        current = getattr(receiver, "_RTCRtpReceiver__decoder_queue", None)
-        started = getattr(receiver, "_RTCRtpReceiver__decoder_thread", None)
-        if (
-            isinstance(lost, threading.Event)
-            and isinstance(current, queue.Queue)
-            and current.empty()
-            and started is None
-        ):
-            bounded = IngestQueue(lost, limit=INGEST_BACKLOG)
-            receiver._RTCRtpReceiver__decoder_queue = bounded  # type: ignore[attr-defined]
-            return bounded
-    logger.warning("cannot bound the decoder queue of %s; aiortc changed?", track)
+        if receiver.track is track:
+            return _bound_receiver(receiver, track.kind)
     return None
+
+
+def _bound_receiver(receiver: RTCRtpReceiver, kind: str) -> IngestQueue | None:
+    lost = getattr(receiver, "_RTCRtpReceiver__decoder_error", None)
+    current = getattr(receiver, "_RTCRtpReceiver__decoder_queue", None)
+    started = getattr(receiver, "_RTCRtpReceiver__decoder_thread", None)
+    if (
+        not isinstance(lost, threading.Event)
+        or not isinstance(current, queue.Queue)
+        or not current.empty()
+        or started is not None
+    ):
+        logger.warning("cannot bound aiortc's %s decoder queue", kind)
+        return None
+    limit = INGEST_BACKLOG if kind == "video" else AUDIO_INGEST_BACKLOG
+    bounded = IngestQueue(lost, limit=limit)
+    receiver._RTCRtpReceiver__decoder_queue = bounded  # type: ignore[attr-defined]
+    return bounded
 
 
 def _frames_waiting(track: MediaStreamTrack) -> int:
@@ -286,6 +312,7 @@ class Broadcast:
             self._ingest = bound_ingest(pc, track)
             self._spawn(self._pump_video(pc, track))
         elif track.kind == "audio" and self._audio is not None:
+            bound_ingest(pc, track)
             self._spawn(self._pump_audio(pc, track))
 
     async def _publisher_state_changed(self, pc: RTCPeerConnection) -> None:

@@ -120,11 +120,13 @@ def test_ingest_queue_drops_a_backlog_and_resumes_at_a_keyframe():
     key = b"\x00\x00\x00\x01\x67" + bytes(8) + b"\x00\x00\x00\x01\x65" + bytes(20)
     for _ in range(3):
         ingest.put(_encoded(delta))
-    assert ingest.qsize() == 3 and not lost.is_set()
+    assert ingest.qsize() == 3
+    assert not lost.is_set()
 
     ingest.put(_encoded(delta))
     ingest.put(_encoded(delta))
-    assert ingest.qsize() == 0 and lost.is_set()
+    assert ingest.qsize() == 0
+    assert lost.is_set()
     ingest.put(_encoded(key))
     ingest.put(_encoded(delta))
     assert ingest.qsize() == 2
@@ -137,13 +139,34 @@ async def test_ingest_bound_reaches_aiortcs_decoder_queue():
     starts; this fails if aiortc renames what it relies on."""
     from aiortc import RTCPeerConnection
 
-    from live.media.broadcast import IngestQueue, bound_ingest
+    from live.media.broadcast import IngestQueue, _bound_receiver
 
     pc = RTCPeerConnection()
     try:
         transceiver = pc.addTransceiver("video", direction="recvonly")
-        bounded = bound_ingest(pc, transceiver.receiver.track)
+        bounded = _bound_receiver(transceiver.receiver, "video")
         assert isinstance(bounded, IngestQueue)
         assert transceiver.receiver._RTCRtpReceiver__decoder_queue is bounded
     finally:
         await pc.close()
+
+
+def test_ingest_queue_ends_aiortcs_decoder_thread_when_the_process_exits(
+    monkeypatch,
+):
+    """aiortc's decoder threads are not daemons: once the main thread has
+    finished, a blocking get returns aiortc's stop signal instead of waiting
+    forever (a stopped server would never exit)."""
+    import threading
+
+    from live.media import broadcast
+
+    finished = threading.Thread(target=lambda: None)
+    finished.start()
+    finished.join()
+    monkeypatch.setattr(broadcast, "INGEST_POLL_SECONDS", 0.05)
+    ingest = broadcast.IngestQueue(threading.Event(), limit=3)
+    ingest.put(_encoded(b"\x00\x00\x00\x01\x65"))
+    assert ingest.get() is not None
+    monkeypatch.setattr(broadcast.threading, "main_thread", lambda: finished)
+    assert ingest.get() is None
