@@ -510,3 +510,45 @@ def test_text_over_the_video_keeps_aa_contrast_on_any_picture(
     measured += page.evaluate(OVERLAY_CONTRAST)
     low = [m for m in measured if m["ratio"] < 4.5]
     assert not low, low
+
+
+PLACEHOLDER_CONTRAST = """() => {
+  const rgb = (css) => css.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const channel = (v) => (
+    (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+  const lum = ([r, g, b]) => (
+    0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b));
+  return [...document.querySelectorAll("input[placeholder]")]
+    .filter((input) => input.getClientRects().length)
+    .map((input) => {
+      const text = lum(rgb(getComputedStyle(input, "::placeholder").color));
+      const back = lum(rgb(getComputedStyle(input).backgroundColor));
+      const [hi, lo] = [text, back].sort((a, b) => b - a);
+      const ratio = Math.round(((hi + 0.05) / (lo + 0.05)) * 100) / 100;
+      return [input.id || input.name, ratio];
+    });
+}"""
+
+
+def test_placeholder_text_keeps_aa_contrast(asgi_server, page, busy_show, host):
+    """axe does not check placeholders: the chat, question and studio fields'
+    placeholders keep 4.5:1 on their field in both colour schemes."""
+    signed_in(page, asgi_server, host)
+    measured = []
+
+    def measure() -> None:
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            measured.extend(page.evaluate(PLACEHOLDER_CONTRAST))
+
+    open_live_room(page, f"{asgi_server}/shows/{busy_show.slug}/")
+    measure()
+    page.click("#room-tab-qa")
+    measure()
+    page.goto(f"{asgi_server}/shows/{busy_show.slug}/studio/")
+    page.wait_for_selector("#studio-conn[data-state='live']", timeout=15_000)
+    measure()
+    fields = {name for name, _ in measured}
+    assert {"room-chat-input", "room-ask-input", "studio-chat-input", "price"} <= fields
+    low = [(name, ratio) for name, ratio in measured if ratio < 4.5]
+    assert not low, low
