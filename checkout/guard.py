@@ -46,7 +46,7 @@ ORDERS_PATH = re.compile(r"^/api/shows/(?P<slug>[-a-zA-Z0-9_]+)/orders$")
 # As ``checkout.views._body``: larger bodies get Django's 400.
 MAX_BODY = 4096
 # Orders for one variant inside Django at once, per process.
-DJANGO_SLOTS = 4
+DJANGO_SLOTS = 8
 
 
 class SoldOutGuard:
@@ -59,10 +59,10 @@ class SoldOutGuard:
     at the marker again whenever an order for the variant leaves Django — a
     ``409`` makes it refetch at once — so once the stock is gone they are
     answered early. The limit trades the full-path work wasted before the
-    stock is known (and its time, which the waiters share) for how many
-    reservations of one variant can be in flight while their PaymentIntents
-    are created: four per process measured ~15 % less CPU per flash-sale
-    answer than eight (docs/checkout.md).
+    stock is known for how many reservations of one variant can be in flight
+    while their PaymentIntents are created. 8 is the database pool's default
+    size (``DATABASE_POOL_MAX``), which each of them needs anyway; 4 measured
+    no less CPU per flash-sale answer (docs/checkout.md).
     """
 
     def __init__(self, app: ASGIApp) -> None:
