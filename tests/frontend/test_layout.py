@@ -51,8 +51,10 @@ def viewer_page(asgi_server, browser, live_show, host, make_user, products):
     room.chat_send(show=live_show, user=viewer, text="Hello from Leeuwarden!")
     contexts: list[Any] = []
 
-    def open_at(width: int, height: int) -> Any:
-        context = browser.new_context(viewport={"width": width, "height": height})
+    def open_at(width: int, height: int, locale: str = "en-GB") -> Any:
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, locale=locale
+        )
         contexts.append(context)
         context.add_cookies(
             [{"name": "sessionid", "value": login_cookie(viewer), "url": asgi_server}]
@@ -125,6 +127,19 @@ def test_phone_in_landscape_and_small_phones_do_not_overflow(viewer_page):
         box = page.evaluate(BOXES)
         assert box["scrollWidth"] <= width, (width, height)
         assert box["chat"]["bottom"] <= box["video"]["bottom"], (width, height)
+
+
+@pytest.mark.parametrize("locale", ["de-DE", "fr-FR", "fy-NL"])
+def test_phone_layout_holds_in_every_language(viewer_page, locale):
+    """Longer words (German, French, Frisian) wrap instead of widening the page."""
+    page = viewer_page(390, 844, locale)
+    assert page.evaluate("document.documentElement.lang") == locale[:2]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"viewer-phone-{locale[:2]}.png"))
+    box = page.evaluate(BOXES)
+    assert box["scrollWidth"] <= 390
+    assert box["chat"]["bottom"] <= box["video"]["bottom"]
+    assert box["chatForm"]["bottom"] <= box["video"]["bottom"]
 
 
 def test_phone_replay_leaves_the_whole_frame_to_the_video_controls(
