@@ -312,12 +312,17 @@ class Viewer:
         self.covered_seq = 0
         self.dropped = False
 
-    def write(self, text: str, data: bytes | None = None) -> bool:
-        """Send one frame unless this viewer is too far behind (then drop it)."""
+    def write(
+        self, text: str, data: bytes | None = None, *, limit: int | None = None
+    ) -> bool:
+        """Send one frame unless this viewer is too far behind (then drop it).
+        ``limit`` is ``max_buffer_bytes()``, read once by a flush for all."""
         if self.dropped:
             return False
         encoded = data if data is not None else text.encode()
-        if self.writer.buffered() + len(encoded) > max_buffer_bytes():
+        if limit is None:
+            limit = max_buffer_bytes()
+        if self.writer.buffered() + len(encoded) > limit:
             self.drop()
             return False
         self.writer.write(text, encoded)
@@ -406,6 +411,7 @@ class Room:
         seqs = [seq for seq, _ in pending if seq is not None]
         oldest = min(seqs, default=None)
         newest = max(seqs, default=None)
+        limit = max_buffer_bytes()
         for viewer in list(self.viewers):
             if viewer.holding:
                 viewer.held.extend(pending)
@@ -414,7 +420,7 @@ class Room:
                     [p for seq, p in pending if seq is None or seq > viewer.covered_seq]
                 )
             else:
-                viewer.write(text, data)
+                viewer.write(text, data, limit=limit)
             if newest is not None and newest > viewer.covered_seq:
                 # Events arrive in seq order: nothing older can follow.
                 viewer.covered_seq = 0
