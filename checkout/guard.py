@@ -117,11 +117,13 @@ class SoldOutGuard:
         try:
             await self.app(scope, receive, watched)
         finally:
-            if status == SoldOut.status:
-                # Perhaps "sold out": the service has just marked it in Redis,
-                # so everyone in line looks again.
+            # A reservation (201) may have taken the last unit, a 409 may be
+            # "sold out": either way the service has marked it in Redis by
+            # now, so everyone in line looks again.
+            look_again = status in (201, SoldOut.status)
+            if look_again:
                 soldout.markers.forget(variant_id)
-            self.admission.leave(variant_id, look_again=status == SoldOut.status)
+            self.admission.leave(variant_id, look_again=look_again)
 
     async def _answer(
         self, scope: Scope, headers: dict[str, str], send: Send, started: float
@@ -150,9 +152,9 @@ class SoldOutGuard:
 class Admission:
     """At most ``slots`` orders per variant inside Django; the others wait in
     line. One is woken when a slot frees; all are woken when the marker may
-    have changed (a ``409`` left Django, or the marker names a show), and a
-    poller looks at the marker every ``REFRESH_SECONDS`` while anyone waits,
-    since another process may have set it."""
+    have changed (a ``201`` or ``409`` left Django, or the marker names a
+    show), and a poller looks at the marker every ``REFRESH_SECONDS`` while
+    anyone waits, since another process may have set it."""
 
     def __init__(self, slots: int) -> None:
         self.slots = slots

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 MARKER_TTL_SECONDS = 10
 # How long a process trusts its copy of a marker before asking Redis again:
 # stock given back through checkout reaches every process within this time.
-REFRESH_SECONDS = 0.1
+REFRESH_SECONDS = 0.05
 # How long an order's Idempotency-Key is remembered for replays.
 KEYS_KEEP_SECONDS = 24 * 3600
 GEN_TTL_SECONDS = 24 * 3600
