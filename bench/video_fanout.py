@@ -416,11 +416,12 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             if _get(f"{base}/healthz")[0] == 200:
                 break
             await asyncio.sleep(0.2)
+        camera = StampedVideoTrack(640, 480, 30)
         publisher = await publish(
             http_post,
             f"{base}/live/{slug}/whip",
             key,
-            video=EncodedTrack(StampedVideoTrack(640, 480, 30)),
+            video=EncodedTrack(camera),
         )
         if publisher.status != 201:
             raise RuntimeError(f"WHIP failed: {publisher.status} {publisher.body}")
@@ -471,12 +472,14 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         load0 = sum(cpu_seconds(pid) for pid in load_pids)
         busy0, total0 = machine_busy()
         stats0 = await stream_stats()
+        sent0 = camera._index
         await asyncio.sleep(window_end - time.monotonic())
         elapsed = time.monotonic() - t0
         server_cpu = (tree_cpu_seconds(server.pid) - cpu0) / elapsed
         load_cpu = (sum(cpu_seconds(pid) for pid in load_pids) - load0) / elapsed
         busy1, total1 = machine_busy()
         load_average = os.getloadavg()[0]
+        sent = (camera._index - sent0) / elapsed
         stats1 = await stream_stats()
         ingest = {
             f"server_{name}_per_s": round((stats1[name] - stats0[name]) / elapsed, 1)
@@ -484,6 +487,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 "frames_in",
                 "frames_encoded",
                 "frames_dropped",
+                "ingest_frames_skipped",
                 "viewer_packets_skipped",
             )
         }
@@ -541,6 +545,9 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         "rss_mb": round(rss, 1),
         "rss_mb_packager": round(packager_rss, 1),
         "server_exit_s": round(exit_seconds, 1),
+        # What the publisher sent, and what the server heard about it.
+        "publisher_fps": round(sent, 1),
+        "server_publisher_state": stats1.get("publisher"),
         **ingest,
         "server_hls_packets_dropped": stats1.get("hls_packets_dropped"),
         "hls_listed_after_segment_end_ms_p50": ms(hls["listed"], 0.5),

@@ -7,12 +7,14 @@ host candidates only on ``SHOWFLOOR_MEDIA_ADDRESSES``.
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.selector_events
 import json
 import threading
 from typing import Any
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -74,3 +76,58 @@ def restrict_ice_gathering() -> None:
     with _patch_lock:
         if aioice.ice.get_host_addresses is not media_addresses:
             aioice.ice.get_host_addresses = media_addresses
+
+
+# Datagrams read from a publisher's socket each time it is ready.
+INGEST_READS_PER_WAKEUP = 64
+
+
+def read_ingest_eagerly(pc: RTCPeerConnection) -> int:
+    """Read the publisher's sockets dry each time the event loop finds them
+    readable; returns how many sockets now are.
+
+    asyncio's datagram transport reads one datagram per wake-up. When the loop
+    is busy sending to many viewers, each turn of the loop takes longer, the
+    publisher's packets pile up in the kernel's socket buffer, and the whole
+    show falls seconds behind the host. Reading up to
+    ``INGEST_READS_PER_WAKEUP`` per wake-up keeps the ingest current. Relies on
+    aioice's ``Connection._protocols`` and asyncio's selector transport
+    (checked against aioice 0.10 and Python 3.11; ``test_network.py`` fails if
+    they move); with another event loop nothing changes.
+    """
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return 0
+    transports = []
+    for transceiver in pc.getTransceivers():
+        ice = transceiver.receiver.transport.transport
+        connection = getattr(ice, "_connection", None)
+        for protocol in getattr(connection, "_protocols", []):
+            transport = getattr(protocol, "transport", None)
+            if (
+                isinstance(transport, _DatagramTransport)
+                and transport not in transports
+            ):
+                transports.append(transport)
+    for transport in transports:
+        loop._remove_reader(transport._sock_fd)  # type: ignore[attr-defined]
+        loop._add_reader(transport._sock_fd, _read_all, transport)  # type: ignore[attr-defined]
+    return len(transports)
+
+
+_DatagramTransport = asyncio.selector_events._SelectorDatagramTransport  # type: ignore[attr-defined]
+
+
+def _read_all(transport: Any) -> None:
+    """``_SelectorDatagramTransport._read_ready``, in a loop."""
+    for _ in range(INGEST_READS_PER_WAKEUP):
+        if transport._conn_lost:
+            return
+        try:
+            data, addr = transport._sock.recvfrom(transport.max_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            transport._protocol.error_received(exc)
+            return
+        transport._protocol.datagram_received(data, addr)

@@ -25,7 +25,11 @@ from django.utils.translation import gettext as _
 
 from live.media.broadcast import Broadcast, Viewer
 from live.media.codecs import VideoSettings
-from live.media.network import restrict_ice_gathering, rtc_configuration
+from live.media.network import (
+    read_ingest_eagerly,
+    restrict_ice_gathering,
+    rtc_configuration,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +210,7 @@ class MediaNode:
                     target.add_publisher_track(pc, track)
 
                 answer = await self._answer(pc, offer)
+                read_ingest_eagerly(pc)
             except BaseException:
                 await pc.close()
                 if created and broadcast is not None:

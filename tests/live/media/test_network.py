@@ -59,3 +59,45 @@ async def test_aioice_connection_gathers_only_loopback(settings):
         assert hosts == {"127.0.0.1"}
     finally:
         await connection.close()
+
+
+async def test_publisher_socket_is_read_dry_on_each_wakeup(settings):
+    """After negotiation the publisher's sockets are read up to
+    INGEST_READS_PER_WAKEUP datagrams per wake-up (asyncio reads one), so a
+    busy loop does not leave the host's packets waiting in the kernel. Fails if
+    aioice or asyncio move what this relies on."""
+    import asyncio
+    import socket
+
+    from aiortc import RTCPeerConnection
+
+    settings.SHOWFLOOR_MEDIA_ADDRESSES = ["127.0.0.1"]
+    network.restrict_ice_gathering()
+    offerer = RTCPeerConnection(network.rtc_configuration())
+    answerer = RTCPeerConnection(network.rtc_configuration())
+    try:
+        offerer.addTransceiver("video", direction="sendonly")
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        assert network.read_ingest_eagerly(answerer) == 1
+
+        (protocol,) = answerer.getTransceivers()[
+            0
+        ].receiver.transport.transport._connection._protocols
+        received: list[bytes] = []
+        protocol.datagram_received = lambda data, addr: received.append(data)
+        port = protocol.transport.get_extra_info("sockname")[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for index in range(5):
+                sender.sendto(bytes([index]), ("127.0.0.1", port))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while len(received) < 5 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert [d for d in received if len(d) == 1] == [bytes([i]) for i in range(5)]
+        reader, _writer = loop._selector.get_key(protocol.transport._sock_fd).data
+        assert reader._callback is network._read_all
+    finally:
+        await offerer.close()
+        await answerer.close()
