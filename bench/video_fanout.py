@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -203,6 +204,7 @@ def watch_hls(playlist: Path, url: str, until: float) -> dict[str, list[float]]:
         "listed": [],
         "listed_after_capture": [],
         "pdt_minus_capture": [],
+        "kbps": [],
         "fetch_ms": [],
     }
     primed = False
@@ -221,6 +223,9 @@ def watch_hls(playlist: Path, url: str, until: float) -> dict[str, list[float]]:
         for duration, pdt, name in fresh:
             pdt_ms = datetime.strptime(pdt, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() * 1000
             out["listed"].append(now * 1000 - pdt_ms - float(duration) * 1000)
+            with contextlib.suppress(OSError):
+                size = (playlist.parent / name).stat().st_size
+                out["kbps"].append(size * 8 / float(duration) / 1000)
             captured = segment_capture_ms(playlist.parent, name)
             if captured is not None and abs(captured - now * 1000) < 60_000:
                 out["listed_after_capture"].append(
@@ -416,7 +421,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             if _get(f"{base}/healthz")[0] == 200:
                 break
             await asyncio.sleep(0.2)
-        camera = StampedVideoTrack(640, 480, 30)
+        camera = StampedVideoTrack(640, 480, 30, noise_rows=args.noise_rows)
         publisher = await publish(
             http_post,
             f"{base}/live/{slug}/whip",
@@ -526,6 +531,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "viewers": args.viewers,
         "seconds": args.seconds,
+        "noise_rows": args.noise_rows,
         "decoding_viewers": decoders,
         "viewer_processes": len(children),
         "viewers_playing_before_window": playing,
@@ -556,6 +562,9 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         "hls_listed_after_capture_end_ms_max": ms(hls["listed_after_capture"], 1.0),
         "hls_pdt_minus_capture_ms_p50": ms(hls["pdt_minus_capture"], 0.5),
         "hls_segments_seen": len(hls["listed"]),
+        # The synthetic picture compresses well: the stream's actual bitrate
+        # (a camera would fill SHOWFLOOR_VIDEO_BITRATE, 2 Mbit/s).
+        "stream_kbps_p50": ms(hls["kbps"], 0.5),
         "hls_playlist_fetch_ms_p50": ms(hls["fetch_ms"], 0.5),
         # Other work on the machine skews every figure above: say how busy it
         # was, and how much of that was this benchmark.
@@ -573,6 +582,12 @@ def main() -> None:
     parser.add_argument("--decoders", type=int, default=3)
     parser.add_argument("--viewers-per-process", type=int, default=10)
     parser.add_argument("--settle", type=float, default=2)
+    parser.add_argument(
+        "--noise-rows",
+        type=int,
+        default=0,
+        help="rows of fresh noise per frame, for a camera-like bitrate (e.g. 120)",
+    )
     parser.add_argument("--base-seconds", type=float, default=4)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(

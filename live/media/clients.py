@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,11 +39,16 @@ HttpPost = Callable[[str, str, str], Awaitable[tuple[int, dict[str, str], str]]]
 
 class StampedVideoTrack(VideoStreamTrack):
     """A ``width`` by ``height`` synthetic camera at ``fps``, each frame stamped
-    with its capture time."""
+    with its capture time. Its picture compresses far better than a camera's;
+    ``noise_rows`` rows of fresh noise under the stamp make the encoder spend
+    bits like a real camera does (up to its bitrate cap)."""
 
-    def __init__(self, width: int = 640, height: int = 480, fps: int = 30) -> None:
+    def __init__(
+        self, width: int = 640, height: int = 480, fps: int = 30, noise_rows: int = 0
+    ) -> None:
         super().__init__()
         self.width, self.height, self.fps = width, height, fps
+        self.noise_rows = min(noise_rows, height - STAMP_ROWS)
         self._index = 0
         self._t_start: float | None = None
         self._chroma = bytes([128]) * ((width // 2) * (height // 2))
@@ -69,8 +75,11 @@ class StampedVideoTrack(VideoStreamTrack):
         if delay > 0:
             await asyncio.sleep(delay)
         stamp = int(time.time() * 1000)
-        luma = self._stamp_rows(stamp) + self._rows[self._index % 25] * (
-            self.height - STAMP_ROWS
+        luma = (
+            self._stamp_rows(stamp)
+            + os.urandom(self.width * self.noise_rows)
+            + self._rows[self._index % 25]
+            * (self.height - STAMP_ROWS - self.noise_rows)
         )
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
         frame.planes[0].update(luma)
