@@ -22,6 +22,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.utils import await_many_dispatch
 from django.conf import settings
+from django.db import connections
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -403,9 +404,14 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def _service(
         self, action: str, ref: Any, service: Callable[..., Any], **kwargs: Any
     ) -> None:
-        error = await database_sync_to_async(_call_and_audit)(
-            service, action, self.user, self.show, **kwargs
-        )
+        # On PostgreSQL the actions of different sockets run in parallel
+        # threads, so their commits overlap: one slow WAL flush no longer holds
+        # every room's chat behind it on Channels' single database thread.
+        # SQLite takes one writer at a time, so there they stay on that thread.
+        parallel = connections["default"].vendor != "sqlite"
+        error = await database_sync_to_async(
+            _call_and_audit, thread_sensitive=not parallel
+        )(service, action, self.user, self.show, **kwargs)
         if error is None:
             self._frame({"type": "ack", "ref": ref})
         else:

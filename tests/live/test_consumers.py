@@ -171,6 +171,35 @@ async def test_malformed_frames_get_errors_and_a_flood_of_them_closes(
     assert await socket.closed() == 1008
 
 
+async def test_chat_from_two_sockets_is_handled_in_parallel_on_postgresql(
+    postgres, connect, live_show, viewer, viewer2, monkeypatch
+):
+    """Two users' messages are inside the service at the same time (each waits
+    for the other at a barrier), so one slow commit does not hold the other."""
+    import threading
+
+    from shows.services import room
+
+    real = room.chat_send
+    both_inside = threading.Barrier(2, timeout=5)
+
+    def meeting(**kwargs):
+        both_inside.wait()
+        return real(**kwargs)
+
+    monkeypatch.setattr(room, "chat_send", meeting)
+    first = await connect(live_show, viewer)
+    second = await connect(live_show, viewer2)
+    refs = [
+        await first.send("chat.send", text="from the first"),
+        await second.send("chat.send", text="from the second"),
+    ]
+    replies = [await first.reply(refs[0]), await second.reply(refs[1])]
+    assert [r["type"] for r in replies] == ["ack", "ack"]
+    await first.wait_for("chat.message", text="from the second")
+    await second.wait_for("chat.message", text="from the first")
+
+
 async def test_a_flood_from_one_user_is_limited_and_others_are_unaffected(
     connect, live_show, viewer, viewer2
 ):
