@@ -194,6 +194,12 @@ def test_three_d_secure_is_completed_in_the_browser(
         page.fill("#buy-email", "sca@example.test")
         page.click("#buy-primary")
         page.wait_for_selector("#buy-sheet[data-order-id]", timeout=10000)
+        # localstripe's stand-in for the bank's window is a box with no
+        # z-index (Stripe's real one is a full-screen frame above the page):
+        # lift it over the phone's chat overlay so the click is a real one.
+        page.add_style_tag(
+            content="body > div[style*='position: absolute'] { z-index: 1000; }"
+        )
         page.click("#buy-primary")
         page.get_by_text("Complete authentication").click(timeout=15000)
         page.wait_for_selector("#buy-sheet[data-order-status='paid']", timeout=20000)

@@ -75,9 +75,9 @@ def viewer_page(asgi_server, browser, live_show, host, make_user, products):
 
 def test_phone_upright_vertical_video_with_the_chat_over_its_lower_part(viewer_page):
     """At 390 x 844: a vertical video as wide as the screen, the chat over its
-    lower half, the pinned card below it with the buy button under the card's
-    facts, nothing wider than the screen, and a viewport that covers the
-    notch (the safe-area insets pad the edges)."""
+    lower half, the pinned card over the video just above the chat with its
+    buy button on the first screen, nothing wider than the screen, and a
+    viewport that covers the notch (the safe-area insets pad the edges)."""
     page = viewer_page(390, 844)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "viewer-phone.png"))
@@ -99,10 +99,13 @@ def test_phone_upright_vertical_video_with_the_chat_over_its_lower_part(viewer_p
     last = page.locator("#room-chat li").last.bounding_box()
     assert last is not None
     assert last["y"] + last["height"] <= chat["bottom"] - page.evaluate("scrollY") + 1
-    # The product card comes after the video, the buy button below its facts.
-    assert box["pin"]["top"] >= video["bottom"]
-    assert box["buy"]["top"] > box["pinName"]["bottom"]
-    assert box["buy"]["width"] > box["pin"]["width"] / 2
+    # The pinned card floats over the video just above the chat, its Buy
+    # button beside the facts, on the first screen: no scrolling to buy.
+    pin, buy = box["pin"], box["buy"]
+    assert video["top"] < pin["top"] < pin["bottom"] <= chat["top"]
+    assert buy["left"] >= box["pinName"]["right"]
+    assert buy["bottom"] <= 844
+    assert pin["right"] <= box["heart"]["left"]
 
 
 def test_desktop_puts_the_video_and_the_chat_side_by_side(viewer_page):
