@@ -91,6 +91,19 @@ def _call_and_audit(
     return None
 
 
+def _in_parallel(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``database_sync_to_async(func)`` that, on PostgreSQL, runs in a thread
+    of its own rather than on Channels' single database thread: the connects
+    and actions of different sockets overlap, and one slow query or WAL flush
+    no longer queues every room behind it. SQLite takes one writer at a time,
+    so there calls stay on that one thread."""
+    parallel = connections["default"].vendor != "sqlite"
+    wrapped: Callable[..., Any] = database_sync_to_async(
+        func, thread_sensitive=not parallel
+    )
+    return wrapped
+
+
 def _room_entry(
     slug: str, user: User | None, session: Any
 ) -> tuple[selectors.RoomAccess | None, bool]:
@@ -177,7 +190,7 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.user = scope_user if scope_user and scope_user.is_authenticated else None
         session = self.scope.get("session")
         session_key = getattr(session, "session_key", None)
-        access, granted = await database_sync_to_async(_room_entry)(
+        access, granted = await _in_parallel(_room_entry)(
             slug, self.user, session if session is not None else {}
         )
         if access is None:
@@ -404,14 +417,9 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def _service(
         self, action: str, ref: Any, service: Callable[..., Any], **kwargs: Any
     ) -> None:
-        # On PostgreSQL the actions of different sockets run in parallel
-        # threads, so their commits overlap: one slow WAL flush no longer holds
-        # every room's chat behind it on Channels' single database thread.
-        # SQLite takes one writer at a time, so there they stay on that thread.
-        parallel = connections["default"].vendor != "sqlite"
-        error = await database_sync_to_async(
-            _call_and_audit, thread_sensitive=not parallel
-        )(service, action, self.user, self.show, **kwargs)
+        error = await _in_parallel(_call_and_audit)(
+            service, action, self.user, self.show, **kwargs
+        )
         if error is None:
             self._frame({"type": "ack", "ref": ref})
         else:

@@ -200,6 +200,27 @@ async def test_chat_from_two_sockets_is_handled_in_parallel_on_postgresql(
     await second.wait_for("chat.message", text="from the first")
 
 
+async def test_connect_checks_of_two_sockets_run_in_parallel_on_postgresql(
+    postgres, connect, live_show, viewer, monkeypatch
+):
+    """Two sockets' connect checks are in the database at the same time (each
+    waits for the other at a barrier), so a slow query does not queue a crowd."""
+    import threading
+
+    from shows import selectors
+
+    real = selectors.room_access
+    both_inside = threading.Barrier(2, timeout=5)
+
+    def meeting(**kwargs):
+        both_inside.wait()
+        return real(**kwargs)
+
+    monkeypatch.setattr(selectors, "room_access", meeting)
+    sockets = await asyncio.gather(connect(live_show), connect(live_show, viewer))
+    assert [socket.events[0]["type"] for socket in sockets] == ["snapshot"] * 2
+
+
 async def test_a_flood_from_one_user_is_limited_and_others_are_unaffected(
     connect, live_show, viewer, viewer2
 ):
