@@ -67,6 +67,17 @@ def drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def forget_redis_keys(url: str, prefix: str) -> None:
+    """Remove the run's keys (room logs, sold-out markers) from Redis."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 SEED = """
 import json, sys
 from datetime import timedelta
@@ -428,6 +439,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
         drop_database(db)
+        forget_redis_keys(env["REDIS_URL"], env["SHOWFLOOR_REDIS_PREFIX"])
 
     results = outcome["results"]
     if args.dump:
