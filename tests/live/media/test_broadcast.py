@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fractions
+from typing import Any
 
 import av
 import pytest
@@ -146,7 +147,8 @@ async def test_ingest_bound_reaches_aiortcs_decoder_queue():
         transceiver = pc.addTransceiver("video", direction="recvonly")
         bounded = _bound_receiver(transceiver.receiver, "video")
         assert isinstance(bounded, IngestQueue)
-        assert transceiver.receiver._RTCRtpReceiver__decoder_queue is bounded
+        receiver: Any = transceiver.receiver  # the queue is private to aiortc
+        assert receiver._RTCRtpReceiver__decoder_queue is bounded
     finally:
         await pc.close()
 
@@ -168,5 +170,5 @@ def test_ingest_queue_ends_aiortcs_decoder_thread_when_the_process_exits(
     ingest = broadcast.IngestQueue(threading.Event(), limit=3)
     ingest.put(_encoded(b"\x00\x00\x00\x01\x65"))
     assert ingest.get() is not None
-    monkeypatch.setattr(broadcast.threading, "main_thread", lambda: finished)
+    monkeypatch.setattr(threading, "main_thread", lambda: finished)
     assert ingest.get() is None

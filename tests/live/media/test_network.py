@@ -3,6 +3,8 @@ configured addresses."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import aioice.ice
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -82,9 +84,9 @@ async def test_publisher_socket_is_read_dry_on_each_wakeup(settings):
         await answerer.setLocalDescription(await answerer.createAnswer())
         assert network.read_ingest_eagerly(answerer) == 1
 
-        (protocol,) = answerer.getTransceivers()[
-            0
-        ].receiver.transport.transport._connection._protocols
+        # aioice's datagram protocol and asyncio's selector are private: typed Any.
+        connection: Any = answerer.getTransceivers()[0].receiver.transport.transport
+        (protocol,) = connection._connection._protocols
         received: list[bytes] = []
         protocol.datagram_received = lambda data, addr: received.append(data)
         port = protocol.transport.get_extra_info("sockname")[1]
@@ -96,7 +98,8 @@ async def test_publisher_socket_is_read_dry_on_each_wakeup(settings):
         while len(received) < 5 and loop.time() < deadline:
             await asyncio.sleep(0.01)
         assert [d for d in received if len(d) == 1] == [bytes([i]) for i in range(5)]
-        reader, _writer = loop._selector.get_key(protocol.transport._sock_fd).data
+        selector: Any = loop
+        reader, _writer = selector._selector.get_key(protocol.transport._sock_fd).data
         assert reader._callback is network._read_all
     finally:
         await offerer.close()
