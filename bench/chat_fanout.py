@@ -184,6 +184,12 @@ def _drive(
         "delivered": round(received / expected, 4) if expected else 0.0,
         "p50_ms": round(percentile(latencies, 0.50), 1),
         "p99_ms": round(percentile(latencies, 0.99), 1),
+        # The first and the last tenth of the timed deliveries, in arrival order:
+        # a backlog that grows during the run shows as early << late.
+        "p50_early_ms": round(percentile(latencies[: len(latencies) // 10], 0.5), 1),
+        "p50_late_ms": round(
+            percentile(latencies[len(latencies) - len(latencies) // 10 :], 0.5), 1
+        ),
         "server_cpu": round(cpu_used / wall, 3),
         "server_loop_cpu": round(loop_used / wall, 3),
         "rss_kib_per_conn": round((rss_after - rss_before) / max(1, viewers), 1),
