@@ -217,6 +217,7 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             session_key=session_key,
             writer=make_writer(self.base_send),
             close=self._close_from_hub,
+            audience=self.role not in STAFF_ROLES,
         )
         who = f"user:{self.user.pk}" if self.user else None
         if who is None and session_key:

@@ -292,6 +292,7 @@ class Viewer:
         session_key: str | None,
         writer: Writer,
         close: Callable[[int], Coroutine[Any, Any, None]],
+        audience: bool = True,
     ) -> None:
         self.show_id = show_id
         self.brand_id = brand_id
@@ -300,6 +301,16 @@ class Viewer:
         self.writer = writer
         self.close = close
         self.conn_id = uuid.uuid4().hex[:12]
+        # "Watching" counts people in the audience, not sockets: one person
+        # with two tabs counts once, and the show's own staff not at all.
+        self.audience = audience
+        self.person = (
+            f"user:{user_id}"
+            if user_id is not None
+            else f"session:{session_key}"
+            if session_key
+            else self.conn_id
+        )
         self.recipients = {f"session:{session_key}"} if session_key else set()
         if user_id is not None:
             self.recipients.add(f"user:{user_id}")
@@ -371,6 +382,10 @@ class Room:
         self.reactions: Counter[str] = Counter()
         self.reaction_task: asyncio.Task[None] | None = None
         self.close_handle: asyncio.TimerHandle | None = None
+
+    def audience_size(self) -> int:
+        """People watching through this process (see ``Viewer.person``)."""
+        return len({v.person for v in self.viewers if v.audience})
 
     def on_data(self, data: str) -> None:
         """A message from the bus: ``E<json>`` or ``P<recipient>\\n<json>``."""
@@ -604,7 +619,7 @@ class Hub:
 
     def local_count(self, show_id: int) -> int:
         room = self.rooms.get(show_id)
-        return len(room.viewers) if room else 0
+        return room.audience_size() if room else 0
 
     # -- resume -----------------------------------------------------------
 
@@ -683,9 +698,9 @@ class Hub:
                     )
                 for room in list(self.rooms.values()):
                     if self.redis is not None:
-                        total = await self._presence_update(room, len(room.viewers))
+                        total = await self._presence_update(room, room.audience_size())
                     else:
-                        total = len(room.viewers)
+                        total = room.audience_size()
                     if total != room.count and room.viewers:
                         room.count = total
                         room.local_event(
@@ -705,18 +720,18 @@ class Hub:
         return int(total)
 
     async def viewer_count(self, show_id: int) -> int:
-        """The room's socket count across processes, as last computed."""
+        """People watching the show across processes, as last computed."""
         room = self.rooms.get(show_id)
         if room is None or room.count < 0:
             if self.redis is None:
                 return self.local_count(show_id)
-            room_count = len(room.viewers) if room else 0
+            room_count = room.audience_size() if room else 0
             total = await self._presence(
                 keys=[f"{busmod.prefix()}:presence:{show_id}"],
                 args=[self.id, room_count, self.proc_key("")],
             )
             return int(total)
-        return max(room.count, len(room.viewers))
+        return max(room.count, room.audience_size())
 
     # -- reactions --------------------------------------------------------
 

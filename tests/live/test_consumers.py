@@ -289,3 +289,18 @@ async def test_the_viewer_count_follows_connections(
     first = await connect(live_show, viewer)
     await connect(live_show, viewer2)
     await first.wait_for("viewers.count", count=2, timeout=4)
+
+
+async def test_the_count_is_people_in_the_audience_not_sockets(
+    connect, live_show, host, viewer, viewer2
+):
+    """A viewer's second tab counts once and the host not at all: with the
+    host, one viewer on two sockets and another viewer, two are watching."""
+    from live.hub import get_hub
+
+    studio = await connect(live_show, host)
+    await connect(live_show, viewer)
+    await connect(live_show, viewer)
+    await connect(live_show, viewer2)
+    await studio.wait_for("viewers.count", count=2, timeout=4)
+    assert await get_hub().viewer_count(live_show.pk) == 2
