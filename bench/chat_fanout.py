@@ -92,6 +92,7 @@ def run_load(
     server_pid: int,
     chat_frame: bool,
     sender_path: str,
+    read_low_water: int,
 ) -> dict[str, Any]:
     probes = min(probes, viewers)
     shares = [probes, *ws_load.split(viewers - probes, workers)]
@@ -113,6 +114,8 @@ def run_load(
             rate=rate,
             seconds=seconds,
             server_pid=server_pid,
+            probes=probes,
+            read_low_water=read_low_water,
         )
     finally:
         for worker in [*pool, sender]:
@@ -129,6 +132,8 @@ def _drive(
     rate: float,
     seconds: float,
     server_pid: int,
+    probes: int,
+    read_low_water: int,
 ) -> dict[str, Any]:
     rss_before = rss_kib(server_pid)
     cpu_before = cpu_seconds(server_pid)
@@ -151,8 +156,12 @@ def _drive(
     time.sleep(2)
     rss_after = rss_kib(server_pid)
     sender.call("connect")
+    counting = pool[1:] if probes else pool
     for worker in pool:
         worker.call("start")
+    if read_low_water > 1:
+        for worker in counting:
+            worker.call("batch", read_low_water)
     total = round(rate * seconds)
     cpu_start = cpu_seconds(server_pid)
     loop_start = thread_cpu_seconds(server_pid)
@@ -160,6 +169,9 @@ def _drive(
     wall_start = time.monotonic()
     _, sending = sender.call("send", total, rate, timeout=seconds * 10 + 60)
     sent = int(sending["sent"])
+    if read_low_water > 1:
+        for worker in counting:
+            worker.call("batch", 1)
     expected = sent * viewers
     settle = time.monotonic() + 10
     received = 0
@@ -301,6 +313,12 @@ def main() -> None:
         default=64,
         help="connects in flight per load-generator process",
     )
+    parser.add_argument(
+        "--read-low-water",
+        type=int,
+        default=2048,
+        help="bytes a counting viewer lets wait before it reads (1: every frame)",
+    )
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
     ws_load.raise_fd_limit()
@@ -342,6 +360,7 @@ def main() -> None:
         "concurrency": args.connect_concurrency,
         "rate": args.rate,
         "seconds": args.seconds,
+        "read_low_water": args.read_low_water,
     }
     port = free_port()
     daphne = subprocess.Popen(
