@@ -21,9 +21,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from tests.netns_support import CHROMIUM, CHROMIUM_ARGS
+
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = bool(os.environ.get("CI"))
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -140,19 +141,7 @@ def stripe_settings(localstripe: str, settings: Any) -> str:
 
 
 def chromium_args() -> list[str]:
-    return [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
-        "--autoplay-policy=no-user-gesture-required",
-    ]
+    return list(CHROMIUM_ARGS)
 
 
 @pytest.fixture

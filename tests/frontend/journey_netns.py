@@ -26,32 +26,21 @@ Usage (test_journey.py does this): ip netns exec NS python journey_netns.py WORK
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    # Inside the namespace loopback is the only interface: let WebRTC use it.
-    "--allow-loopback-in-peer-connection",
-]
+from tests.netns_support import (
+    CHROMIUM,
+    NETNS_CHROMIUM_ARGS,
+    ROOT,
+    server_env,
+    wait_for_server,
+)
+
 PORT = 8766
 BASE = f"http://127.0.0.1:{PORT}"
 PHONE = {"width": 390, "height": 844}
@@ -66,46 +55,6 @@ VIDEO_ADVANCES = """async () => {
           start, end: video.currentTime, width: video.videoWidth,
           height: video.videoHeight};
 }"""
-
-
-def server_env(workdir: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(
-            ("DATABASE_URL", "REDIS_URL", "PYTEST", "DJANGO_SETTINGS", "SHOWFLOOR_")
-        )
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
-            "SHOWFLOOR_HLS_DIR": str(workdir / "hls"),
-            "SHOWFLOOR_RECORDINGS_DIR": str(workdir / "recordings"),
-            "SHOWFLOOR_MEDIA_ADDRESSES": "127.0.0.1",
-            "SHOWFLOOR_ICE_SERVERS": "[]",
-            "SHOWFLOOR_VIDEO_MAX_WIDTH": "640",
-            "SHOWFLOOR_VIDEO_MAX_HEIGHT": "480",
-            "SHOWFLOOR_VIDEO_PRESET": "ultrafast",
-            "STATIC_ROOT": str(workdir / "static"),
-            "PYTHONPATH": str(ROOT),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
-
-
-def wait_for_server(url: str, server: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the demo exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.25)
-    raise TimeoutError("the demo did not start")
 
 
 class Journey:
@@ -311,7 +260,7 @@ def demo_logins(env: dict[str, str]) -> dict[str, Any]:
 def run(workdir: Path) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    env = server_env(workdir)
+    env = server_env(workdir, PYTHONUNBUFFERED="1")
     data = demo_logins(env)
     log = (workdir / "demo.log").open("w")
     server = subprocess.Popen(
@@ -323,10 +272,10 @@ def run(workdir: Path) -> dict[str, Any]:
     )
     journey: Journey | None = None
     try:
-        wait_for_server(f"{BASE}/healthz", server, timeout=90)
+        wait_for_server(f"{BASE}/healthz", timeout=90, server=server)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
             )
             journey = Journey(browser, workdir)
             try:

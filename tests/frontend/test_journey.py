@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ARTIFACTS
+from tests.netns_support import ROOT
 
 SCRIPT = Path(__file__).with_name("journey_netns.py")
 SCREENSHOTS = ("viewer-phone.png", "viewer-desktop.png", "studio.png")
@@ -24,7 +25,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 def test_host_viewers_and_buyer_live_the_whole_show(loopback_namespace, tmp_path):
     """Every step of a show works end to end in the browser, and the run saves
     screenshots of the phone and desktop viewer pages and of the studio."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    # The script imports tests.netns_support from the checkout.
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
     inside = ["ip", "netns", "exec", loopback_namespace]
     done = subprocess.run(
         [*inside, sys.executable, str(SCRIPT), str(tmp_path)],

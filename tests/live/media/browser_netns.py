@@ -19,57 +19,21 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[3]
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    # Inside the namespace loopback is the only interface: let WebRTC use it.
-    "--allow-loopback-in-peer-connection",
-]
+from tests.netns_support import (
+    CHROMIUM,
+    NETNS_CHROMIUM_ARGS,
+    ROOT,
+    server_env,
+    wait_for_server,
+)
+
 PORT = 8765
 DAPHNE = [sys.executable, "-m", "daphne", "-b", "127.0.0.1"]
 LIVE = "document.querySelector('[data-indicator]').dataset.state === 'live'"
 ENDED = "document.querySelector('[data-indicator]').dataset.state === 'ended'"
-
-
-def server_env(workdir: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_URL", "REDIS_URL", "PYTEST", "DJANGO_SETTINGS"))
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
-            "SHOWFLOOR_HLS_DIR": str(workdir / "hls"),
-            "SHOWFLOOR_RECORDINGS_DIR": str(workdir / "recordings"),
-            "SHOWFLOOR_MEDIA_ADDRESSES": "127.0.0.1",
-            "SHOWFLOOR_ICE_SERVERS": "[]",
-            "SHOWFLOOR_WEBRTC_MAX_VIEWERS": "1",
-            "SHOWFLOOR_VIDEO_MAX_WIDTH": "640",
-            "SHOWFLOOR_VIDEO_MAX_HEIGHT": "480",
-            "SHOWFLOOR_VIDEO_PRESET": "ultrafast",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "STATIC_ROOT": str(workdir / "static"),
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    return env
 
 
 def seed(env: dict[str, str]) -> dict[str, str]:
@@ -110,19 +74,6 @@ print(json.dumps({"slug": show.slug, "session": client.cookies["sessionid"].valu
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def wait_for_server(url: str, timeout: float = 30) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError("the server did not start")
-
-
 VIDEO_PROGRESS = """async (selector) => {
   const video = document.querySelector(selector);
   const start = video.currentTime;
@@ -135,7 +86,11 @@ VIDEO_PROGRESS = """async (selector) => {
 def run(workdir: Path) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    env = server_env(workdir)
+    env = server_env(
+        workdir,
+        SHOWFLOOR_WEBRTC_MAX_VIEWERS="1",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+    )
     seeded = seed(env)
     slug = seeded["slug"]
     base = f"http://127.0.0.1:{PORT}"
@@ -149,10 +104,10 @@ def run(workdir: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"slug": slug}
     studio = None
     try:
-        wait_for_server(f"{base}/healthz")
+        wait_for_server(f"{base}/healthz", server=server)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
             )
             try:
                 studio_ctx = browser.new_context()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.netns_support import ROOT
+
 SCRIPT = Path(__file__).with_name("browser_netns.py")
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -23,7 +25,8 @@ def test_studio_goes_live_and_viewers_play_webrtc_hls_and_replay(
     """Studio publishes the fake camera over WHIP; a viewer plays it over WebRTC
     (its <video> advances), a viewer beyond the WebRTC limit plays HLS with
     program times; after End show the recording plays."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    # The script imports tests.netns_support from the checkout.
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [
             "ip",

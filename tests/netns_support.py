@@ -1,0 +1,75 @@
+"""What the browser checks share, in pytest and inside a loopback-only network
+namespace (where the scripts run as plain programs, without Django set up):
+Chromium's flags, a server's environment there, and waiting for it to answer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+# Inside the namespace loopback is the only interface: let WebRTC use it.
+NETNS_CHROMIUM_ARGS = [*CHROMIUM_ARGS, "--allow-loopback-in-peer-connection"]
+
+
+def server_env(workdir: Path, **extra: str) -> dict[str, str]:
+    """A Showfloor server's environment inside the namespace: PostgreSQL and
+    Redis are outside it, so SQLite in ``workdir`` and the in-memory layer;
+    media gathers and announces 127.0.0.1 only, with no ICE servers."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("DATABASE_URL", "REDIS_URL", "PYTEST", "DJANGO_SETTINGS", "SHOWFLOOR_")
+        )
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
+            "SHOWFLOOR_HLS_DIR": str(workdir / "hls"),
+            "SHOWFLOOR_RECORDINGS_DIR": str(workdir / "recordings"),
+            "SHOWFLOOR_MEDIA_ADDRESSES": "127.0.0.1",
+            "SHOWFLOOR_ICE_SERVERS": "[]",
+            "SHOWFLOOR_VIDEO_MAX_WIDTH": "640",
+            "SHOWFLOOR_VIDEO_MAX_HEIGHT": "480",
+            "SHOWFLOOR_VIDEO_PRESET": "ultrafast",
+            "STATIC_ROOT": str(workdir / "static"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def wait_for_server(
+    url: str, *, timeout: float = 30, server: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Return once ``url`` answers; fail early if ``server`` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server is not None and server.poll() is not None:
+            raise RuntimeError(f"the server exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
