@@ -28,7 +28,8 @@ def test_guest_buys_the_pinned_product_in_three_taps_and_others_see_the_stock(
 ):
     """Buy on the pinned card opens the sheet over the video with the variant
     pre-filled; email, Continue, Pay (test card) → the order is paid, the sheet
-    says so in its live region, and a second viewer's card shows 9 left."""
+    says so in its live region, and a second viewer's card shows 9 left with a
+    note that someone just bought it."""
     buyer_context = browser.new_context(viewport={"width": 390, "height": 844})
     other_context = browser.new_context(viewport={"width": 390, "height": 844})
     try:
@@ -63,6 +64,11 @@ def test_guest_buys_the_pinned_product_in_three_taps_and_others_see_the_stock(
             ".textContent.includes('9 left')",
             timeout=10000,
         )
+        # Social proof for the rest of the room, without the buyer's city
+        # (they did not share it) and never their name or email.
+        other.wait_for_selector("#room-proof:not([hidden])", timeout=10000)
+        assert other.inner_text("#room-proof") == "Someone just bought Desk Mic"
+        assert other.get_attribute("#room-proof", "role") == "status"
         # The video and chat behind the sheet are still on the page.
         assert page.locator("#room-chat").count() == 1
         page.keyboard.press("Escape")

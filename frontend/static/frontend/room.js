@@ -402,6 +402,22 @@ function initViewerRoom(root) {
     }
   }
 
+  // Social proof: a purchase, with the city only when the buyer shared it. One
+  // at a time, for a few seconds, so a flash sale does not flood the screen or
+  // a screen reader.
+  let proofTimer = null;
+  function showPurchase(event) {
+    const proof = $("room-proof");
+    if (!proof || proofTimer) return;
+    const values = { city: event.city, product: event.product_name };
+    proof.textContent = fill(event.city ? t.boughtIn : t.bought, values);
+    proof.hidden = false;
+    proofTimer = setTimeout(() => {
+      proof.hidden = true;
+      proofTimer = null;
+    }, 5000);
+  }
+
   // Events ----------------------------------------------------------------------
   function applySnapshot(s) {
     state.me = s.me;
@@ -460,6 +476,7 @@ function initViewerRoom(root) {
       }
     },
     "viewers.count": (e) => ($("room-viewers").textContent = counted(counts.viewers, e.count)),
+    "purchase.made": showPurchase,
     "reactions.burst": (e) => floatHearts(Object.values(e.counts).reduce((a, b) => a + b, 0)),
     "show.status": (e) => {
       state.status = e.status;
