@@ -293,6 +293,13 @@ class VariantForm(forms.ModelForm):  # type: ignore[type-arg]
         model = Variant
         fields = ("sku", "name", "price_minor", "currency", "stock_available")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Stock moves while the page is open (sales, holds): the page carries
+        # the figure it showed, so "changed" means the person edited it, and a
+        # price edit never writes back a stock figure that is already stale.
+        self.fields["stock_available"].show_hidden_initial = True
+
     def clean_currency(self) -> str:
         currency = str(self.cleaned_data["currency"]).strip().upper()
         if currency not in ISO_CURRENCIES:
@@ -360,21 +367,20 @@ class ProductAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if formset.model is not Variant:
             super().save_formset(request, form, formset, change)
             return
-        variants = formset.save(commit=False)
+        formset.save(commit=False)
         for gone in formset.deleted_objects:
             gone.delete()
-        for variant in variants:
-            if variant.pk is None:
-                services.variant_create(
-                    product=form.instance,
-                    sku=variant.sku,
-                    name=variant.name,
-                    price_minor=variant.price_minor,
-                    currency=variant.currency,
-                    stock_available=variant.stock_available,
-                )
-            else:
-                variant.save()
+        for variant in formset.new_objects:
+            services.variant_create(
+                product=form.instance,
+                sku=variant.sku,
+                name=variant.name,
+                price_minor=variant.price_minor,
+                currency=variant.currency,
+                stock_available=variant.stock_available,
+            )
+        for variant, fields in formset.changed_objects:
+            services.variant_update(variant=variant, fields=fields)
 
 
 # --- Shows --------------------------------------------------------------------

@@ -14,6 +14,7 @@ from shows.services.catalog import (
     membership_set,
     product_create,
     variant_create,
+    variant_update,
 )
 from shows.services.lifecycle import lineup_set, show_create, show_end, show_start
 
@@ -31,4 +32,5 @@ __all__ = [
     "show_start",
     "user_signup",
     "variant_create",
+    "variant_update",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -14,8 +15,9 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from live import events
 from shows.exceptions import CatalogImportError, InvalidInput, SlugTaken
-from shows.models import Brand, Membership, Product, User, Variant
+from shows.models import Brand, LineupItem, Membership, Product, Show, User, Variant
 
 ISO_CURRENCIES = frozenset(list_currencies())
 
@@ -89,7 +91,7 @@ def variant_create(
     currency) or ``SlugTaken`` for a SKU already in use."""
     _validate_money(price_minor, currency)
     if stock_available < 0:
-        raise InvalidInput("Stock cannot be negative.")
+        raise InvalidInput(_("Stock cannot be negative."))
     try:
         with transaction.atomic():
             return Variant.objects.create(
@@ -102,6 +104,54 @@ def variant_create(
             )
     except IntegrityError as exc:
         raise SlugTaken(f"The SKU “{sku}” is already in use.") from exc
+
+
+VARIANT_EDITABLE = ("sku", "name", "price_minor", "currency", "stock_available")
+
+
+def variant_update(*, variant: Variant, fields: Iterable[str]) -> Variant:
+    """Save only the edited ``fields`` of ``variant``: an edit of its name or
+    price never writes back a stock figure read before the sales that happened
+    while the form was open. A new stock figure reaches the rooms of the live
+    shows that carry the product (``stock.changed``, after commit). Raises
+    ``InvalidInput`` (negative price or stock, unknown currency) or
+    ``SlugTaken`` for a SKU already in use."""
+    edited = [f for f in VARIANT_EDITABLE if f in set(fields)]
+    if not edited:
+        return variant
+    _validate_money(variant.price_minor, variant.currency)
+    if variant.stock_available < 0:
+        raise InvalidInput(_("Stock cannot be negative."))
+    try:
+        with transaction.atomic():
+            variant.save(update_fields=edited)
+            if "stock_available" in edited:
+                _announce_stock([variant])
+    except IntegrityError as exc:
+        raise SlugTaken(f"The SKU “{variant.sku}” is already in use.") from exc
+    return variant
+
+
+def _announce_stock(variants: list[Variant]) -> None:
+    """Tell the rooms of live shows carrying these variants' products their new
+    stock, after commit (checkout announces the stock it moves itself)."""
+    by_product: dict[int, list[Variant]] = {}
+    for variant in variants:
+        by_product.setdefault(variant.product_id, []).append(variant)
+    live = LineupItem.objects.filter(
+        product_id__in=by_product, show__status=Show.Status.LIVE
+    ).values_list("show_id", "product_id")
+    for show_id, product_id in live:
+        for variant in by_product[product_id]:
+            events.broadcast(
+                show_id,
+                {
+                    "type": events.STOCK_CHANGED,
+                    "variant_id": variant.pk,
+                    "product_id": product_id,
+                    "stock_available": variant.stock_available,
+                },
+            )
 
 
 # --- Catalogue import ------------------------------------------------------
@@ -348,6 +398,7 @@ def catalog_import(*, brand: Brand, text: str) -> CatalogImportResult:
             ]
         )
     counts = {"pc": 0, "pu": 0, "vc": 0, "vu": 0}
+    restocked: list[Variant] = []
     with transaction.atomic():
         products: dict[str, Product] = {}
         for row in rows:
@@ -364,7 +415,7 @@ def catalog_import(*, brand: Brand, text: str) -> CatalogImportResult:
                 )
                 products[row.product_slug] = product
                 counts["pc" if created else "pu"] += 1
-            _, created = Variant.objects.update_or_create(
+            variant, created = Variant.objects.update_or_create(
                 sku=row.sku,
                 defaults={
                     "product": product,
@@ -375,6 +426,9 @@ def catalog_import(*, brand: Brand, text: str) -> CatalogImportResult:
                 },
             )
             counts["vc" if created else "vu"] += 1
+            if not created:
+                restocked.append(variant)
+        _announce_stock(restocked)
     return CatalogImportResult(
         products_created=counts["pc"],
         products_updated=counts["pu"],

@@ -273,3 +273,45 @@ def test_restriction_admin_lifts_a_ban_and_cannot_edit(admin_client, show, make_
     )
     ban.refresh_from_db()
     assert ban.lifted_at is not None
+
+
+def test_editing_a_price_in_the_admin_keeps_the_stock_sold_meanwhile(
+    admin_client, products
+):
+    """The page showed 10 in stock; 3 sold before it was saved with a new
+    price: the price changes and 7 stay in stock. A stock figure the person
+    typed is written as typed."""
+    mic = products[1]
+    variant = Variant.objects.get(product=mic)
+    url = reverse("admin:shows_product_change", args=[mic.pk])
+    page = admin_client.get(url).content.decode()
+    assert 'name="initial-variants-0-stock_available" value="10"' in page
+    row = {
+        "id": str(variant.pk),
+        "product": str(mic.pk),
+        "sku": variant.sku,
+        "name": variant.name,
+        "price_minor": "7900",
+        "currency": "EUR",
+        "stock_available": "10",
+    }
+    data = {
+        "brand": str(mic.brand_id),
+        "name": mic.name,
+        "slug": mic.slug,
+        "description": "",
+        "image_url": "",
+        **inline("variants", [row], initial=1),
+        "initial-variants-0-stock_available": "10",  # what the page showed
+    }
+    Variant.objects.filter(pk=variant.pk).update(stock_available=7)  # sales
+
+    assert admin_client.post(url, data).status_code == 302
+    variant.refresh_from_db()
+    assert (variant.price_minor, variant.stock_available) == (7900, 7)
+
+    data["variants-0-stock_available"] = "20"
+    data["initial-variants-0-stock_available"] = "7"
+    assert admin_client.post(url, data).status_code == 302
+    variant.refresh_from_db()
+    assert variant.stock_available == 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models import F
 
 from shows import services
 from shows.exceptions import CatalogImportError
@@ -154,3 +155,78 @@ def test_import_catalog_command_refuses_unknown_brand_and_non_utf8(brand, tmp_pa
         call_command("import_catalog", "acme", str(path))
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("import_catalog", "acme", str(tmp_path / "missing.csv"))
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """Events handed to the bus after commit: (show id, event)."""
+    from live import events
+
+    sent: list[tuple[int, dict]] = []
+
+    class Recorder:
+        def publish_persisted(self, show_id, event):
+            sent.append((show_id, event))
+            return len(sent)
+
+    monkeypatch.setattr(events, "get_bus", lambda: Recorder())
+    return sent
+
+
+def test_editing_a_price_keeps_the_stock_sold_while_the_form_was_open(products):
+    """The admin's form read 10 in stock; 3 sold meanwhile; saving a new price
+    writes the price only, so the 3 sold units do not come back."""
+    edited = Variant.objects.get(product=products[1])
+    sold = F("stock_available") - 3
+    Variant.objects.filter(pk=edited.pk).update(stock_available=sold)
+    edited.price_minor = 7900
+
+    services.variant_update(variant=edited, fields=["price_minor"])
+
+    edited.refresh_from_db()
+    assert (edited.price_minor, edited.stock_available) == (7900, 7)
+
+
+def test_a_restock_reaches_the_rooms_of_live_shows_only(
+    live_show, products, brand, published, django_capture_on_commit_callbacks
+):
+    """A new stock figure for a product in a live show's line-up is sent to
+    that room after commit; a product in no live show sends nothing."""
+    cable = Variant.objects.get(product=products[2])
+    cable.stock_available = 12
+    other = services.product_create(brand=brand, name="Not in the show")
+    loose = services.variant_create(
+        product=other, sku="LOOSE-1", price_minor=100, currency="EUR"
+    )
+    loose.stock_available = 5
+    with django_capture_on_commit_callbacks(execute=True):
+        services.variant_update(variant=cable, fields=["stock_available"])
+        services.variant_update(variant=loose, fields=["stock_available"])
+
+    assert published == [
+        (
+            live_show.pk,
+            {
+                "type": "stock.changed",
+                "variant_id": cable.pk,
+                "product_id": products[2].pk,
+                "stock_available": 12,
+            },
+        )
+    ]
+
+
+def test_a_reimport_announces_the_new_stock_to_live_shows(
+    live_show, products, brand, published, django_capture_on_commit_callbacks
+):
+    """Restocking through the catalogue CSV reaches the live room too."""
+    csv = (
+        "product_slug,product_name,sku,variant_name,price,currency,stock\n"
+        f"{products[2].slug},Cable,SKU-2,Standard,15.00,EUR,30\n"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        services.catalog_import(brand=brand, text=csv)
+
+    [(show_id, event)] = published
+    assert show_id == live_show.pk
+    assert (event["type"], event["stock_available"]) == ("stock.changed", 30)
