@@ -346,6 +346,7 @@ def package(source: IO[bytes]) -> None:
     config = json.loads(source.readline())
     outputs = _open_outputs(config)
     playlist = _Playlist(Path(config["hls_dir"]), config["clock_origin"])
+    recording, hls = outputs
     try:
         started = False
         while header := source.read(HEADER.size):
@@ -360,9 +361,11 @@ def package(source: IO[bytes]) -> None:
                     continue
                 started = True
                 playlist.started(pts / config["video_clock"])
-            for output in outputs:
-                output.write(kind, data, pts, bool(keyframe))
+            # HLS first: a keyframe closes a segment and viewers wait for the
+            # playlist (writing the recording first cost ~40 ms per segment).
+            hls.write(kind, data, pts, bool(keyframe))
             playlist.sync()
+            recording.write(kind, data, pts, bool(keyframe))
     finally:
         for output in outputs:
             try:
