@@ -4,11 +4,14 @@ Chromium's flags, a server's environment there, and waiting for it to answer."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -73,3 +76,20 @@ def wait_for_server(
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def run_python(
+    code: str, env: dict[str, str], *, timeout: float = 120
+) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter with ``env`` (Django set up by the
+    code itself) and return the JSON object its last line prints."""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -37,6 +37,7 @@ from tests.netns_support import (
     CHROMIUM,
     NETNS_CHROMIUM_ARGS,
     ROOT,
+    run_python,
     server_env,
     wait_for_server,
 )
@@ -245,16 +246,7 @@ def demo_logins(env: dict[str, str]) -> dict[str, Any]:
         "print(json.dumps({'slug': demo.SHOW_SLUG, 'password': demo.DEMO_PASSWORD,"
         " 'host_email': demo.HOST_EMAIL, 'viewer_email': demo.VIEWER_EMAIL}))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    return run_python(code, env, timeout=60)
 
 
 def run(workdir: Path) -> dict[str, Any]:

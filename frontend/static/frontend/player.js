@@ -2,13 +2,13 @@
 // or WebRTC fails (hls.js; Safari natively), the recording once the show ended.
 // Dispatches `showfloor:playback` {mode, programTime} (docs/video.md) so room.js
 // can hold pins back until an HLS viewer's video reaches them.
+import { waitForIce } from "./webrtc.js";
 
 const root = document.querySelector("[data-player]");
 const config = root ? JSON.parse(document.getElementById("player-config").textContent) : null;
 const T = root ? JSON.parse(document.getElementById("player-i18n").textContent) : {};
 
 const WEBRTC_TIMEOUT_MS = 8000;
-const ICE_GATHER_TIMEOUT_MS = 2000;
 const RETRY_MS = 2000;
 const PLAYBACK_TICK_MS = 250;
 
@@ -78,16 +78,6 @@ async function startPlaying() {
     }
   }
   offerUnmute();
-}
-
-function waitForIce(pc) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ICE_GATHER_TIMEOUT_MS);
-    pc.addEventListener("icegatheringstatechange", () => {
-      if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
-    });
-  });
 }
 
 function teardown() {

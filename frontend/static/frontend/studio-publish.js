@@ -1,13 +1,13 @@
 // Studio: publish. Camera and microphone pickers, preview, resolution, Go live
 // over WHIP (the same endpoint OBS uses), End show, a live indicator with the
 // elapsed time and the publisher's connection state, the stream key for OBS.
+import { waitForIce } from "./webrtc.js";
 
 const root = document.querySelector("[data-publish]");
 const config = root ? JSON.parse(document.getElementById("publish-config").textContent) : null;
 const T = root ? JSON.parse(document.getElementById("publish-i18n").textContent) : {};
 
 const STATUS_POLL_MS = 2000;
-const ICE_GATHER_TIMEOUT_MS = 2000;
 const RECONNECT_MS = 3000;
 const HEIGHTS = { 360: [640, 360], 480: [854, 480], 720: [1280, 720] };
 
@@ -102,16 +102,6 @@ async function openCamera() {
     }
   }
   if (old) old.getTracks().forEach((t) => t.stop());
-}
-
-function waitForIce(pc) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ICE_GATHER_TIMEOUT_MS);
-    pc.addEventListener("icegatheringstatechange", () => {
-      if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
-    });
-  });
 }
 
 function closePeer() {

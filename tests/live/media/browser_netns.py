@@ -26,6 +26,7 @@ from tests.netns_support import (
     CHROMIUM,
     NETNS_CHROMIUM_ARGS,
     ROOT,
+    run_python,
     server_env,
     wait_for_server,
 )
@@ -62,16 +63,7 @@ client = Client()
 client.force_login(host)
 print(json.dumps({"slug": show.slug, "session": client.cookies["sessionid"].value}))
 """
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    return run_python(code, env, timeout=120)
 
 
 VIDEO_PROGRESS = """async (selector) => {
