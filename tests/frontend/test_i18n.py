@@ -363,20 +363,12 @@ async def test_room_errors_speak_the_viewers_language(live_show, headers, expect
 @pytest.mark.browser
 @pytest.mark.slow
 def test_scripts_format_prices_and_counts_like_the_server(
-    asgi_server, browser, live_show, products, host
+    asgi_server, browser, priced_show, live_show, products, host
 ):
     """A Frisian browser (which ``Intl`` formats as US English) gets the pinned
     card's prices as Babel writes them, and the room's counts in Frisian."""
     from shows.services import room
 
-    services.variant_create(
-        product=products[0],
-        sku="SKU-BIG",
-        name="Deluxe",
-        price_minor=123450,
-        currency="EUR",
-        stock_available=3,
-    )
     room.product_pin(show=live_show, actor=host, product_id=products[0].pk)
     context = browser.new_context(locale="fy", viewport={"width": 390, "height": 844})
     page = context.new_page()
