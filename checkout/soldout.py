@@ -29,6 +29,9 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,6 +44,9 @@ MARKER_TTL_SECONDS = 10
 # How long a process trusts its copy of a marker before asking Redis again:
 # stock given back through checkout reaches every process within this time.
 REFRESH_SECONDS = 0.05
+# How often buyers waiting in the guard look at Redis for a marker another
+# process set (the process that sets it wakes its own at once: ``on_marked``).
+WAIT_POLL_SECONDS = 0.02
 # How long an order's Idempotency-Key is remembered for replays.
 KEYS_KEEP_SECONDS = 24 * 3600
 GEN_TTL_SECONDS = 24 * 3600
@@ -103,6 +109,30 @@ def _client() -> Any | None:
         return client
 
 
+# Set by the ASGI guard around an order it let into Django; ``mark`` calls it
+# once that order's reservation has committed and its key is recorded.
+reservation_committed: ContextVar[Callable[[], None] | None] = ContextVar(
+    "reservation_committed", default=None
+)
+
+_listeners: list[weakref.WeakMethod[Callable[[int], None]]] = []
+
+
+def on_marked(listener: Callable[[int], None]) -> None:
+    """Call ``listener(variant_id)`` whenever this process marks a variant sold
+    out, in the thread that marked it (a bound method, held weakly)."""
+    _listeners.append(weakref.WeakMethod(listener))
+
+
+def _marked(variant_id: int) -> None:
+    for ref in list(_listeners):
+        listener = ref()
+        if listener is None:
+            _listeners.remove(ref)
+        else:
+            listener(variant_id)
+
+
 def generation(variant_id: int) -> str:
     """The variant's stock-return counter; read it before reading the stock and
     hand it to ``mark``. Empty when there is no Redis or it does not answer."""
@@ -132,23 +162,37 @@ def mark(
     client = _client()
     if client is None:
         return
+    marked = _mark(client, variant_id, slug, seen, sold_out, order_key)
+    committed = reservation_committed.get() if order_key else None
+    if committed is not None:
+        committed()
+    if marked:
+        _marked(variant_id)
+
+
+def _mark(
+    client: Any, variant_id: int, slug: str, seen: str, sold_out: bool, order_key: str
+) -> int:
     try:
-        client.eval(
-            MARK,
-            3,
-            order_keys_key(variant_id),
-            marker_key(variant_id),
-            gen_key(variant_id),
-            order_key,
-            f"{time.time():.3f}",
-            KEYS_KEEP_SECONDS,
-            "1" if sold_out else "0",
-            slug,
-            seen,
-            MARKER_TTL_SECONDS,
+        return int(
+            client.eval(
+                MARK,
+                3,
+                order_keys_key(variant_id),
+                marker_key(variant_id),
+                gen_key(variant_id),
+                order_key,
+                f"{time.time():.3f}",
+                KEYS_KEEP_SECONDS,
+                "1" if sold_out else "0",
+                slug,
+                seen,
+                MARKER_TTL_SECONDS,
+            )
         )
     except Exception:
         logger.warning("sold-out marker: Redis did not answer", exc_info=True)
+        return 0
 
 
 def clear(variant_id: int) -> None:

@@ -189,6 +189,8 @@ STORAGES: dict[str, Any] = {
     },
 }
 
+# Database sessions, minus redundant round trips (shows/sessions.py).
+SESSION_ENGINE = "shows.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

@@ -595,14 +595,16 @@ def order_create(
     unit_minor = sale.price_minor if sale else variant.price_minor
     expires_at = now + timedelta(seconds=settings.SHOWFLOOR_HOLD_SECONDS)
     _throttle_reservations(buyer)
-    if not buyer.signed_in and not buyer.session_key:
+    new_session = not buyer.signed_in and not buyer.session_key
+    if new_session:
         if buyer.start_session is None:
             raise EmailRequired()
         buyer = replace(buyer, session_key=buyer.start_session())
     full_key = f"{buyer.scope}:{key}"
     try:
         with transaction.atomic():
-            if sale is not None:
+            # A session this request started has no earlier orders to count.
+            if sale is not None and not new_session:
                 _lock_buyer_in_sale(sale, buyer.scope)
                 earlier = selectors.sale_quantity_of_buyer(
                     sale=sale, buyer_scope=buyer.line_filter()
@@ -628,7 +630,7 @@ def order_create(
             OrderLine.objects.create(
                 order=order,
                 variant=variant,
-                product_name=variant.product.name,
+                product_name=variant.product_name,  # type: ignore[attr-defined]
                 variant_name=variant.name,
                 quantity=quantity,
                 unit_price_minor=unit_minor,

@@ -327,3 +327,86 @@ def test_buyers_arriving_at_once_enter_django_a_few_at_a_time(
     assert [status for status, _, _ in done] == [409] * buyers
     early = [h for _, h, _ in done if "marker" in h.get("server-timing", "")]
     assert len(early) == buyers - DJANGO_SLOTS
+
+
+class Reserving(Django):
+    """Stands in for Django whose orders reserve stock at once: in the view's
+    thread, as the order service does after commit, each records its key with
+    ``soldout.mark``; then the answer waits (the PaymentIntent)."""
+
+    def __init__(self, mic, slug, *, hold, sold_out_after=None):
+        super().__init__(status=201, hold=hold)
+        self.mic, self.slug, self.sold_out_after = mic, slug, sold_out_after
+
+    async def __call__(self, scope, receive, send):
+        # The service marks the variant when its reservation took the last
+        # unit, and so does each one after it that finds no stock.
+        last = (
+            self.sold_out_after is not None and self.reached + 1 >= self.sold_out_after
+        )
+        seen = await sync_to_async(soldout.generation)(self.mic.pk)
+        await sync_to_async(soldout.mark)(
+            variant_id=self.mic.pk,
+            slug=self.slug,
+            seen=seen,
+            sold_out=last,
+            order_key=new_key(),
+        )
+        await super().__call__(scope, receive, send)
+
+
+def test_a_slot_frees_as_the_reservation_commits_not_when_the_answer_leaves(
+    pinned, mic, redis_client
+):
+    """Buyers behind the first ones do not wait for their PaymentIntents: each
+    committed reservation lets the next buyer into Django."""
+    buyers = 3 * DJANGO_SLOTS
+
+    async def scenario():
+        hold = asyncio.Event()
+        django = Reserving(mic, pinned.slug, hold=hold)
+        guard = SoldOutGuard(django)
+        answers = [
+            asyncio.ensure_future(post(guard, pinned.slug, guest_body(mic)))
+            for _ in range(buyers)
+        ]
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if django.reached == buyers:
+                break
+        reached = django.reached
+        hold.set()
+        await asyncio.gather(*answers)
+        return reached
+
+    assert asyncio.run(scenario()) == buyers
+
+
+def test_the_last_unit_committing_answers_everyone_waiting_at_once(
+    pinned, mic, redis_client, monkeypatch
+):
+    """The process that marks the variant sold out wakes its waiting buyers
+    itself (no polling: the poll is made too slow to matter here), while the
+    reservations inside Django are still creating their PaymentIntents."""
+    monkeypatch.setattr(soldout, "WAIT_POLL_SECONDS", 60.0)
+    units, buyers = DJANGO_SLOTS, 4 * DJANGO_SLOTS
+
+    async def scenario():
+        hold = asyncio.Event()
+        django = Reserving(mic, pinned.slug, hold=hold, sold_out_after=units)
+        guard = SoldOutGuard(django)
+        answers = [
+            asyncio.ensure_future(post(guard, pinned.slug, guest_body(mic)))
+            for _ in range(buyers)
+        ]
+        done, _ = await asyncio.wait(answers, timeout=5)
+        early = [a.result() for a in done]
+        hold.set()
+        await asyncio.gather(*answers)
+        return django.reached, early
+
+    reached, early = asyncio.run(scenario())
+    assert units <= reached < buyers
+    assert len(early) == buyers - reached
+    assert {status for status, _, _ in early} == {409}
+    assert all("marker" in h["server-timing"] for _, h, _ in early)

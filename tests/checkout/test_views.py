@@ -11,6 +11,7 @@ import pytest
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from checkout.models import FlashSale, Order, Payment
 from tests.checkout.conftest import new_key
@@ -362,3 +363,21 @@ def test_reservations_from_one_address_are_rate_limited(
         buy(client, token, pinned.slug, body, REMOTE_ADDR=other) for _ in range(4)
     ]
     assert {a.json()["code"] for a in sold_out} == {"sold_out"}
+
+
+def test_a_guests_first_order_writes_its_session_once(stripe_settings, pinned, mic):
+    """The session a guest's first order starts is inserted once: no lookup
+    of the new key before it, no second write for the answer
+    (``SESSION_ENGINE`` is ``shows.sessions``)."""
+    client, token = api_client()
+    body = {"variant_id": mic.pk, "quantity": 1, "email": "first@example.test"}
+    with CaptureQueriesContext(connection) as queries:
+        answer = buy(client, token, pinned.slug, body)
+    assert answer.status_code == 201
+    session_sql = [
+        q["sql"].split()[0]
+        for q in queries.captured_queries
+        if "django_session" in q["sql"]
+    ]
+    assert session_sql == ["INSERT"]
+    assert client.cookies["sessionid"].value
