@@ -27,6 +27,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from live.hub.bus import json_body
+from live.hub.collector import collector
 from live.hub.core import AsgiWriter, Viewer, get_hub, make_writer
 from live.i18n import scope_language
 from shows import selectors
@@ -167,11 +168,16 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.base_send = send
         # Refusals and error frames speak the viewer's language, also those
         # raised by services in database_sync_to_async (the context follows).
-        with (
-            translation.override(scope_language(scope)),
-            contextlib.suppress(StopConsumer),
-        ):
-            await await_many_dispatch([receive], self.dispatch)
+        # The socket's whole life: the garbage collector's policy counts them.
+        collector.socket_opened()
+        try:
+            with (
+                translation.override(scope_language(scope)),
+                contextlib.suppress(StopConsumer),
+            ):
+                await await_many_dispatch([receive], self.dispatch)
+        finally:
+            collector.socket_closed()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels runs close_old_connections in a thread before every handler;

@@ -33,6 +33,7 @@ from typing import Any
 from django.conf import settings
 
 from live.hub import bus as busmod
+from live.hub.collector import collector
 
 logger = logging.getLogger(__name__)
 
@@ -696,6 +697,7 @@ class Hub:
                     await self.redis.set(
                         self.proc_key(self.id), b"1", ex=PROCESS_TTL_SECONDS
                     )
+                collector.tend()
                 for room in list(self.rooms.values()):
                     if self.redis is not None:
                         total = await self._presence_update(room, room.audience_size())
