@@ -596,13 +596,15 @@ def order_create(
     expires_at = now + timedelta(seconds=settings.SHOWFLOOR_HOLD_SECONDS)
     _throttle_reservations(buyer)
     new_session = not buyer.signed_in and not buyer.session_key
-    if new_session:
-        if buyer.start_session is None:
-            raise EmailRequired()
-        buyer = replace(buyer, session_key=buyer.start_session())
+    if new_session and buyer.start_session is None:
+        raise EmailRequired()
     full_key = f"{buyer.scope}:{key}"
     try:
         with transaction.atomic():
+            if new_session:
+                # In the order's transaction: one commit to wait for, not two.
+                buyer = replace(buyer, session_key=buyer.start_session())  # type: ignore[misc]
+            full_key = f"{buyer.scope}:{key}"
             # A session this request started has no earlier orders to count.
             if sale is not None and not new_session:
                 _lock_buyer_in_sale(sale, buyer.scope)

@@ -381,3 +381,9 @@ def test_a_guests_first_order_writes_its_session_once(stripe_settings, pinned, m
     ]
     assert session_sql == ["INSERT"]
     assert client.cookies["sessionid"].value
+    # Written in the order's transaction: one commit on the way, not two.
+    sql = [q["sql"] for q in queries.captured_queries]
+    session_at = next(i for i, q in enumerate(sql) if "django_session" in q)
+    order_at = next(i for i, q in enumerate(sql) if 'INTO "checkout_order"' in q)
+    assert session_at < order_at
+    assert not any(q.startswith("COMMIT") for q in sql[session_at:order_at])
