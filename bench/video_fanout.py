@@ -198,11 +198,19 @@ def watch_hls(playlist: Path, url: str, until: float) -> dict[str, list[float]]:
     program date time plus duration to the moment it is listed),
     ``listed_after_capture`` (ms from the capture of its last frame, from the
     stamp of its first frame plus its duration) and ``pdt_minus_capture``.
+
+    The moment a segment is listed is the playlist's modification time: the
+    packager writes it whole and renames it into place, so that is when the
+    server published it, whenever this process (sharing the two cores with
+    the viewers) gets to look. ``seen_after_capture`` is the same from the
+    moment this process saw it, for comparison (the file's time comes from the
+    kernel's coarse clock, a few milliseconds at most behind).
     ``fetch_ms``: fetching the playlist over HTTP, sampled twice a second."""
     seen: set[str] = set()
     out: dict[str, list[float]] = {
         "listed": [],
         "listed_after_capture": [],
+        "seen_after_capture": [],
         "pdt_minus_capture": [],
         "kbps": [],
         "fetch_ms": [],
@@ -211,10 +219,18 @@ def watch_hls(playlist: Path, url: str, until: float) -> dict[str, list[float]]:
     next_fetch = 0.0
     while time.monotonic() < until:
         try:
+            before = playlist.stat().st_mtime_ns
             text = playlist.read_text()
+            written = playlist.stat().st_mtime_ns
         except OSError:
-            text = ""
-        now = time.time()
+            time.sleep(0.005)
+            continue
+        seen_at = time.time()
+        if before != written:
+            # Replaced while we read it: look again.
+            time.sleep(0.001)
+            continue
+        now = written / 1e9
         segments = SEGMENT.findall(text)
         fresh = [s for s in segments if s[2] not in seen] if primed else []
         # Segments listed before the first look cannot be timed.
@@ -230,6 +246,9 @@ def watch_hls(playlist: Path, url: str, until: float) -> dict[str, list[float]]:
             if captured is not None and abs(captured - now * 1000) < 60_000:
                 out["listed_after_capture"].append(
                     now * 1000 - captured - float(duration) * 1000
+                )
+                out["seen_after_capture"].append(
+                    seen_at * 1000 - captured - float(duration) * 1000
                 )
                 out["pdt_minus_capture"].append(pdt_ms - captured)
         if time.monotonic() >= next_fetch:
@@ -560,6 +579,9 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         "hls_listed_after_segment_end_ms_max": ms(hls["listed"], 1.0),
         "hls_listed_after_capture_end_ms_p50": ms(hls["listed_after_capture"], 0.5),
         "hls_listed_after_capture_end_ms_max": ms(hls["listed_after_capture"], 1.0),
+        "hls_seen_by_watcher_after_capture_end_ms_max": ms(
+            hls["seen_after_capture"], 1.0
+        ),
         "hls_pdt_minus_capture_ms_p50": ms(hls["pdt_minus_capture"], 0.5),
         "hls_segments_seen": len(hls["listed"]),
         # The synthetic picture compresses well: the stream's actual bitrate
