@@ -111,6 +111,14 @@ def guest_body(mic, email="late@example.test"):
     return {"variant_id": mic.pk, "quantity": 1, "email": email}
 
 
+def at_once(guard, pinned, mic, buyers):
+    """``buyers`` guests' orders sent through ``guard`` in the same instant."""
+    return [
+        asyncio.ensure_future(post(guard, pinned.slug, guest_body(mic)))
+        for _ in range(buyers)
+    ]
+
+
 def sold_out_through_django(pinned, mic, **headers):
     client, token = api_client()
     answer = buy(client, token, pinned.slug, guest_body(mic), **headers)
@@ -302,10 +310,7 @@ def test_buyers_arriving_at_once_enter_django_a_few_at_a_time(
         hold = asyncio.Event()
         django = Django(status=409, hold=hold)
         guard = SoldOutGuard(django)
-        answers = [
-            asyncio.ensure_future(post(guard, pinned.slug, guest_body(mic)))
-            for _ in range(buyers)
-        ]
+        answers = at_once(guard, pinned, mic, buyers)
         for _ in range(100):
             await asyncio.sleep(0.01)
             if django.inside == DJANGO_SLOTS:
@@ -366,10 +371,7 @@ def test_a_slot_frees_as_the_reservation_commits_not_when_the_answer_leaves(
         hold = asyncio.Event()
         django = Reserving(mic, pinned.slug, hold=hold)
         guard = SoldOutGuard(django)
-        answers = [
-            asyncio.ensure_future(post(guard, pinned.slug, guest_body(mic)))
-            for _ in range(buyers)
-        ]
+        answers = at_once(guard, pinned, mic, buyers)
         for _ in range(200):
             await asyncio.sleep(0.01)
             if django.reached == buyers:
@@ -395,10 +397,7 @@ def test_the_last_unit_committing_answers_everyone_waiting_at_once(
         hold = asyncio.Event()
         django = Reserving(mic, pinned.slug, hold=hold, sold_out_after=units)
         guard = SoldOutGuard(django)
-        answers = [
-            asyncio.ensure_future(post(guard, pinned.slug, guest_body(mic)))
-            for _ in range(buyers)
-        ]
+        answers = at_once(guard, pinned, mic, buyers)
         done, _ = await asyncio.wait(answers, timeout=5)
         early = [a.result() for a in done]
         hold.set()

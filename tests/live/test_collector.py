@@ -34,13 +34,16 @@ def policy(monkeypatch):
     gc.collect()
 
 
-def cycle_ref() -> weakref.ref[Cycle]:
-    return weakref.ref(Cycle())
+def held(policy: Collector, sockets: int) -> Cycle:
+    """Open ``sockets`` sockets; returns a cycle for the caller to hold until
+    the freeze and drop after it."""
+    for _ in range(sockets):
+        policy.socket_opened()
+    return Cycle()
 
 
 def test_below_the_threshold_nothing_is_frozen(policy):
-    for _ in range(3):
-        policy.socket_opened()
+    held(policy, 3)
     policy.tend(now=0.0)
     gc.collect()
     assert gc.get_freeze_count() == 0
@@ -48,9 +51,7 @@ def test_below_the_threshold_nothing_is_frozen(policy):
 
 
 def test_held_sockets_are_frozen_and_thawed_once_a_quarter_closed(policy):
-    for _ in range(8):
-        policy.socket_opened()
-    kept = Cycle()
+    kept = held(policy, 8)
     ref = weakref.ref(kept)
     policy.tend(now=0.0)
     assert gc.get_freeze_count() > 0
@@ -73,9 +74,7 @@ def test_held_sockets_are_frozen_and_thawed_once_a_quarter_closed(policy):
 
 
 def test_a_thaw_comes_after_thaw_seconds_without_closes(policy):
-    for _ in range(4):
-        policy.socket_opened()
-    kept = Cycle()
+    kept = held(policy, 4)
     ref = weakref.ref(kept)
     policy.tend(now=100.0)
     del kept
@@ -89,8 +88,7 @@ def test_a_thaw_comes_after_thaw_seconds_without_closes(policy):
 def test_a_full_collection_freezes_its_survivors_without_waiting_for_tend(policy):
     """While an audience arrives the event loop may be too busy to tend: the
     survivors of each full collection are frozen at once."""
-    for _ in range(4):
-        policy.socket_opened()
+    held(policy, 4)
     gc.collect()
     assert gc.get_freeze_count() > 0
     assert policy.frozen_at is not None
