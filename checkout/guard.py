@@ -18,6 +18,7 @@ Requests that could create or return an order pass every check as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -144,7 +145,8 @@ class SoldOutGuard:
 
         def committed() -> None:
             # In the view's thread (asgiref copies this context into it).
-            loop.call_soon_threadsafe(release, False)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(release, False)
 
         # The slot frees as the reservation commits, not after the
         # PaymentIntent is created: the next buyer need not wait for Stripe.

@@ -158,7 +158,9 @@ def mark(
     """Remember an order's Idempotency-Key, and mark the variant sold out in
     ``slug``'s show if ``sold_out`` and no stock returned since ``seen`` was
     read (an empty ``seen`` never marks). Called after commit, or after a read
-    that found no stock."""
+    that found no stock. For an order (``order_key``), then tells the guard
+    that let it in that its reservation has committed
+    (``reservation_committed``)."""
     client = _client()
     if client is None:
         return
