@@ -149,19 +149,42 @@ def _notify_order(order: Order) -> None:
     )
 
 
-def _broadcast_stock(show_id: int, variant_id: int) -> int:
-    """Send the variant's stock to the room after commit; returns that stock."""
-    variant = Variant.objects.values("product_id", "stock_available").get(pk=variant_id)
+def _broadcast_stock(
+    show_id: int, variant_id: int, known: tuple[int, int] | None = None
+) -> int:
+    """Send the variant's stock to the room after commit; returns that stock.
+    ``known``: its product id and stock, when the caller has just read them."""
+    if known is None:
+        row = Variant.objects.values("product_id", "stock_available").get(pk=variant_id)
+        known = (row["product_id"], row["stock_available"])
+    product_id, stock = known
     events.broadcast(
         show_id,
         {
             "type": events.STOCK_CHANGED,
             "variant_id": variant_id,
-            "product_id": variant["product_id"],
-            "stock_available": variant["stock_available"],
+            "product_id": product_id,
+            "stock_available": stock,
         },
     )
-    return int(variant["stock_available"])
+    return int(stock)
+
+
+def _take_stock(variant_id: int, quantity: int) -> tuple[int, int] | None:
+    """Move ``quantity`` out of the variant's stock if it has that many: one
+    conditional UPDATE, which also returns the product id and the stock left
+    (the row stays locked until commit, so no second round trip under the
+    lock). None when there is not enough."""
+    table = Variant._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET stock_available = stock_available - %s"  # noqa: S608
+            " WHERE id = %s AND stock_available >= %s"
+            " RETURNING product_id, stock_available",
+            [quantity, variant_id, quantity],
+        )
+        row = cursor.fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
 
 
 def _broadcast_purchase(order: Order) -> None:
@@ -651,12 +674,10 @@ def order_create(
                 order=order, from_status="", to_status=S.RESERVED, reason="stock held"
             )
             # Last statement before commit: the variant row stays locked briefly.
-            taken = Variant.objects.filter(
-                pk=variant.pk, stock_available__gte=quantity
-            ).update(stock_available=F("stock_available") - quantity)
-            if not taken:
+            taken = _take_stock(variant.pk, quantity)
+            if taken is None:
                 raise SoldOut()
-            left = _broadcast_stock(show.pk, variant.pk)
+            left = _broadcast_stock(show.pk, variant.pk, known=taken)
             _notify_order(order)
             # The key first, so a replay of this order is never answered early.
             transaction.on_commit(
