@@ -248,14 +248,14 @@ def _retake_stock(order: Order) -> bool:
     ended; all lines or none."""
     now = timezone.now()
     lines = list(order.lines.all())
+    left: list[tuple[int, tuple[int, int]]] = []
     try:
         with transaction.atomic():
             for line in lines:
-                taken = Variant.objects.filter(
-                    pk=line.variant_id, stock_available__gte=line.quantity
-                ).update(stock_available=F("stock_available") - line.quantity)
-                if not taken:
+                taken = _take_stock(line.variant_id, line.quantity)
+                if taken is None:
                     raise SoldOut()
+                left.append((line.variant_id, taken))
                 StockHold.objects.create(
                     order=order,
                     variant_id=line.variant_id,
@@ -266,8 +266,8 @@ def _retake_stock(order: Order) -> bool:
                 )
     except SoldOut:
         return False
-    for line in lines:
-        _broadcast_stock(order.show_id, line.variant_id)
+    for variant_id, taken in left:
+        _broadcast_stock(order.show_id, variant_id, known=taken)
     return True
 
 
@@ -621,7 +621,7 @@ def order_create(
     new_session = not buyer.signed_in and not buyer.session_key
     if new_session and buyer.start_session is None:
         raise EmailRequired()
-    full_key = f"{buyer.scope}:{key}"
+    full_key = f"{buyer.scope}:{key}"  # set again once a new guest has a session
     try:
         with transaction.atomic():
             if new_session:
