@@ -86,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: one thread hop per request instead of one per hook (its docstring).
+    "config.middleware.SyncStack",
 ]
 
 ROOT_URLCONF = "config.urls"
