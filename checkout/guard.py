@@ -66,7 +66,7 @@ class SoldOutGuard:
     created after it holds no one up. Two per process measured best: eight
     threads of one process reserving at once only share the GIL and make the
     last unit's commit — what everyone waits for — later (endpoint p99
-    230 to 260 ms against 140 to 200 ms for a thousand buyers, docs/checkout.md).
+    230 to 260 ms against 110 to 200 ms for a thousand buyers, docs/checkout.md).
     """
 
     def __init__(self, app: ASGIApp) -> None:
