@@ -7,8 +7,17 @@ under Daphne); here it costs a body parse and, at most every
 /api/shows/<slug>/orders`` is answered ``409 sold_out`` — the same body and
 headers as the view's — when the variant's sold-out marker (``checkout/soldout``)
 names the show and the request's Idempotency-Key is not one of an existing
-order. Everything else, and any request the guard is unsure about, goes to
+order, or when every unit left is already claimed by orders under way (see
+below). Everything else, and any request the guard is unsure about, goes to
 Django untouched.
+
+Before letting an order into Django the guard claims its units in Redis
+(``soldout.MarkerCache.claim``); once the count of units left to claim
+reaches zero, the next buyers are told "sold out" at once instead of waiting
+for the reservations under way to commit, and units claimed by an order that
+took no stock are given back as it leaves. Every answer that went through
+Django carries in ``Server-Timing`` ``app`` the whole time since the guard
+received it, the wait for a slot included.
 
 Answering before the CSRF and origin checks is safe: a sold-out answer writes
 nothing, and says no more than the room's public ``stock.changed`` events.
@@ -44,35 +53,44 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # The URL of ``checkout.views.orders`` (Django's slug converter).
 ORDERS_PATH = re.compile(r"^/api/shows/(?P<slug>[-a-zA-Z0-9_]+)/orders$")
+APP_TIMING = re.compile(rb"\bapp;dur=[0-9.]+")
 # As ``checkout.views._body``: larger bodies get Django's 400.
 MAX_BODY = 4096
 # Orders for one variant inside Django at once, per process.
 DJANGO_SLOTS = 2
+# Orders holding claimed units inside Django at once, per variant and process:
+# there are never more than units left, so more of them may overlap.
+CLAIMED_SLOTS = 8
 
 
 class SoldOutGuard:
     """Wraps Django's ASGI application (``config/asgi.py``).
 
     It also admits at most ``DJANGO_SLOTS`` orders per variant into Django at
-    a time (in each process). When a thousand buyers arrive in the same
-    instant, nobody knows yet that the stock will be gone; without this they
-    would all take the full path. The others wait here, at no cost, and look
-    at the marker again as soon as this process marks the variant sold out
-    (the last unit's reservation commits), whenever an order for the variant
-    leaves Django, and every ``soldout.WAIT_POLL_SECONDS`` for a marker set by
-    another process — so once the stock is gone they are answered early.
+    a time (in each process), or ``CLAIMED_SLOTS`` when they hold claimed
+    units (never more than the units left). When a thousand buyers arrive in
+    the same instant and the units left to claim are not known (no sale
+    seeded them, or stock just came back), nobody knows yet that the stock
+    will be gone; without this they would all take the full path. The
+    others wait here, at no cost, and look at the marker again as soon as
+    this process marks the variant sold out (the last unit's reservation
+    commits), whenever an order for the variant leaves Django, and every
+    ``soldout.WAIT_POLL_SECONDS`` for a marker set by another process — so
+    once the stock is gone they are answered early.
     A slot frees as soon as the order's reservation commits (the order
     service calls ``soldout.reservation_committed``), so the PaymentIntent
-    created after it holds no one up. Two per process measured best: eight
-    threads of one process reserving at once only share the GIL and make the
-    last unit's commit — what everyone waits for — later (endpoint p99
-    230 to 260 ms against 110 to 200 ms for a thousand buyers, docs/checkout.md).
+    created after it holds no one up. Two per process measured best for
+    them: eight threads of one process reserving at once only share the GIL
+    and make the last unit's commit — what everyone waits for — later. Orders
+    holding claims are different: the other buyers are answered meanwhile,
+    and those answers take the event loop's share of the GIL; eight claimed
+    orders at once finish sooner than two at a time (docs/checkout.md).
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.bodies: dict[str, bytes] = {}
-        self.admission = Admission(DJANGO_SLOTS)
+        self.admission = Admission(DJANGO_SLOTS, CLAIMED_SLOTS)
         soldout.on_marked(self._marked)
 
     def _marked(self, variant_id: int) -> None:
@@ -106,29 +124,68 @@ class SoldOutGuard:
         if candidate is None:
             await self.app(scope, _replay(received, receive), send)
             return
-        variant_id, key = candidate
-        while True:
-            marker = await soldout.markers.get(variant_id)
-            if marker is None:
-                await self.app(scope, _replay(received, receive), send)
-                return
-            if marker.refuses(slug=match["slug"], order_key=key):
-                await self._answer(scope, headers, send, started)
-                return
-            if self.admission.free(variant_id):
-                break
-            await self.admission.wait(variant_id)
-        await self._through_django(variant_id, scope, _replay(received, receive), send)
+        variant_id, key, quantity = candidate
+        slug = match["slug"]
+        claimed = took = False
+        try:
+            while True:
+                marker = await soldout.markers.get(variant_id)
+                if marker is None:
+                    await self.app(scope, _replay(received, receive), send)
+                    return
+                if marker.refuses(slug=slug, order_key=key):
+                    await self._answer(scope, headers, send, started)
+                    return
+                if not claimed:
+                    claim = await soldout.markers.claim(
+                        variant_id, slug=slug, order_key=key, quantity=quantity
+                    )
+                    if claim is False:
+                        # Every unit left is promised to an order under way.
+                        await self._answer(scope, headers, send, started)
+                        return
+                    claimed = bool(claim)
+                if self.admission.free(variant_id, claimed=claimed):
+                    break
+                await self.admission.wait(variant_id)
+
+            def reserved() -> None:
+                nonlocal took
+                took = True
+
+            await self._through_django(
+                variant_id, scope, _replay(received, receive), send, reserved, started
+            )
+        finally:
+            if claimed and not took:
+                if _cancelling():
+                    soldout.markers.give_back_later(variant_id, quantity)
+                else:
+                    await soldout.markers.give_back(variant_id, quantity)
 
     async def _through_django(
-        self, variant_id: int, scope: Scope, receive: Receive, send: Send
+        self,
+        variant_id: int,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        reserved: Callable[[], None],
+        started: float,
     ) -> None:
+        """Let the order into Django; ``reserved`` is called when its
+        reservation commits (it took stock). The answer's ``Server-Timing``
+        ``app`` counts from ``started``, the wait for a slot included."""
         status = 0
 
         async def watched(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                took = (time.perf_counter() - started) * 1000
+                message = {
+                    **message,
+                    "headers": _timed(message.get("headers", []), took),
+                }
             await send(message)
 
         self.admission.enter(variant_id)
@@ -145,6 +202,7 @@ class SoldOutGuard:
 
         def committed() -> None:
             # In the view's thread (asgiref copies this context into it).
+            reserved()
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(release, False)
 
@@ -192,15 +250,17 @@ class Admission:
     the marker in Redis every ``WAIT_POLL_SECONDS`` while anyone waits, since
     another process may have set it."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, claimed_slots: int | None = None) -> None:
         self.slots = slots
+        self.claimed_slots = slots if claimed_slots is None else claimed_slots
         self.inside: dict[int, int] = {}
         self.line: dict[int, deque[asyncio.Future[None]]] = {}
         self.pollers: dict[int, asyncio.Task[None]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
 
-    def free(self, variant_id: int) -> bool:
-        return self.inside.get(variant_id, 0) < self.slots
+    def free(self, variant_id: int, *, claimed: bool = False) -> bool:
+        limit = self.claimed_slots if claimed else self.slots
+        return self.inside.get(variant_id, 0) < limit
 
     def enter(self, variant_id: int) -> None:
         self.inside[variant_id] = self.inside.get(variant_id, 0) + 1
@@ -313,8 +373,8 @@ def _replay(received: list[Message], receive: Receive) -> Receive:
 
 def _candidate(
     scope: Scope, headers: dict[str, str], body: bytes
-) -> tuple[int, str] | None:
-    """The variant id and Idempotency-Key of an order the full path would
+) -> tuple[int, str, int] | None:
+    """The variant id, Idempotency-Key and quantity of an order the full path would
     answer ``sold_out`` if the variant has no stock: well-formed as the view
     and ``order_create`` check it, so that no other 4xx would come first.
     None for anything else."""
@@ -344,7 +404,26 @@ def _candidate(
             validate_email(email[:254].strip())
         except ValidationError:
             return None
-    return variant_id, key
+    return variant_id, key, quantity
+
+
+Headers = list[tuple[bytes, bytes]]
+
+
+def _timed(headers: Headers, took: float) -> Headers:
+    """The view's headers with ``app`` in Server-Timing replaced by ``took``
+    (ms), the time since the guard received the request."""
+    out = []
+    for name, value in headers:
+        if name.lower() == b"server-timing":
+            value = APP_TIMING.sub(f"app;dur={took:.1f}".encode(), value, count=1)
+        out.append((name, value))
+    return out
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _whole(value: object) -> TypeGuard[int]:

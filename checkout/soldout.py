@@ -4,7 +4,7 @@ process through Redis, so a sold-out buyer can be answered before Django runs
 
 The database stays the only truth about stock; the marker is a hint that is
 set only from an observation of ``stock_available == 0`` and cleared after
-every commit that gives stock back. Three Redis keys per variant:
+every commit that gives stock back. Four Redis keys per variant:
 
 * ``…:soldout:<variant>`` — a hash whose fields are the slugs of the shows in
   which the order service answered "sold out" (so the early answer is given
@@ -18,6 +18,25 @@ every commit that gives stock back. Three Redis keys per variant:
 * ``…:orderkeys:<variant>`` — the Idempotency-Keys of orders placed on the
   variant in the last day, so a repeated request for an order that exists is
   never answered early: it goes to Django, which returns that order.
+* ``…:left:<variant>`` — the units left to *claim*: a hash with ``left`` and a
+  field ``s:<slug>`` per show whose orders reached the stock check. The guard
+  claims units for a buyer before letting them into Django (``claim``) and
+  gives them back if the order took no stock (``give_back``); a buyer who
+  finds nothing left to claim is told "sold out" at once, instead of waiting
+  for the reservations under way to commit. Seeded from a stock the order
+  service or ``sale_start`` read (only if absent, only if no stock returned
+  since: ``seen``), deleted by every stock return, and kept for
+  ``LEFT_TTL_SECONDS`` after the last claim.
+
+  Why this never refuses a unit nobody will take: let D be the stock in the
+  database and P the units claimed by orders that have not yet taken stock.
+  A claim lowers ``left`` and raises P; a reservation lowers D and P; a
+  give-back raises ``left`` and lowers P; a reservation that entered without a
+  claim lowers D alone; a seed sets ``left`` to a stock read since the last
+  return, so at least D. So ``left - (D - P)`` never drops below zero, and
+  ``left < quantity`` means the stock not already promised to an order under
+  way is less than ``quantity``. If one of those orders then fails, its units
+  come back as from an expired hold: the room sees ``stock.changed``.
 
 Without ``REDIS_URL`` (the one-process embedded demo) there is no marker and
 every request takes the full path.
@@ -47,21 +66,38 @@ REFRESH_SECONDS = 0.05
 # How often buyers waiting in the guard look at Redis for a marker another
 # process set (the process that sets it wakes its own at once: ``on_marked``).
 WAIT_POLL_SECONDS = 0.02
+# How long the units left to claim live after the last claim or seed: stock
+# added outside checkout (an admin edit, a catalog import) is seen within it.
+LEFT_TTL_SECONDS = 30
+# How long a claimed order's Idempotency-Key is remembered, so the same Buy
+# sent twice is never refused by its own claim.
+CLAIM_KEYS_KEEP_SECONDS = 60
 # How long an order's Idempotency-Key is remembered for replays.
 KEYS_KEEP_SECONDS = 24 * 3600
 GEN_TTL_SECONDS = 24 * 3600
 # Variants one process keeps copies of (a bound against made-up variant ids).
 CACHE_SIZE = 1024
 
-# KEYS: order keys, marker, generation. ARGV: idempotency key ("" for none),
-# now, keep seconds, "1" to mark, show slug, generation seen, marker TTL.
+# KEYS: order keys, marker, generation, left. ARGV: idempotency key ("" for
+# none), now, keep seconds, "1" to mark, show slug, generation seen, marker
+# TTL, stock read ("" for none), left TTL.
 MARK = """
 if ARGV[1] ~= '' then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
   redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
-if ARGV[4] == '1' and (redis.call('GET', KEYS[3]) or '0') == ARGV[6] then
+if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[6] then
+  return 0
+end
+if ARGV[8] ~= '' then
+  if redis.call('EXISTS', KEYS[4]) == 0 then
+    redis.call('HSET', KEYS[4], 'left', ARGV[8])
+    redis.call('EXPIRE', KEYS[4], ARGV[9])
+  end
+  redis.call('HSET', KEYS[4], 's:' .. ARGV[5], '1')
+end
+if ARGV[4] == '1' then
   redis.call('HSET', KEYS[2], ARGV[5], '1')
   redis.call('EXPIRE', KEYS[2], ARGV[7])
   return 1
@@ -72,7 +108,39 @@ return 0
 CLEAR = """
 redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
 return redis.call('DEL', KEYS[1])
+"""
+
+# KEYS: left, order keys, claimed keys. ARGV: show slug, quantity, idempotency
+# key, now, left TTL, claimed keys' keep seconds. 1: claimed; 0: not enough
+# left; -1: unknown here (no seed for this show, or the key is an order's).
+CLAIM = """
+if redis.call('ZSCORE', KEYS[2], ARGV[3]) or redis.call('ZSCORE', KEYS[3], ARGV[3]) then
+  return -1
+end
+if redis.call('HEXISTS', KEYS[1], 's:' .. ARGV[1]) == 0 then
+  return -1
+end
+local left = tonumber(redis.call('HGET', KEYS[1], 'left') or '0')
+if left < tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('HINCRBY', KEYS[1], 'left', -tonumber(ARGV[2]))
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', tonumber(ARGV[4]) - tonumber(ARGV[6]))
+redis.call('EXPIRE', KEYS[3], ARGV[6])
+return 1
+"""
+
+# KEYS: left. ARGV: quantity. Never creates the key: a seed after a return
+# already counts units that no order took.
+GIVE_BACK = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HINCRBY', KEYS[1], 'left', ARGV[1])
+end
+return -1
 """
 
 
@@ -86,6 +154,14 @@ def gen_key(variant_id: int) -> str:
 
 def order_keys_key(variant_id: int) -> str:
     return f"{settings.REDIS_PREFIX}:checkout:orderkeys:{variant_id}"
+
+
+def left_key(variant_id: int) -> str:
+    return f"{settings.REDIS_PREFIX}:checkout:left:{variant_id}"
+
+
+def claimed_keys_key(variant_id: int) -> str:
+    return f"{settings.REDIS_PREFIX}:checkout:claimed:{variant_id}"
 
 
 # --- Writers: the order service, sync ---------------------------------------
@@ -154,17 +230,20 @@ def mark(
     seen: str,
     sold_out: bool = True,
     order_key: str = "",
+    left: int | None = None,
 ) -> None:
     """Remember an order's Idempotency-Key, and mark the variant sold out in
     ``slug``'s show if ``sold_out`` and no stock returned since ``seen`` was
-    read (an empty ``seen`` never marks). Called after commit, or after a read
-    that found no stock. For an order (``order_key``), then tells the guard
-    that let it in that its reservation has committed
+    read (an empty ``seen`` never marks). ``left``: the stock just read (after
+    this order's reservation, if any), which seeds the units left to claim if
+    they are not known, under the same condition. Called after commit, or
+    after a read that found no stock. For an order (``order_key``), then
+    tells the guard that let it in that its reservation has committed
     (``reservation_committed``)."""
     client = _client()
     if client is None:
         return
-    marked = _mark(client, variant_id, slug, seen, sold_out, order_key)
+    marked = _mark(client, variant_id, slug, seen, sold_out, order_key, left)
     committed = reservation_committed.get() if order_key else None
     if committed is not None:
         committed()
@@ -173,16 +252,23 @@ def mark(
 
 
 def _mark(
-    client: Any, variant_id: int, slug: str, seen: str, sold_out: bool, order_key: str
+    client: Any,
+    variant_id: int,
+    slug: str,
+    seen: str,
+    sold_out: bool,
+    order_key: str,
+    left: int | None,
 ) -> int:
     try:
         return int(
             client.eval(
                 MARK,
-                3,
+                4,
                 order_keys_key(variant_id),
                 marker_key(variant_id),
                 gen_key(variant_id),
+                left_key(variant_id),
                 order_key,
                 f"{time.time():.3f}",
                 KEYS_KEEP_SECONDS,
@@ -190,6 +276,8 @@ def _mark(
                 slug,
                 seen,
                 MARKER_TTL_SECONDS,
+                "" if left is None else str(max(left, 0)),
+                LEFT_TTL_SECONDS,
             )
         )
     except Exception:
@@ -205,7 +293,12 @@ def clear(variant_id: int) -> None:
         return
     try:
         client.eval(
-            CLEAR, 2, marker_key(variant_id), gen_key(variant_id), GEN_TTL_SECONDS
+            CLEAR,
+            3,
+            marker_key(variant_id),
+            gen_key(variant_id),
+            left_key(variant_id),
+            GEN_TTL_SECONDS,
         )
     except Exception:
         # The marker then lives out its TTL; log loudly, buyers are refused.
@@ -243,6 +336,7 @@ class MarkerCache:
         # After Redis failed to answer, every request takes the full path for
         # a while instead of waiting for Redis again.
         self.down_until = 0.0
+        self.background: set[asyncio.Task[None]] = set()
 
     def _redis(self) -> Any | None:
         url = str(settings.REDIS_URL or "")
@@ -275,6 +369,68 @@ class MarkerCache:
             pending = asyncio.ensure_future(self._refresh(client, variant_id, known))
             self.pending[variant_id] = pending
         return await asyncio.shield(pending)
+
+    async def claim(
+        self, variant_id: int, *, slug: str, order_key: str, quantity: int
+    ) -> bool | None:
+        """Claim ``quantity`` units for an order about to enter Django: True
+        when claimed (give them back with ``give_back`` if the order takes no
+        stock), False when fewer are left to claim (sold out), None when that
+        is not known here (nothing seeded for this show, the key is an
+        order's or a claimed one's, or no Redis)."""
+        client = self._redis()
+        if client is None or time.monotonic() < self.down_until:
+            return None
+        # A task of its own: if the request goes away meanwhile, units that
+        # were claimed are given back rather than lost.
+        task = asyncio.ensure_future(
+            client.eval(
+                CLAIM,
+                3,
+                left_key(variant_id),
+                order_keys_key(variant_id),
+                claimed_keys_key(variant_id),
+                slug,
+                quantity,
+                order_key,
+                f"{time.time():.3f}",
+                LEFT_TTL_SECONDS,
+                CLAIM_KEYS_KEEP_SECONDS,
+            )
+        )
+        try:
+            result = int(await asyncio.shield(task))
+        except asyncio.CancelledError:
+
+            def abandoned(done: asyncio.Future[Any]) -> None:
+                if not done.cancelled() and not done.exception() and done.result() == 1:
+                    self.give_back_later(variant_id, quantity)
+
+            task.add_done_callback(abandoned)
+            raise
+        except Exception:
+            logger.warning("sold-out claim: Redis did not answer", exc_info=True)
+            self.down_until = time.monotonic() + 1.0
+            return None
+        return None if result < 0 else result == 1
+
+    def give_back_later(self, variant_id: int, quantity: int) -> None:
+        """``give_back`` in a task of its own (for a request being cancelled)."""
+        task = asyncio.ensure_future(self.give_back(variant_id, quantity))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def give_back(self, variant_id: int, quantity: int) -> None:
+        """Return units claimed for an order that took no stock."""
+        client = self._redis()
+        if client is None:
+            return
+        try:
+            await client.eval(GIVE_BACK, 1, left_key(variant_id), quantity)
+        except Exception:
+            # Buyers may be told "sold out" too early until the count expires
+            # (LEFT_TTL_SECONDS after the last claim) or stock returns.
+            logger.error("units claimed of variant %s not given back", variant_id)
 
     def forget(self, variant_id: int) -> None:
         """Refetch the variant's marker on the next look (a fetch under way

@@ -612,8 +612,13 @@ def order_create(
         )
     if variant.stock_available < quantity:
         # Cheap answer for the sold-out storm; the UPDATE below decides the rest.
-        if variant.stock_available == 0:
-            soldout.mark(variant_id=variant.pk, slug=show.slug, seen=seen)
+        soldout.mark(
+            variant_id=variant.pk,
+            slug=show.slug,
+            seen=seen,
+            sold_out=variant.stock_available == 0,
+            left=variant.stock_available,
+        )
         raise SoldOut()
     unit_minor = sale.price_minor if sale else variant.price_minor
     expires_at = now + timedelta(seconds=settings.SHOWFLOOR_HOLD_SECONDS)
@@ -688,6 +693,7 @@ def order_create(
                     seen=seen,
                     sold_out=left == 0,
                     order_key=key,
+                    left=left,
                 )
             )
     except IntegrityError:

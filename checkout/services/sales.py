@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from checkout import selectors
+from checkout import selectors, soldout
 from checkout.exceptions import (
     NotAHost,
     NotPinned,
@@ -120,4 +120,26 @@ def sale_start(
             )
     except IntegrityError as exc:
         raise SaleRunning() from exc
+    _open_claims(show=show, product_id=product_id)
     return sale
+
+
+def _open_claims(*, show: Show, product_id: int) -> None:
+    """Seed the units left to claim of the sale's variants, so that the first
+    rush of buyers is already told "sold out" as soon as every unit is
+    promised to an order under way (``checkout/soldout.py``)."""
+    ids = list(
+        Variant.objects.filter(product_id=product_id).values_list("pk", flat=True)
+    )
+    # Read before the stock, as the order service does.
+    seen = {pk: soldout.generation(pk) for pk in ids}
+    for pk, stock in Variant.objects.filter(pk__in=ids).values_list(
+        "pk", "stock_available"
+    ):
+        soldout.mark(
+            variant_id=pk,
+            slug=show.slug,
+            seen=seen[pk],
+            sold_out=stock == 0,
+            left=stock,
+        )

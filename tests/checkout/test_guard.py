@@ -409,3 +409,214 @@ def test_the_last_unit_committing_answers_everyone_waiting_at_once(
     assert len(early) == buyers - reached
     assert {status for status, _, _ in early} == {409}
     assert all("marker" in h["server-timing"] for _, h, _ in early)
+
+
+def seed(pinned, mic, left):
+    """What ``sale_start`` does: the units left to claim in the show."""
+    soldout.mark(
+        variant_id=mic.pk,
+        slug=pinned.slug,
+        seen=soldout.generation(mic.pk),
+        sold_out=False,
+        left=left,
+    )
+
+
+def left_to_claim(redis_client, mic):
+    value = redis_client.hget(soldout.left_key(mic.pk), "left")
+    return None if value is None else int(value)
+
+
+def test_buyers_beyond_the_units_left_are_told_sold_out_without_waiting(
+    pinned, mic, redis_client
+):
+    """Three units left to claim, ten buyers at once: three enter Django,
+    the seven others are answered "sold out" while those three are still
+    reserving; the units taken are not given back."""
+    units, buyers = 3, 10
+    seed(pinned, mic, units)
+
+    async def scenario():
+        hold = asyncio.Event()
+        django = Reserving(mic, pinned.slug, hold=hold)
+        guard = SoldOutGuard(django)
+        answers = at_once(guard, pinned, mic, buyers)
+        done, _ = await asyncio.wait(answers, timeout=2)
+        early = [a.result() for a in done]
+        inside = django.inside
+        hold.set()
+        await asyncio.gather(*answers)
+        return django.reached, inside, early
+
+    reached, inside, early = asyncio.run(scenario())
+    assert reached == inside == units
+    assert len(early) == buyers - units
+    assert {status for status, _, _ in early} == {409}
+    assert all("marker" in headers["server-timing"] for _, headers, _ in early)
+    assert left_to_claim(redis_client, mic) == 0
+
+
+def test_units_claimed_by_an_order_that_took_no_stock_are_given_back(
+    pinned, mic, redis_client
+):
+    """An order refused inside Django (here a 400) or whose buyer goes away
+    gives its units back, and the next buyer gets them."""
+    seed(pinned, mic, 1)
+
+    async def scenario():
+        refused = await post(
+            SoldOutGuard(Django(status=400)), pinned.slug, guest_body(mic)
+        )
+        after_refusal = left_to_claim(redis_client, mic)
+        hold = asyncio.Event()
+        django = Django(hold=hold)
+        guard = SoldOutGuard(django)
+        leaving = asyncio.ensure_future(post(guard, pinned.slug, guest_body(mic)))
+        for _ in range(200):
+            if django.inside:
+                break
+            await asyncio.sleep(0.01)
+        while_inside = left_to_claim(redis_client, mic)
+        leaving.cancel()
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if left_to_claim(redis_client, mic) == 1:
+                break
+        after_leaving = left_to_claim(redis_client, mic)
+        hold.set()
+        taken = await post(guard, pinned.slug, guest_body(mic))
+        return refused[0], after_refusal, while_inside, after_leaving, taken[0]
+
+    assert asyncio.run(scenario()) == (400, 1, 0, 1, 201)
+
+
+def test_the_same_buy_sent_twice_is_never_refused_by_its_own_claim(
+    pinned, mic, redis_client
+):
+    """A double-clicked Buy for the last unit: the second request reaches
+    Django (which returns the first one's order) instead of "sold out"."""
+    seed(pinned, mic, 1)
+    key = new_key()
+
+    async def scenario():
+        hold = asyncio.Event()
+        django = Django(hold=hold)
+        guard = SoldOutGuard(django)
+        first = asyncio.ensure_future(
+            post(guard, pinned.slug, guest_body(mic), key=key)
+        )
+        for _ in range(200):
+            if django.inside:
+                break
+            await asyncio.sleep(0.01)
+        again = asyncio.ensure_future(
+            post(guard, pinned.slug, guest_body(mic), key=key)
+        )
+        other = await post(guard, pinned.slug, guest_body(mic))
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if django.reached == 2:
+                break
+        hold.set()
+        return (
+            django.reached,
+            other[0],
+            [a[0] for a in await asyncio.gather(first, again)],
+        )
+
+    reached, other, statuses = asyncio.run(scenario())
+    assert other == 409
+    assert reached == 2
+    assert statuses == [201, 201]
+
+
+def test_units_left_to_claim_are_seeded_only_where_and_when_they_are_known(
+    pinned, mic, redis_client
+):
+    """Nothing is claimed in a show no order or sale reached; a seed read
+    before stock returned is never written; a return drops the count; a
+    later seed never overwrites a count being claimed down."""
+
+    def claim(slug=pinned.slug):
+        return asyncio.run(
+            soldout.markers.claim(mic.pk, slug=slug, order_key=new_key(), quantity=1)
+        )
+
+    assert claim() is None
+    seen = soldout.generation(mic.pk)
+    soldout.clear(mic.pk)
+    soldout.mark(variant_id=mic.pk, slug=pinned.slug, seen=seen, sold_out=False, left=5)
+    assert left_to_claim(redis_client, mic) is None
+    seed(pinned, mic, 2)
+    assert claim("another-show") is None
+    assert [claim(), claim(), claim()] == [True, True, False]
+    seed(pinned, mic, 2)
+    assert left_to_claim(redis_client, mic) == 0
+    soldout.clear(mic.pk)
+    assert left_to_claim(redis_client, mic) is None
+    assert claim() is None
+
+
+def test_the_answer_counts_the_wait_before_django(pinned, mic, redis_client):
+    """``Server-Timing`` ``app`` on an answer from Django is the guard's whole
+    time, not the view's own."""
+
+    class Slow(Django):
+        async def __call__(self, scope, receive, send):
+            await asyncio.sleep(0.05)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 201,
+                    "headers": [(b"server-timing", b"app;dur=1.0, psp;dur=0.5")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"{}"})
+
+    _, headers, _ = asyncio.run(
+        post(SoldOutGuard(Slow()), pinned.slug, guest_body(mic))
+    )
+    spans = dict(
+        part.strip().split(";dur=") for part in headers["server-timing"].split(",")
+    )
+    assert float(spans["app"]) >= 50
+    assert spans["psp"] == "0.5"
+
+
+def test_a_rush_through_django_sells_exactly_the_stock_and_refuses_the_rest_early(
+    stripe_settings, pinned, mic, redis_client
+):
+    """The real order service behind the guard: three units, twelve guests at
+    once, the units seeded as a sale does: three orders, nine "sold out",
+    stock zero, and nothing left to claim."""
+    Variant.objects.filter(pk=mic.pk).update(stock_available=3)
+    seed(pinned, mic, 3)
+    guard = SoldOutGuard(get_asgi_application())
+
+    async def scenario():
+        return await asyncio.gather(*at_once(guard, pinned, mic, 12))
+
+    answers = asyncio.run(scenario())
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses == [201] * 3 + [409] * 9
+    early = [h for s, h, _ in answers if s == 409 and "marker" in h["server-timing"]]
+    assert len(early) == 9
+    mic.refresh_from_db()
+    assert mic.stock_available == 0
+    assert Order.objects.count() == 3
+    assert left_to_claim(redis_client, mic) == 0
+
+
+def test_a_flash_sale_seeds_the_units_left_to_claim(pinned, mic, host, redis_client):
+    """Starting a sale makes its variants' stock claimable in the show, so the
+    first rush is already answered early."""
+    services.sale_start(
+        show=pinned,
+        user=host,
+        product_id=mic.product_id,
+        price_minor=5000,
+        duration_seconds=60,
+        per_buyer_limit=1,
+    )
+    assert left_to_claim(redis_client, mic) == mic.stock_available == 10
+    assert redis_client.hexists(soldout.left_key(mic.pk), f"s:{pinned.slug}")

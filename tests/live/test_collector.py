@@ -26,6 +26,8 @@ class Cycle:
 @pytest.fixture
 def policy(monkeypatch):
     monkeypatch.setattr(collector_module, "FREEZE_MIN_SOCKETS", 4)
+    # What config/asgi.py froze when another test imported it.
+    gc.unfreeze()
     collector = Collector()
     yield collector
     if collector._after_collection in gc.callbacks:
@@ -104,3 +106,14 @@ async def test_every_socket_is_counted_while_it_is_open(connect, live_show, view
     await socket.comm.disconnect(timeout=2)
     assert collector.held == before
     assert collector.closed == closed + 1
+
+
+def test_what_the_process_loaded_is_frozen_and_its_garbage_collected_first(policy):
+    """``freeze_loaded`` (called by config/asgi.py) collects, then freezes
+    everything alive: a later full collection walks none of it."""
+    garbage = weakref.ref(Cycle())
+    alive = Cycle()
+    policy.freeze_loaded()
+    assert garbage() is None
+    assert gc.get_freeze_count() > 1000
+    assert all(obj is not alive for obj in gc.get_objects())
