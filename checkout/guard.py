@@ -136,7 +136,7 @@ class SoldOutGuard:
                 if marker.refuses(slug=slug, order_key=key):
                     await self._answer(scope, headers, send, started)
                     return
-                if not claimed:
+                if not claimed and marker.claimable(slug):
                     claim = await soldout.markers.claim(
                         variant_id, slug=slug, order_key=key, quantity=quantity
                     )

@@ -316,9 +316,18 @@ class Marker:
     order_keys: frozenset[str]
     key_count: int
     fetched_at: float
+    # The shows with units left to claim (``left_key``) when it was fetched.
+    claim_shows: frozenset[str] = frozenset()
 
     def refuses(self, *, slug: str, order_key: str) -> bool:
         return slug in self.shows and order_key not in self.order_keys
+
+    def claimable(self, slug: str) -> bool:
+        """Worth a claim: the units left are counted for this show. A count
+        seeded since this copy was fetched is missed for a moment (the order
+        goes in unclaimed, which only makes the count too high); one deleted
+        since costs a claim that answers "unknown"."""
+        return slug in self.claim_shows
 
 
 NONE = Marker(shows=frozenset(), order_keys=frozenset(), key_count=-1, fetched_at=0)
@@ -468,7 +477,8 @@ class MarkerCache:
         async with client.pipeline(transaction=False) as pipe:
             pipe.hkeys(marker_key(variant_id))
             pipe.zcard(order_keys_key(variant_id))
-            shows, count = await pipe.execute()
+            pipe.hkeys(left_key(variant_id))
+            shows, count, counted = await pipe.execute()
         keys = known.order_keys
         if shows and count != known.key_count:
             # Only a sold-out variant needs its order keys, and only when
@@ -482,6 +492,9 @@ class MarkerCache:
             order_keys=keys,
             key_count=int(count) if shows else -1,
             fetched_at=time.monotonic(),
+            claim_shows=frozenset(
+                field.decode()[2:] for field in counted if field.startswith(b"s:")
+            ),
         )
 
 

@@ -119,6 +119,15 @@ def at_once(guard, pinned, mic, buyers):
     ]
 
 
+async def until(condition, seconds=2.0):
+    """Poll ``condition`` every 10 ms until it holds or ``seconds`` pass (the
+    assertions after it say which)."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+
+
 def sold_out_through_django(pinned, mic, **headers):
     client, token = api_client()
     answer = buy(client, token, pinned.slug, guest_body(mic), **headers)
@@ -311,10 +320,7 @@ def test_buyers_arriving_at_once_enter_django_a_few_at_a_time(
         django = Django(status=409, hold=hold)
         guard = SoldOutGuard(django)
         answers = at_once(guard, pinned, mic, buyers)
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if django.inside == DJANGO_SLOTS:
-                break
+        await until(lambda: django.inside == DJANGO_SLOTS, 1.0)
         inside = django.inside
         await asyncio.sleep(2 * soldout.REFRESH_SECONDS)
         still_inside = django.reached
@@ -372,10 +378,7 @@ def test_a_slot_frees_as_the_reservation_commits_not_when_the_answer_leaves(
         django = Reserving(mic, pinned.slug, hold=hold)
         guard = SoldOutGuard(django)
         answers = at_once(guard, pinned, mic, buyers)
-        for _ in range(200):
-            await asyncio.sleep(0.01)
-            if django.reached == buyers:
-                break
+        await until(lambda: django.reached == buyers)
         reached = django.reached
         hold.set()
         await asyncio.gather(*answers)
@@ -472,16 +475,10 @@ def test_units_claimed_by_an_order_that_took_no_stock_are_given_back(
         django = Django(hold=hold)
         guard = SoldOutGuard(django)
         leaving = asyncio.ensure_future(post(guard, pinned.slug, guest_body(mic)))
-        for _ in range(200):
-            if django.inside:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: django.inside)
         while_inside = left_to_claim(redis_client, mic)
         leaving.cancel()
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if left_to_claim(redis_client, mic) == 1:
-                break
+        await until(lambda: left_to_claim(redis_client, mic) == 1, 1.0)
         after_leaving = left_to_claim(redis_client, mic)
         hold.set()
         taken = await post(guard, pinned.slug, guest_body(mic))
@@ -505,18 +502,12 @@ def test_the_same_buy_sent_twice_is_never_refused_by_its_own_claim(
         first = asyncio.ensure_future(
             post(guard, pinned.slug, guest_body(mic), key=key)
         )
-        for _ in range(200):
-            if django.inside:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: django.inside)
         again = asyncio.ensure_future(
             post(guard, pinned.slug, guest_body(mic), key=key)
         )
         other = await post(guard, pinned.slug, guest_body(mic))
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if django.reached == 2:
-                break
+        await until(lambda: django.reached == 2, 1.0)
         hold.set()
         return (
             django.reached,
@@ -620,3 +611,25 @@ def test_a_flash_sale_seeds_the_units_left_to_claim(pinned, mic, host, redis_cli
     )
     assert left_to_claim(redis_client, mic) == mic.stock_available == 10
     assert redis_client.hexists(soldout.left_key(mic.pk), f"s:{pinned.slug}")
+
+
+def test_no_claim_is_tried_where_no_units_are_counted(
+    pinned, mic, redis_client, monkeypatch
+):
+    """Outside a sale (nothing seeded) an order costs no claim round trip;
+    once the show's units are counted, it does."""
+    tried = []
+    claim = soldout.markers.claim
+
+    async def counted(*args, **kwargs):
+        tried.append(kwargs["slug"])
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr(soldout.markers, "claim", counted)
+    asyncio.run(post(SoldOutGuard(Django()), pinned.slug, guest_body(mic)))
+    assert tried == []
+    seed(pinned, mic, 5)
+    asyncio.run(post(SoldOutGuard(Django()), pinned.slug, guest_body(mic)))
+    assert tried == [pinned.slug]
+    # The stand-in took no stock, so the unit came back.
+    assert left_to_claim(redis_client, mic) == 5
