@@ -29,7 +29,9 @@ from aiortc import (
     RTCRtpReceiver,
     RTCRtpSender,
 )
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 
 from live.media.codecs import (
     AUDIO_RATE,
@@ -128,7 +130,8 @@ class IngestQueue(queue.Queue[Any]):
 
 
 def bound_ingest(pc: RTCPeerConnection, track: MediaStreamTrack) -> IngestQueue | None:
-    """Give the receiver of ``track`` an ``IngestQueue``; call it before the peer
+    """Give the receiver of ``track`` an ``IngestQueue`` and a
+    ``FrameJitterBuffer``; call it before the peer
     connection starts receiving (in its ``track`` event). None if aiortc's
     internals are not as expected (nothing is bounded then)."""
     for receiver in pc.getReceivers():
@@ -149,10 +152,66 @@ def _bound_receiver(receiver: RTCRtpReceiver, kind: str) -> IngestQueue | None:
     ):
         logger.warning("cannot bound aiortc's %s decoder queue", kind)
         return None
+    _release_complete_frames(receiver, kind)
     limit = INGEST_BACKLOG if kind == "video" else AUDIO_INGEST_BACKLOG
     bounded = IngestQueue(lost, limit=limit)
     receiver._RTCRtpReceiver__decoder_queue = bounded  # type: ignore[attr-defined]
     return bounded
+
+
+class FrameJitterBuffer(JitterBuffer):
+    """aiortc's jitter buffer for what the publisher sends, releasing each
+    frame as soon as it is complete and every frame before it has been
+    released. aiortc releases a video frame only when the next frame's first
+    packet arrives (33 ms later at 30 fps), and an audio frame once four more
+    have arrived (80 ms); so video reached viewers and HLS a frame late, and
+    audio was stamped well after video captured at the same moment.
+
+    Here a video frame is complete at its packet with the RTP marker bit
+    (RFC 6184, RFC 7741), an audio frame is its one packet. Order is kept: a
+    packet that arrives late but within the buffer still holds back what
+    follows it; a frame without a marker bit is released the old way, by the
+    next frame; a lost packet holds things up as in aiortc, until a NACK, a
+    PLI or the buffer's capacity moves on. This process re-encodes what it
+    receives rather than playing it, so it needs no playout delay; the
+    viewers' players keep their own jitter buffers."""
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli_flag, frame = super().add(packet)
+        if frame is None and self._origin is not None:
+            frame = self._complete_frame(self._origin)
+        return pli_flag, frame
+
+    def _complete_frame(self, origin: int) -> JitterFrame | None:
+        """The frame at the head of the buffer (``origin``), removed, if every
+        packet of it is here up to its last."""
+        parts: list[bytes] = []
+        timestamp = None
+        for count in range(self._capacity):
+            packet = self._packets[(origin + count) % self._capacity]
+            if packet is None:
+                return None
+            if timestamp is not None and packet.timestamp != timestamp:
+                return None
+            timestamp = packet.timestamp
+            parts.append(packet._data)  # type: ignore[attr-defined]
+            if packet.marker or not self._is_video:
+                self.remove(count + 1)
+                return JitterFrame(data=b"".join(parts), timestamp=timestamp)
+        return None
+
+
+def _release_complete_frames(receiver: RTCRtpReceiver, kind: str) -> None:
+    """Give the receiver a ``FrameJitterBuffer``; aiortc's own stays if its
+    internals are not as expected (``__jitter_buffer``, checked against
+    aiortc 1.16) or it has received something already."""
+    current = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
+    if type(current) is not JitterBuffer or current._origin is not None:
+        logger.warning("cannot replace aiortc's %s jitter buffer", kind)
+        return
+    receiver._RTCRtpReceiver__jitter_buffer = FrameJitterBuffer(  # type: ignore[attr-defined]
+        capacity=current.capacity, is_video=kind == "video"
+    )
 
 
 def _frames_waiting(track: MediaStreamTrack) -> int:

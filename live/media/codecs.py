@@ -8,6 +8,7 @@ all aiortc's packetizer (``H264Encoder.pack`` / ``OpusEncoder.pack``) needs.
 from __future__ import annotations
 
 import fractions
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,14 @@ AUDIO_RATE = 48_000
 AUDIO_TIME_BASE = fractions.Fraction(1, AUDIO_RATE)
 # 20 ms of audio per Opus packet, as WebRTC expects.
 OPUS_FRAME_SAMPLES = 960
-# How far the audio clock may fall behind the arrival of audio (100 ms).
+# How far the audio clock may fall behind the arrival of one frame before it
+# is moved up at once (100 ms: a pause, a reconnect).
 AUDIO_MAX_LAG = AUDIO_RATE // 10
+# Smaller lags are corrected once they hold for a whole window of frames (the
+# least-delayed frame of the window sets the lag: the event loop's own delays
+# come and go, a clock that runs behind stays).
+AUDIO_LAG_WINDOW = 50
+AUDIO_MIN_LAG = AUDIO_RATE // 200
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,7 @@ class AudioEncoder:
         self._resampler = AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE)
         self._fifo = AudioFifo()
         self._samples = 0
+        self._lags: deque[int] = deque(maxlen=AUDIO_LAG_WINDOW)
         self.extradata = self._codec.extradata
 
     def encode(self, frame: av.AudioFrame) -> list[av.Packet[Any]]:
@@ -150,14 +158,24 @@ class AudioEncoder:
 
     def catch_up(self, samples: int) -> None:
         """Align the next frame with ``samples``, its arrival on the show's
-        clock, if the sample clock has fallen more than ``AUDIO_MAX_LAG`` behind:
-        audio starts flowing a moment after it is negotiated, pauses when the
-        publisher reconnects, and the publisher's clock may run slow. Audio
-        behind video puts the two out of sync and makes the HLS and recording
-        muxers hold every video packet back until audio passes it."""
+        clock, if the sample clock has fallen behind: at once by more than
+        ``AUDIO_MAX_LAG`` (audio starts flowing a moment after it is
+        negotiated, pauses when the publisher reconnects), and by the smallest
+        lag of the last ``AUDIO_LAG_WINDOW`` frames when all of them lagged
+        ``AUDIO_MIN_LAG`` or more (the first frames arrived in a burst, or the
+        publisher's clock runs slow). Audio behind video puts the two out of
+        sync and makes the HLS and recording muxers hold every video packet
+        back until audio passes it."""
         queued = self._fifo.samples
-        if self._samples + queued < samples - AUDIO_MAX_LAG:
-            self._samples = samples - queued
+        lag = samples - (self._samples + queued)
+        if lag > AUDIO_MAX_LAG:
+            self._samples += lag
+            self._lags.clear()
+            return
+        self._lags.append(lag)
+        if len(self._lags) == AUDIO_LAG_WINDOW and min(self._lags) >= AUDIO_MIN_LAG:
+            self._samples += min(self._lags)
+            self._lags.clear()
 
     def close(self) -> None:
         self._fifo = AudioFifo()

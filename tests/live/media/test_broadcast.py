@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import fractions
+import itertools
 from typing import Any
 
 import av
 import pytest
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 
-from live.media.broadcast import PacketTrack
+from live.media.broadcast import FrameJitterBuffer, PacketTrack
 from live.media.codecs import VideoEncoder, VideoSettings, fit_size
 
 
@@ -149,8 +152,105 @@ async def test_ingest_bound_reaches_aiortcs_decoder_queue():
         assert isinstance(bounded, IngestQueue)
         receiver: Any = transceiver.receiver  # the queue is private to aiortc
         assert receiver._RTCRtpReceiver__decoder_queue is bounded
+        assert isinstance(receiver._RTCRtpReceiver__jitter_buffer, FrameJitterBuffer)
     finally:
         await pc.close()
+
+
+def _rtp(sequence: int, timestamp: int, *, marker: bool = False) -> RtpPacket:
+    packet = RtpPacket(sequence_number=sequence, timestamp=timestamp, marker=marker)
+    packet._data = bytes([sequence % 256])  # type: ignore[attr-defined]  # aiortc's depayloader sets it
+    return packet
+
+
+def test_a_video_frame_is_released_at_its_last_packet_not_the_next_frames():
+    """Three packets, the last with the marker bit: the frame comes out with
+    that packet (aiortc waits for the next frame's first packet)."""
+    buffer = FrameJitterBuffer(capacity=128, is_video=True)
+    assert buffer.add(_rtp(10, 3000))[1] is None
+    assert buffer.add(_rtp(11, 3000))[1] is None
+    frame = buffer.add(_rtp(12, 3000, marker=True))[1]
+    assert frame is not None
+    assert (frame.timestamp, frame.data) == (3000, bytes([10, 11, 12]))
+    plain = JitterBuffer(capacity=128, is_video=True)
+    assert [plain.add(_rtp(n, 3000, marker=n == 12))[1] for n in (10, 11, 12)] == [
+        None
+    ] * 3
+
+
+def test_frames_come_out_whole_and_in_order_when_packets_arrive_out_of_order():
+    """The marker arrives before a packet of its frame: nothing until the
+    frame is whole. A sender that sets no marker bits gets aiortc's way: the
+    frame comes out with the next frame's first packet."""
+    buffer = FrameJitterBuffer(capacity=128, is_video=True)
+    assert buffer.add(_rtp(20, 6000))[1] is None
+    assert buffer.add(_rtp(22, 6000, marker=True))[1] is None
+    frame = buffer.add(_rtp(21, 6000))[1]
+    assert frame is not None
+    assert frame.data == bytes([20, 21, 22])
+    assert buffer.add(_rtp(23, 9000))[1] is None
+    assert buffer.add(_rtp(24, 9000))[1] is None  # no marker bit
+    unmarked = buffer.add(_rtp(25, 12000))[1]
+    assert unmarked is not None
+    assert (unmarked.timestamp, unmarked.data) == (9000, bytes([23, 24]))
+
+
+def test_an_audio_frame_is_released_as_its_packet_arrives():
+    """Audio: one packet, one frame, out at once (aiortc holds four back);
+    one that overtook a late packet waits for it."""
+    buffer = FrameJitterBuffer(capacity=16)
+    frame = buffer.add(_rtp(1, 960))[1]
+    assert frame is not None
+    assert frame.timestamp == 960
+    assert buffer.add(_rtp(3, 2880))[1] is None
+    assert buffer.add(_rtp(2, 1920))[1].timestamp == 1920
+    assert buffer.add(_rtp(4, 3840))[1].timestamp == 2880
+    plain = JitterBuffer(capacity=16, prefetch=4)
+    assert plain.add(_rtp(1, 960))[1] is None
+
+
+def _audio(samples: int = 960) -> av.AudioFrame:
+    frame = av.AudioFrame(format="s16", layout="stereo", samples=samples)
+    for plane in frame.planes:
+        plane.update(bytes(plane.buffer_size))
+    frame.sample_rate = 48_000
+    return frame
+
+
+def test_the_audio_clock_follows_arrival_when_every_frame_of_a_window_lagged():
+    """Audio stamped from its first frame, which came early (a burst): the
+    clock moves up by the smallest lag of a window of frames, not by each
+    frame's own delay, and a single late frame moves nothing."""
+    from live.media.codecs import (
+        AUDIO_LAG_WINDOW,
+        AUDIO_MAX_LAG,
+        AUDIO_MIN_LAG,
+        AudioEncoder,
+    )
+
+    encoder = AudioEncoder()
+    try:
+        stamps: list[int] = []
+
+        def arrive(arrival: int) -> None:
+            encoder.catch_up(arrival - 960)
+            stamps.extend(int(packet.pts or 0) for packet in encoder.encode(_audio()))
+
+        arrive(10_000)
+        lag = 40 * 48  # 40 ms, under AUDIO_MAX_LAG
+        assert AUDIO_MIN_LAG < lag < AUDIO_MAX_LAG
+        arrivals = [10_000 + 960 * n + lag for n in range(1, AUDIO_LAG_WINDOW + 3)]
+        arrivals[5] += 20 * 48  # one frame later still
+        for arrival in arrivals:
+            arrive(arrival)
+        # Opus may hand a packet out a frame later; the steps are what count.
+        steps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
+        assert stamps[0] + 312 == 9_040  # Opus's pre-skip
+        assert sorted(set(steps)) == [960, 960 + lag]
+        assert steps.count(960 + lag) == 1
+        assert steps.index(960 + lag) >= AUDIO_LAG_WINDOW - 2
+    finally:
+        encoder.close()
 
 
 def test_ingest_queue_ends_aiortcs_decoder_thread_when_the_process_exits(
