@@ -152,6 +152,49 @@ def test_host_studio_shows_orders_and_revenue_as_they_happen(
         context.close()
 
 
+def test_the_studio_reads_the_orders_again_when_its_socket_joins_late(
+    stripe_settings, asgi_server, browser, pinned, mic, host, guest
+):
+    """An order paid after the panel's first read but before the studio's
+    socket joined the room (whose events it then never sees) still shows up
+    at once: the snapshot that follows every connect triggers a read."""
+    from checkout import services
+    from tests.checkout.conftest import new_key
+
+    held = []
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        context.add_cookies(
+            [{"name": "sessionid", "value": login_cookie(host), "url": asgi_server}]
+        )
+        page = context.new_page()
+        # The page's socket opens, but reaches the server only when we say.
+        page.route_web_socket("**/ws/**", lambda socket: held.append(socket))
+        page.goto(f"{asgi_server}/shows/{pinned.slug}/studio/")
+        page.wait_for_function(
+            "document.getElementById('studio-orders-rows').textContent"
+            ".includes('No orders yet.')"
+        )
+        placed = services.order_create(
+            show=pinned,
+            buyer=guest,
+            variant_id=mic.pk,
+            quantity=2,
+            idempotency_key=new_key(),
+        )
+        services.order_pay(order=placed.order, buyer=guest, method="test")
+        assert len(held) == 1
+        held[0].connect_to_server()
+        page.wait_for_function(
+            "document.getElementById('studio-revenue').textContent.includes('178')",
+            # Less than the panel's 15 s safety poll.
+            timeout=8000,
+        )
+        assert page.inner_text("#studio-paid") == "1"
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def three_d_secure_card(stripe_settings, settings):
     """Make the sheet's test card one whose bank asks for 3-D Secure (set before

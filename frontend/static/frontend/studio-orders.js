@@ -106,7 +106,9 @@ function initOrders(panel) {
 
   document.addEventListener("showfloor:event", (e) => {
     const event = e.detail || {};
-    if (["stock.changed", "purchase.made", "order.updated"].includes(event.type)) soon();
+    // A snapshot follows every (re)connect: what happened before the socket
+    // joined the room reached no handler, so read the orders again.
+    if (["snapshot", "stock.changed", "purchase.made", "order.updated"].includes(event.type)) soon();
     if (event.type === "sale.started") {
       saleEnds = event.ends_at;
       offset = (event.server_now || Date.now()) - Date.now();
