@@ -112,38 +112,55 @@ def test_signed_in_buyer_with_a_saved_card_pays_in_one_tap(
         context.close()
 
 
+def studio_with_no_orders(browser, asgi_server, pinned, host, *, held=None):
+    """The host's studio with its orders panel read (no orders yet); with
+    ``held``, the page's socket waits there until a test connects it."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_cookies(
+        [{"name": "sessionid", "value": login_cookie(host), "url": asgi_server}]
+    )
+    page = context.new_page()
+    if held is not None:
+        page.route_web_socket("**/ws/**", lambda socket: held.append(socket))
+    page.goto(f"{asgi_server}/shows/{pinned.slug}/studio/")
+    page.wait_for_selector("#studio-orders")
+    page.wait_for_function(
+        "document.getElementById('studio-orders-rows').textContent"
+        ".includes('No orders yet.')"
+    )
+    return context, page
+
+
+def pay_two_mics(pinned, mic, guest):
+    from checkout import services
+    from tests.checkout.conftest import new_key
+
+    placed = services.order_create(
+        show=pinned,
+        buyer=guest,
+        variant_id=mic.pk,
+        quantity=2,
+        idempotency_key=new_key(),
+    )
+    services.order_pay(order=placed.order, buyer=guest, method="test")
+
+
+def wait_for_revenue(page, amount):
+    page.wait_for_function(
+        f"document.getElementById('studio-revenue').textContent.includes('{amount}')",
+        # Less than the panel's 15 s safety poll: the room's events do it.
+        timeout=8000,
+    )
+
+
 def test_host_studio_shows_orders_and_revenue_as_they_happen(
     stripe_settings, asgi_server, browser, pinned, mic, host, guest
 ):
     """The studio's orders panel updates when a viewer pays, without reloading."""
-    from checkout import services
-    from tests.checkout.conftest import new_key
-
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context, page = studio_with_no_orders(browser, asgi_server, pinned, host)
     try:
-        context.add_cookies(
-            [{"name": "sessionid", "value": login_cookie(host), "url": asgi_server}]
-        )
-        page = context.new_page()
-        page.goto(f"{asgi_server}/shows/{pinned.slug}/studio/")
-        page.wait_for_selector("#studio-orders")
-        page.wait_for_function(
-            "document.getElementById('studio-orders-rows').textContent"
-            ".includes('No orders yet.')"
-        )
-        placed = services.order_create(
-            show=pinned,
-            buyer=guest,
-            variant_id=mic.pk,
-            quantity=2,
-            idempotency_key=new_key(),
-        )
-        services.order_pay(order=placed.order, buyer=guest, method="test")
-        page.wait_for_function(
-            "document.getElementById('studio-revenue').textContent.includes('178')",
-            # Less than the panel's 15 s safety poll: the room's events do it.
-            timeout=8000,
-        )
+        pay_two_mics(pinned, mic, guest)
+        wait_for_revenue(page, "178")
         assert page.inner_text("#studio-paid") == "1"
         row = page.inner_text("#studio-orders-rows tr")
         assert "2 x Desk Mic" in row
@@ -158,38 +175,13 @@ def test_the_studio_reads_the_orders_again_when_its_socket_joins_late(
     """An order paid after the panel's first read but before the studio's
     socket joined the room (whose events it then never sees) still shows up
     at once: the snapshot that follows every connect triggers a read."""
-    from checkout import services
-    from tests.checkout.conftest import new_key
-
-    held = []
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    held: list = []
+    context, page = studio_with_no_orders(browser, asgi_server, pinned, host, held=held)
     try:
-        context.add_cookies(
-            [{"name": "sessionid", "value": login_cookie(host), "url": asgi_server}]
-        )
-        page = context.new_page()
-        # The page's socket opens, but reaches the server only when we say.
-        page.route_web_socket("**/ws/**", lambda socket: held.append(socket))
-        page.goto(f"{asgi_server}/shows/{pinned.slug}/studio/")
-        page.wait_for_function(
-            "document.getElementById('studio-orders-rows').textContent"
-            ".includes('No orders yet.')"
-        )
-        placed = services.order_create(
-            show=pinned,
-            buyer=guest,
-            variant_id=mic.pk,
-            quantity=2,
-            idempotency_key=new_key(),
-        )
-        services.order_pay(order=placed.order, buyer=guest, method="test")
+        pay_two_mics(pinned, mic, guest)
         assert len(held) == 1
         held[0].connect_to_server()
-        page.wait_for_function(
-            "document.getElementById('studio-revenue').textContent.includes('178')",
-            # Less than the panel's 15 s safety poll.
-            timeout=8000,
-        )
+        wait_for_revenue(page, "178")
         assert page.inner_text("#studio-paid") == "1"
     finally:
         context.close()
