@@ -23,16 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import av
-from aiortc import (
-    MediaStreamTrack,
-    RTCPeerConnection,
-    RTCRtpReceiver,
-    RTCRtpSender,
-)
-from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtp import RtpPacket
 
+from live.media import aiortc_patches
 from live.media.codecs import (
     AUDIO_RATE,
     VIDEO_CLOCK,
@@ -80,12 +74,11 @@ def _is_keyframe(codec_name: str, data: bytes) -> bool:
 
 class IngestQueue(queue.Queue[Any]):
     """Stands in for the unbounded queue between aiortc's RTP receiver and its
-    decoder thread (``RTCRtpReceiver.__decoder_queue``, checked against aiortc
-    1.16). When the decoder falls ``limit`` frames behind (this process was
-    starved), what waits is dropped, aiortc is told the picture was lost (its
-    receiver then sends the publisher a PLI) and frames are skipped until a
-    keyframe: the broadcast resumes a moment later instead of staying seconds
-    behind the host."""
+    decoder thread (``aiortc_patches.replace_decoder_queue``). When the decoder
+    falls ``limit`` frames behind (this process was starved), what waits is
+    dropped, aiortc is told the picture was lost (its receiver then sends the
+    publisher a PLI) and frames are skipped until a keyframe: the broadcast
+    resumes a moment later instead of staying seconds behind the host."""
 
     def __init__(self, lost: threading.Event, *, limit: int) -> None:
         super().__init__()
@@ -131,7 +124,7 @@ class IngestQueue(queue.Queue[Any]):
 
 def bound_ingest(pc: RTCPeerConnection, track: MediaStreamTrack) -> IngestQueue | None:
     """Give the receiver of ``track`` an ``IngestQueue`` and a
-    ``FrameJitterBuffer``; call it before the peer
+    ``FrameJitterBuffer`` (``aiortc_patches``); call it before the peer
     connection starts receiving (in its ``track`` event). None if aiortc's
     internals are not as expected (nothing is bounded then)."""
     for receiver in pc.getReceivers():
@@ -141,85 +134,16 @@ def bound_ingest(pc: RTCPeerConnection, track: MediaStreamTrack) -> IngestQueue 
 
 
 def _bound_receiver(receiver: RTCRtpReceiver, kind: str) -> IngestQueue | None:
-    lost = getattr(receiver, "_RTCRtpReceiver__decoder_error", None)
-    current = getattr(receiver, "_RTCRtpReceiver__decoder_queue", None)
-    started = getattr(receiver, "_RTCRtpReceiver__decoder_thread", None)
-    if (
-        not isinstance(lost, threading.Event)
-        or not isinstance(current, queue.Queue)
-        or not current.empty()
-        or started is not None
-    ):
+    limit = INGEST_BACKLOG if kind == "video" else AUDIO_INGEST_BACKLOG
+    bounded = aiortc_patches.replace_decoder_queue(
+        receiver, lambda lost: IngestQueue(lost, limit=limit)
+    )
+    if bounded is None:
         logger.warning("cannot bound aiortc's %s decoder queue", kind)
         return None
-    _release_complete_frames(receiver, kind)
-    limit = INGEST_BACKLOG if kind == "video" else AUDIO_INGEST_BACKLOG
-    bounded = IngestQueue(lost, limit=limit)
-    receiver._RTCRtpReceiver__decoder_queue = bounded  # type: ignore[attr-defined]
-    return bounded
-
-
-class FrameJitterBuffer(JitterBuffer):
-    """aiortc's jitter buffer for what the publisher sends, releasing each
-    frame as soon as it is complete and every frame before it has been
-    released. aiortc releases a video frame only when the next frame's first
-    packet arrives (33 ms later at 30 fps), and an audio frame once four more
-    have arrived (80 ms); so video reached viewers and HLS a frame late, and
-    audio was stamped well after video captured at the same moment.
-
-    Here a video frame is complete at its packet with the RTP marker bit
-    (RFC 6184, RFC 7741), an audio frame is its one packet. Order is kept: a
-    packet that arrives late but within the buffer still holds back what
-    follows it; a frame without a marker bit is released the old way, by the
-    next frame; a lost packet holds things up as in aiortc, until a NACK, a
-    PLI or the buffer's capacity moves on. This process re-encodes what it
-    receives rather than playing it, so it needs no playout delay; the
-    viewers' players keep their own jitter buffers."""
-
-    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        pli_flag, frame = super().add(packet)
-        if frame is None and self._origin is not None:
-            frame = self._complete_frame(self._origin)
-        return pli_flag, frame
-
-    def _complete_frame(self, origin: int) -> JitterFrame | None:
-        """The frame at the head of the buffer (``origin``), removed, if every
-        packet of it is here up to its last."""
-        parts: list[bytes] = []
-        timestamp = None
-        for count in range(self._capacity):
-            packet = self._packets[(origin + count) % self._capacity]
-            if packet is None:
-                return None
-            if timestamp is not None and packet.timestamp != timestamp:
-                return None
-            timestamp = packet.timestamp
-            parts.append(packet._data)  # type: ignore[attr-defined]
-            if packet.marker or not self._is_video:
-                self.remove(count + 1)
-                return JitterFrame(data=b"".join(parts), timestamp=timestamp)
-        return None
-
-
-def _release_complete_frames(receiver: RTCRtpReceiver, kind: str) -> None:
-    """Give the receiver a ``FrameJitterBuffer``; aiortc's own stays if its
-    internals are not as expected (``__jitter_buffer``, checked against
-    aiortc 1.16) or it has received something already."""
-    current = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
-    if type(current) is not JitterBuffer or current._origin is not None:
+    if not aiortc_patches.release_complete_frames(receiver, is_video=kind == "video"):
         logger.warning("cannot replace aiortc's %s jitter buffer", kind)
-        return
-    receiver._RTCRtpReceiver__jitter_buffer = FrameJitterBuffer(  # type: ignore[attr-defined]
-        capacity=current.capacity, is_video=kind == "video"
-    )
-
-
-def _frames_waiting(track: MediaStreamTrack) -> int:
-    """Decoded frames queued behind the one just received. aiortc's receiving
-    track keeps them in an unbounded ``asyncio.Queue`` (``_queue``, checked
-    against aiortc 1.16); without that attribute nothing is skipped."""
-    queue = getattr(track, "_queue", None)
-    return queue.qsize() if isinstance(queue, asyncio.Queue) else 0
+    return bounded
 
 
 class PublisherState:
@@ -424,7 +348,7 @@ class Broadcast:
                 if not isinstance(frame, av.VideoFrame):
                     continue
                 self.counters.frames_in += 1
-                if _frames_waiting(track):
+                if aiortc_patches.frames_waiting(track):
                     # A newer frame is already waiting (this process was
                     # starved for a moment): skip to it instead of encoding a
                     # backlog that would put every viewer behind.
@@ -525,21 +449,12 @@ class Broadcast:
             if viewer.pc.connectionState in ("failed", "closed"):
                 await self.remove_viewer(viewer.id)
 
-        for sender in viewer.pc.getSenders():
-            self._forward_keyframe_requests(sender)
-        self.request_keyframe()
-
-    def _forward_keyframe_requests(self, sender: RTCRtpSender) -> None:
         # A viewer's PLI/FIR reaches its sender, which would force a keyframe on
         # its own encoder; our packets come from the shared encoder instead, so
         # the request is passed on to it (merged with everybody else's).
-        original = sender._send_keyframe
-
-        def send_keyframe() -> None:
-            original()
-            self.request_keyframe()
-
-        sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+        for sender in viewer.pc.getSenders():
+            aiortc_patches.on_keyframe_request(sender, self.request_keyframe)
+        self.request_keyframe()
 
     async def remove_viewer(self, viewer_id: str) -> bool:
         viewer = self.viewers.pop(viewer_id, None)

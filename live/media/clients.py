@@ -27,8 +27,9 @@ from aiortc import (
 )
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 
+from live.media import aiortc_patches
 from live.media.codecs import VideoEncoder, VideoSettings
-from live.media.network import restrict_ice_gathering, rtc_configuration
+from live.media.network import rtc_configuration
 
 STAMP_BITS = 42
 STAMP_ROWS = 16
@@ -175,7 +176,6 @@ async def publish(
     audio: bool = True,
 ) -> Publisher:
     """Publish ``video`` (a stamped 640x480 camera by default) over WHIP."""
-    restrict_ice_gathering()
     pc = RTCPeerConnection(configuration=rtc_configuration())
     try:
         track = video or StampedVideoTrack()
@@ -192,7 +192,7 @@ async def publish(
             def send_keyframe() -> None:
                 track.keyframe = True
 
-            transceiver.sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+            aiortc_patches.on_keyframe_request(transceiver.sender, send_keyframe)
         if audio:
             pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
         status, location, body = await _negotiate(pc, post, url, token)
@@ -217,6 +217,10 @@ class Player:
     latencies_ms: list[float] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def watch(self, track: MediaStreamTrack, *, stamps: bool) -> None:
+        """Read ``track`` until it ends (or ``close()``)."""
+        self._tasks.append(asyncio.ensure_future(self._read(track, stamps)))
 
     async def _read(self, track: MediaStreamTrack, stamps: bool) -> None:
         try:
@@ -243,7 +247,6 @@ async def play(
     post: HttpPost, url: str, token: str = "", *, stamps: bool = True
 ) -> Player:
     """Play a show over WHEP; frames are counted (and stamps read) as they come."""
-    restrict_ice_gathering()
     pc = RTCPeerConnection(configuration=rtc_configuration())
     pc.addTransceiver("video", direction="recvonly")
     pc.addTransceiver("audio", direction="recvonly")
@@ -252,7 +255,7 @@ async def play(
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
         if track.kind == "video":
-            player._tasks.append(asyncio.ensure_future(player._read(track, stamps)))
+            player.watch(track, stamps=stamps)
 
     try:
         player.status, player.location, player.body = await _negotiate(

@@ -25,11 +25,7 @@ from django.utils.translation import gettext as _
 
 from live.media.broadcast import Broadcast, Viewer
 from live.media.codecs import VideoSettings
-from live.media.network import (
-    read_ingest_eagerly,
-    restrict_ice_gathering,
-    rtc_configuration,
-)
+from live.media.network import read_ingest_eagerly, rtc_configuration
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +140,6 @@ class MediaNode:
     """The live broadcasts this process serves, by show slug."""
 
     def __init__(self) -> None:
-        restrict_ice_gathering()
         self.loop = asyncio.get_running_loop()
         self.broadcasts: dict[str, Broadcast] = {}
         self._lock = asyncio.Lock()

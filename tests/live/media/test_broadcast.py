@@ -12,7 +12,8 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
-from live.media.broadcast import FrameJitterBuffer, PacketTrack
+from live.media.aiortc_patches import FrameJitterBuffer, frames_waiting
+from live.media.broadcast import PacketTrack
 from live.media.codecs import VideoEncoder, VideoSettings, fit_size
 
 
@@ -90,14 +91,12 @@ async def test_backlog_detection_still_sees_aiortcs_receiving_queue():
     receiving track queue; this fails if aiortc renames it."""
     from aiortc.rtcrtpreceiver import RemoteStreamTrack
 
-    from live.media.broadcast import _frames_waiting
-
     track = RemoteStreamTrack(kind="video")
-    assert _frames_waiting(track) == 0
+    assert frames_waiting(track) == 0
     await track._queue.put(av.VideoFrame(16, 16, "yuv420p"))
     await track._queue.put(av.VideoFrame(16, 16, "yuv420p"))
     await track.recv()
-    assert _frames_waiting(track) == 1
+    assert frames_waiting(track) == 1
 
 
 def _encoded(data: bytes) -> tuple[object, object]:

@@ -9,7 +9,7 @@ import aioice.ice
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from live.media import network
+from live.media import aioice_patches, asyncio_patches, network
 
 
 def test_ice_servers_are_parsed_from_settings(settings):
@@ -37,10 +37,9 @@ def test_bad_ice_servers_setting_is_refused(settings, raw):
 
 
 def test_gathering_is_restricted_to_media_addresses(settings):
-    """After the restriction aioice lists only the configured addresses, read
-    at call time and split by family."""
-    network.restrict_ice_gathering()
-    network.restrict_ice_gathering()  # idempotent
+    """After the patch (applied at startup) aioice lists only the configured
+    addresses, read at call time and split by family."""
+    aioice_patches.apply()
     settings.SHOWFLOOR_MEDIA_ADDRESSES = ["127.0.0.1", "::1"]
     assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
     assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == [
@@ -51,9 +50,9 @@ def test_gathering_is_restricted_to_media_addresses(settings):
 
 async def test_aioice_connection_gathers_only_loopback(settings):
     """A real aioice connection gathers host candidates on 127.0.0.1 only,
-    whatever other interfaces this machine has."""
+    whatever other interfaces this machine has (the patch is applied at
+    startup, not by this test)."""
     settings.SHOWFLOOR_MEDIA_ADDRESSES = ["127.0.0.1"]
-    network.restrict_ice_gathering()
     connection = aioice.Connection(ice_controlling=True)
     try:
         await connection.gather_candidates()
@@ -74,7 +73,6 @@ async def test_publisher_socket_is_read_dry_on_each_wakeup(settings):
     from aiortc import RTCPeerConnection
 
     settings.SHOWFLOOR_MEDIA_ADDRESSES = ["127.0.0.1"]
-    network.restrict_ice_gathering()
     offerer = RTCPeerConnection(network.rtc_configuration())
     answerer = RTCPeerConnection(network.rtc_configuration())
     try:
@@ -100,7 +98,7 @@ async def test_publisher_socket_is_read_dry_on_each_wakeup(settings):
         assert [d for d in received if len(d) == 1] == [bytes([i]) for i in range(5)]
         selector: Any = loop
         reader, _writer = selector._selector.get_key(protocol.transport._sock_fd).data
-        assert reader._callback is network._read_all
+        assert reader._callback is asyncio_patches._read_all
     finally:
         await offerer.close()
         await answerer.close()

@@ -1,0 +1,150 @@
+"""Everything this project reads or replaces inside aiortc, and why.
+
+aiortc has no public hook for any of these, so they live here and nowhere else
+(``tests/live/media/test_patches.py`` fails if another media module reaches
+into aiortc). They were checked against the aiortc in
+``live.versions.CHECKED_VERSIONS``, which the process asserts at startup; the
+tests named below fail if a name moves.
+
+- The publisher's ``RTCRtpReceiver``: its decoder queue
+  (``__decoder_queue``, with ``__decoder_error`` and ``__decoder_thread``) is
+  unbounded, so a starved process fell seconds behind the host; the broadcast
+  puts its bounded ``IngestQueue`` there (``replace_decoder_queue``). Its
+  jitter buffer (``__jitter_buffer``) releases each frame late; it becomes a
+  ``FrameJitterBuffer`` (``release_complete_frames``), which subclasses
+  aiortc's ``JitterBuffer`` and reads its state (``_origin``, ``_capacity``,
+  ``_packets``, ``_is_video``) and the depayloaded ``RtpPacket._data``.
+  ``test_broadcast.py``: ``test_ingest_bound_reaches_aiortcs_decoder_queue``.
+- The receiving track's queue (``RemoteStreamTrack._queue``): how many decoded
+  frames wait, so the ingest skips a backlog (``frames_waiting``).
+  ``test_backlog_detection_still_sees_aiortcs_receiving_queue``.
+- A sender's keyframe requests (``RTCRtpSender._send_keyframe``, called on a
+  PLI or FIR): our viewers' packets come from one shared encoder, so the
+  request has to reach it (``on_keyframe_request``).
+- The ICE transport's aioice connection (``RTCIceTransport._connection``), to
+  find the publisher's sockets (``ice_connection``; ``test_network.py``).
+
+Nothing here is patched globally, so there is no ``apply()``: each change is
+made on one object when the media code asks for it, and reports failure (the
+caller keeps aiortc's behaviour) when aiortc's internals are not as expected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import aioice
+from aiortc import MediaStreamTrack, RTCIceTransport, RTCRtpReceiver, RTCRtpSender
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
+
+QueueT = TypeVar("QueueT", bound="queue.Queue[Any]")
+
+
+class FrameJitterBuffer(JitterBuffer):
+    """aiortc's jitter buffer for what the publisher sends, releasing each
+    frame as soon as it is complete and every frame before it has been
+    released. aiortc releases a video frame only when the next frame's first
+    packet arrives (33 ms later at 30 fps), and an audio frame once four more
+    have arrived (80 ms); so video reached viewers and HLS a frame late, and
+    audio was stamped well after video captured at the same moment.
+
+    Here a video frame is complete at its packet with the RTP marker bit
+    (RFC 6184, RFC 7741), an audio frame is its one packet. Order is kept: a
+    packet that arrives late but within the buffer still holds back what
+    follows it; a frame without a marker bit is released the old way, by the
+    next frame; a lost packet holds things up as in aiortc, until a NACK, a
+    PLI or the buffer's capacity moves on. This process re-encodes what it
+    receives rather than playing it, so it needs no playout delay; the
+    viewers' players keep their own jitter buffers."""
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli_flag, frame = super().add(packet)
+        if frame is None and self._origin is not None:
+            frame = self._complete_frame(self._origin)
+        return pli_flag, frame
+
+    def _complete_frame(self, origin: int) -> JitterFrame | None:
+        """The frame at the head of the buffer (``origin``), removed, if every
+        packet of it is here up to its last."""
+        parts: list[bytes] = []
+        timestamp = None
+        for count in range(self._capacity):
+            packet = self._packets[(origin + count) % self._capacity]
+            if packet is None:
+                return None
+            if timestamp is not None and packet.timestamp != timestamp:
+                return None
+            timestamp = packet.timestamp
+            parts.append(packet._data)  # type: ignore[attr-defined]
+            if packet.marker or not self._is_video:
+                self.remove(count + 1)
+                return JitterFrame(data=b"".join(parts), timestamp=timestamp)
+        return None
+
+
+def replace_decoder_queue(
+    receiver: RTCRtpReceiver, make: Callable[[threading.Event], QueueT]
+) -> QueueT | None:
+    """Put ``make(lost)`` where the receiver queues encoded frames for its
+    decoder thread; ``lost`` is the event that, once set, makes the receiver
+    send a PLI. Call it before the receiver starts (in the peer connection's
+    ``track`` event); None, and nothing changed, if it has started or aiortc's
+    internals are not as expected."""
+    lost = getattr(receiver, "_RTCRtpReceiver__decoder_error", None)
+    current = getattr(receiver, "_RTCRtpReceiver__decoder_queue", None)
+    started = getattr(receiver, "_RTCRtpReceiver__decoder_thread", None)
+    if (
+        not isinstance(lost, threading.Event)
+        or not isinstance(current, queue.Queue)
+        or not current.empty()
+        or started is not None
+    ):
+        return None
+    replacement = make(lost)
+    receiver._RTCRtpReceiver__decoder_queue = replacement  # type: ignore[attr-defined]
+    return replacement
+
+
+def release_complete_frames(receiver: RTCRtpReceiver, *, is_video: bool) -> bool:
+    """Give the receiver a ``FrameJitterBuffer`` of the same capacity; False,
+    and aiortc's own stays, if its internals are not as expected or it has
+    received something already."""
+    current = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
+    if type(current) is not JitterBuffer or current._origin is not None:
+        return False
+    receiver._RTCRtpReceiver__jitter_buffer = FrameJitterBuffer(  # type: ignore[attr-defined]
+        capacity=current.capacity, is_video=is_video
+    )
+    return True
+
+
+def frames_waiting(track: MediaStreamTrack) -> int:
+    """Decoded frames queued behind the one just received from a remote
+    track (aiortc keeps them in an unbounded ``asyncio.Queue``); 0 if the
+    track has no such queue."""
+    frames = getattr(track, "_queue", None)
+    return frames.qsize() if isinstance(frames, asyncio.Queue) else 0
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever the remote side asks ``sender`` for a
+    keyframe (a PLI or FIR), after aiortc's own handling (which only forces a
+    keyframe on the sender's encoder, unused when a track yields packets)."""
+    original = sender._send_keyframe
+
+    def send_keyframe() -> None:
+        original()
+        callback()
+
+    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+
+def ice_connection(transport: RTCIceTransport) -> aioice.Connection | None:
+    """The aioice connection behind an ICE transport, or None."""
+    connection = getattr(transport, "_connection", None)
+    return connection if isinstance(connection, aioice.Connection) else None
