@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -55,6 +54,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
+
+from realtime import redis as rclient
 
 logger = logging.getLogger(__name__)
 
@@ -166,23 +167,9 @@ def claimed_keys_key(variant_id: int) -> str:
 
 # --- Writers: the order service, sync ---------------------------------------
 
-_clients: dict[str, Any] = {}
-_clients_lock = threading.Lock()
-
 
 def _client() -> Any | None:
-    url = str(settings.REDIS_URL or "")
-    if not url:
-        return None
-    with _clients_lock:
-        client = _clients.get(url)
-        if client is None:
-            import redis
-
-            client = _clients[url] = redis.Redis.from_url(
-                url, socket_timeout=1, socket_connect_timeout=1
-            )
-        return client
+    return rclient.sync_client() if rclient.url() else None
 
 
 # Set by the ASGI guard around an order it let into Django; ``mark`` calls it
@@ -348,16 +335,11 @@ class MarkerCache:
         self.background: set[asyncio.Task[None]] = set()
 
     def _redis(self) -> Any | None:
-        url = str(settings.REDIS_URL or "")
-        if not url:
+        if not rclient.url():
             return None
         loop = asyncio.get_running_loop()
         if self.redis is None or self.loop is not loop:
-            import redis.asyncio
-
-            self.redis = redis.asyncio.Redis.from_url(
-                url, socket_timeout=1, socket_connect_timeout=1
-            )
+            self.redis = rclient.async_client()
             self.loop = loop
             self.markers.clear()
             self.pending.clear()

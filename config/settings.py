@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "channels",
+    "realtime",
     "shows",
     "checkout",
     "live",
@@ -86,6 +87,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A view that finds the database unreachable answers 503, not 500.
+    "config.middleware.DatabaseUnavailable",
     # Last: one thread hop per request instead of one per hook (its docstring).
     "config.middleware.SyncStack",
 ]
@@ -113,8 +116,21 @@ DATABASES: dict[str, Any] = {
     "default": dj_database_url.parse(
         env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'showfloor.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        # A kept or pooled connection is checked before a request uses it, so
+        # the first requests after PostgreSQL restarts do not fail on it.
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", default=True),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # With PostgreSQL unreachable a request should get a quick 503
+    # (config.middleware), not hang: seconds libpq waits for the server to
+    # answer (its minimum is 2; a connection refused fails at once). A
+    # ``connect_timeout`` in DATABASE_URL wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 2)
+    )
+# Seconds a client is told to wait (``Retry-After``) when a dependency is down.
+SHOWFLOOR_RETRY_AFTER_SECONDS = env_int("SHOWFLOOR_RETRY_AFTER_SECONDS", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "shows.User"
 
@@ -137,16 +153,6 @@ REDIS_URL = env("REDIS_URL")
 # A prefix for every key and channel Showfloor writes to Redis, so several
 # deployments (or parallel test runs) can share one server.
 REDIS_PREFIX = env("SHOWFLOOR_REDIS_PREFIX", "showfloor")
-
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi"},
-        }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # Rate-limit counters and other short-lived values: shared through Redis when
 # there is one, so every replica sees the same counts.
@@ -274,6 +280,12 @@ SHOWFLOOR_ROOM_TICK_MS = env_int("SHOWFLOOR_ROOM_TICK_MS", 100)
 # Unsent data after which a socket that stopped reading is dropped.
 SHOWFLOOR_ROOM_MAX_BUFFER_KIB = env_int("SHOWFLOOR_ROOM_MAX_BUFFER_KIB", 256)
 SHOWFLOOR_ROOM_MAX_SOCKETS_PER_USER = env_int("SHOWFLOOR_ROOM_MAX_SOCKETS_PER_USER", 10)
+# Sockets per show from one client address for visitors who are not signed in
+# (one household or office shares an address; a script opening thousands does
+# not get them). 0 turns the cap off (load tests from one address).
+SHOWFLOOR_ROOM_MAX_ANONYMOUS_PER_ADDRESS = env_int(
+    "SHOWFLOOR_ROOM_MAX_ANONYMOUS_PER_ADDRESS", 50
+)
 # Chat token bucket per user and show: burst size and refill per second.
 SHOWFLOOR_CHAT_BURST = env_int("SHOWFLOOR_CHAT_BURST", 5)
 SHOWFLOOR_CHAT_RATE_PER_SECOND = float(env("SHOWFLOOR_CHAT_RATE_PER_SECOND", "1"))
@@ -304,7 +316,13 @@ if env_bool("DATABASE_POOL") and DATABASES["default"]["ENGINE"].endswith("postgr
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DATABASE_POOL_MIN", 2),
         "max_size": env_int("DATABASE_POOL_MAX", 8),
-        "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
+        # A request waits this long for a connection, then answers 503: while
+        # PostgreSQL is down it answers within a second instead of hanging.
+        "timeout": float(env("DATABASE_POOL_TIMEOUT", "0.5")),
+        # A connection that cannot be replaced is given up after this long (not
+        # psycopg's 5 minutes of ever longer waits), and the next request asks
+        # for a new one: the pool is back soon after PostgreSQL is.
+        "reconnect_timeout": float(env("DATABASE_POOL_RECONNECT_TIMEOUT", "2")),
     }
 # Reservations (stock holds) one client address may take: a burst, then this
 # many per minute. 0 turns the limit off.

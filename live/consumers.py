@@ -22,14 +22,15 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.utils import await_many_dispatch
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from live.hub.bus import json_body
 from live.hub.collector import collector
-from live.hub.core import AsgiWriter, Viewer, get_hub, make_writer
+from live.hub.core import Viewer, get_hub
+from live.hub.writers import AsgiWriter, make_writer
 from live.i18n import scope_language
+from realtime.bus import json_body
 from shows import selectors
 from shows.exceptions import (
     Banned,
@@ -53,16 +54,23 @@ REACTION_BURST = 20
 REACTION_RATE = 10.0
 
 # Per-process cache of the anonymous snapshot (see ``_anonymous_snapshot``):
-# (show id, created) → (seq, built at, the build).
-ANONYMOUS_SNAPSHOTS: dict[tuple[int, float], tuple[int, float, asyncio.Task[str]]] = {}
+# (show id, created) → (built at, the build: its seq and frame).
+ANONYMOUS_SNAPSHOTS: dict[
+    tuple[int, float], tuple[float, asyncio.Task[tuple[int, str]]]
+] = {}
 ANONYMOUS_SNAPSHOT_SECONDS = 2.0
+# Seconds a client is asked to wait when the database does not answer.
+UNAVAILABLE_RETRY_SECONDS = 2
 
-CLOSE_TOO_BIG = 1009
-CLOSE_POLICY = 1008
-CLOSE_NOT_FOUND = 4404
-CLOSE_BANNED = 4003
+# Close codes (docs/protocol.md). Daphne's autobahn refuses application codes
+# outside 1000 and 3000-4999 (it sends 1011 instead), so every one is 4xxx.
 CLOSE_FORBIDDEN = 4001
+CLOSE_BANNED = 4003
 CLOSE_TOO_MANY = 4029
+CLOSE_MALFORMED = 4400
+CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_BIG = 4413
+CLOSE_UNAVAILABLE = 4503
 
 
 class Refusal(Exception):
@@ -119,12 +127,16 @@ def _room_entry(
     return access, granted
 
 
-async def _snapshot_frame(show: Show, seq: int, viewers: int) -> str:
+async def _snapshot_frame(
+    show: Show, user: User | None, viewers: int
+) -> tuple[int, str]:
+    """The snapshot and the seq it is consistent with, read in one database
+    snapshot (``selectors.room_snapshot_now``)."""
     # A copy: the build refreshes fields of the show it is given.
-    snapshot = await database_sync_to_async(selectors.room_snapshot)(
-        show=copy.copy(show), user=None, seq=seq, viewers=viewers
+    snapshot = await _in_parallel(selectors.room_snapshot_now)(
+        show=copy.copy(show), user=user, viewers=viewers
     )
-    return json_body(snapshot)
+    return int(snapshot["seq"]), json_body(snapshot)
 
 
 def _text(msg: dict[str, Any], name: str, limit: int, *, required: bool = True) -> str:
@@ -158,7 +170,7 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     show: Show
     user: User | None = None
     role: str | None = None
-    slot: str | None = None
+    slots: list[str] = []
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # No channel layer: a per-socket layer channel costs a Redis reader per
@@ -196,10 +208,17 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.user = scope_user if scope_user and scope_user.is_authenticated else None
         session = self.scope.get("session")
         session_key = getattr(session, "session_key", None)
-        access, granted = await _in_parallel(_room_entry)(
-            slug, self.user, session if session is not None else {}
-        )
+        try:
+            access, granted = await _in_parallel(_room_entry)(
+                slug, self.user, session if session is not None else {}
+            )
+        except DatabaseError:
+            await self._close_unavailable()
+            return
         if access is None:
+            # Accepted first: a browser sees the close code only after the
+            # handshake (a refused handshake is an anonymous HTTP 403).
+            await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.show, self.role = access.show, access.role
@@ -225,21 +244,15 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             close=self._close_from_hub,
             audience=self.role not in STAFF_ROLES,
         )
-        who = f"user:{self.user.pk}" if self.user else None
-        if who is None and session_key:
-            who = f"session:{session_key}"
-        if who is not None:
-            limit = int(settings.SHOWFLOOR_ROOM_MAX_SOCKETS_PER_USER)
-            if not await hub.acquire_slot(self.viewer, who, limit):
-                self.viewer.writer.stop()
-                self.viewer = None
-                await self._refuse_on_connect(
-                    "too_many_connections",
-                    _("You have this show open in too many windows."),
-                )
-                await self.close(code=CLOSE_TOO_MANY)
-                return
-            self.slot = who
+        if not await self._take_slots(hub, session_key):
+            self.viewer.writer.stop()
+            self.viewer = None
+            await self._refuse_on_connect(
+                "too_many_connections",
+                _("You have this show open in too many windows."),
+            )
+            await self.close(code=CLOSE_TOO_MANY)
+            return
         await self.accept()
         await hub.attach(self.viewer)
         try:
@@ -247,6 +260,53 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         except Show.DoesNotExist:
             # The show was deleted between the access check and the snapshot.
             await self.close(code=CLOSE_NOT_FOUND)
+        except DatabaseError:
+            await self._close_unavailable()
+
+    async def _take_slots(self, hub: Any, session_key: str | None) -> bool:
+        """At most N sockets per show for a user (or a guest's session), and
+        for visitors who are not signed in, at most M per client address."""
+        if self.viewer is None:
+            return False
+        wanted: list[tuple[str, int]] = []
+        per_user = int(settings.SHOWFLOOR_ROOM_MAX_SOCKETS_PER_USER)
+        if self.user is not None:
+            wanted.append((f"user:{self.user.pk}", per_user))
+        else:
+            if session_key:
+                wanted.append((f"session:{session_key}", per_user))
+            per_address = int(settings.SHOWFLOOR_ROOM_MAX_ANONYMOUS_PER_ADDRESS)
+            address = (self.scope.get("client") or [None])[0]
+            if per_address > 0 and address:
+                wanted.append((f"addr:{address}", per_address))
+        for who, limit in wanted:
+            if not await hub.acquire_slot(self.viewer, who, limit):
+                for taken in self.slots:
+                    await hub.release_slot(self.viewer, taken)
+                self.slots = []
+                return False
+            self.slots = [*self.slots, who]
+        return True
+
+    async def _close_unavailable(self) -> None:
+        """The database did not answer: accept, say so, close with a code the
+        client retries after a pause."""
+        if self.viewer is not None:
+            hub = get_hub()
+            hub.detach(self.viewer)
+            for who in self.slots:
+                await hub.release_slot(self.viewer, who)
+            self.viewer, self.slots = None, []
+        await self.accept()
+        frame = {
+            "type": "error",
+            "code": "unavailable",
+            "message": _("The show is briefly unavailable. Reconnecting…"),
+            "ref": None,
+            "retry_after": UNAVAILABLE_RETRY_SECONDS,
+        }
+        await self.send(text_data="[" + json_body(frame) + "]")
+        await self.close(code=CLOSE_UNAVAILABLE)
 
     def _since(self) -> int | None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -263,27 +323,25 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 items, last = missed
                 resumed = json_body({"type": "resumed", "since": since, "seq": last})
                 self.viewer.send_events([resumed, *(payload for _, payload in items)])
-                self.viewer.release(after_seq=last)
+                hub.release(self.viewer, after_seq=last)
                 return
-        seq = await hub.current_seq(self.show.pk)
+        floor = hub.floor_seq(self.show.pk)
         viewers = await hub.viewer_count(self.show.pk)
         if self.user is None:
-            frame = await self._anonymous_snapshot(seq, viewers)
+            seq, frame = await self._anonymous_snapshot(floor, viewers)
         else:
-            snapshot = await database_sync_to_async(selectors.room_snapshot)(
-                show=self.show, user=self.user, seq=seq, viewers=viewers
-            )
-            frame = json_body(snapshot)
+            seq, frame = await _snapshot_frame(self.show, self.user, viewers)
         self.viewer.send_events([frame])
-        self.viewer.release(after_seq=seq)
+        hub.release(self.viewer, after_seq=seq)
 
-    async def _anonymous_snapshot(self, seq: int, viewers: int) -> str:
-        """The snapshot frame anonymous viewers of this show get at ``seq``.
+    async def _anonymous_snapshot(self, floor: int, viewers: int) -> tuple[int, str]:
+        """The snapshot anonymous viewers of this show get, and its seq.
 
-        They all get the same one, so each process builds it once per seq (and
-        at most every ``ANONYMOUS_SNAPSHOT_SECONDS``, for the viewer count), and
-        a crowd (re)connecting at once waits for that one build instead of
-        starting one per socket while it runs.
+        They all get the same one, so each process builds it at most every
+        ``ANONYMOUS_SNAPSHOT_SECONDS`` and a crowd (re)connecting at once waits
+        for that one build instead of starting one per socket. A build is
+        shared only while it covers ``floor``, the events the room passed on
+        before this viewer joined (later ones are held for it).
         """
         loop = asyncio.get_running_loop()
         key = (self.show.pk, self.show.created_at.timestamp())
@@ -291,21 +349,28 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         cached = ANONYMOUS_SNAPSHOTS.get(key)
         if (
             cached is None
-            or cached[0] != seq
-            or now - cached[1] >= ANONYMOUS_SNAPSHOT_SECONDS
-            or cached[2].get_loop() is not loop
+            or now - cached[0] >= ANONYMOUS_SNAPSHOT_SECONDS
+            or cached[1].get_loop() is not loop
+            or (
+                cached[1].done()
+                and not cached[1].exception()
+                and cached[1].result()[0] < floor
+            )
         ):
             if len(ANONYMOUS_SNAPSHOTS) > 1000:
                 ANONYMOUS_SNAPSHOTS.clear()
-            build = loop.create_task(_snapshot_frame(self.show, seq, viewers))
-            cached = ANONYMOUS_SNAPSHOTS[key] = (seq, now, build)
+            build = loop.create_task(_snapshot_frame(self.show, None, viewers))
+            cached = ANONYMOUS_SNAPSHOTS[key] = (now, build)
         try:
             # Shielded: a socket that goes away does not cancel the others' build.
-            return await asyncio.shield(cached[2])
+            seq, frame = await asyncio.shield(cached[1])
         except Exception:
             if ANONYMOUS_SNAPSHOTS.get(key) is cached:
                 del ANONYMOUS_SNAPSHOTS[key]  # the next connect tries again
             raise
+        if seq < floor:  # a build that started before the room moved on
+            return await _snapshot_frame(self.show, None, viewers)
+        return seq, frame
 
     async def _refuse_on_connect(self, code: str, message: str) -> None:
         await self._audit("connect", code, message)
@@ -323,9 +388,9 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         hub = get_hub()
         hub.detach(self.viewer)
-        if self.slot is not None:
-            await hub.release_slot(self.viewer, self.slot)
-        self.viewer = None
+        for who in self.slots:
+            await hub.release_slot(self.viewer, who)
+        self.viewer, self.slots = None, []
 
     # -- client messages --------------------------------------------------
 
@@ -367,7 +432,7 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.malformed = recent
         await self._audit("frame", "malformed", "")
         if len(recent) > MALFORMED_LIMIT:
-            await self.close(code=CLOSE_POLICY)
+            await self.close(code=CLOSE_MALFORMED)
             return
         self._error(None, "malformed", _("A message is a JSON object with a “type”."))
 
@@ -396,13 +461,15 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             self._error(ref, refusal.code, refusal.message)
 
     async def _audit(self, action: str, code: str, detail: str) -> None:
-        await database_sync_to_async(moderation.refusal_audit)(
-            show=self.show.pk,
-            user=self.user,
-            action=action[:40],
-            code=code,
-            detail=detail,
-        )
+        # Without the database the refusal itself still reaches the client.
+        with contextlib.suppress(DatabaseError):
+            await database_sync_to_async(moderation.refusal_audit)(
+                show=self.show.pk,
+                user=self.user,
+                action=action[:40],
+                code=code,
+                detail=detail,
+            )
 
     def _frame(self, event: dict[str, Any]) -> None:
         if self.viewer is not None:
@@ -424,9 +491,20 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def _service(
         self, action: str, ref: Any, service: Callable[..., Any], **kwargs: Any
     ) -> None:
-        error = await _in_parallel(_call_and_audit)(
-            service, action, self.user, self.show, **kwargs
-        )
+        try:
+            error = await _in_parallel(_call_and_audit)(
+                service, action, self.user, self.show, **kwargs
+            )
+        except DatabaseError:
+            # Nothing was stored and nothing acknowledged: the client may
+            # send it again, on this same socket.
+            self._error(
+                ref,
+                "unavailable",
+                _("That did not go through: the show is briefly unavailable."),
+                UNAVAILABLE_RETRY_SECONDS,
+            )
+            return
         if error is None:
             self._frame({"type": "ack", "ref": ref})
         else:

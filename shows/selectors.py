@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from realtime import outbox
 from shows.models import (
     Brand,
     ChatMessage,
@@ -234,6 +236,19 @@ def room_access(*, slug: str, user: User | None) -> RoomAccess | None:
         role=role,
         banned=restriction is not None and restriction.kind == Restriction.Kind.BAN,
     )
+
+
+def room_snapshot_now(*, show: Show, user: User | None, viewers: int) -> dict[str, Any]:
+    """``room_snapshot`` at the show's current ``seq``, both read in one
+    database snapshot, so every event up to that seq is in it and none after
+    (a viewer then gets exactly the events after it)."""
+    outer = connection.in_atomic_block
+    with transaction.atomic():
+        if not outer and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        seq = outbox.current_seq(show.pk)
+        return room_snapshot(show=show, user=user, seq=seq, viewers=viewers)
 
 
 def room_snapshot(

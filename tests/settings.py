@@ -37,7 +37,12 @@ if IN_CI and not POSTGRES_AVAILABLE:
 if IN_CI and not REDIS_AVAILABLE:
     raise RuntimeError(f"CI needs Redis on {REDIS_HOST}:{REDIS_PORT}")
 
-CHECKOUT_ID = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]
+# SHOWFLOOR_TEST_ID separates two runs from one checkout (their databases and
+# Redis keys would otherwise be the same).
+CHECKOUT_ID = (
+    os.environ.get("SHOWFLOOR_TEST_ID")
+    or (hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8])
+)
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 if POSTGRES_AVAILABLE:
@@ -62,17 +67,7 @@ else:
     }
 
 REDIS_PREFIX = f"sftest:{CHECKOUT_ID}:{WORKER}"
-if REDIS_AVAILABLE:
-    REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi"},
-        }
-    }
-else:
-    REDIS_URL = ""
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0" if REDIS_AVAILABLE else ""
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SHOWFLOOR_MEDIA_ADDRESSES = ["127.0.0.1"]

@@ -52,8 +52,7 @@ from checkout.models import (
     SavedCard,
     StockHold,
 )
-from live import events
-from live.hub.bus import get_bus
+from realtime import events, limiter
 from shows.models import Show, User, Variant
 
 logger = logging.getLogger(__name__)
@@ -487,7 +486,7 @@ def _throttle_reservations(buyer: Buyer) -> None:
     who = buyer.address or (buyer.scope if buyer.signed_in or buyer.session_key else "")
     if not who:
         return
-    wait = get_bus().take_token(
+    wait = limiter.take_token(
         f"checkout:reserve:{who}",
         capacity=settings.SHOWFLOOR_RESERVATIONS_BURST,
         rate=per_minute / 60,

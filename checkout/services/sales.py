@@ -17,7 +17,7 @@ from checkout.exceptions import (
     ShowNotLive,
 )
 from checkout.models import FlashSale
-from live import events
+from realtime import events
 from shows.models import Membership, Show, User, Variant
 from shows.selectors import membership_role
 

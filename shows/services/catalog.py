@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from live import events
+from realtime import events
 from shows.exceptions import CatalogImportError, InvalidInput, SlugTaken
 from shows.models import Brand, LineupItem, Membership, Product, Show, User, Variant
 

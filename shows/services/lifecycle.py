@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from live import events
+from realtime import events
 from shows.exceptions import InvalidInput, InvalidTransition, SlugTaken
 from shows.models import Brand, LineupItem, Product, Show
 

@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from live import events
+from realtime import events
 from shows import selectors
 from shows.exceptions import Banned, InvalidInput, NotAHost, NotFound, TimedOut
 from shows.models import (

@@ -13,8 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from live import events
-from live.hub.bus import get_bus
+from realtime import events, limiter
 from shows import selectors
 from shows.exceptions import (
     AlreadyPinned,
@@ -98,8 +97,7 @@ def chat_send(*, show: Show, user: User | None, text: str) -> ChatMessage:
     role = selectors.membership_role(user=author, brand_id=show.brand_id)
     if role is None:
         require_unrestricted(show=show, user=author)
-        bus = get_bus()
-        wait = bus.take_token(
+        wait = limiter.take_token(
             f"rate:chat:{show.pk}:{author.pk}",
             capacity=float(settings.SHOWFLOOR_CHAT_BURST),
             rate=float(settings.SHOWFLOOR_CHAT_RATE_PER_SECOND),
@@ -107,7 +105,7 @@ def chat_send(*, show: Show, user: User | None, text: str) -> ChatMessage:
         if wait > 0:
             raise Throttled(retry_after=wait)
         if show.slow_mode_seconds:
-            wait = bus.take_interval(
+            wait = limiter.take_interval(
                 f"slow:{show.pk}:{author.pk}", seconds=show.slow_mode_seconds
             )
             if wait > 0:
@@ -148,7 +146,7 @@ def question_ask(
     role = selectors.membership_role(user=author, brand_id=show.brand_id)
     if role is None:
         require_unrestricted(show=show, user=author)
-        wait = get_bus().take_token(
+        wait = limiter.take_token(
             f"rate:question:{show.pk}:{author.pk}", capacity=3.0, rate=0.2
         )
         if wait > 0:

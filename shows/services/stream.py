@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.crypto import constant_time_compare
 
-from live import events
+from realtime import events
 from shows.exceptions import InvalidTransition, ShowEnded
 from shows.models import Show, new_stream_key
 from shows.services.lifecycle import show_end, show_start

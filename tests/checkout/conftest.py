@@ -40,7 +40,7 @@ def mic(products):
 @pytest.fixture
 def sent(monkeypatch) -> list[tuple[str, Any, dict[str, Any]]]:
     """Every room event checkout sends, recorded when its transaction commits."""
-    from live import events
+    from realtime import events
 
     recorded: list[tuple[str, Any, dict[str, Any]]] = []
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from live import events
+from realtime import events
 from shows.models import ChatMessage, Pin, Restriction, RoomAudit
 from shows.services import moderation
 

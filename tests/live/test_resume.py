@@ -59,18 +59,39 @@ async def test_a_seq_from_the_future_gets_a_fresh_snapshot(connect, live_show, v
     assert socket.events[0]["type"] == "snapshot"
 
 
-async def test_a_gap_older_than_the_log_gets_a_fresh_snapshot(
+async def test_a_gap_older_than_the_redis_log_is_filled_from_postgresql(
     connect, live_show, viewer, moderator, redis_client_if_any
 ):
     if redis_client_if_any is None:
         pytest.skip("the trimmed log is checked against Redis")
-    from live.hub.bus import log_key
+    from realtime.bus import log_key
 
     first = await connect(live_show, viewer)
     seq = first.events[0]["seq"]
     for text in ("a", "b", "c"):
         await _chat(live_show, moderator, text)
     redis_client_if_any.xtrim(log_key(live_show.pk), maxlen=1, approximate=False)
+    again = await connect(live_show, viewer, since=seq)
+    assert again.events[0] == {"type": "resumed", "since": seq, "seq": seq + 3}
+    assert [e["text"] for e in again.of_type("chat.message")] == ["a", "b", "c"]
+    assert [e["seq"] for e in again.events[1:]] == [seq + 1, seq + 2, seq + 3]
+
+
+async def test_a_gap_older_than_anything_kept_gets_a_fresh_snapshot(
+    connect, live_show, viewer, moderator, redis_client_if_any
+):
+    from realtime.bus import log_key
+    from realtime.models import OutboxEvent
+
+    first = await connect(live_show, viewer)
+    seq = first.events[0]["seq"]
+    for text in ("a", "b", "c"):
+        await _chat(live_show, moderator, text)
+    if redis_client_if_any is not None:
+        redis_client_if_any.delete(log_key(live_show.pk))
+    await database_sync_to_async(
+        OutboxEvent.objects.filter(show_id=live_show.pk, seq=seq + 1).delete
+    )()
     again = await connect(live_show, viewer, since=seq)
     snapshot = again.events[0]
     assert snapshot["type"] == "snapshot"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -159,17 +161,19 @@ def test_import_catalog_command_refuses_unknown_brand_and_non_utf8(brand, tmp_pa
 
 @pytest.fixture
 def published(monkeypatch):
-    """Events handed to the bus after commit: (show id, event)."""
-    from live import events
+    """Room events handed to the bus after commit: (show id, event without seq)."""
+    from realtime import bus
 
     sent: list[tuple[int, dict]] = []
 
     class Recorder:
-        def publish_persisted(self, show_id, event):
+        def publish_event(self, show_id, seq, payload, *, strict):
+            event = json.loads(payload)
+            event.pop("seq")
             sent.append((show_id, event))
-            return len(sent)
+            return bus.PUBLISHED
 
-    monkeypatch.setattr(events, "get_bus", lambda: Recorder())
+    monkeypatch.setattr(bus, "get_bus", lambda: Recorder())
     return sent
 
 

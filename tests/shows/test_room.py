@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import transaction
 
-from live import events
 from shows import selectors
 from shows.exceptions import (
     AlreadyVoted,
@@ -25,21 +26,25 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def published(monkeypatch):
-    """Every event handed to the bus (after commit), in order."""
+    """Every event handed to the bus (after commit), in order, without its seq."""
+    from realtime import bus
+
     sent: list[tuple[str, int, object]] = []
 
     class Recorder:
-        def publish_persisted(self, show_id, event):
+        def publish_event(self, show_id, seq, payload, *, strict):
+            event = json.loads(payload)
+            assert event.pop("seq") == seq
             sent.append(("persisted", show_id, event))
-            return len(sent)
+            return bus.PUBLISHED
 
-        def publish_raw(self, show_id, data):
+        def publish(self, show_id, data):
             sent.append(("raw", show_id, data))
 
         def control(self, command):
             sent.append(("control", 0, command))
 
-    monkeypatch.setattr(events, "get_bus", lambda: Recorder())
+    monkeypatch.setattr(bus, "get_bus", lambda: Recorder())
     return sent
 
 

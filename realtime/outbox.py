@@ -1,0 +1,316 @@
+"""The outbox: an event is written in the transaction of the change it
+announces, and published after commit, retried until the bus takes it.
+
+Why: publishing after commit straight to Redis lost every event whose commit
+met a Redis outage (the sender had its ack; nobody ever saw the message), and
+the per-show seq lived in Redis, so a Redis restart started it again at 1.
+
+- ``append(show_id, data)`` (inside the caller's transaction): a persisted room
+  event takes the show's next ``seq`` from ``RoomSequence`` (one upsert, which
+  locks the show's counter row until commit, so seqs are gapless and in commit
+  order per show) and is stored with it; private events and control commands
+  are stored without a seq.
+- After commit the committing thread publishes the event at once (the fast
+  path: no added latency). The bus skips a seq it already published, and
+  refuses one whose predecessor is not out yet (another thread's commit is
+  still on its way); then, or when Redis is down, the event waits for the
+  relay.
+- The relay, one thread per process that serves sockets, publishes whatever is
+  pending, oldest first, every ``SWEEP_SECONDS`` or at once when woken, and
+  records what went out. Several processes may sweep the same event: the bus's
+  last-seq check makes that a no-op.
+- Published room events stay ``KEEP_HOURS``: a client that resumes after its
+  events left Redis (a restart, the capped log) gets them from here.
+
+Events are published at least once to the bus and exactly once into a show's
+sequence; the hub drops a seq it already delivered and fetches a skipped one
+from here (``events_between``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from realtime import bus as busmod
+from realtime import redis as rclient
+from realtime.models import OutboxEvent, RoomSequence
+
+logger = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 1.0
+# Private events and commands have no seq to make a second publish a no-op, so
+# the sweep leaves them to the committing thread for this long.
+UNSEQUENCED_GRACE_SECONDS = 2.0
+# A room event the bus keeps refusing as early (its predecessor was recorded
+# as published but is not in this Redis lifetime) goes out anyway after this.
+FORCE_AFTER_SECONDS = 5.0
+KEEP_HOURS = 72
+UNSEQUENCED_KEEP_HOURS = 1
+CLEANUP_SECONDS = 3600
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    id: int
+    show_id: int
+    seq: int | None
+    data: str
+
+
+def _next_seq(show_id: int) -> int:
+    table = RoomSequence._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (show_id, seq) VALUES (%s, 1)"  # noqa: S608
+            f" ON CONFLICT (show_id) DO UPDATE SET seq = {table}.seq + 1"
+            " RETURNING seq",
+            [show_id],
+        )
+        (seq,) = cursor.fetchone() or (0,)
+    return int(seq)
+
+
+def append(show_id: int, event: busmod.Event | None = None, *, data: str = "") -> int:
+    """Store ``event`` (a persisted room event) or ``data`` (a ready bus
+    message without seq) in the current transaction and publish it after
+    commit. Returns the event's seq (0 for ``data``)."""
+    seq = 0
+    if event is not None:
+        if not connection.in_atomic_block:
+            with transaction.atomic():
+                return append(show_id, event)
+        seq = _next_seq(show_id)
+        data = "E" + busmod.with_seq(seq, event)
+    row = OutboxEvent.objects.create(show_id=show_id, seq=seq or None, data=data)
+    pending = Pending(row.id, show_id, seq or None, data)
+    transaction.on_commit(lambda: publish_now(pending))
+    return seq
+
+
+def _publish(bus: busmod.Bus, item: Pending, *, mode: str) -> int:
+    """Hand one event to the bus. ``mode``: "strict" right after commit,
+    "sweep" from the relay, "force" past a predecessor that is not coming."""
+    if item.seq is not None:
+        if mode == "force":
+            _forget_published(bus, item.show_id)
+        return bus.publish_event(
+            item.show_id, item.seq, item.data[1:], strict=mode == "strict"
+        )
+    if item.data.startswith("C"):
+        bus.control(item.data[1:])
+    else:
+        bus.publish(item.show_id, item.data)
+    return busmod.PUBLISHED
+
+
+def _forget_published(bus: busmod.Bus, show_id: int) -> None:
+    if isinstance(bus, busmod.RedisBus):
+        bus.client.delete(busmod.published_key(show_id))
+    else:
+        with busmod.memory_bus().lock:
+            busmod.memory_bus().published.pop(show_id, None)
+
+
+def publish_now(item: Pending) -> None:
+    """After commit, in the committing thread: publish at once if the bus
+    takes it, otherwise leave it to the relay. Never raises: the change is
+    committed and the event is safe in the outbox."""
+    relay = get_relay()
+    if rclient.url() and rclient.is_down():
+        relay.wake()
+        return
+    try:
+        result = _publish(busmod.get_bus(), item, mode="strict")
+    except Exception as exc:
+        if isinstance(exc, rclient.ERRORS):
+            rclient.mark_down()
+        else:
+            logger.exception("could not publish a room event; the relay retries")
+        relay.wake()
+        return
+    if result == busmod.EARLY:
+        relay.wake()
+    else:
+        relay.published(item.id)
+
+
+class Relay:
+    """The process's relay thread (started on first use)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.event = threading.Event()
+        self.done: list[int] = []
+        self.thread: threading.Thread | None = None
+        self.last_cleanup = 0.0
+        self.early_since: dict[int, float] = {}
+        self.sweeps = 0
+
+    def start(self) -> None:
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(
+                    target=self._run, name="outbox-relay", daemon=True
+                )
+                self.thread.start()
+
+    def wake(self) -> None:
+        self.start()
+        self.event.set()
+
+    def published(self, event_id: int) -> None:
+        """Record (soon, in one update with others) that an event went out."""
+        with self.lock:
+            self.done.append(event_id)
+        self.start()
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while True:
+            self.event.wait(timeout=max(SWEEP_SECONDS, backoff))
+            self.event.clear()
+            try:
+                self.run_once()
+                backoff = 0.0
+            except Exception as exc:
+                backoff = min(2.0, max(0.25, backoff * 2))
+                if isinstance(exc, DatabaseError):
+                    logger.warning("outbox relay: database unavailable (%s)", exc)
+                elif isinstance(exc, rclient.ERRORS):
+                    rclient.mark_down()
+                    logger.warning("outbox relay: Redis unavailable (%s)", exc)
+                else:
+                    logger.exception("outbox relay failed; retrying")
+            finally:
+                # Hold no connection between sweeps (a database restart or a
+                # test database being dropped finds none of ours).
+                with contextlib.suppress(Exception):
+                    connection.close()
+
+    def run_once(self) -> int:
+        """Record what went out, publish what is pending; the number published."""
+        self.sweeps += 1
+        self._record()
+        sent = self._sweep()
+        self._record()
+        if time.monotonic() - self.last_cleanup > CLEANUP_SECONDS:
+            cleanup()
+            self.last_cleanup = time.monotonic()
+        return sent
+
+    def _record(self) -> None:
+        with self.lock:
+            done, self.done = self.done, []
+        if not done:
+            return
+        try:
+            OutboxEvent.objects.filter(id__in=done).update(published_at=timezone.now())
+        except Exception:
+            with self.lock:
+                self.done[:0] = done
+            raise
+
+    def _sweep(self) -> int:
+        grace = timezone.now() - timedelta(seconds=UNSEQUENCED_GRACE_SECONDS)
+        rows = [
+            Pending(event_id, show_id, seq, data)
+            for event_id, show_id, seq, data, created_at in OutboxEvent.objects.filter(
+                published_at__isnull=True
+            )
+            .order_by("id")
+            .values_list("id", "show_id", "seq", "data", "created_at")[:SWEEP_BATCH]
+            if seq is not None or created_at <= grace
+        ]
+        if not rows:
+            return 0
+        bus = busmod.get_bus()
+        held: set[int] = set()
+        sent: list[int] = []
+        for item in rows:
+            if item.show_id in held:
+                continue
+            result = _publish(bus, item, mode="sweep")
+            if result == busmod.EARLY:
+                first = self.early_since.setdefault(item.id, time.monotonic())
+                if time.monotonic() - first < FORCE_AFTER_SECONDS:
+                    held.add(item.show_id)
+                    continue
+                logger.warning(
+                    "show %s: seq %s forced out past a missing predecessor",
+                    item.show_id,
+                    item.seq,
+                )
+                _publish(bus, item, mode="force")
+            self.early_since.pop(item.id, None)
+            sent.append(item.id)
+        if sent:
+            with self.lock:
+                self.done.extend(sent)
+        return len(sent)
+
+
+def cleanup() -> None:
+    """Forget published events past their keeping time."""
+    now = timezone.now()
+    OutboxEvent.objects.filter(
+        published_at__isnull=False, created_at__lt=now - timedelta(hours=KEEP_HOURS)
+    ).delete()
+    OutboxEvent.objects.filter(
+        published_at__isnull=False,
+        seq__isnull=True,
+        created_at__lt=now - timedelta(hours=UNSEQUENCED_KEEP_HOURS),
+    ).delete()
+
+
+_relay = Relay()
+
+
+def get_relay() -> Relay:
+    return _relay
+
+
+# --- Reading the room's history (resume, gaps) ------------------------------
+
+
+def current_seq(show_id: int) -> int:
+    """The show's last committed seq (0 before its first event)."""
+    row = RoomSequence.objects.filter(show_id=show_id).values_list("seq", flat=True)
+    return int(row.first() or 0)
+
+
+def events_between(
+    show_id: int, after: int, upto: int | None = None, *, limit: int = 1000
+) -> list[tuple[int, str]]:
+    """The show's room events with ``after < seq <= upto`` in order, as
+    ``(seq, event json)``."""
+    rows = OutboxEvent.objects.filter(show_id=show_id, seq__gt=after)
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    return [
+        (int(seq or 0), data[1:])
+        for seq, data in rows.order_by("seq").values_list("seq", "data")[:limit]
+    ]
+
+
+def events_since(
+    show_id: int, since: int, *, limit: int
+) -> tuple[list[tuple[int, str]], int] | None:
+    """Everything after ``since`` and the last seq, or None when a resume is
+    not possible (``since`` never issued, more than ``limit`` missed, or some
+    of it no longer kept)."""
+    current = current_seq(show_id)
+    if since > current or current - since > limit:
+        return None
+    items = events_between(show_id, since, current, limit=limit)
+    if len(items) != current - since:
+        return None
+    return items, current
