@@ -13,3 +13,4 @@ if settings.SHOWFLOOR_SERVE_MEDIA:
 
 handler403 = "frontend.views.permission_denied"
 handler404 = "frontend.views.page_not_found"
+handler500 = "frontend.views.server_error"

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import queue
+import sys
+import threading
+import time
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import login
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db import DatabaseError, connection
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseServerError,
+    JsonResponse,
+)
 from django.shortcuts import redirect, render
+from django.template import loader
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -17,8 +29,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
+from psycopg_pool import PoolTimeout
 
+from config.middleware import database_unavailable, unavailable_response
 from frontend.forms import AccessCodeForm, SignupForm
+from realtime import redis as realtime_redis
 from shows import selectors, services
 from shows.exceptions import ShowfloorError
 from shows.models import Show, User
@@ -161,13 +176,63 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "registration/signup.html", {"form": form})
 
 
+# How long a dependency may take to answer ``/healthz`` before it counts as down.
+HEALTH_CHECK_SECONDS = 0.8
+
+
+def _redis_health(answer: queue.SimpleQueue[str]) -> None:
+    try:
+        realtime_redis.sync_client().ping()
+    except realtime_redis.ERRORS:
+        realtime_redis.mark_down()
+        answer.put("down")
+    else:
+        answer.put("ok")
+
+
+def _database_health() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except (DatabaseError, PoolTimeout):
+        return "down"
+    return "ok"
+
+
+@never_cache
 @require_GET
 def healthz(request: HttpRequest) -> HttpResponse:
-    """Liveness for container health checks: the process answers and reaches
-    its database."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return HttpResponse("ok", content_type="text/plain")
+    """Health of each dependency (``ok``, ``down`` or ``not configured``): 200
+    when every configured one answers, else 503 with ``Retry-After``. Redis is
+    asked in a thread meanwhile, so the answer comes within about a second
+    however slow either is (the database fails fast by its own timeouts)."""
+    started = time.monotonic()
+    redis: queue.SimpleQueue[str] = queue.SimpleQueue()
+    if realtime_redis.url():
+        threading.Thread(target=_redis_health, args=(redis,), daemon=True).start()
+    else:
+        redis.put("not configured")
+    checks = {"database": _database_health()}
+    try:
+        checks["redis"] = redis.get(
+            timeout=max(0.0, HEALTH_CHECK_SECONDS - (time.monotonic() - started))
+        )
+    except queue.Empty:
+        checks["redis"] = "down"
+    healthy = all(state != "down" for state in checks.values())
+    response = JsonResponse(checks, status=200 if healthy else 503)
+    if not healthy:
+        response["Retry-After"] = str(settings.SHOWFLOOR_RETRY_AFTER_SECONDS)
+    return response
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: the 500 page, or the 503 answer when the error is the
+    database being unreachable where ``process_exception`` does not see it
+    (a middleware saving the session after the view)."""
+    if database_unavailable(sys.exception()):
+        return unavailable_response(request)
+    return HttpResponseServerError(loader.render_to_string("500.html"))
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -219,11 +219,14 @@ def test_login_and_logout(client, make_user):
     assert "_auth_user_id" not in client.session
 
 
-def test_healthz_answers_ok(client, db):
-    """The container health check reaches the database."""
+def test_healthz_answers_ok(client, db, settings):
+    """The container health check reaches the database and Redis (when one
+    is configured) and names each."""
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.content == b"ok"
+    redis = "ok" if settings.REDIS_URL else "not configured"
+    assert response.json() == {"database": "ok", "redis": redis}
+    assert "Retry-After" not in response
 
 
 def test_a_form_without_csrf_token_says_the_page_expired(db):
