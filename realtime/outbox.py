@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -154,14 +155,27 @@ class Relay:
         self.last_cleanup = 0.0
         self.early_since: dict[int, float] = {}
         self.sweeps = 0
+        self.stopping = False
 
     def start(self) -> None:
         with self.lock:
+            if self.stopping:
+                return
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(
                     target=self._run, name="outbox-relay", daemon=True
                 )
                 self.thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread after its current sweep, for good (the end of a
+        test session; a process that stops serving)."""
+        with self.lock:
+            thread, self.thread = self.thread, None
+            self.stopping = True
+        self.event.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
 
     def wake(self) -> None:
         self.start()
@@ -178,6 +192,8 @@ class Relay:
         while True:
             self.event.wait(timeout=max(SWEEP_SECONDS, backoff))
             self.event.clear()
+            if self.stopping:
+                return
             try:
                 self.run_once()
                 backoff = 0.0
@@ -189,7 +205,7 @@ class Relay:
                     rclient.mark_down()
                     logger.warning("outbox relay: Redis unavailable (%s)", exc)
                 else:
-                    logger.exception("outbox relay failed; retrying")
+                    logger.warning("outbox relay failed (%r); retrying", exc)
             finally:
                 # Hold no connection between sweeps (a database restart or a
                 # test database being dropped finds none of ours).
@@ -276,6 +292,15 @@ _relay = Relay()
 
 def get_relay() -> Relay:
     return _relay
+
+
+def _fresh_relay_after_fork() -> None:
+    # A forked child has none of the parent's threads (and maybe a held lock).
+    global _relay
+    _relay = Relay()
+
+
+os.register_at_fork(after_in_child=_fresh_relay_after_fork)
 
 
 # --- Reading the room's history (resume, gaps) ------------------------------

@@ -79,6 +79,16 @@ def loopback_namespace() -> Iterator[str]:
         _ip("netns", "del", name)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def outbox_relay_stopped_at_the_end(django_db_setup: None) -> Iterator[None]:
+    """This process's outbox relay thread stops before the test databases are
+    dropped (a sweep holding a connection would keep them from going)."""
+    yield
+    from realtime import outbox
+
+    outbox.get_relay().stop()
+
+
 @pytest.fixture
 def postgres() -> None:
     """Require the real PostgreSQL (row locks, concurrency)."""

@@ -41,3 +41,50 @@ def test_mypy_passes():
 def test_migrations_match_the_models():
     """``makemigrations --check`` finds no model change without a migration."""
     run(sys.executable, "manage.py", "makemigrations", "--check", "--dry-run")
+
+
+def _imported_modules(package: str) -> dict[str, set[str]]:
+    """Every module each file of ``package`` imports (absolute names)."""
+    import ast
+
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def _reaching(package: str, forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(
+        f"{path} imports {name}"
+        for path, names in _imported_modules(package).items()
+        for name in names
+        if name.split(".")[0] in forbidden
+    )
+
+
+def test_realtime_imports_none_of_the_apps():
+    """``realtime`` is the floor: it builds on Django and Redis, never on an app."""
+    assert _reaching("realtime", ("shows", "checkout", "live", "frontend")) == []
+
+
+def test_shows_and_checkout_import_nothing_from_live():
+    """The services announce through ``realtime``; the web tier's sockets,
+    hub and media stay above them."""
+    assert _reaching("shows", ("live", "frontend", "checkout")) == []
+    assert _reaching("checkout", ("live", "frontend")) == []
+
+
+def test_the_import_check_sees_an_import_of_an_app():
+    """The check above can fail: it reads both import forms."""
+    names = _imported_modules("live")["live/consumers.py"]
+    assert "shows.selectors" in names or "shows" in names
+    assert "live.hub.core" in names
