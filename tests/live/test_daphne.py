@@ -19,8 +19,6 @@ from typing import Any
 import pytest
 import websockets
 from channels.db import database_sync_to_async
-from django.test import Client
-from django.urls import reverse
 from django.utils import timezone
 
 from realtime.models import OutboxEvent

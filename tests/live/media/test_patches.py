@@ -8,7 +8,7 @@ import importlib
 import inspect
 import re
 import typing
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,7 @@ def test_a_missing_library_is_refused(monkeypatch):
 
     def missing(name: str) -> str:
         if name == "twisted":
-            raise versions.PackageNotFoundError(name)
+            raise PackageNotFoundError(name)
         return version(name)
 
     monkeypatch.setattr(versions, "version", missing)
@@ -137,7 +137,7 @@ def _library_private_names(klass: type) -> set[str]:
 
 def _own_private_names(node: ast.ClassDef) -> set[str]:
     """The private names a class of ours defines, or uses on ``self``."""
-    names = set()
+    names: set[str] = set()
     for statement in node.body:
         if isinstance(statement, ast.Assign | ast.AnnAssign):
             targets = (
