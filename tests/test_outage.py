@@ -322,3 +322,112 @@ def test_a_stopped_database_is_answered_within_a_second_and_recovered_from(
     own_redis.start()
     for server in servers:
         assert server.get("/healthz").status == 200
+
+
+SEED_ROOM = """
+from datetime import timedelta
+
+import django
+
+django.setup()
+from django.test import Client
+from django.utils import timezone
+
+from shows import services
+from shows.models import User
+
+brand = services.brand_create(name="Outage Co", slug="outage-co")
+host = User.objects.create_user(
+    email="host@example.test", password="pw-for-tests", display_name="Hana"
+)
+services.membership_set(brand=brand, user=host, role="host")
+show = services.show_create(
+    brand=brand,
+    slug="outage-show",
+    title="Outage show",
+    scheduled_at=timezone.now() + timedelta(minutes=5),
+    products=[],
+)
+services.show_start(show=show)
+client = Client()
+client.force_login(host)
+print(client.cookies["sessionid"].value)
+"""
+
+
+async def _events_until(ws: Any, want: Any, timeout: float = 10) -> dict[str, Any]:
+    import asyncio
+
+    async with asyncio.timeout(timeout):
+        while True:
+            for event in json.loads(await ws.recv()):
+                if want(event):
+                    return dict(event)
+
+
+@pytest.mark.slow
+def test_room_sockets_ride_out_a_stopped_database(
+    servers: list[Server], own_postgres: OwnPostgres, tmp_path: Path
+) -> None:
+    """PostgreSQL stopped: an open room socket stays open; a chat message sent
+    meanwhile is answered ``unavailable`` with ``retry_after`` (nothing stored,
+    nothing acknowledged) and goes through when sent again after the restart;
+    a new socket is accepted, told ``unavailable`` and closed with 4503 (a
+    code the client retries), never refused with an HTTP error."""
+    import asyncio
+
+    import websockets
+
+    env = server_env(tmp_path, DATABASE_URL=own_postgres.url_for("showfloor"))
+    cookie = subprocess.run(
+        [sys.executable, "-c", SEED_ROOM],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.split()[-1]
+    base = servers[1].base.replace("http://", "ws://")
+    path = f"{base}/ws/shows/outage-show/"
+    origin = servers[1].base
+
+    async def scenario() -> None:
+        host = await websockets.connect(
+            path, origin=origin, additional_headers={"Cookie": f"sessionid={cookie}"}
+        )
+        assert json.loads(await host.recv())[0]["type"] == "snapshot"
+        own_postgres.stop()
+        await host.send(json.dumps({"type": "chat.send", "text": "hello", "ref": 1}))
+        refused = await _events_until(host, lambda e: e.get("ref") == 1)
+        assert refused["type"] == "error"
+        assert refused["code"] == "unavailable"
+        assert refused["retry_after"] > 0
+
+        newcomer = await websockets.connect(path, origin=origin)  # accepted
+        error = await _events_until(newcomer, lambda e: e.get("type") == "error")
+        assert error["code"] == "unavailable"
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(newcomer.recv(), 10)
+        assert newcomer.close_code == 4503
+
+        own_postgres.start()
+        assert host.close_code is None  # still open
+        deadline = time.monotonic() + 10
+        ref = 2
+        while True:
+            await host.send(
+                json.dumps({"type": "chat.send", "text": "hello", "ref": ref})
+            )
+            reply = await _events_until(host, lambda e, r=ref: e.get("ref") == r)
+            if reply["type"] == "ack":
+                break
+            assert reply["code"] == "unavailable"
+            assert time.monotonic() < deadline
+            await asyncio.sleep(reply["retry_after"] / 4)
+            ref += 1
+        message = await _events_until(host, lambda e: e.get("type") == "chat.message")
+        assert message["text"] == "hello"
+        await host.close()
+
+    asyncio.run(scenario())
