@@ -183,8 +183,10 @@ class Room:
         """People watching through this process (see ``Viewer.person``)."""
         return len({v.person for v in self.viewers if v.audience})
 
-    def on_data(self, data: str) -> None:
-        """A message from the bus: ``E<json>`` or ``P<recipient>\\n<json>``."""
+    def on_data(self, data: str, *, after_fill: bool = False) -> None:
+        """A message from the bus: ``E<json>`` or ``P<recipient>\\n<json>``.
+        ``after_fill``: a gap left after fetching is not fetched again (those
+        events are no longer kept)."""
         if self.filling:
             self.waiting.append(data)
         elif data.startswith("E"):
@@ -193,7 +195,7 @@ class Room:
             if seq is not None and self.last_seq is not None:
                 if seq <= self.last_seq:
                     return  # passed on already (a second publish, or a fill)
-                if seq > self.last_seq + 1:
+                if seq > self.last_seq + 1 and not after_fill:
                     self.waiting.append(data)
                     self.fill(upto=seq - 1)
                     return
@@ -227,6 +229,7 @@ class Room:
         self.hub.loop.create_task(self._fill(self.last_seq, upto))
 
     async def _fill(self, after: int, upto: int | None) -> None:
+        fetched = False
         try:
             items = await database_sync_to_async(outbox.events_between)(
                 self.show_id, after, upto, limit=FILL_LIMIT
@@ -234,13 +237,15 @@ class Room:
             for seq, payload in items:
                 if self.last_seq is None or seq > self.last_seq:
                     self._pass_on(seq, payload)
+            fetched = True
         except Exception:
             logger.warning("show %s: could not fetch missed events", self.show_id)
+            await asyncio.sleep(DEGRADED_POLL_SECONDS)  # no tight retry loop
         finally:
             self.filling = False
             waiting, self.waiting = self.waiting, []
             for data in waiting:
-                self.on_data(data)
+                self.on_data(data, after_fill=fetched)
 
     def flush(self) -> None:
         self.flush_handle = None

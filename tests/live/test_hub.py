@@ -197,3 +197,43 @@ async def test_a_process_subscribes_to_more_shows_than_the_command_pool_holds(
         assert all(not hub.rooms[show_id].bus_lost for show_id in shows)
     finally:
         await hub.stop()
+
+
+@override_settings(REDIS_URL="", SHOWFLOOR_ROOM_TICK_MS=10)
+async def test_a_skipped_seq_is_fetched_from_postgresql_before_what_follows(
+    transactional_db,
+):
+    """The bus delivers 9 after 6 (7 and 8 were published while this room was
+    not listening): the room fetches 7 and 8 from the outbox and passes on
+    7, 8, 9 in order, each once."""
+    from channels.db import database_sync_to_async
+
+    from realtime.models import OutboxEvent
+
+    def stored() -> None:
+        for seq in (7, 8):
+            OutboxEvent.objects.create(
+                show_id=1,
+                seq=seq,
+                data=f'E{{"seq":{seq},"type":"chat.deleted","message_id":{seq}}}',
+            )
+
+    await database_sync_to_async(stored)()
+    hub = Hub(asyncio.get_running_loop())
+    writer = FakeWriter()
+    viewer = _viewer(writer)
+    try:
+        await hub.attach(viewer)
+        hub.release(viewer, after_seq=6)
+        room = hub.rooms[1]
+        room.on_data('E{"seq":9,"type":"chat.deleted","message_id":9}')
+        room.on_data('E{"seq":10,"type":"chat.deleted","message_id":10}')
+        for _ in range(100):
+            if '"seq":10' in "".join(writer.frames):
+                break
+            await asyncio.sleep(0.02)
+        delivered = "".join(writer.frames)
+        seqs = [int(part.split(",")[0]) for part in delivered.split('"seq":')[1:]]
+        assert seqs == [7, 8, 9, 10]
+    finally:
+        await hub.stop()
