@@ -3,7 +3,13 @@
 // dispatched as `showfloor:event`; `window.showfloorRoom.send(obj)` sends.
 // User text only ever reaches the page through textContent.
 
-const NO_RETRY_CODES = new Set([4001, 4003, 4404, 4029, 1008, 1009]);
+// Close codes after which reconnecting cannot help (docs/protocol.md): access
+// code, banned, too many sockets, malformed flood, unknown show, frame too big
+// (4400 and 4413 were 1008 and 1009, still honoured).
+const NO_RETRY_CODES = new Set([4001, 4003, 4029, 4400, 4404, 4413, 1008, 1009]);
+// The server lost the show's sequence: reconnect at once, for a fresh snapshot.
+// (4503, a dependency down, is retried with the backoff like any other code.)
+const CLOSE_RESYNC = 4000;
 
 export function readStrings(id) {
   const node = document.getElementById(id);
@@ -72,7 +78,7 @@ export function counted(forms, n) {
 
 /**
  * The room socket: reconnects with `?since=<seq>` (backoff with jitter), skips
- * events it has already seen, reports its state.
+ * events it has already applied, reports its state.
  */
 export class RoomSocket {
   constructor(path, { onEvents, onState }) {
@@ -84,6 +90,7 @@ export class RoomSocket {
     this.ws = null;
     this.stopped = false;
     this.refs = 0;
+    this.resyncedAt = -Infinity;
   }
 
   url() {
@@ -107,7 +114,7 @@ export class RoomSocket {
       } catch {
         return;
       }
-      const events = (Array.isArray(data) ? data : [data]).filter((event) => this.accept(event));
+      const events = this.accept(Array.isArray(data) ? data : [data]);
       if (events.length) this.onEvents(events);
     });
     ws.addEventListener("close", (event) => {
@@ -118,22 +125,45 @@ export class RoomSocket {
       }
       this.attempt += 1;
       this.onState("reconnecting");
-      const delay = Math.min(10000, 500 * 2 ** Math.min(this.attempt, 5)) * (0.5 + Math.random() / 2);
+      let delay = Math.min(10000, 500 * 2 ** Math.min(this.attempt, 5)) * (0.5 + Math.random() / 2);
+      if (event.code === CLOSE_RESYNC) {
+        // Our seq belongs to the sequence the server lost: start from a
+        // snapshot. At once, unless the last resync was moments ago (then a
+        // server closing every connect with 4000 gets the backoff, not a loop).
+        this.seq = null;
+        if (performance.now() - this.resyncedAt > 10000) delay = 0;
+        this.resyncedAt = performance.now();
+      }
       setTimeout(() => this.open(), delay);
     });
   }
 
-  accept(event) {
-    if (!event || typeof event.type !== "string") return false;
-    if (event.type === "snapshot" || event.type === "resumed") {
-      this.seq = event.seq;
-      return true;
+  /**
+   * The events of one frame to apply, in order, each persisted event once.
+   * A snapshot sets `seq`. `resumed` is followed in its frame by the backlog
+   * (`since < seq <= resumed.seq`), which advances `seq` event by event like
+   * live events do; `resumed.seq` is only the upper bound, reached once the
+   * frame is through. An event at or below the highest applied `seq` is a
+   * duplicate and skipped.
+   */
+  accept(frame) {
+    const accepted = [];
+    let resumedTo = null;
+    for (const event of frame) {
+      if (!event || typeof event.type !== "string") continue;
+      if (event.type === "snapshot") {
+        this.seq = event.seq;
+        resumedTo = null;
+      } else if (event.type === "resumed") {
+        resumedTo = event.seq;
+      } else if (typeof event.seq === "number") {
+        if (this.seq != null && event.seq <= this.seq) continue; // applied already
+        this.seq = event.seq;
+      }
+      accepted.push(event);
     }
-    if (typeof event.seq === "number") {
-      if (this.seq != null && event.seq <= this.seq) return false; // seen already
-      this.seq = event.seq;
-    }
-    return true;
+    if (typeof resumedTo === "number" && (this.seq == null || resumedTo > this.seq)) this.seq = resumedTo;
+    return accepted;
   }
 
   send(obj) {
