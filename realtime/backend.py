@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from realtime import bus as busmod
 from realtime import redis as rclient
+from realtime.lifetime import acurrent as database_lifetime
 
 PROCESS_TTL_SECONDS = 15
 UNREACHABLE: tuple[type[Exception], ...] = (TimeoutError, *rclient.ERRORS)
@@ -259,12 +260,14 @@ class RedisBackend:
         await self.redis.publish(busmod.room_channel(show_id), data)
 
     async def published_seq(self, show_id: int) -> int | None:
-        raw = await self.redis.get(busmod.published_key(show_id))
+        lifetime = await database_lifetime()
+        raw = await self.redis.get(busmod.published_key(show_id, lifetime))
         return None if raw is None else int(raw)
 
     async def log_since(self, show_id: int, since: int) -> list[tuple[int, str]]:
+        lifetime = await database_lifetime()
         raw = await self.redis.xrange(
-            busmod.log_key(show_id), min=f"{since + 1}-0", max="+"
+            busmod.log_key(show_id, lifetime), min=f"{since + 1}-0", max="+"
         )
         return [
             (int(entry_id.split(b"-")[0]), fields[b"e"].decode())

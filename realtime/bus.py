@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from realtime import redis as rclient
+from realtime.lifetime import current as current_lifetime
 
 Event = dict[str, Any]
 
@@ -86,12 +87,14 @@ def control_channel() -> str:
     return rclient.key("control")
 
 
-def published_key(show_id: int) -> str:
-    return rclient.key("room", show_id, "published")
+def published_key(show_id: int, lifetime: str) -> str:
+    """The show's last published seq in the database lifetime ``lifetime``
+    (``realtime.lifetime``: seqs of a database created afresh start again)."""
+    return rclient.key("room", show_id, lifetime, "published")
 
 
-def log_key(show_id: int) -> str:
-    return rclient.key("room", show_id, "log")
+def log_key(show_id: int, lifetime: str) -> str:
+    return rclient.key("room", show_id, lifetime, "log")
 
 
 def private_frame(recipient: str, event: Event) -> str:
@@ -116,11 +119,12 @@ class RedisBus:
     def publish_event(
         self, show_id: int, seq: int, payload: str, *, strict: bool
     ) -> int:
+        lifetime = current_lifetime()
         return int(
             self._publish(
                 keys=[
-                    published_key(show_id),
-                    log_key(show_id),
+                    published_key(show_id, lifetime),
+                    log_key(show_id, lifetime),
                     room_channel(show_id),
                 ],
                 args=[seq, payload, LOG_LENGTH, LOG_TTL_SECONDS, int(strict)],

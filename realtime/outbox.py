@@ -42,6 +42,7 @@ from django.utils import timezone
 
 from realtime import bus as busmod
 from realtime import redis as rclient
+from realtime.lifetime import current as current_lifetime
 from realtime.models import OutboxEvent, RoomSequence
 
 logger = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def _publish(bus: busmod.Bus, item: Pending, *, mode: str) -> int:
 
 def _forget_published(bus: busmod.Bus, show_id: int) -> None:
     if isinstance(bus, busmod.RedisBus):
-        bus.client.delete(busmod.published_key(show_id))
+        bus.client.delete(busmod.published_key(show_id, current_lifetime()))
     else:
         with busmod.memory_bus().lock:
             busmod.memory_bus().published.pop(show_id, None)

@@ -90,6 +90,34 @@ def outbox_relay_stopped_at_the_end(django_db_setup: None) -> Iterator[None]:
 
 
 @pytest.fixture
+def own_redis() -> Iterator[Any]:
+    """A ``redis-server`` of this test's own on a free loopback port, to kill
+    and start again (``tests/own_services.py``)."""
+    from tests.own_services import OwnRedis, ServiceBinaryMissing
+
+    try:
+        server = OwnRedis()
+    except ServiceBinaryMissing as exc:
+        missing_service(str(exc))
+    with server:
+        yield server
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[Any]:
+    """A PostgreSQL cluster of this test's own on a free loopback port, to
+    stop and start again (``tests/own_services.py``)."""
+    from tests.own_services import OwnPostgres, ServiceBinaryMissing
+
+    try:
+        cluster = OwnPostgres()
+    except ServiceBinaryMissing as exc:
+        missing_service(str(exc))
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
 def postgres() -> None:
     """Require the real PostgreSQL (row locks, concurrency)."""
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":

@@ -25,9 +25,9 @@ import pytest
 from django.db import OperationalError
 from django.test import Client
 
-from tests.conftest import free_port, missing_service
+from tests.conftest import free_port
 from tests.netns_support import server_env, wait_for_server
-from tests.own_services import OwnPostgres, OwnRedis, ServiceBinaryMissing
+from tests.own_services import OwnPostgres, OwnRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 # An API read that queries the database (404 while it answers).
@@ -195,26 +195,6 @@ class Server:
         answer = fetch(self.base + path, **headers)
         self.answers.append(f"{path} {answer.status} {answer.seconds * 1000:.0f} ms")
         return answer
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[OwnPostgres]:
-    try:
-        cluster = OwnPostgres()
-    except ServiceBinaryMissing as exc:
-        missing_service(str(exc))
-    with cluster:
-        yield cluster
-
-
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    try:
-        server = OwnRedis()
-    except ServiceBinaryMissing as exc:
-        missing_service(str(exc))
-    with server:
-        yield server
 
 
 @pytest.fixture

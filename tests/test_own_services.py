@@ -3,32 +3,10 @@ their data as a crash or a shutdown would, and come back on the same port."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.conftest import missing_service
 from tests.own_services import OwnPostgres, OwnRedis, ServiceBinaryMissing
-
-
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    try:
-        server = OwnRedis()
-    except ServiceBinaryMissing as exc:
-        missing_service(str(exc))
-    with server:
-        yield server
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[OwnPostgres]:
-    try:
-        server = OwnPostgres()
-    except ServiceBinaryMissing as exc:
-        missing_service(str(exc))
-    with server:
-        yield server
 
 
 def test_own_redis_loses_its_keys_when_killed_and_comes_back_on_its_port(

@@ -149,14 +149,17 @@ async def test_viewers_of_a_process_that_stopped_heartbeating_leave_the_count(
         await hub.stop()
 
 
-async def test_a_crowd_connecting_at_once_waits_for_a_redis_connection(redis_client):
+async def test_a_crowd_connecting_at_once_waits_for_a_redis_connection(
+    redis_client, transactional_db
+):
     """Far more simultaneous connects than Redis connections in the pool: each
     waits its turn for a connection and none fails (redis-py's default pool
     raises "Too many connections" past 100 in use, which closed those sockets)."""
     from realtime.bus import published_key
+    from realtime.lifetime import acurrent
     from realtime.redis import ASYNC_COMMAND_CONNECTIONS
 
-    redis_client.set(published_key(1), 7)
+    redis_client.set(published_key(1, await acurrent()), 7)
     hub = Hub(asyncio.get_running_loop())
     try:
         await hub.start()

@@ -65,12 +65,16 @@ async def test_a_gap_older_than_the_redis_log_is_filled_from_postgresql(
     if redis_client_if_any is None:
         pytest.skip("the trimmed log is checked against Redis")
     from realtime.bus import log_key
+    from realtime.lifetime import acurrent
 
     first = await connect(live_show, viewer)
     seq = first.events[0]["seq"]
     for text in ("a", "b", "c"):
         await _chat(live_show, moderator, text)
-    redis_client_if_any.xtrim(log_key(live_show.pk), maxlen=1, approximate=False)
+    lifetime = await acurrent()
+    redis_client_if_any.xtrim(
+        log_key(live_show.pk, lifetime), maxlen=1, approximate=False
+    )
     again = await connect(live_show, viewer, since=seq)
     assert again.events[0] == {"type": "resumed", "since": seq, "seq": seq + 3}
     assert [e["text"] for e in again.of_type("chat.message")] == ["a", "b", "c"]
@@ -81,6 +85,7 @@ async def test_a_gap_older_than_anything_kept_gets_a_fresh_snapshot(
     connect, live_show, viewer, moderator, redis_client_if_any
 ):
     from realtime.bus import log_key
+    from realtime.lifetime import acurrent
     from realtime.models import OutboxEvent
 
     first = await connect(live_show, viewer)
@@ -88,7 +93,7 @@ async def test_a_gap_older_than_anything_kept_gets_a_fresh_snapshot(
     for text in ("a", "b", "c"):
         await _chat(live_show, moderator, text)
     if redis_client_if_any is not None:
-        redis_client_if_any.delete(log_key(live_show.pk))
+        redis_client_if_any.delete(log_key(live_show.pk, await acurrent()))
     await database_sync_to_async(
         OutboxEvent.objects.filter(show_id=live_show.pk, seq=seq + 1).delete
     )()
@@ -113,3 +118,20 @@ async def test_the_embedded_bus_without_redis_delivers_and_resumes(
     again = await connect(live_show, viewer, since=got["seq"])
     assert again.events[0]["type"] == "resumed"
     assert [e["text"] for e in again.of_type("chat.message")] == ["while away"]
+
+
+async def test_a_database_created_afresh_is_not_taken_for_one_already_published(
+    connect, live_show, viewer, moderator, redis_client_if_any
+):
+    """Redis still holds a higher last-published seq for this show from an
+    earlier database (a new test run, a restored backup): the events of this
+    database are published all the same, because the keys carry its lifetime."""
+    if redis_client_if_any is None:
+        pytest.skip("the published seqs are kept in Redis")
+    from realtime.bus import published_key
+
+    redis_client_if_any.set(published_key(live_show.pk, "db-earlier"), 10**6)
+    watcher = await connect(live_show, viewer)
+    await _chat(live_show, moderator, "still heard")
+    got = await watcher.wait_for("chat.message", text="still heard")
+    assert got["seq"] > watcher.events[0]["seq"]
