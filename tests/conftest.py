@@ -315,6 +315,22 @@ def show(brand: Any, products: list[Any]) -> Any:
 
 
 @pytest.fixture
+def private_live_show(brand: Any, products: list[Any]) -> Any:
+    """A live show whose room and page need the access code "Club-2026"."""
+    from shows import services
+
+    show = services.show_create(
+        brand=brand,
+        slug="club-night",
+        title="Club night",
+        scheduled_at=timezone.now() + timedelta(minutes=5),
+        products=products[:1],
+        access_code="Club-2026",
+    )
+    return services.show_start(show=show)
+
+
+@pytest.fixture
 def live_show(show: Any) -> Any:
     from shows import services
 

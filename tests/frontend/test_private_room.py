@@ -4,31 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
-
-from shows import services
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def private_live_show(brand, products):
-    show = services.show_create(
-        brand=brand,
-        slug="club-night",
-        title="Club night",
-        scheduled_at=timezone.now() + timedelta(minutes=5),
-        products=products[:1],
-        access_code="Club-2026",
-    )
-    return services.show_start(show=show)
 
 
 def session_cookie_after_code(slug: str, code: str) -> str:

@@ -12,17 +12,14 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
 import pytest
 import websockets
 from channels.db import database_sync_to_async
-from django.utils import timezone
 
 from realtime.models import OutboxEvent
-from shows import services
 from shows.services import moderation, room
 from tests.live.conftest import login_cookie
 
@@ -120,21 +117,9 @@ async def test_a_flood_of_malformed_frames_is_closed_with_4400(server, live_show
 
 
 async def test_a_private_show_without_its_code_is_closed_with_4001(
-    server, brand, products
+    server, private_live_show
 ):
-    def private() -> Any:
-        show = services.show_create(
-            brand=brand,
-            slug="club-night",
-            title="Club night",
-            scheduled_at=timezone.now() + timedelta(minutes=5),
-            products=products[:1],
-            access_code="Club-2026",
-        )
-        return services.show_start(show=show)
-
-    show = await database_sync_to_async(private)()
-    ws = await _open(server, show.slug)
+    ws = await _open(server, private_live_show.slug)
     frame = json.loads(await ws.recv())
     assert frame[0]["code"] == "access_code"
     assert await _close_code(ws) == 4001
