@@ -336,6 +336,8 @@ def main() -> None:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SHOWFLOOR_SERVE_MEDIA": "0",
         "SHOWFLOOR_ROOM_TICK_MS": str(args.tick_ms),
+        # Every viewer connects from 127.0.0.1.
+        "SHOWFLOOR_ROOM_MAX_ANONYMOUS_PER_ADDRESS": "0",
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
     }

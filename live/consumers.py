@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import copy
 import json
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -61,6 +63,48 @@ ANONYMOUS_SNAPSHOTS: dict[
 ANONYMOUS_SNAPSHOT_SECONDS = 2.0
 # Seconds a client is asked to wait when the database does not answer.
 UNAVAILABLE_RETRY_SECONDS = 2
+# How long a connecting socket keeps trying the database before it is closed
+# with 4503: the pool's wait is short (a request answers 503 within a second
+# during an outage), and a crowd connecting at once can hold every pooled
+# connection for longer than that.
+CONNECT_DATABASE_SECONDS = 3.0
+# After the database failed to answer, sockets do not ask it again for this
+# long: they answer "unavailable" at once instead of each waiting out the pool.
+DATABASE_DOWN_SECONDS = 1.0
+# Sockets' database calls have threads of their own (as many as the pool has
+# connections), so a crowd of them waiting on a stopped database never holds
+# the threads Django's HTTP handling uses.
+ROOM_DATABASE_THREADS = 8
+_room_database = ThreadPoolExecutor(
+    max_workers=ROOM_DATABASE_THREADS, thread_name_prefix="room-db"
+)
+_database_down_until = 0.0
+
+
+def _fresh_room_database_after_fork() -> None:
+    # A forked child (a test server) has none of the executor's threads, and
+    # an executor that thinks it has idle ones never starts new ones.
+    global _room_database
+    _room_database = ThreadPoolExecutor(
+        max_workers=ROOM_DATABASE_THREADS, thread_name_prefix="room-db"
+    )
+
+
+os.register_at_fork(after_in_child=_fresh_room_database_after_fork)
+
+
+class DatabaseDown(DatabaseError):
+    """The database failed to answer a moment ago; not asked again yet."""
+
+
+def _database_failed() -> None:
+    global _database_down_until
+    _database_down_until = time.monotonic() + DATABASE_DOWN_SECONDS
+
+
+def _database_known_down() -> bool:
+    return time.monotonic() < _database_down_until
+
 
 # Close codes (docs/protocol.md). Daphne's autobahn refuses application codes
 # outside 1000 and 3000-4999 (it sends 1011 instead), so every one is 4xxx.
@@ -106,9 +150,10 @@ def _in_parallel(func: Callable[..., Any]) -> Callable[..., Any]:
     and actions of different sockets overlap, and one slow query or WAL flush
     no longer queues every room behind it. SQLite takes one writer at a time,
     so there calls stay on that one thread."""
-    parallel = connections["default"].vendor != "sqlite"
+    if connections["default"].vendor == "sqlite":
+        return database_sync_to_async(func)  # type: ignore[no-any-return]
     wrapped: Callable[..., Any] = database_sync_to_async(
-        func, thread_sensitive=not parallel
+        func, thread_sensitive=False, executor=_room_database
     )
     return wrapped
 
@@ -133,10 +178,30 @@ async def _snapshot_frame(
     """The snapshot and the seq it is consistent with, read in one database
     snapshot (``selectors.room_snapshot_now``)."""
     # A copy: the build refreshes fields of the show it is given.
-    snapshot = await _in_parallel(selectors.room_snapshot_now)(
-        show=copy.copy(show), user=user, viewers=viewers
+    snapshot = await _patiently(
+        _in_parallel(selectors.room_snapshot_now),
+        show=copy.copy(show),
+        user=user,
+        viewers=viewers,
     )
     return int(snapshot["seq"]), json_body(snapshot)
+
+
+async def _patiently(call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Await a database call for a connecting socket, trying again for up to
+    ``CONNECT_DATABASE_SECONDS`` while the database does not answer."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CONNECT_DATABASE_SECONDS
+    while True:
+        if _database_known_down():
+            raise DatabaseDown()
+        try:
+            return await call(*args, **kwargs)
+        except DatabaseError:
+            if loop.time() >= deadline:
+                _database_failed()
+                raise
+            await asyncio.sleep(0.25)
 
 
 def _text(msg: dict[str, Any], name: str, limit: int, *, required: bool = True) -> str:
@@ -208,17 +273,21 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.user = scope_user if scope_user and scope_user.is_authenticated else None
         session = self.scope.get("session")
         session_key = getattr(session, "session_key", None)
+        # Accepted first: a browser sees a close code only after the handshake
+        # (a refused handshake is an anonymous failure it would retry), and a
+        # slow database cannot outlast the server's handshake timeout.
+        await self.accept()
         try:
-            access, granted = await _in_parallel(_room_entry)(
-                slug, self.user, session if session is not None else {}
+            access, granted = await _patiently(
+                _in_parallel(_room_entry),
+                slug,
+                self.user,
+                session if session is not None else {},
             )
         except DatabaseError:
             await self._close_unavailable()
             return
         if access is None:
-            # Accepted first: a browser sees the close code only after the
-            # handshake (a refused handshake is an anonymous HTTP 403).
-            await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.show, self.role = access.show, access.role
@@ -253,7 +322,6 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             )
             await self.close(code=CLOSE_TOO_MANY)
             return
-        await self.accept()
         await hub.attach(self.viewer)
         try:
             await self._send_initial(self._since())
@@ -297,7 +365,6 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             for who in self.slots:
                 await hub.release_slot(self.viewer, who)
             self.viewer, self.slots = None, []
-        await self.accept()
         frame = {
             "type": "error",
             "code": "unavailable",
@@ -318,7 +385,7 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         hub = get_hub()
         if since is not None:
-            missed = await hub.events_since(self.show.pk, since)
+            missed = await _patiently(hub.events_since, self.show.pk, since)
             if missed is not None:
                 items, last = missed
                 resumed = json_body({"type": "resumed", "since": since, "seq": last})
@@ -374,7 +441,6 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def _refuse_on_connect(self, code: str, message: str) -> None:
         await self._audit("connect", code, message)
-        await self.accept()
         frame = {"type": "error", "code": code, "message": message, "ref": None}
         await self.send(text_data="[" + json_body(frame) + "]")
 
@@ -492,10 +558,14 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self, action: str, ref: Any, service: Callable[..., Any], **kwargs: Any
     ) -> None:
         try:
+            if _database_known_down():
+                raise DatabaseDown()
             error = await _in_parallel(_call_and_audit)(
                 service, action, self.user, self.show, **kwargs
             )
-        except DatabaseError:
+        except DatabaseError as exc:
+            if not isinstance(exc, DatabaseDown):
+                _database_failed()
             # Nothing was stored and nothing acknowledged: the client may
             # send it again, on this same socket.
             self._error(

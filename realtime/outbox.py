@@ -58,6 +58,7 @@ KEEP_HOURS = 72
 UNSEQUENCED_KEEP_HOURS = 1
 CLEANUP_SECONDS = 3600
 SWEEP_BATCH = 500
+EARLY_RETRY_PAUSES = (0.001, 0.002, 0.004)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,16 @@ def publish_now(item: Pending) -> None:
         relay.wake()
         return
     try:
-        result = _publish(busmod.get_bus(), item, mode="strict")
+        bus = busmod.get_bus()
+        result = _publish(bus, item, mode="strict")
+        for pause in EARLY_RETRY_PAUSES:
+            if result != busmod.EARLY:
+                break
+            # Most often the predecessor is another thread's commit of the
+            # same show, published a moment later: waiting a few milliseconds
+            # here is cheaper than a sweep of the relay.
+            time.sleep(pause)
+            result = _publish(bus, item, mode="strict")
     except Exception as exc:
         if isinstance(exc, rclient.ERRORS):
             rclient.mark_down()

@@ -15,10 +15,10 @@ broke, a Redis restart) it fetches the missing ones from PostgreSQL before going
 on. While the bus is unreachable a room keeps going from PostgreSQL, polling
 every ``DEGRADED_POLL_SECONDS``, and subscribes again in the background.
 
-A viewer whose socket stops reading is dropped once its unsent data passes
-``SHOWFLOOR_ROOM_MAX_BUFFER_KIB`` (checked at every write against the server's
-own buffer, and every heartbeat against the kernel's send queue too); the others
-never wait for it. It reconnects with ``?since=`` and gets exactly what it
+A viewer whose socket stops reading is dropped once its unsent data (the
+server's buffer and the kernel's send queue, ``live.hub.writers``) passes
+``SHOWFLOOR_ROOM_MAX_BUFFER_KIB``, checked at every write; the others never
+wait for it. It reconnects with ``?since=`` and gets exactly what it
 missed.
 
 Presence: each process writes its per-show socket count through the backend;
@@ -123,7 +123,11 @@ class Viewer:
         encoded = data if data is not None else text.encode()
         if limit is None:
             limit = max_buffer_bytes()
-        if self.writer.buffered() + len(encoded) > limit:
+        behind = self.writer.buffered()
+        if behind:
+            # The server holds data for it, so the kernel's queue is full too.
+            behind = self.writer.unsent()
+        if behind + len(encoded) > limit:
             self.drop()
             return False
         self.writer.write(text, encoded)
@@ -457,13 +461,12 @@ class Hub:
         except rclient.ERRORS:
             rclient.mark_down()
 
-    # -- presence and slow readers ----------------------------------------
+    # -- presence ---------------------------------------------------------
 
     async def _heartbeat(self) -> None:
         while True:
             try:
                 collector.tend()
-                self._drop_slow_readers()
                 try:
                     await self.backend.heartbeat()
                 except rclient.ERRORS:
@@ -480,13 +483,6 @@ class Hub:
             except Exception:
                 logger.exception("presence heartbeat failed")
             await asyncio.sleep(HEARTBEAT_SECONDS)
-
-    def _drop_slow_readers(self) -> None:
-        limit = max_buffer_bytes()
-        for room in list(self.rooms.values()):
-            for viewer in list(room.viewers):
-                if not viewer.dropped and viewer.writer.unsent() > limit:
-                    viewer.drop()
 
     async def _presence(self, show_id: int, local: int) -> int:
         if rclient.is_down():

@@ -7,11 +7,14 @@ Twisted's and autobahn's internals (``transport.dataBuffer``, ``offset``,
 ``_tempDataLen``, ``socket``, ``protocol.state``), checked against the versions
 in ``live.versions``; nothing else in the project does.
 
-``unsent()`` is the slow-reader measure: bytes written but not yet taken by the
-client. For Daphne it counts Twisted's buffer and the kernel's send queue
-(``SIOCOUTQ``): on a socket that stopped reading, the kernel's buffers fill
-first (megabytes on loopback, which the old Twisted-only count never passed),
-so both are counted.
+``buffered()`` and ``unsent()`` are the slow-reader measure. ``buffered()`` is
+what the server itself holds (Twisted's buffer: no system call), ``unsent()``
+adds the kernel's send queue (``SIOCOUTQ``). A socket's kernel send buffer is
+capped (``SEND_BUFFER_BYTES``): on a socket that stopped reading the kernel's
+buffers fill first, and uncapped they grew to megabytes on loopback, which the
+old Twisted-only count never passed. So a healthy socket costs one attribute
+read per frame, and only one the server already holds data for also asks the
+kernel.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import socket
 import struct
 import termios
 from collections import deque
@@ -28,6 +32,11 @@ from typing import Any
 
 # Linux's SIOCOUTQ is TIOCOUTQ: bytes in the socket's send queue.
 SIOCOUTQ = termios.TIOCOUTQ
+# The kernel's send buffer per room socket (Linux doubles it for its own
+# bookkeeping). Left alone, it grows to megabytes for a client that stopped
+# reading, and nothing would be left over for the server to count; a room
+# socket carries a few kilobytes a second, so this is plenty for a healthy one.
+SEND_BUFFER_BYTES = 64 * 1024
 
 
 class AsgiWriter:
@@ -122,8 +131,14 @@ class DaphneWriter:
             and not getattr(transport, "TLS", False)
             and type(transport).__module__ == "twisted.internet.tcp"
         )
-        self.fd = transport.socket.fileno() if self.raw else -1
+        self.fd = -1
         self._outq = bytearray(4)
+        if self.raw:
+            self.fd = transport.socket.fileno()
+            with contextlib.suppress(OSError):
+                transport.socket.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES
+                )
 
     def buffered(self) -> int:
         """Bytes held in Twisted's buffer (cheap: no system call)."""

@@ -217,10 +217,10 @@ def test_a_viewer_that_stops_reading_is_dropped_soon_after_passing_the_limit(
 
     limit = int(settings.SHOWFLOOR_ROOM_MAX_BUFFER_KIB) * 1024
     sock = _raw_viewer(server, live_show.slug, rcvbuf=4096)
-    # What the client's kernel can take before the server's queue grows.
-    client_buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
     text = "x" * 490
     sent_bytes = 0
+    # The server cannot hold more unsent than was sent: from this moment the
+    # viewer may have passed the limit.
     passed_at: float | None = None
     dropped_at: float | None = None
     started = time.monotonic()
@@ -233,7 +233,7 @@ def test_a_viewer_that_stops_reading_is_dropped_soon_after_passing_the_limit(
                 .latest("id")
             )
             now = time.monotonic()
-            if passed_at is None and sent_bytes > limit + client_buffer:
+            if passed_at is None and sent_bytes > limit:
                 passed_at = now
             if _tcp_state(sock) == TCP_CLOSE:
                 dropped_at = now
@@ -242,7 +242,6 @@ def test_a_viewer_that_stops_reading_is_dropped_soon_after_passing_the_limit(
     finally:
         sock.close()
     assert dropped_at is not None, "the slow viewer was never dropped"
-    # Not before it really fell behind by the limit.
-    assert sent_bytes > limit
+    # Not before it could have fallen behind by the limit.
     assert passed_at is not None
     assert dropped_at - passed_at < 5.0
