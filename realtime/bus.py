@@ -107,6 +107,8 @@ class Bus(Protocol):
     ) -> int: ...
     def publish(self, show_id: int, data: str) -> None: ...
     def control(self, command: str) -> None: ...
+    def forget_published(self, show_id: int) -> None:
+        """Forget the show's last published seq (the next event sets it)."""
 
 
 class RedisBus:
@@ -136,6 +138,9 @@ class RedisBus:
 
     def control(self, command: str) -> None:
         self.client.publish(control_channel(), command)
+
+    def forget_published(self, show_id: int) -> None:
+        self.client.delete(published_key(show_id, current_lifetime()))
 
 
 Deliver = Callable[[str], None]
@@ -213,6 +218,10 @@ class MemoryBus:
     def control(self, command: str) -> None:
         with self.lock:
             self._call(self.controls, command)
+
+    def forget_published(self, show_id: int) -> None:
+        with self.lock:
+            self.published.pop(show_id, None)
 
     # -- reading (resume) ---------------------------------------------------
 

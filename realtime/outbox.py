@@ -42,7 +42,6 @@ from django.utils import timezone
 
 from realtime import bus as busmod
 from realtime import redis as rclient
-from realtime.lifetime import current as current_lifetime
 from realtime.models import OutboxEvent, RoomSequence
 
 logger = logging.getLogger(__name__)
@@ -104,7 +103,7 @@ def _publish(bus: busmod.Bus, item: Pending, *, mode: str) -> int:
     "sweep" from the relay, "force" past a predecessor that is not coming."""
     if item.seq is not None:
         if mode == "force":
-            _forget_published(bus, item.show_id)
+            bus.forget_published(item.show_id)
         return bus.publish_event(
             item.show_id, item.seq, item.data[1:], strict=mode == "strict"
         )
@@ -113,14 +112,6 @@ def _publish(bus: busmod.Bus, item: Pending, *, mode: str) -> int:
     else:
         bus.publish(item.show_id, item.data)
     return busmod.PUBLISHED
-
-
-def _forget_published(bus: busmod.Bus, show_id: int) -> None:
-    if isinstance(bus, busmod.RedisBus):
-        bus.client.delete(busmod.published_key(show_id, current_lifetime()))
-    else:
-        with busmod.memory_bus().lock:
-            busmod.memory_bus().published.pop(show_id, None)
 
 
 def publish_now(item: Pending) -> None:

@@ -1,0 +1,124 @@
+"""The outbox: events written in the caller's transaction, gapless seqs per
+show, published once each and in order, retried until Redis takes them."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from django.db import transaction
+
+from realtime import bus as busmod
+from realtime import events, outbox
+from realtime import redis as rclient
+from realtime.models import OutboxEvent, RoomSequence
+
+
+def _event(n: int) -> dict:
+    return {"type": "chat.deleted", "message_id": n}
+
+
+@pytest.mark.django_db
+def test_an_event_takes_the_next_seq_in_the_callers_transaction():
+    with transaction.atomic():
+        assert events.broadcast(7, _event(1)) == 1
+        assert events.broadcast(7, _event(2)) == 2
+        assert events.broadcast(8, _event(3)) == 1  # per show
+    rows = list(OutboxEvent.objects.order_by("id").values_list("show_id", "seq"))
+    assert rows == [(7, 1), (7, 2), (8, 1)]
+    assert json.loads(OutboxEvent.objects.get(show_id=7, seq=2).data[1:]) == {
+        "seq": 2,
+        **_event(2),
+    }
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_event_leaves_no_row_and_no_gap():
+    with transaction.atomic():
+        events.broadcast(7, _event(1))
+
+    def roll_back() -> None:
+        with transaction.atomic():
+            events.broadcast(7, _event(2))
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        roll_back()
+    assert events.broadcast(7, _event(3)) == 2
+    assert RoomSequence.objects.get(show_id=7).seq == 2
+    assert list(OutboxEvent.objects.values_list("seq", flat=True).order_by("seq")) == [
+        1,
+        2,
+    ]
+
+
+@pytest.mark.django_db
+def test_the_bus_publishes_each_seq_once_and_in_order(redis_client):
+    bus = busmod.RedisBus()
+    show = 900_001
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(busmod.room_channel(show))
+    assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+
+    def publish(seq: int, *, strict: bool = False) -> int:
+        return bus.publish_event(
+            show, seq, busmod.with_seq(seq, _event(seq)), strict=strict
+        )
+
+    # Strict (right after commit) on an unknown show: only its first event.
+    assert publish(5, strict=True) == busmod.EARLY
+    assert publish(1, strict=True) == busmod.PUBLISHED
+    assert publish(1) == busmod.REPEATED  # a second relay: a no-op
+    assert publish(3) == busmod.EARLY  # 2 is still on its way
+    assert publish(2) == busmod.PUBLISHED
+    assert publish(3) == busmod.PUBLISHED
+    received = []
+    deadline = time.monotonic() + 2
+    while len(received) < 3 and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.2)
+        if message and message["type"] == "message":
+            received.append(busmod.seq_of(message["data"].decode()[1:]))
+    assert received == [1, 2, 3]
+    pubsub.close()
+
+
+@pytest.mark.slow
+def test_an_event_committed_while_redis_is_down_goes_out_when_it_is_back(
+    transactional_db, own_redis, settings
+):
+    """The committing thread cannot publish (Redis was killed); the event
+    waits in the outbox, and the relay publishes it once Redis answers."""
+    import redis
+
+    settings.REDIS_URL = own_redis.url
+    own_redis.kill()
+    with transaction.atomic():
+        seq = events.broadcast(11, _event(1))
+    row = OutboxEvent.objects.get(show_id=11, seq=seq)
+    assert row.published_at is None
+    own_redis.start()
+    client = redis.Redis.from_url(own_redis.url)
+    pubsub = client.pubsub()
+    pubsub.subscribe(busmod.room_channel(11))
+    assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+    # This process's relay thread may be the one to publish it; a relay of
+    # the test's own sweeps too, so the test does not wait for the thread.
+    relay = outbox.Relay()
+    message = None
+    deadline = time.monotonic() + 10
+    while message is None and time.monotonic() < deadline:
+        if not rclient.is_down():
+            relay.run_once()
+        got = pubsub.get_message(timeout=0.2)
+        if got and got["type"] == "message":
+            message = got
+    assert message is not None, "the event never reached Redis"
+    assert busmod.seq_of(message["data"].decode()[1:]) == seq
+    while row.published_at is None and time.monotonic() < deadline:
+        relay.run_once()
+        row.refresh_from_db()
+    assert row.published_at is not None
+    assert pubsub.get_message(timeout=0.5) is None  # published once
+    pubsub.close()
+    client.close()
