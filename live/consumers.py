@@ -33,6 +33,7 @@ from live.hub.core import Viewer, get_hub
 from live.hub.writers import AsgiWriter, make_writer
 from live.i18n import scope_language
 from realtime.bus import json_body
+from realtime.limiter import Bucket
 from shows import selectors
 from shows.exceptions import (
     Banned,
@@ -461,7 +462,7 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     # -- client messages --------------------------------------------------
 
     malformed: list[float]
-    reaction_tokens: tuple[float, float]
+    reactions: Bucket
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None
@@ -596,13 +597,11 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         emoji = msg.get("emoji")
         if emoji not in REACTIONS:
             raise Refusal("invalid", _("That reaction is not available."))
-        now = time.monotonic()
-        tokens, ts = getattr(self, "reaction_tokens", (REACTION_BURST, now))
-        tokens = min(REACTION_BURST, tokens + (now - ts) * REACTION_RATE)
-        if tokens < 1:
-            self.reaction_tokens = (tokens, now)
+        bucket = self.__dict__.get("reactions")
+        if bucket is None:
+            bucket = self.reactions = Bucket(REACTION_BURST)
+        if bucket.take(capacity=REACTION_BURST, rate=REACTION_RATE):
             return  # Reactions past the limit are coalesced away, not refused.
-        self.reaction_tokens = (tokens - 1, now)
         get_hub().react(self.show.pk, str(emoji))
 
     async def question_ask(self, msg: dict[str, Any], ref: Any) -> None:

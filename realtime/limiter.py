@@ -35,6 +35,27 @@ return tostring((1 - tokens) / rate)
 """
 
 
+class Bucket:
+    """One token bucket in memory (the same rule as ``BUCKET_TAKE``): a socket
+    holds one of its own for reactions; ``MemoryLimiter`` holds one per key."""
+
+    __slots__ = ("tokens", "ts")
+
+    def __init__(self, capacity: float) -> None:
+        self.tokens = capacity
+        self.ts = time.monotonic()
+
+    def take(self, *, capacity: float, rate: float) -> float:
+        """Take a token; the seconds until one is available, or 0."""
+        now = time.monotonic()
+        self.tokens = min(capacity, self.tokens + max(0.0, now - self.ts) * rate)
+        self.ts = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / rate
+
+
 class MemoryLimiter:
     """Per process; also what stands in while Redis is down."""
 
@@ -42,21 +63,17 @@ class MemoryLimiter:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.tokens: dict[str, tuple[float, float]] = {}
+        self.buckets: dict[str, Bucket] = {}
         self.intervals: dict[str, float] = {}
 
     def take_token(self, key: str, *, capacity: float, rate: float) -> float:
-        now = time.monotonic()
         with self.lock:
-            if len(self.tokens) > self.MAX_KEYS:
-                self.tokens.clear()
-            tokens, ts = self.tokens.get(key, (capacity, now))
-            tokens = min(capacity, tokens + max(0.0, now - ts) * rate)
-            if tokens >= 1:
-                self.tokens[key] = (tokens - 1, now)
-                return 0.0
-            self.tokens[key] = (tokens, now)
-            return (1 - tokens) / rate
+            bucket = self.buckets.get(key)
+            if bucket is None:
+                if len(self.buckets) > self.MAX_KEYS:
+                    self.buckets.clear()
+                bucket = self.buckets[key] = Bucket(capacity)
+            return bucket.take(capacity=capacity, rate=rate)
 
     def take_interval(self, key: str, *, seconds: float) -> float:
         now = time.monotonic()

@@ -79,6 +79,15 @@ def loopback_namespace() -> Iterator[str]:
         _ip("netns", "del", name)
 
 
+@pytest.fixture(autouse=True)
+def redis_not_marked_down() -> None:
+    """A test that killed a Redis leaves this process treating Redis as down
+    for a second; the next test starts without that."""
+    from realtime import redis as rclient
+
+    rclient._down_until = 0.0
+
+
 @pytest.fixture(scope="session", autouse=True)
 def outbox_relay_stopped_at_the_end(django_db_setup: None) -> Iterator[None]:
     """This process's outbox relay thread stops before the test databases are
