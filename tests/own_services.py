@@ -23,6 +23,8 @@ skips. PostgreSQL refuses to run as root, so as root the cluster belongs to the
 
 from __future__ import annotations
 
+import abc
+
 import contextlib
 import os
 import shutil
@@ -57,7 +59,34 @@ def _accepts(port: int) -> bool:
         return False
 
 
-class OwnRedis:
+class OwnServer(abc.ABC):
+    """A server of a test's own: ``start()`` in ``with``, ``close()`` (stop it
+    and remove its files) on the way out, also when starting failed."""
+
+    @abc.abstractmethod
+    def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class OwnRedis(OwnServer):
     """``redis-server`` on a free loopback port, without persistence."""
 
     def __init__(self) -> None:
@@ -147,22 +176,6 @@ class OwnRedis:
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def _postgres_bindir() -> Path | None:
     candidates = [os.environ.get("POSTGRES_BINDIR", "")]
@@ -190,7 +203,7 @@ def _postgres_bindir() -> Path | None:
     return None
 
 
-class OwnPostgres:
+class OwnPostgres(OwnServer):
     """A throwaway PostgreSQL cluster on a free loopback port (trust auth,
     ``fsync=off``), removed on exit. ``stop()`` and ``start()`` keep the data
     directory and the port."""
@@ -344,19 +357,3 @@ class OwnPostgres:
         with contextlib.suppress(OSError, ValueError, IndexError):
             pid = int((self.data / "postmaster.pid").read_text().split()[0])
             os.kill(pid, signal.SIGKILL)
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

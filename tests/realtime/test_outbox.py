@@ -73,7 +73,7 @@ def test_the_bus_publishes_each_seq_once_and_in_order(redis_client):
     assert publish(3) == busmod.EARLY  # 2 is still on its way
     assert publish(2) == busmod.PUBLISHED
     assert publish(3) == busmod.PUBLISHED
-    received = []
+    received: list[int | None] = []
     deadline = time.monotonic() + 2
     while len(received) < 3 and time.monotonic() < deadline:
         message = pubsub.get_message(timeout=0.2)
