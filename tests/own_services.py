@@ -24,7 +24,6 @@ skips. PostgreSQL refuses to run as root, so as root the cluster belongs to the
 from __future__ import annotations
 
 import abc
-
 import contextlib
 import os
 import shutil
