@@ -60,8 +60,12 @@ def configure_django() -> None:
     from django.conf import settings
 
     if not settings.configured:
+        # The live app's ready() restricts ICE gathering to the addresses
+        # above (and checks the library versions), in these client processes too.
         settings.configure(
-            SHOWFLOOR_MEDIA_ADDRESSES=["127.0.0.1"], SHOWFLOOR_ICE_SERVERS="[]"
+            INSTALLED_APPS=["live"],
+            SHOWFLOOR_MEDIA_ADDRESSES=["127.0.0.1"],
+            SHOWFLOOR_ICE_SERVERS="[]",
         )
         django.setup()
 
