@@ -489,6 +489,9 @@ class Viewer(Client):
         self.regressions = 0
         self.snapshots = 0
         self.resumes = 0
+        # The connection that got its snapshot or backlog (a connection the
+        # server accepted and is about to close with 4503 is not one).
+        self.joined: Any = None
 
     def since(self) -> int | None:
         if self.fresh:
@@ -506,11 +509,13 @@ class Viewer(Client):
                     self.regressions += 1
                 self.applied = seq
                 self.snapshots += 1
+                self.joined = self.ws
                 for message in event.get("chat") or []:
                     self._have(message, now, from_event=False)
                 self.ready.set()
             elif kind == "resumed":
                 self.resumes += 1
+                self.joined = self.ws
                 resumed_to = seq
             elif kind == "error":
                 self.retry_after = event.get("retry_after")
@@ -1185,7 +1190,7 @@ class Faults:
         blip on their side): they reconnect with ``?since=`` at once, so a
         resume is served while the dependency is down and just after."""
         count = round(self.churn * len(viewers))
-        connected = [v for v in viewers if v.ws is not None]
+        connected = [v for v in viewers if v.ws is not None and v.joined is v.ws]
         for viewer in random.sample(connected, min(count, len(connected))):
             viewer.abort()
         timeline.dropped += min(count, len(connected))

@@ -84,10 +84,6 @@ def test_a_database_outage_loses_nothing_and_answers_503_fast(faults: Faults) ->
     """PostgreSQL is stopped for 15 s: chat is refused meanwhile (never
     acknowledged and lost), every HTTP answer is a 503 within a second, and
     the viewers cut off meanwhile resume once it is back."""
-    # A few viewers only: while the database is down each connect attempt
-    # holds a thread of the event loop's default executor, where Django also
-    # logs every 4xx/5xx answer, so dozens of reconnecting sockets delay the
-    # 503s by seconds (bench/faults.py --viewers 1000 --scenario db_outage).
     result = faults.run("db_outage", outage_seconds=15, churn=0.03)
     assert_nothing_lost(result)
     assert result["resumes"] == result["dropped"] > 0, result
