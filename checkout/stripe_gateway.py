@@ -276,17 +276,40 @@ def _card(obj: Any) -> Card:
     )
 
 
+def _signed_at(signature: str) -> int:
+    """The ``t=`` of a Stripe-Signature header. Raises ``SignatureInvalid``."""
+    stamps = [
+        value
+        for key, _, value in (
+            part.strip().partition("=") for part in signature.split(",")
+        )
+        if key == "t"
+    ]
+    if len(stamps) != 1 or not stamps[0].isascii() or not stamps[0].isdigit():
+        raise SignatureInvalid("Stripe-Signature has no single timestamp")
+    return int(stamps[0])
+
+
 def webhook_event(payload: bytes, signature: str | None) -> dict[str, Any]:
-    """Verify Stripe's signature on the raw body (and its age), then parse it.
-    Raises ``SignatureInvalid``."""
+    """Verify Stripe's signature on the raw body, then parse it. The signing
+    time must be within ``stripe.Webhook.DEFAULT_TOLERANCE`` of now either way:
+    the library refuses only old timestamps, and a signature dated in the future
+    would stay replayable until that date. Raises ``SignatureInvalid``."""
     if not signature:
         raise SignatureInvalid("missing Stripe-Signature")
+    tolerance = stripe.Webhook.DEFAULT_TOLERANCE
+    skew = int(time.time()) - _signed_at(signature)
+    if abs(skew) > tolerance:
+        raise SignatureInvalid(
+            f"Stripe-Signature timestamp is {abs(skew)} s in the "
+            f"{'past' if skew > 0 else 'future'} (tolerance {tolerance} s)"
+        )
     try:
         stripe.WebhookSignature.verify_header(
             payload.decode("utf-8"),
             signature,
             settings.STRIPE_WEBHOOK_SECRET,
-            stripe.Webhook.DEFAULT_TOLERANCE,
+            tolerance,
         )
     except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
         raise SignatureInvalid(str(exc)) from exc

@@ -279,6 +279,6 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         webhook_receive(
             payload=request.body, signature=request.headers.get("Stripe-Signature")
         )
-    except gateway.SignatureInvalid:
-        return HttpResponse(status=400)
+    except gateway.SignatureInvalid as exc:
+        return _error("webhook_signature_invalid", str(exc), 400)
     return HttpResponse(status=200)

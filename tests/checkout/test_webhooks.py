@@ -97,6 +97,34 @@ def test_unsigned_or_badly_signed_webhooks_change_nothing(
     assert WebhookEvent.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("offset", "direction"), [(-600, "past"), (600, "future"), (-301, "past")]
+)
+def test_signatures_dated_outside_the_tolerance_are_refused_both_ways(
+    webhook_secret, reserved, offset, direction
+):
+    """A correctly signed event dated ten minutes (or just over the 5-minute
+    tolerance) before or after now is refused with 400 and a clear error; the
+    order stays reserved and nothing is recorded."""
+    payload = events_for(reserved)["succeeded"]
+    answer = deliver(payload, sign(payload, SECRET, at=int(time.time()) + offset))
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "webhook_signature_invalid"
+    assert f"in the {direction}" in answer.json()["message"]
+    reserved.refresh_from_db()
+    assert reserved.status == Order.Status.RESERVED
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_a_signature_a_little_off_the_clock_is_accepted(webhook_secret, reserved):
+    """Within the tolerance either way (clocks drift) the event is applied."""
+    payload = events_for(reserved)["succeeded"]
+    answer = deliver(payload, sign(payload, SECRET, at=int(time.time()) + 60))
+    assert answer.status_code == 200
+    reserved.refresh_from_db()
+    assert reserved.status == Order.Status.PAID
+
+
 def test_a_tampered_body_is_refused(webhook_secret, reserved):
     """The signature covers the raw body: change a byte and it is refused."""
     payload = events_for(reserved)["succeeded"]
