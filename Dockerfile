@@ -31,4 +31,4 @@ USER showfloor
 ENV SHOWFLOOR_ENV=production \
     STATIC_ROOT=/app/static
 EXPOSE 8000
-CMD ["daphne", "--bind", "0.0.0.0", "--port", "8000", "--proxy-headers", "config.asgi:application"]
+CMD ["daphne", "-e", "tcp:port=8000:interface=0.0.0.0:backlog=1024", "--proxy-headers", "config.asgi:application"]

@@ -137,7 +137,14 @@ class Command(BaseCommand):
 
         Server(
             application=application,
-            endpoints=build_endpoint_description_strings(host=LOOPBACK, port=port),
+            # A listen backlog of 1,024: a crowd of buyers or viewers arriving
+            # at once is queued by the kernel, not reset (Twisted's default: 50).
+            endpoints=[
+                f"{endpoint}:backlog=1024"
+                for endpoint in build_endpoint_description_strings(
+                    host=LOOPBACK, port=port
+                )
+            ],
             signal_handlers=True,
             verbosity=0,
         ).run()
