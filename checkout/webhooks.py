@@ -61,6 +61,10 @@ def webhook_receive(*, payload: bytes, signature: str | None) -> bool:
         # Let Stripe deliver it again: forget that we saw it.
         WebhookEvent.objects.filter(pk=record.pk).delete()
         raise
+    if order is None:
+        # About no order of ours (another integration's intent): it stays
+        # recorded as ignored, so a repeat still stops at the unique insert.
+        return True
     WebhookEvent.objects.filter(pk=record.pk).update(
         status=WebhookEvent.Status.PROCESSED, order=order
     )

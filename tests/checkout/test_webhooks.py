@@ -196,7 +196,8 @@ def test_canceled_event_cancels_and_never_undoes_a_payment(
 
 
 def test_unknown_events_are_acknowledged_and_ignored(webhook_secret, reserved):
-    """Events about other things are stored as ignored and answered 200."""
+    """Events about intents we do not know are stored as ignored (not
+    processed) and answered 200; a repeat stops at the stored id."""
     payload = intent_event(
         "payment_intent.succeeded",
         intent_id="pi_not_ours",
@@ -204,11 +205,42 @@ def test_unknown_events_are_acknowledged_and_ignored(webhook_secret, reserved):
         amount=100,
         status="succeeded",
     )
-    assert deliver(payload, sign(payload, SECRET)).status_code == 200
+    for _ in range(2):
+        assert deliver(payload, sign(payload, SECRET)).status_code == 200
     reserved.refresh_from_db()
     assert reserved.status == Order.Status.RESERVED
     event = WebhookEvent.objects.get()
     assert event.order is None
+    assert event.status == WebhookEvent.Status.IGNORED
+
+
+def test_a_failing_handler_forgets_the_event_so_stripe_retries(
+    webhook_secret, reserved, monkeypatch
+):
+    """When the service raises, the event row is removed (Stripe's retry is
+    then processed), and the retry pays the order."""
+    from checkout import webhooks
+
+    payload = events_for(reserved)["succeeded"]
+
+    def broken(intent):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setitem(webhooks.HANDLERS, "payment_intent.succeeded", broken)
+    client = Client(raise_request_exception=False)
+    answer = client.post(
+        URL,
+        data=payload,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=sign(payload, SECRET),
+    )
+    assert answer.status_code == 500
+    assert WebhookEvent.objects.count() == 0
+    monkeypatch.undo()
+    assert deliver(payload, sign(payload, SECRET)).status_code == 200
+    reserved.refresh_from_db()
+    assert reserved.status == Order.Status.PAID
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.PROCESSED
 
 
 def test_localstripe_delivers_signed_events_that_we_accept(
