@@ -10,7 +10,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import login
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection
 from django.http import (
@@ -23,7 +22,6 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.template import loader
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
@@ -35,12 +33,9 @@ from config.middleware import database_unavailable, unavailable_response
 from frontend.forms import AccessCodeForm, SignupForm
 from realtime import redis as realtime_redis
 from shows import selectors, services
-from shows.exceptions import ShowfloorError
+from shows.exceptions import ShowfloorError, TooManyAttempts
 from shows.models import Show, User
-
-# Wrong access codes one client may try per show before it has to wait.
-ACCESS_CODE_ATTEMPTS = 10
-ACCESS_CODE_WINDOW_SECONDS = 15 * 60
+from shows.services import access
 
 
 def _countdown_strings() -> dict[str, str]:
@@ -70,34 +65,31 @@ def _show_or_404(slug: str) -> Show:
         raise Http404(_("There is no show at this address.")) from exc
 
 
-def _attempts_key(request: HttpRequest, show: Show) -> str:
-    client = request.META.get("REMOTE_ADDR", "")
-    digest = salted_hmac("frontend.access_attempts", client).hexdigest()[:24]
-    return f"showfloor:access-attempts:{show.pk}:{digest}"
-
-
 def _access_code_page(request: HttpRequest, show: Show) -> HttpResponse:
     """The private show's gate: a form for its access code. A right code is
-    remembered in the session; a wrong one says so."""
+    remembered in the session; a wrong one says so; too many wrong ones from
+    this address (here or on the media routes) make even the right one wait."""
     form = AccessCodeForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
-        key = _attempts_key(request, show)
-        attempts = int(cache.get(key, 0))
-        if attempts >= ACCESS_CODE_ATTEMPTS:
-            form.add_error(
-                "code", _("Too many wrong codes. Please wait a few minutes.")
+        try:
+            right = access.access_code_check(
+                show=show,
+                code=form.cleaned_data["code"],
+                client=request.META.get("REMOTE_ADDR", ""),
             )
+        except TooManyAttempts as exc:
+            form.add_error("code", exc.message)
             status = 429
-        elif constant_time_compare(form.cleaned_data["code"], show.access_code):
-            granted = dict(request.session.get(selectors.SHOW_ACCESS_SESSION_KEY, {}))
-            granted[str(show.pk)] = selectors.show_access_token(show=show)
-            request.session[selectors.SHOW_ACCESS_SESSION_KEY] = granted
-            request.session.cycle_key()
-            cache.delete(key)
-            return redirect("show_detail", slug=show.slug)
         else:
-            cache.set(key, attempts + 1, ACCESS_CODE_WINDOW_SECONDS)
+            if right:
+                granted = dict(
+                    request.session.get(selectors.SHOW_ACCESS_SESSION_KEY, {})
+                )
+                granted[str(show.pk)] = selectors.show_access_token(show=show)
+                request.session[selectors.SHOW_ACCESS_SESSION_KEY] = granted
+                request.session.cycle_key()
+                return redirect("show_detail", slug=show.slug)
             form.add_error(
                 "code",
                 _("That code does not open this show. Check it and try again."),

@@ -10,6 +10,7 @@ session and CSRF.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,9 @@ from django.views.decorators.csrf import csrf_exempt
 from live.media.muxing import PLAYLIST_NAME
 from live.media.node import MediaError, ShowHooks, get_node
 from shows import selectors
-from shows.exceptions import ShowfloorError
+from shows.exceptions import ShowfloorError, TooManyAttempts
 from shows.models import Show, User
-from shows.services import stream
+from shows.services import access, stream
 
 logger = logging.getLogger(__name__)
 
@@ -204,12 +205,39 @@ async def _end_stream(show: Show) -> Show:
 
 
 def _may_watch(request: HttpRequest, show: Show, user: User | None) -> bool:
+    """A private show's access code as Bearer token (under the same limit as the
+    show page's form: raises ``TooManyAttempts``), or an unlocked session."""
     code = _bearer(request)
     if show.is_private and code:
-        from django.utils.crypto import constant_time_compare
-
-        return constant_time_compare(code, show.access_code)
+        return access.access_code_check(
+            show=show, code=code, client=request.META.get("REMOTE_ADDR", "")
+        )
     return selectors.show_access_granted(show=show, session=request.session, user=user)
+
+
+def _watch_refused(
+    request: HttpRequest, show: Show, user: User | None
+) -> HttpResponse | None:
+    """The answer to a viewer who may not watch (401, or 429 after too many
+    wrong codes), or None."""
+    try:
+        if _may_watch(request, show, user):
+            return None
+    except TooManyAttempts as exc:
+        return _problem(
+            429,
+            exc.code,
+            exc.message,
+            **{"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+        )
+    return _problem(401, "access_code", _("This show needs its access code."))
+
+
+def _private_no_store(response: HttpResponseBase, show: Show) -> None:
+    # A private show's media must never sit in a shared cache, which would
+    # hand it to anybody asking for the same URL.
+    if show.is_private:
+        response["Cache-Control"] = "private, no-store"
 
 
 async def _user(request: HttpRequest) -> User | None:
@@ -229,8 +257,9 @@ async def whep(request: HttpRequest, slug: str) -> HttpResponseBase:
         )
     show = await _show(slug)
     user = await _user(request)
-    if not await sync_to_async(_may_watch)(request, show, user):
-        return _problem(401, "access_code", _("This show needs its access code."))
+    refused = await sync_to_async(_watch_refused)(request, show, user)
+    if refused is not None:
+        return refused
     if show.status != Show.Status.LIVE:
         return _problem(409, "not_live", _("The show is not live."))
     try:
@@ -268,8 +297,9 @@ async def hls_file(request: HttpRequest, slug: str, name: str) -> HttpResponseBa
         raise Http404(_("No such HLS file."))
     show = await _show(slug)
     user = await _user(request)
-    if not await sync_to_async(_may_watch)(request, show, user):
-        return _problem(401, "access_code", _("This show needs its access code."))
+    refused = await sync_to_async(_watch_refused)(request, show, user)
+    if refused is not None:
+        return refused
     path = Path(settings.SHOWFLOOR_HLS_DIR) / slug / name
     try:
         data = await sync_to_async(path.read_bytes, thread_sensitive=False)()
@@ -279,6 +309,7 @@ async def hls_file(request: HttpRequest, slug: str, name: str) -> HttpResponseBa
     response["Cache-Control"] = (
         "no-cache" if name == PLAYLIST_NAME else "public, max-age=60, immutable"
     )
+    _private_no_store(response, show)
     return response
 
 
@@ -312,13 +343,15 @@ def recording(request: HttpRequest, slug: str) -> HttpResponseBase:
     except Show.DoesNotExist as exc:
         raise Http404(_("There is no show at this address.")) from exc
     user = request.user if isinstance(request.user, User) else None
-    if not _may_watch(request, show, user):
-        return _problem(401, "access_code", _("This show needs its access code."))
+    refused = _watch_refused(request, show, user)
+    if refused is not None:
+        return refused
     path = stream.stream_recording_path(show=show)
     if path is None:
         raise Http404(_("This show has no recording."))
     response = _range_response(path, request.headers.get("Range", ""))
     response["Accept-Ranges"] = "bytes"
+    _private_no_store(response, show)
     return response
 
 

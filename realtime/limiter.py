@@ -1,9 +1,10 @@
-"""The one rate limiter: a token bucket and an interval rule, in Redis when
-there is one (so every process sees the same counts) and in this process's
-memory otherwise. While Redis is down the memory limiter stands in, so a chat
-message is still limited (per process) instead of failing or going unlimited.
+"""The one rate limiter: a token bucket, an interval rule and a counted window,
+in Redis when there is one (so every process sees the same counts) and in this
+process's memory otherwise. While Redis is down the memory limiter stands in,
+so a chat message is still limited (per process) instead of failing or going
+unlimited.
 
-Both answer the seconds to wait: 0 when the action may go ahead.
+Each answers the seconds to wait: 0 when the action may go ahead.
 """
 
 from __future__ import annotations
@@ -32,6 +33,33 @@ if tokens >= 1 then
   return '0'
 end
 return tostring((1 - tokens) / rate)
+"""
+
+# ARGV limit, window in milliseconds. Counts one try in the window that starts
+# with the first; a try past the limit is not counted. Returns "0" when the try
+# was counted, otherwise the seconds until the window ends.
+WINDOW_TAKE = """
+local limit = tonumber(ARGV[1])
+local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  ttl = tonumber(ARGV[2])
+end
+if n <= limit then
+  return '0'
+end
+redis.call('DECR', KEYS[1])
+return tostring(ttl / 1000)
+"""
+
+# Gives back one counted try, if its window has not ended meanwhile.
+WINDOW_GIVE_BACK = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then
+  redis.call('DECR', KEYS[1])
+end
+return 0
 """
 
 
@@ -65,6 +93,7 @@ class MemoryLimiter:
         self.lock = threading.Lock()
         self.buckets: dict[str, Bucket] = {}
         self.intervals: dict[str, float] = {}
+        self.windows: dict[str, tuple[int, float]] = {}
 
     def take_token(self, key: str, *, capacity: float, rate: float) -> float:
         with self.lock:
@@ -86,11 +115,33 @@ class MemoryLimiter:
             self.intervals[key] = now + seconds
             return 0.0
 
+    def take_window(self, key: str, *, limit: int, seconds: float) -> float:
+        now = time.monotonic()
+        with self.lock:
+            if len(self.windows) > self.MAX_KEYS:
+                self.windows = {k: v for k, v in self.windows.items() if v[1] > now}
+            count, until = self.windows.get(key, (0, now + seconds))
+            if until <= now:
+                count, until = 0, now + seconds
+            if count >= limit:
+                return until - now
+            self.windows[key] = (count + 1, until)
+            return 0.0
+
+    def give_back_window(self, key: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            count, until = self.windows.get(key, (0, now))
+            if count > 0 and until > now:
+                self.windows[key] = (count - 1, until)
+
 
 class RedisLimiter:
     def __init__(self) -> None:
         self.client = rclient.sync_client()
         self._take = self.client.register_script(BUCKET_TAKE)
+        self._window_take = self.client.register_script(WINDOW_TAKE)
+        self._window_give_back = self.client.register_script(WINDOW_GIVE_BACK)
 
     def take_token(self, key: str, *, capacity: float, rate: float) -> float:
         return float(self._take(keys=[rclient.key(key)], args=[capacity, rate]))
@@ -102,6 +153,13 @@ class RedisLimiter:
             return 0.0
         remaining = int(self.client.pttl(full))
         return max(remaining, 1) / 1000
+
+    def take_window(self, key: str, *, limit: int, seconds: float) -> float:
+        millis = max(1, math.ceil(seconds * 1000))
+        return float(self._window_take(keys=[rclient.key(key)], args=[limit, millis]))
+
+    def give_back_window(self, key: str) -> None:
+        self._window_give_back(keys=[rclient.key(key)])
 
 
 _memory = MemoryLimiter()
@@ -141,3 +199,33 @@ def take_interval(key: str, *, seconds: float) -> float:
         except rclient.ERRORS:
             rclient.mark_down()
     return _memory.take_interval(key, seconds=seconds)
+
+
+def take_window(key: str, *, limit: int, seconds: float) -> float:
+    """Count one try under ``key``, at most ``limit`` in a window of
+    ``seconds`` that starts with the first try; the seconds until the window
+    ends when the limit is reached (that try is not counted), or 0.
+
+    The count and the check are one step (one Redis script), so concurrent
+    tries cannot pass the limit. Take before the action and ``give_back_window``
+    when it turns out not to count (a right access code)."""
+    limiter = _redis_limiter()
+    if limiter is not None:
+        try:
+            return limiter.take_window(key, limit=limit, seconds=seconds)
+        except rclient.ERRORS:
+            rclient.mark_down()
+    return _memory.take_window(key, limit=limit, seconds=seconds)
+
+
+def give_back_window(key: str) -> None:
+    """Un-count one try taken with ``take_window`` (nothing once its window
+    has ended)."""
+    limiter = _redis_limiter()
+    if limiter is not None:
+        try:
+            limiter.give_back_window(key)
+            return
+        except rclient.ERRORS:
+            rclient.mark_down()
+    _memory.give_back_window(key)

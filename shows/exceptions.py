@@ -104,6 +104,13 @@ class SlowMode(Throttled):
     default_message = _("Slow mode is on: please wait before sending again.")
 
 
+class TooManyAttempts(Throttled):
+    """Too many wrong access codes from one address; even the right one waits."""
+
+    code = "too_many_attempts"
+    default_message = _("Too many wrong codes. Please wait a few minutes.")
+
+
 class AlreadyVoted(ShowfloorError):
     code = "already_voted"
     default_message = _("You have already voted for this question.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from django.utils import timezone
 from frontend.templatetags.money import format_money
 from shows import services
 from shows.models import User
+from tests.shows.test_access import clear_access_limits
 
 pytestmark = pytest.mark.django_db
 
@@ -116,7 +118,14 @@ def test_right_access_code_opens_the_show_for_the_session(client, private_show):
     assert "Studio Headphones" not in client.get(url).content.decode()
 
 
-def test_access_code_attempts_are_limited(client, private_show):
+@pytest.fixture
+def access_limits_cleared() -> Iterator[None]:
+    clear_access_limits()
+    yield
+    clear_access_limits()
+
+
+def test_access_code_attempts_are_limited(client, private_show, access_limits_cleared):
     """After ten wrong codes even the right one waits."""
     url = reverse("show_detail", args=[private_show.slug])
     for _ in range(10):
@@ -124,6 +133,17 @@ def test_access_code_attempts_are_limited(client, private_show):
     response = client.post(url, {"code": "Sesame-42"})
     assert response.status_code == 429
     assert "Too many wrong codes" in response.content.decode()
+
+
+def test_right_access_code_before_the_limit_opens_the_show(
+    client, private_show, access_limits_cleared
+):
+    """Nine wrong codes, then the right one: the show opens."""
+    url = reverse("show_detail", args=[private_show.slug])
+    for _ in range(9):
+        assert client.post(url, {"code": "guess"}).status_code == 403
+    assert client.post(url, {"code": "Sesame-42"}).status_code == 302
+    assert "Studio Headphones" in client.get(url).content.decode()
 
 
 def test_brand_staff_skip_the_access_code(client, private_show, host):

@@ -3,11 +3,24 @@ controls, authorization, methods and content types."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+from django.urls import reverse
 
 from shows.models import Show
+from shows.services.access import ACCESS_CODE_ATTEMPTS
+from tests.shows.test_access import clear_access_limits
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def access_limits_cleared() -> Iterator[None]:
+    clear_access_limits()
+    yield
+    clear_access_limits()
 
 
 @pytest.fixture
@@ -110,6 +123,100 @@ def test_private_show_hls_and_recording_need_the_code(client, show):
     )
     assert with_code.status_code == 404  # right code, nothing written yet
     assert client.get(f"/live/{show.slug}/hls/settings.py").status_code == 404
+
+
+def test_wrong_codes_on_the_page_whep_and_hls_share_one_limit(
+    client, show, access_limits_cleared
+):
+    """Wrong codes sent to the show page, WHEP and HLS count against one limit
+    per address; past it the right code gets 429 with Retry-After everywhere."""
+    Show.objects.filter(pk=show.pk).update(access_code="sesame")
+    page = reverse("show_detail", args=[show.slug])
+    hls = f"/live/{show.slug}/hls/index.m3u8"
+    whep = f"/live/{show.slug}/whep"
+
+    def whep_with(code: str):
+        return client.post(
+            whep,
+            data="v=0\r\n",
+            content_type="application/sdp",
+            headers={"Authorization": f"Bearer {code}"},
+        )
+
+    for _ in range(4):
+        assert client.post(page, {"code": "guess"}).status_code == 403
+    for _ in range(3):
+        assert whep_with("guess").status_code == 401
+    for _ in range(ACCESS_CODE_ATTEMPTS - 7):
+        wrong = client.get(hls, headers={"Authorization": "Bearer guess"})
+        assert wrong.status_code == 401
+    for locked in (
+        client.get(hls, headers={"Authorization": "Bearer sesame"}),
+        whep_with("sesame"),
+        client.get(
+            f"/live/{show.slug}/recording.mp4",
+            headers={"Authorization": "Bearer sesame"},
+        ),
+    ):
+        assert locked.status_code == 429
+        assert locked.json()["code"] == "too_many_attempts"
+        assert 0 < int(locked["Retry-After"]) <= 15 * 60
+    refused = client.post(page, {"code": "sesame"})
+    assert refused.status_code == 429
+    assert "Too many wrong codes" in refused.content.decode()
+
+
+def test_right_bearer_code_does_not_use_up_the_limit(
+    client, show, access_limits_cleared
+):
+    """A player fetching many HLS files with the right code is never locked out."""
+    Show.objects.filter(pk=show.pk).update(access_code="sesame")
+    for _ in range(ACCESS_CODE_ATTEMPTS * 2):
+        response = client.get(
+            f"/live/{show.slug}/hls/index.m3u8",
+            headers={"Authorization": "Bearer sesame"},
+        )
+        assert response.status_code == 404  # allowed; nothing written yet
+
+
+def _write_hls(root: Path, slug: str) -> None:
+    folder = root / slug
+    folder.mkdir(parents=True)
+    (folder / "index.m3u8").write_text("#EXTM3U\n")
+    (folder / "seg-00001.m4s").write_bytes(b"segment")
+    (folder / "init.mp4").write_bytes(b"init")
+
+
+def test_private_hls_and_recording_stay_out_of_shared_caches(
+    client, show, settings, tmp_path, access_limits_cleared
+):
+    """A private show's playlist, segments and recording are sent
+    ``private, no-store``; a public show's keep their caching."""
+    settings.SHOWFLOOR_HLS_DIR = tmp_path / "hls"
+    settings.SHOWFLOOR_RECORDINGS_DIR = tmp_path / "recordings"
+    _write_hls(tmp_path / "hls", show.slug)
+    (tmp_path / "recordings").mkdir()
+    (tmp_path / "recordings" / "show.mp4").write_bytes(b"\0" * 64)
+    Show.objects.filter(pk=show.pk).update(recording_file="show.mp4")
+
+    def headers(name: str, **extra: str) -> str:
+        response = client.get(f"/live/{show.slug}/{name}", headers=extra)
+        assert response.status_code in (200, 206), response.content
+        return str(response.get("Cache-Control", ""))
+
+    assert headers("hls/index.m3u8") == "no-cache"
+    assert headers("hls/seg-00001.m4s") == "public, max-age=60, immutable"
+    assert headers("hls/init.mp4") == "public, max-age=60, immutable"
+    assert "no-store" not in headers("recording.mp4")
+
+    Show.objects.filter(pk=show.pk).update(access_code="sesame")
+    bearer = {"Authorization": "Bearer sesame"}
+    for name in ("hls/index.m3u8", "hls/seg-00001.m4s", "hls/init.mp4"):
+        assert headers(name, **bearer) == "private, no-store"
+    assert headers("recording.mp4", **bearer) == "private, no-store"
+    assert headers("recording.mp4", Range="bytes=0-9", **bearer) == (
+        "private, no-store"
+    )
 
 
 def test_show_page_renders_player_config_and_studio_the_publisher(host_client, show):
