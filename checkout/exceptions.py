@@ -115,6 +115,15 @@ class NotRefundable(CheckoutError):
     default_message = _("Only paid orders can be refunded.")
 
 
+class PaymentNotRecorded(CheckoutError):
+    """A refund was reported for a payment we have not recorded yet (its
+    ``payment_intent.succeeded`` is still on its way): the provider retries."""
+
+    code = "payment_not_recorded"
+    status = 409
+    default_message = _("The payment of this refund is not recorded yet.")
+
+
 class NotAHost(CheckoutError):
     code = "forbidden"
     status = 403

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from checkout.models import FlashSale, Order, OrderLine, SavedCard
@@ -136,9 +137,15 @@ def studio_orders(*, show: Show, limit: int = 50) -> StudioOrders:
     )
     revenue = [
         Revenue(currency=row["currency"], minor=int(row["minor"]), orders=row["n"])
+        # Net of partial refunds (a fully refunded order is no longer sold).
         for row in Order.objects.filter(show=show, status__in=SOLD_STATUSES)
         .values("currency")
-        .annotate(minor=Sum("total_minor"), n=Count("id"))
+        .annotate(
+            minor=Sum(
+                F("total_minor") - Coalesce(F("payment__refunded_minor"), Value(0))
+            ),
+            n=Count("id"),
+        )
         .order_by("currency")
     ]
     reserved = Order.objects.filter(show=show, status=Order.Status.RESERVED).count()

@@ -64,6 +64,29 @@ class Intent:
 
 
 @dataclass(frozen=True)
+class RefundSeen:
+    """One refund as the provider reports it."""
+
+    id: str
+    amount_minor: int
+    # "pending", "succeeded", "failed", "canceled" or "requires_action".
+    status: str
+
+
+@dataclass(frozen=True)
+class RefundReport:
+    """What a ``charge.refunded`` or ``charge.refund.updated`` event says about
+    the refunds of one PaymentIntent."""
+
+    intent_id: str
+    currency: str
+    # The charge's refunded total so far; None when the event is about a
+    # single refund.
+    refunded_minor: int | None
+    refunds: tuple[RefundSeen, ...]
+
+
+@dataclass(frozen=True)
 class Card:
     payment_method_id: str
     brand: str
@@ -328,3 +351,39 @@ def intent_from_event(event: dict[str, Any]) -> Intent | None:
     if obj.get("object") != "payment_intent":
         return None
     return _intent(obj)
+
+
+def _refund_seen(obj: Any) -> RefundSeen:
+    return RefundSeen(
+        id=str(_field(obj, "id", "")),
+        amount_minor=int(_field(obj, "amount", 0)),
+        status=str(_field(obj, "status", "")),
+    )
+
+
+def refunds_from_event(event: dict[str, Any]) -> RefundReport | None:
+    """The refunds an event reports (a charge with its refunded total and, in
+    older API versions, its refund list; or one refund), if it is about them
+    and names its PaymentIntent."""
+    obj = (event.get("data") or {}).get("object") or {}
+    kind = obj.get("object")
+    if kind == "charge":
+        listed = _field(_field(obj, "refunds", {}) or {}, "data", []) or []
+        refunds = tuple(_refund_seen(item) for item in listed if isinstance(item, dict))
+        refunded: int | None = int(obj.get("amount_refunded") or 0)
+    elif kind == "refund":
+        refunds = (_refund_seen(obj),)
+        refunded = None
+    else:
+        return None
+    intent_id = obj.get("payment_intent")
+    if isinstance(intent_id, dict):
+        intent_id = intent_id.get("id")
+    if not isinstance(intent_id, str) or not intent_id:
+        return None
+    return RefundReport(
+        intent_id=intent_id,
+        currency=str(obj.get("currency") or "").upper(),
+        refunded_minor=refunded,
+        refunds=tuple(refund for refund in refunds if refund.id),
+    )

@@ -281,4 +281,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         )
     except gateway.SignatureInvalid as exc:
         return _error("webhook_signature_invalid", str(exc), 400)
+    except CheckoutError as exc:
+        # Not applicable yet (the event was forgotten): Stripe delivers it again.
+        return _error(exc.code, exc.message, exc.status)
     return HttpResponse(status=200)

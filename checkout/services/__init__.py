@@ -10,7 +10,7 @@ from checkout.services.orders import (
     order_mark_paid,
     order_pay,
 )
-from checkout.services.refunds import order_refund
+from checkout.services.refunds import order_refund, order_refunds_record
 from checkout.services.sales import sale_close_due, sale_start
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "order_mark_paid",
     "order_pay",
     "order_refund",
+    "order_refunds_record",
     "sale_close_due",
     "sale_start",
 ]

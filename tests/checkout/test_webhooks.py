@@ -3,16 +3,25 @@ transitions that end in the same state in any delivery order."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
 from django.test import Client
 
-from checkout import services
-from checkout.models import Order, OrderTransition, Payment, StockHold, WebhookEvent
+from checkout import selectors, services
+from checkout.models import (
+    Order,
+    OrderTransition,
+    Payment,
+    Refund,
+    StockHold,
+    WebhookEvent,
+)
 from tests.checkout.conftest import intent_event, new_key, sign
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -284,3 +293,209 @@ def test_localstripe_delivers_signed_events_that_we_accept(
             data={"url": "http://127.0.0.1:9/", "secret": SECRET},
             timeout=10,
         )
+
+
+# --- Refunds made at Stripe ------------------------------------------------
+
+
+def refund_object(refund_id: str, amount: int, intent_id: str, status: str):
+    return {
+        "id": refund_id,
+        "object": "refund",
+        "amount": amount,
+        "currency": "eur",
+        "charge": "ch_of_" + intent_id,
+        "payment_intent": intent_id,
+        "status": status,
+    }
+
+
+def charge_refunded(
+    intent_id: str, captured: int, refunds: list[tuple[str, int]], *, listed=True
+) -> bytes:
+    """``charge.refunded`` with the charge's refunded total (and, as older API
+    versions send it, its refund list)."""
+    charge: dict = {
+        "id": "ch_of_" + intent_id,
+        "object": "charge",
+        "amount": captured,
+        "amount_captured": captured,
+        "amount_refunded": sum(amount for _, amount in refunds),
+        "currency": "eur",
+        "payment_intent": intent_id,
+        "refunded": sum(amount for _, amount in refunds) >= captured,
+    }
+    if listed:
+        charge["refunds"] = {
+            "object": "list",
+            "data": [
+                refund_object(rid, amount, intent_id, "succeeded")
+                for rid, amount in refunds
+            ],
+        }
+    return envelope("charge.refunded", charge)
+
+
+def refund_updated(refund_id: str, amount: int, intent_id: str, status: str) -> bytes:
+    return envelope(
+        "charge.refund.updated", refund_object(refund_id, amount, intent_id, status)
+    )
+
+
+def envelope(event_type: str, obj: dict) -> bytes:
+    return json.dumps(
+        {
+            "id": f"evt_{uuid.uuid4().hex[:16]}",
+            "object": "event",
+            "type": event_type,
+            "data": {"object": obj},
+        }
+    ).encode()
+
+
+@pytest.fixture
+def paid(webhook_secret, reserved):
+    payload = events_for(reserved)["succeeded"]
+    assert deliver(payload, sign(payload, SECRET)).status_code == 200
+    reserved.refresh_from_db()
+    assert reserved.status == Order.Status.PAID
+    return reserved
+
+
+def deliver_all(payloads: list[bytes]) -> None:
+    for payload in payloads:
+        assert deliver(payload, sign(payload, SECRET)).status_code == 200
+
+
+def test_a_partial_dashboard_refund_is_applied_once(paid, mic, pinned):
+    """``charge.refunded`` and ``charge.refund.updated`` for one €50.00 refund,
+    each delivered twice: one refund row, €50.00 refunded, the order still
+    paid, no stock back, and the studio's revenue net of the refund."""
+    intent_id = Payment.objects.get(order=paid).intent_id
+    charge = charge_refunded(intent_id, paid.total_minor, [("re_part", 5000)])
+    update = refund_updated("re_part", 5000, intent_id, "succeeded")
+    deliver_all([update, charge, update, charge])
+    paid.refresh_from_db()
+    assert paid.status == Order.Status.PAID
+    payment = Payment.objects.get(order=paid)
+    assert payment.refunded_minor == 5000
+    assert list(Refund.objects.values_list("provider_refund_id", "amount_minor")) == [
+        ("re_part", 5000)
+    ]
+    assert WebhookEvent.objects.filter(order=paid).count() == 3
+    mic.refresh_from_db()
+    assert mic.stock_available == 8
+    revenue = selectors.studio_orders(show=pinned).revenue
+    assert [(r.currency, r.minor, r.orders) for r in revenue] == [
+        ("EUR", paid.total_minor - 5000, 1)
+    ]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_two_refunds_delivered_twice_and_shuffled_refund_the_order_once(
+    paid, mic, pinned, seed
+):
+    """Two refunds that together refund everything, reported by both event
+    types, every event delivered twice in a shuffled order (the charge's later
+    total before its earlier one included): the order ends refunded with one
+    transition, two refund rows, the capture refunded exactly, no stock back
+    and no revenue."""
+    intent_id = Payment.objects.get(order=paid).intent_id
+    rest = paid.total_minor - 5000
+    events = [
+        charge_refunded(intent_id, paid.total_minor, [("re_1", 5000)]),
+        charge_refunded(
+            intent_id, paid.total_minor, [("re_1", 5000), ("re_2", rest)], listed=False
+        ),
+        refund_updated("re_1", 5000, intent_id, "succeeded"),
+        refund_updated("re_2", rest, intent_id, "pending"),
+        refund_updated("re_2", rest, intent_id, "succeeded"),
+    ]
+    deliveries = events * 2
+    random.Random(seed).shuffle(deliveries)
+    deliver_all(deliveries)
+    paid.refresh_from_db()
+    assert paid.status == Order.Status.REFUNDED
+    assert OrderTransition.objects.filter(order=paid, to_status="refunded").count() == 1
+    payment = Payment.objects.get(order=paid)
+    assert payment.refunded_minor == payment.captured_minor == paid.total_minor
+    assert sorted(Refund.objects.values_list("provider_refund_id", "amount_minor")) == [
+        ("re_1", 5000),
+        ("re_2", rest),
+    ]
+    assert WebhookEvent.objects.filter(order=paid).count() == 6
+    mic.refresh_from_db()
+    assert mic.stock_available == 8
+    assert selectors.studio_orders(show=pinned).revenue == []
+
+
+def test_a_refund_before_its_payment_is_recorded_is_retried(webhook_secret, reserved):
+    """A refund reported before ``payment_intent.succeeded`` is answered 409
+    and forgotten, so Stripe's retry after the payment applies it."""
+    intent_id = Payment.objects.get(order=reserved).intent_id
+    charge = charge_refunded(intent_id, reserved.total_minor, [("re_all", 17800)])
+    answer = deliver(charge, sign(charge, SECRET))
+    assert answer.status_code == 409
+    assert answer.json()["code"] == "payment_not_recorded"
+    assert WebhookEvent.objects.count() == 0
+    reserved.refresh_from_db()
+    assert reserved.status == Order.Status.RESERVED
+    deliver_all([events_for(reserved)["succeeded"], charge])
+    reserved.refresh_from_db()
+    assert reserved.status == Order.Status.REFUNDED
+    assert Refund.objects.get().amount_minor == 17800
+
+
+def test_a_failed_refund_is_not_counted(paid):
+    """``charge.refund.updated`` for a failed refund records nothing."""
+    intent_id = Payment.objects.get(order=paid).intent_id
+    deliver_all([refund_updated("re_failed", 5000, intent_id, "failed")])
+    assert Refund.objects.count() == 0
+    assert Payment.objects.get(order=paid).refunded_minor == 0
+    paid.refresh_from_db()
+    assert paid.status == Order.Status.PAID
+
+
+def test_refunds_of_charges_that_are_not_ours_are_ignored(paid):
+    """A refund of an unknown intent, or of a charge with no intent, is stored
+    as ignored and changes nothing."""
+    foreign = charge_refunded("pi_not_ours", 1000, [("re_x", 1000)])
+    no_intent = json.loads(charge_refunded("pi_x", 1000, [("re_y", 1000)]))
+    no_intent["data"]["object"]["payment_intent"] = None
+    deliver_all([foreign, json.dumps(no_intent).encode()])
+    assert Refund.objects.count() == 0
+    ignored = WebhookEvent.objects.filter(type="charge.refunded")
+    assert {event.status for event in ignored} == {WebhookEvent.Status.IGNORED}
+    assert ignored.count() == 2
+    paid.refresh_from_db()
+    assert paid.status == Order.Status.PAID
+
+
+def test_our_own_refund_reported_back_is_not_counted_twice(
+    stripe_settings, pinned, mic, guest, webhook_secret
+):
+    """A refund made from the admin, then reported by Stripe, stays one refund
+    row and one amount."""
+    order = services.order_create(
+        show=pinned,
+        buyer=guest,
+        variant_id=mic.pk,
+        quantity=2,
+        idempotency_key=new_key(),
+    ).order
+    services.order_pay(order=order, buyer=guest, method="test")
+    order.refresh_from_db()
+    refund = services.order_refund(order=order, amount_minor=1000)
+    payment = Payment.objects.get(order=order)
+    charge = charge_refunded(
+        payment.intent_id, payment.captured_minor, [(refund.provider_refund_id, 1000)]
+    )
+    update = refund_updated(
+        refund.provider_refund_id, 1000, payment.intent_id, "succeeded"
+    )
+    deliver_all([charge, update, charge])
+    assert Refund.objects.count() == 1
+    payment.refresh_from_db()
+    assert payment.refunded_minor == 1000
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
