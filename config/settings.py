@@ -9,6 +9,7 @@ Every variable is listed, with its default, in the README.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "channels",
+    "axes",
     "realtime",
     "shows",
     "checkout",
@@ -87,6 +89,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A login refused by the throttle answers 429 (frontend/login_throttling.py).
+    "axes.middleware.AxesMiddleware",
     # A view that finds the database unreachable answers 503, not 500.
     "config.middleware.DatabaseUnavailable",
     # Last: one thread hop per request instead of one per hook (its docstring).
@@ -145,6 +149,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Axes first: it refuses a locked-out login before a password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
@@ -196,6 +205,27 @@ STORAGES: dict[str, Any] = {
         )
     },
 }
+
+# Login throttling (django-axes, frontend/login_throttling.py): the site's and
+# the admin's login refuse every password, the right one too, for a client
+# address or an account once either has this many failures, until the cool-off
+# has passed since the last failure. Counted in the database, like the
+# accounts: shared by every replica, kept across restarts, the same in the
+# SQLite demo, and the admin lists (and can delete) the attempts. A success
+# forgets the account's failures.
+AXES_FAILURE_LIMIT = env_int("SHOWFLOOR_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SHOWFLOOR_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_HANDLER = "frontend.login_throttling.LoginAttemptsHandler"
+AXES_LOCKOUT_CALLABLE = "frontend.login_throttling.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# The login forms' field; Django passes it as ``username`` whatever the user
+# model's USERNAME_FIELD (ours is ``email``).
+AXES_USERNAME_FORM_FIELD = "username"
+# Daphne's --proxy-headers puts the forwarded client in REMOTE_ADDR.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+# No lasting record of every successful login's address and browser.
+AXES_DISABLE_ACCESS_LOG = True
 
 # Database sessions, minus redundant round trips (shows/sessions.py).
 SESSION_ENGINE = "shows.sessions"

@@ -2,6 +2,11 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 
+from frontend.forms import AdminLoginForm
+
+# Tells a locked-out staff member how long to wait (frontend/login_throttling.py).
+admin.site.login_form = AdminLoginForm
+
 urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),

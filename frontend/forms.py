@@ -1,7 +1,13 @@
+from typing import Any
+
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
+
+from frontend.login_throttling import LOCKED_OUT_CODE, is_locked_out, lockout_message
 
 # Our catalogue says Django's own form messages too: Django's catalogue lacks
 # some of our languages (its Frisian is nearly empty), and a message in ours
@@ -42,7 +48,22 @@ class SignupForm(forms.Form):
     )
 
 
-class LoginForm(AuthenticationForm):
+class LockoutMessage(AuthenticationForm):
+    """Says "wait N minutes" instead of "wrong password" once the login
+    throttle refuses this try (frontend/login_throttling.py)."""
+
+    def clean(self) -> dict[str, Any]:
+        try:
+            return super().clean()
+        except ValidationError:
+            if is_locked_out(self.request):
+                raise ValidationError(
+                    lockout_message(self.request), code=LOCKED_OUT_CODE
+                ) from None
+            raise
+
+
+class LoginForm(LockoutMessage):
     """Django's log-in form with its messages in our catalogue."""
 
     error_messages = {
@@ -52,6 +73,10 @@ class LoginForm(AuthenticationForm):
         ),
         "inactive": _("This account is inactive."),
     }
+
+
+class AdminLoginForm(LockoutMessage, AdminAuthenticationForm):
+    """The admin's log-in form (``config/urls.py``), with the same lockout message."""
 
 
 class AccessCodeForm(forms.Form):
