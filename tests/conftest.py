@@ -21,7 +21,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from tests.netns_support import CHROMIUM, CHROMIUM_ARGS
+from tests.netns_support import CHROMIUM, CHROMIUM_ARGS, policy_bypassed
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = bool(os.environ.get("CI"))
@@ -207,7 +207,7 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         instance = pw.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=chromium_args()
         )
-        yield instance
+        yield policy_bypassed(instance)
         instance.close()
 
 

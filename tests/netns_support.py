@@ -32,6 +32,22 @@ CHROMIUM_ARGS = [
 NETNS_CHROMIUM_ARGS = [*CHROMIUM_ARGS, "--allow-loopback-in-peer-connection"]
 
 
+def policy_bypassed(browser: Any) -> Any:
+    """``browser`` whose new contexts bypass the pages' Content-Security-Policy
+    unless a test asks otherwise: tests drive pages with Playwright's string
+    evaluations (``wait_for_function``) and injected scripts (axe), which the
+    strict policy rightly refuses. ``tests/frontend/test_csp.py`` checks the
+    pages with the policy in force (``bypass_csp=False``)."""
+    original = browser.new_context
+
+    def new_context(**options: Any) -> Any:
+        options.setdefault("bypass_csp", True)
+        return original(**options)
+
+    browser.new_context = new_context
+    return browser
+
+
 def server_env(workdir: Path, **extra: str) -> dict[str, str]:
     """A Showfloor server's environment inside the namespace: PostgreSQL and
     Redis are outside it, so SQLite in ``workdir`` and the in-memory layer;

@@ -37,6 +37,7 @@ from tests.netns_support import (
     CHROMIUM,
     NETNS_CHROMIUM_ARGS,
     ROOT,
+    policy_bypassed,
     run_python,
     server_env,
     wait_for_server,
@@ -266,8 +267,10 @@ def run(workdir: Path) -> dict[str, Any]:
     try:
         wait_for_server(f"{BASE}/healthz", timeout=90, server=server)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
+            browser = policy_bypassed(
+                pw.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
+                )
             )
             journey = Journey(browser, workdir)
             try:

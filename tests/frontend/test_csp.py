@@ -83,7 +83,9 @@ def test_no_page_breaks_the_policy_in_chromium(
     script loads), the studio, login, sign-up, the admin's login, a private
     show's code page and a 404: no violation, no page error."""
     room.product_pin(show=live_show, actor=host, product_id=products[1].pk)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, bypass_csp=False
+    )
     context.add_init_script(VIOLATIONS)
     page = context.new_page()
     problems: list[str] = []

@@ -26,6 +26,7 @@ from tests.netns_support import (
     CHROMIUM,
     NETNS_CHROMIUM_ARGS,
     ROOT,
+    policy_bypassed,
     run_python,
     server_env,
     wait_for_server,
@@ -98,8 +99,10 @@ def run(workdir: Path) -> dict[str, Any]:
     try:
         wait_for_server(f"{base}/healthz", server=server)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
+            browser = policy_bypassed(
+                pw.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
+                )
             )
             try:
                 studio_ctx = browser.new_context()
