@@ -65,7 +65,11 @@ class ContentSecurityPolicy(CSPMiddleware):
     ) -> PolicyParts:
         parts: PolicyParts = super().get_policy_parts(request, response, report_only)
         if not report_only:
-            parts.update = {**stripe_sources(), **(parts.update or {})}
+            sources = stripe_sources()
+            # Frames are Stripe's only ('none' beside a source would be void).
+            frames = sources.pop("frame-src")
+            parts.update = {**sources, **(parts.update or {})}
+            parts.replace = {"frame-src": frames, **(parts.replace or {})}
         return parts
 
 

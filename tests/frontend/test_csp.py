@@ -52,6 +52,11 @@ def test_every_page_type_sends_a_strict_policy(client, live_show, host, settings
         assert policy["object-src"] == ["'none'"], name
         assert policy["frame-ancestors"] == ["'none'"], name
         assert policy["report-uri"] == ["/csp-report"], name
+        # Stripe's frames only ('none' next to a source is void).
+        assert policy["frame-src"] == [
+            "https://js.stripe.com",
+            "https://hooks.stripe.com",
+        ]
 
 
 def test_violation_reports_are_logged_and_bounded(client, caplog):
