@@ -86,6 +86,7 @@ Daphne's logs are in the work directory (``--keep`` keeps it).
 
 from __future__ import annotations
 
+import abc
 import argparse
 import asyncio
 import contextlib
@@ -382,7 +383,7 @@ def marker_number(text: Any, scenario: str) -> int | None:
     return int(match.group(2))
 
 
-class Client:
+class Client(abc.ABC):
     """A socket that reconnects like a good client (docs/protocol.md)."""
 
     cookie = ""
@@ -409,10 +410,11 @@ class Client:
     def since(self) -> int | None:
         return None
 
+    @abc.abstractmethod
     def frame(self, events: list[Any], now: float) -> None:
-        raise NotImplementedError
+        """Apply one server frame (a list of events) received at ``now``."""
 
-    def closed(self) -> None:
+    def closed(self) -> None:  # noqa: B027 - a hook; only the host has replies owed
         """The socket is gone (replies still owed will not come)."""
 
     async def live(self) -> None:

@@ -19,6 +19,7 @@ from shows.services.access import (
     ACCESS_CODE_WINDOW_SECONDS,
     access_code_check,
 )
+from tests.conftest import missing_service
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +46,7 @@ def access_limits_cleared() -> Iterator[None]:
 def backend(request: Any, settings: Any) -> str:
     """Each test runs against Redis and against the memory stand-in."""
     if request.param == "redis" and not settings.REDIS_URL:
-        pytest.skip("Redis on 127.0.0.1:6379 is not available on this machine")
+        missing_service("Redis on 127.0.0.1:6379")
     if request.param == "memory":
         settings.REDIS_URL = ""
     return str(request.param)
