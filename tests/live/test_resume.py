@@ -7,6 +7,7 @@ from channels.db import database_sync_to_async
 from django.test import override_settings
 
 from shows.services import room
+from tests.conftest import missing_service
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -63,7 +64,7 @@ async def test_a_gap_older_than_the_redis_log_is_filled_from_postgresql(
     connect, live_show, viewer, moderator, redis_client_if_any
 ):
     if redis_client_if_any is None:
-        pytest.skip("the trimmed log is checked against Redis")
+        missing_service("Redis on 127.0.0.1:6379 (the trimmed log is checked there)")
     from realtime.bus import log_key
     from realtime.lifetime import acurrent
 
@@ -127,7 +128,7 @@ async def test_a_database_created_afresh_is_not_taken_for_one_already_published(
     earlier database (a new test run, a restored backup): the events of this
     database are published all the same, because the keys carry its lifetime."""
     if redis_client_if_any is None:
-        pytest.skip("the published seqs are kept in Redis")
+        missing_service("Redis on 127.0.0.1:6379 (the published seqs are kept there)")
     from realtime.bus import published_key
 
     redis_client_if_any.set(published_key(live_show.pk, "db-earlier"), 10**6)
