@@ -251,25 +251,34 @@ async def race(
     buyers: int,
     concurrency: int,
     servers: list[int],
+    *,
+    new_connections: bool = False,
 ) -> dict:
     """Every buyer arrives at once; ``concurrency`` connections (spread over
     the servers) carry their orders. A buyer's time runs from the start, so it
-    includes waiting for a free connection, as a real buyer would wait."""
+    includes waiting for a free connection, as a real buyer would wait. With
+    ``new_connections`` every buyer opens a connection of their own at the
+    start instead: the servers' listen backlog meets the whole crowd."""
     csrf = secrets.token_hex(16)
     timing = re.compile(r"(\w+);dur=([\d.]+)")
     results: list[dict] = []
     waiting = iter(range(buyers))
-    connections = [Connection(bases[c % len(bases)]) for c in range(concurrency)]
-    for connection in connections:
-        # Open them before the start, as browsers already on the page would.
-        await connection.request("GET", "/healthz", {}, {})
-    for connection in connections[: len(bases)]:
+    for base in bases:
         # Each server sells and takes payment for one other product first, as
         # a server that has been up during the show has: Python loads some
         # modules and data (Stripe's, Babel's) only on first use.
-        problem = await buy_and_pay(connection, slug, warm_up, csrf, "w@bench.test")
+        warm = Connection(base)
+        problem = await buy_and_pay(warm, slug, warm_up, csrf, "w@bench.test")
+        warm.close()
         if problem:
             raise RuntimeError(f"warm-up order failed: {problem}")
+    if new_connections:
+        concurrency = buyers
+    connections = [Connection(bases[c % len(bases)]) for c in range(concurrency)]
+    if not new_connections:
+        for connection in connections:
+            # Open them before the start, as browsers already on the page would.
+            await connection.request("GET", "/healthz", {}, {})
 
     async def carry(connection: Connection, t0: float) -> None:
         for i in waiting:
@@ -300,10 +309,17 @@ async def race(
                 record["app_ms"] = float(spans.get("app", 0))
                 record["psp_ms"] = float(spans.get("psp", 0))
                 record["early"] = "marker" in headers.get("server-timing", "")
+                record["fallback"] = "fallback" in headers.get("server-timing", "")
             except Exception as exc:
                 connection.close()
                 record["status"] = 0
                 record["error"] = f"{type(exc).__name__}: {exc}"
+                # Refused or reset by the kernel (a full listen backlog), or
+                # closed by the server before it answered.
+                record["reset"] = isinstance(
+                    exc,
+                    ConnectionError | asyncio.IncompleteReadError | EOFError,
+                )
             now = time.perf_counter()
             record["ms"] = (now - t0) * 1000
             record["wire_ms"] = (now - sent) * 1000
@@ -348,6 +364,17 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument(
         "--concurrency", type=int, default=40, help="open HTTP connections in all"
+    )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=1024,
+        help="Daphne's listen backlog (Twisted's default is 50)",
+    )
+    parser.add_argument(
+        "--new-connections",
+        action="store_true",
+        help="every buyer opens a connection of their own at the start",
     )
     parser.add_argument("--no-sale", action="store_true", help="no flash sale running")
     parser.add_argument("--dump", help="write every buyer's record here (JSON lines)")
@@ -404,7 +431,7 @@ def main() -> None:
                         "-m",
                         "daphne",
                         "-e",
-                        f"tcp:port={port}:interface=127.0.0.1:backlog=1024",
+                        f"tcp:port={port}:interface=127.0.0.1:backlog={args.backlog}",
                         "config.asgi:application",
                     ],
                     cwd=ROOT,
@@ -425,6 +452,7 @@ def main() -> None:
                 args.buyers,
                 args.concurrency,
                 [proc.pid for proc in procs[1:]],
+                new_connections=args.new_connections,
             )
         )
         checked = json.loads(manage(env, "shell", "-c", CHECK).strip().splitlines()[-1])
@@ -466,6 +494,12 @@ def main() -> None:
         "oversold": max(0, checked["paid"] - args.units) + max(0, -checked["stock"]),
         "sold_out": len(sold_out),
         "sold_out_early": sum(1 for r in sold_out if r.get("early")),
+        "new_connections": args.new_connections,
+        "backlog": args.backlog,
+        # Buyers whose connection was refused or reset before an answer.
+        "connection_resets": sum(1 for r in results if r.get("reset")),
+        # Answers the guard let through without Redis's answer.
+        "guard_fallbacks": sum(1 for r in results if r.get("fallback")),
         "errors": len(errors) + len(outcome["pay_errors"]),
         "error_samples": [
             r.get("error") or f"{r['status']} {r.get('code')}" for r in errors[:5]

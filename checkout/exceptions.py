@@ -65,6 +65,14 @@ class IdempotencyKeyInvalid(CheckoutError):
     )
 
 
+class IdempotencyKeyReused(CheckoutError):
+    code = "idempotency_key_reused"
+    status = 409
+    default_message = _(
+        "This Idempotency-Key belongs to another checkout: send a new one."
+    )
+
+
 class OrderNotFound(CheckoutError):
     code = "order_not_found"
     status = 404

@@ -126,25 +126,29 @@ class SoldOutGuard:
             return
         variant_id, key, quantity = candidate
         slug = match["slug"]
-        claimed = took = False
+        claimed = took = blind = False
         try:
             while True:
                 marker = await soldout.markers.get(variant_id)
-                if marker is None:
-                    await self.app(scope, _replay(received, receive), send)
-                    return
-                if marker.refuses(slug=slug, order_key=key):
-                    await self._answer(scope, headers, send, started)
-                    return
-                if not claimed and marker.claimable(slug):
-                    claim = await soldout.markers.claim(
-                        variant_id, slug=slug, order_key=key, quantity=quantity
-                    )
-                    if claim is False:
-                        # Every unit left is promised to an order under way.
+                # Without Redis's answer the guard cannot answer early, but
+                # it still lets orders in a few at a time: its line is this
+                # process's own (``Admission``), so a Redis outage in a race
+                # does not let every buyer into Django at once.
+                blind = marker is None
+                if marker is not None:
+                    if marker.refuses(slug=slug, order_key=key):
                         await self._answer(scope, headers, send, started)
                         return
-                    claimed = bool(claim)
+                    if not claimed and marker.claimable(slug):
+                        claim = await soldout.markers.claim(
+                            variant_id, slug=slug, order_key=key, quantity=quantity
+                        )
+                        if claim is False:
+                            # Every unit left is promised to an order under way.
+                            await self._answer(scope, headers, send, started)
+                            return
+                        claimed = bool(claim)
+                        blind = soldout.markers.down()
                 if self.admission.free(variant_id, claimed=claimed):
                     break
                 await self.admission.wait(variant_id)
@@ -154,7 +158,13 @@ class SoldOutGuard:
                 took = True
 
             await self._through_django(
-                variant_id, scope, _replay(received, receive), send, reserved, started
+                variant_id,
+                scope,
+                _replay(received, receive),
+                send,
+                reserved,
+                started,
+                blind=blind,
             )
         finally:
             if claimed and not took:
@@ -171,10 +181,13 @@ class SoldOutGuard:
         send: Send,
         reserved: Callable[[], None],
         started: float,
+        *,
+        blind: bool = False,
     ) -> None:
         """Let the order into Django; ``reserved`` is called when its
         reservation commits (it took stock). The answer's ``Server-Timing``
-        ``app`` counts from ``started``, the wait for a slot included."""
+        ``app`` counts from ``started``, the wait for a slot included, and
+        says ``fallback`` when Redis did not answer the guard (``blind``)."""
         status = 0
 
         async def watched(message: Message) -> None:
@@ -184,7 +197,7 @@ class SoldOutGuard:
                 took = (time.perf_counter() - started) * 1000
                 message = {
                     **message,
-                    "headers": _timed(message.get("headers", []), took),
+                    "headers": _timed(message.get("headers", []), took, blind),
                 }
             await send(message)
 
@@ -248,7 +261,8 @@ class Admission:
     have changed (this process marked the variant sold out, a ``201`` or
     ``409`` left Django, or the marker names a show), and a poller looks at
     the marker in Redis every ``WAIT_POLL_SECONDS`` while anyone waits, since
-    another process may have set it."""
+    another process may have set it. The line is in this process's memory:
+    it holds when Redis does not answer."""
 
     def __init__(self, slots: int, claimed_slots: int | None = None) -> None:
         self.slots = slots
@@ -275,9 +289,17 @@ class Admission:
             self._wake(variant_id, 1)
 
     def look_again(self, variant_id: int) -> None:
-        """The marker may have changed: refetch it, and wake everyone waiting."""
+        """The marker may have changed: refetch it, and wake everyone waiting
+        (only as many as may enter while Redis is down: there is no marker to
+        answer the others with)."""
         soldout.markers.forget(variant_id)
-        self._wake(variant_id, None)
+        if soldout.markers.down():
+            self._wake(variant_id, self._free(variant_id))
+        else:
+            self._wake(variant_id, None)
+
+    def _free(self, variant_id: int) -> int:
+        return max(0, self.slots - self.inside.get(variant_id, 0))
 
     async def wait(self, variant_id: int) -> None:
         loop = asyncio.get_running_loop()
@@ -313,11 +335,10 @@ class Admission:
                 await asyncio.sleep(soldout.WAIT_POLL_SECONDS)
                 soldout.markers.forget(variant_id)
                 marker = await soldout.markers.get(variant_id)
-                if marker is None or marker.shows:
+                if marker is not None and marker.shows:
                     self._wake(variant_id, None)
                 else:
-                    free = self.slots - self.inside.get(variant_id, 0)
-                    self._wake(variant_id, max(0, free))
+                    self._wake(variant_id, self._free(variant_id))
         finally:
             self.pollers.pop(variant_id, None)
             if not self.line.get(variant_id):
@@ -410,13 +431,16 @@ def _candidate(
 Headers = list[tuple[bytes, bytes]]
 
 
-def _timed(headers: Headers, took: float) -> Headers:
+def _timed(headers: Headers, took: float, blind: bool = False) -> Headers:
     """The view's headers with ``app`` in Server-Timing replaced by ``took``
-    (ms), the time since the guard received the request."""
+    (ms), the time since the guard received the request, and ``fallback``
+    added when the guard went without Redis."""
     out = []
     for name, value in headers:
         if name.lower() == b"server-timing":
             value = APP_TIMING.sub(f"app;dur={took:.1f}".encode(), value, count=1)
+            if blind:
+                value += b", fallback"
         out.append((name, value))
     return out
 

@@ -345,6 +345,10 @@ class MarkerCache:
             self.pending.clear()
         return self.redis
 
+    def down(self) -> bool:
+        """Redis failed to answer a moment ago: markers are not looked up."""
+        return time.monotonic() < self.down_until
+
     async def get(self, variant_id: int) -> Marker | None:
         """The variant's marker, or None when it cannot be known (no Redis)."""
         client = self._redis()

@@ -8,8 +8,10 @@ import logging
 import time
 from collections.abc import Callable
 from functools import wraps
+from importlib import import_module
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -148,6 +150,8 @@ def orders(request: HttpRequest, slug: str) -> HttpResponse:
         save_card=data.get("save_card") is True,
         proof_city=city if data.get("share_city") is True else "",
     )
+    if not placed.created:
+        _adopt_order_session(request, placed.order)
     payload = _order_payload(
         placed.order,
         client_secret=placed.client_secret,
@@ -155,6 +159,20 @@ def orders(request: HttpRequest, slug: str) -> HttpResponse:
         pay_url=f"/api/orders/{placed.order.public_id}/pay",
     )
     return JsonResponse(payload, status=201 if placed.created else 200)
+
+
+def _adopt_order_session(request: HttpRequest, order: Order) -> None:
+    """A guest's Buy replayed before its first answer arrived (a double tap):
+    every answer carries the order's session, whichever the browser keeps.
+    The service refused a replay from any other session."""
+    if order.buyer_id is not None or not order.session_key:
+        return
+    if request.session.session_key == order.session_key:
+        return
+    engine = import_module(settings.SESSION_ENGINE)
+    request.session = engine.SessionStore(order.session_key)
+    # SessionMiddleware then saves it (unchanged) and sends its cookie.
+    request.session.modified = True
 
 
 def _studio_orders(request: HttpRequest, show: Show) -> HttpResponse:

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     # Content-Security-Policy on every response, error pages included
     # (frontend/csp.py).
     "frontend.csp.ContentSecurityPolicy",
@@ -261,6 +262,23 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "frontend.views.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
+# What the pages may ask the browser for: the studio's camera and microphone
+# (this origin only), Stripe's wallets (its frames), fullscreen and
+# picture-in-picture video; every other powerful feature is off.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    "accelerometer": [],
+    "autoplay": ["self"],
+    "camera": ["self"],
+    "display-capture": ["self"],
+    "fullscreen": ["self"],
+    "geolocation": [],
+    "gyroscope": [],
+    "magnetometer": [],
+    "microphone": ["self"],
+    "payment": ["self", "https://js.stripe.com"],
+    "picture-in-picture": ["self"],
+    "usb": [],
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from shows import selectors, services
 from shows.models import Brand, Membership, Show, User
 
-DEMO_PASSWORD = "go-live-now-2026"  # noqa: S105 - published demo logins
+DEMO_PASSWORD = "go-live-now-2026"  # noqa: S105  # nosec B105 - the demo's published logins
 BRAND_SLUG = "nordlicht"
 SHOW_SLUG = "nordlicht-launch-night"
 PRIVATE_SHOW_SLUG = "nordlicht-vip-preview"

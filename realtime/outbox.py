@@ -72,7 +72,7 @@ def _next_seq(show_id: int) -> int:
     table = RoomSequence._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (show_id, seq) VALUES (%s, 1)"  # noqa: S608
+            f"INSERT INTO {table} (show_id, seq) VALUES (%s, 1)"  # noqa: S608  # nosec B608 - the model's table
             f" ON CONFLICT (show_id) DO UPDATE SET seq = {table}.seq + 1"
             " RETURNING seq",
             [show_id],

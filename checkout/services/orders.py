@@ -6,6 +6,7 @@ Stripe call runs inside a transaction; the gateway is called before or after.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import zlib
@@ -28,6 +29,7 @@ from checkout import stripe_gateway as gateway
 from checkout.exceptions import (
     EmailRequired,
     IdempotencyKeyInvalid,
+    IdempotencyKeyReused,
     NoSavedCard,
     NotPinned,
     OrderNotFound,
@@ -177,7 +179,7 @@ def _take_stock(variant_id: int, quantity: int) -> tuple[int, int] | None:
     table = Variant._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET stock_available = stock_available - %s"  # noqa: S608
+            f"UPDATE {table} SET stock_available = stock_available - %s"  # noqa: S608  # nosec B608 - the model's table, values as parameters
             " WHERE id = %s AND stock_available >= %s"
             " RETURNING product_id, stock_available",
             [quantity, variant_id, quantity],
@@ -514,21 +516,48 @@ def _lock_buyer_in_sale(sale: FlashSale, scope: str) -> None:
         FlashSale.objects.select_for_update().filter(pk=sale.pk).first()
 
 
+def _order_key(
+    *, buyer: Buyer, show: Show, variant_id: int, email: str, key: str
+) -> str:
+    """The stored, unique form of an Idempotency-Key (``Order.idempotency_key``).
+
+    A signed-in buyer's key is theirs. A guest's is scoped to what the client
+    sent (key, show, variant, email), not to a session: a guest's first Buy
+    has no session yet, so five copies of it sent at once would otherwise each
+    start one and make five orders. The unique column then lets one of them
+    create the order; the others find it and answer with it."""
+    if buyer.signed_in:
+        return f"u{buyer.user.pk}:{key}"  # type: ignore[union-attr]
+    scope = "\0".join([str(show.pk), str(variant_id), email.casefold(), key])
+    return "g:" + hashlib.sha256(scope.encode()).hexdigest()
+
+
 def _existing(full_key: str) -> Order | None:
     return (
         Order.objects.select_related("payment").filter(idempotency_key=full_key).first()
     )
 
 
-def _replay(order: Order) -> OrderPlaced:
-    """The answer for a repeated Idempotency-Key: the same order."""
-    client_secret = ""
+def _replay(order: Order, buyer: Buyer) -> OrderPlaced:
+    """The answer for a repeated Idempotency-Key: the same order.
+
+    A guest's order is read and paid through its session; a replay from a
+    client with no session yet (the same first Buy sent twice) is answered
+    with that session (the view sends its cookie). A replay from another
+    guest session is refused: the key is in use by someone else's checkout."""
+    if (
+        not buyer.signed_in
+        and buyer.session_key
+        and buyer.session_key != order.session_key
+    ):
+        raise IdempotencyKeyReused()
+    client_secret = ""  # nosec B105 - none yet, not a password
     payment = _wait_for_intent(order, wait=order.status == S.RESERVED)
     if payment is not None and payment.intent_id and order.status == S.RESERVED:
         try:
             client_secret = gateway.intent_retrieve(payment.intent_id).client_secret
         except gateway.GatewayError:
-            client_secret = ""
+            client_secret = ""  # nosec B105 - none to hand out, not a password
     hold = order.holds.order_by("id").first()
     return OrderPlaced(
         order=order,
@@ -583,10 +612,12 @@ def order_create(
             validate_email(email)
         except ValidationError as exc:
             raise EmailRequired() from exc
-    if buyer.signed_in or buyer.session_key:
-        existing = _existing(f"{buyer.scope}:{key}")
-        if existing is not None:
-            return _replay(existing)
+    full_key = _order_key(
+        buyer=buyer, show=show, variant_id=variant_id, email=email, key=key
+    )
+    existing = _existing(full_key)
+    if existing is not None:
+        return _replay(existing, buyer)
     if show.status != Show.Status.LIVE:
         raise ShowNotLive()
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
@@ -625,13 +656,12 @@ def order_create(
     new_session = not buyer.signed_in and not buyer.session_key
     if new_session and buyer.start_session is None:
         raise EmailRequired()
-    full_key = f"{buyer.scope}:{key}"  # set again once a new guest has a session
+    asked_by = buyer
     try:
         with transaction.atomic():
             if new_session:
                 # In the order's transaction: one commit to wait for, not two.
                 buyer = replace(buyer, session_key=buyer.start_session())  # type: ignore[misc]
-            full_key = f"{buyer.scope}:{key}"
             # A session this request started has no earlier orders to count.
             if sale is not None and not new_session:
                 _lock_buyer_in_sale(sale, buyer.scope)
@@ -696,10 +726,12 @@ def order_create(
                 )
             )
     except IntegrityError:
+        # The same Buy sent at once: the request that inserted first made the
+        # order (its commit ended our wait on the unique index).
         existing = _existing(full_key)
         if existing is None:
             raise
-        return _replay(existing)
+        return _replay(existing, asked_by)
     intent = _intent_open(order)
     return OrderPlaced(
         order=order,

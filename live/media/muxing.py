@@ -25,7 +25,7 @@ import os
 import re
 import signal
 import struct
-import subprocess
+import subprocess  # nosec B404 - the muxer child is this module
 import sys
 import termios
 import threading
@@ -114,7 +114,7 @@ class ShowWriter:
             env["PYTHONPATH"] = os.pathsep.join(
                 filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])
             )
-            self._process = subprocess.Popen(
+            self._process = subprocess.Popen(  # nosec B603 - this module, fixed argv
                 [sys.executable, "-m", "live.media.muxing"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,

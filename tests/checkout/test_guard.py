@@ -633,3 +633,81 @@ def test_no_claim_is_tried_where_no_units_are_counted(
     assert tried == [pinned.slug]
     # The stand-in took no stock, so the unit came back.
     assert left_to_claim(redis_client, mic) == 5
+
+
+class Timed(Django):
+    """A stand-in whose answers carry the view's ``Server-Timing``, and which
+    records how many orders were inside it at once."""
+
+    def __init__(self, status: int = 201, seconds: float = 0.02):
+        super().__init__(status=status)
+        self.seconds = seconds
+        self.peak = 0
+
+    async def __call__(self, scope, receive, send):
+        self.reached += 1
+        self.inside += 1
+        self.peak = max(self.peak, self.inside)
+        try:
+            await asyncio.sleep(self.seconds)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status,
+                    "headers": [(b"server-timing", b"app;dur=1.0, psp;dur=0.0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"{}"})
+        finally:
+            self.inside -= 1
+
+
+def test_with_redis_stopped_buyers_still_enter_django_a_few_at_a_time(
+    pinned, mic, own_redis, settings, monkeypatch
+):
+    """Redis really stopped during a race: the guard cannot answer early, but
+    its line is its own, so no more than ``DJANGO_SLOTS`` orders for the
+    variant are inside Django at once; every buyer is answered, and each
+    answer says the guard went without Redis."""
+    settings.REDIS_URL = own_redis.url
+    monkeypatch.setattr(soldout.markers, "down_until", 0.0)
+    own_redis.kill()
+    buyers = 6 * DJANGO_SLOTS
+
+    async def scenario():
+        django = Timed(status=409)
+        guard = SoldOutGuard(django)
+        done = await asyncio.gather(*at_once(guard, pinned, mic, buyers))
+        return django, done
+
+    django, done = asyncio.run(scenario())
+    assert django.reached == buyers
+    assert django.peak == DJANGO_SLOTS
+    assert [status for status, _, _ in done] == [409] * buyers
+    assert all("fallback" in h["server-timing"] for _, h, _ in done)
+
+
+def test_a_race_cannot_exhaust_the_guards_redis_pool(
+    pinned, mic, redis_client, monkeypatch
+):
+    """Two hundred buyers claim units at once over a pool of two connections:
+    they wait for a connection rather than fail, so the guard never falls back
+    to going without Redis."""
+    from realtime import redis as rclient
+
+    monkeypatch.setattr(rclient, "ASYNC_COMMAND_CONNECTIONS", 2)
+    monkeypatch.setattr(soldout.markers, "down_until", 0.0)
+    seed(pinned, mic, 5)
+    buyers = 200
+
+    async def scenario():
+        django = Timed(status=409, seconds=0.001)
+        guard = SoldOutGuard(django)
+        return await asyncio.gather(*at_once(guard, pinned, mic, buyers))
+
+    done = asyncio.run(scenario())
+    assert len(done) == buyers
+    assert not soldout.markers.down()
+    assert not [h for _, h, _ in done if "fallback" in h["server-timing"]]
+    # Every claimed unit came back (the stand-in took no stock).
+    assert left_to_claim(redis_client, mic) == 5

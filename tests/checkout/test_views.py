@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -175,6 +176,85 @@ def test_the_same_buy_five_times_at_once_makes_one_order_and_one_intent(
         if pi["metadata"].get("order") == order_id
     ]
     assert len(mine) == 1
+
+
+def test_a_new_guests_first_buy_five_times_at_once_makes_one_order(
+    stripe_settings, asgi_server, pinned, mic
+):
+    """A guest with no session yet double-taps Buy (five copies, one key) at a
+    real Daphne: one order, one hold, one PaymentIntent; every answer names it
+    and carries its session, so whichever cookie the browser keeps reads it."""
+    import requests
+
+    key = new_key()
+    token = secrets.token_hex(16)
+    start = threading.Barrier(5)
+
+    def send(_):
+        start.wait()
+        return requests.post(
+            f"{asgi_server}/api/shows/{pinned.slug}/orders",
+            json={"variant_id": mic.pk, "email": "first@example.test"},
+            headers={
+                "Idempotency-Key": key,
+                "X-CSRFToken": token,
+                "Cookie": f"csrftoken={token}",
+                "Origin": asgi_server,
+            },
+            timeout=30,
+        )
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        answers = list(pool.map(send, range(5)))
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 200, 201], [
+        a.text for a in answers
+    ]
+    order = Order.objects.get()
+    assert {a.json()["id"] for a in answers} == {str(order.public_id)}
+    assert order.holds.count() == 1
+    assert Payment.objects.count() == 1
+    assert len({a.json()["client_secret"] for a in answers}) == 1
+    mic.refresh_from_db()
+    assert mic.stock_available == 9
+    mine = [
+        pi
+        for pi in all_intents(stripe_settings)
+        if pi["metadata"].get("order") == str(order.public_id)
+    ]
+    assert len(mine) == 1
+    assert {a.cookies.get("sessionid") for a in answers} == {order.session_key}
+    read = requests.get(
+        f"{asgi_server}/api/orders/{order.public_id}",
+        cookies={"sessionid": order.session_key},
+        timeout=10,
+    )
+    assert read.status_code == 200
+    assert read.json()["id"] == str(order.public_id)
+
+
+def test_a_guest_key_is_scoped_to_the_show_variant_and_email(
+    stripe_settings, pinned, mic
+):
+    """The same key with another email is another order; the same key and email
+    from another guest session is refused, never handed that checkout."""
+    key = new_key()
+    first, token = api_client()
+    body = {"variant_id": mic.pk, "email": "a@example.test"}
+    assert buy(first, token, pinned.slug, body, key=key).status_code == 201
+    other_email = buy(
+        first, token, pinned.slug, {**body, "email": "b@example.test"}, key=key
+    )
+    assert other_email.status_code == 201
+    session = SessionStore()
+    session.create()
+    stranger, token = api_client(session.session_key)
+    refused = buy(stranger, token, pinned.slug, body, key=key)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "idempotency_key_reused"
+    assert "sessionid" not in refused.cookies or (
+        refused.cookies["sessionid"].value == session.session_key
+    )
+    assert Order.objects.count() == 2
 
 
 def all_intents(base: str) -> list[dict]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import subprocess
+import subprocess  # nosec B404 - starts the demo's own processes
 import threading
 from collections.abc import Iterator
 from typing import Any
