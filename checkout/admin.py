@@ -94,6 +94,13 @@ class RefundForm(forms.Form):
     reason = forms.CharField(
         max_length=200, required=False, label=gettext_lazy("Reason")
     )
+    restock = forms.BooleanField(
+        required=False,
+        label=gettext_lazy("Return the units to stock"),
+        help_text=gettext_lazy(
+            "Only if they are back with you or never left: they go on sale again."
+        ),
+    )
 
 
 CSV_COLUMNS = [
@@ -142,7 +149,7 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ]
     exclude = ["session_key", "save_card"]
     inlines = [LineInline, HoldInline, PaymentInline, TransitionInline, EventInline]
-    actions = ["export_csv", "refund_in_full"]
+    actions = ["export_csv", "refund_in_full", "restock"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -205,6 +212,23 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     request, _("Refunded %(order)s") % {"order": order.public_id}
                 )
 
+    @admin.action(description=gettext_lazy("Return the units to stock"))
+    def restock(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        """For sold orders whose units came back (or never left): once each."""
+        for order in queryset:
+            try:
+                units = services.order_restock(order=order)
+            except CheckoutError as exc:
+                self.message_user(
+                    request, f"{order.public_id}: {exc.message}", messages.ERROR
+                )
+            else:
+                self.message_user(
+                    request,
+                    _("%(units)s units of %(order)s returned to stock")
+                    % {"units": units, "order": order.public_id},
+                )
+
     def get_urls(self) -> list[URLPattern]:
         own = [
             path(
@@ -234,6 +258,7 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     amount_minor=int(minor),
                     reason=form.cleaned_data["reason"],
                     by=request.user,  # type: ignore[arg-type]
+                    restock=form.cleaned_data["restock"],
                 )
             except InvalidOperation:
                 form.add_error(

@@ -187,6 +187,9 @@ class StockHold(models.Model):
         HELD = "held", _("Held")
         CONSUMED = "consumed", _("Sold")
         RELEASED = "released", _("Returned to stock")
+        # Sold, then given back to stock by the brand (a refund of units that
+        # came back or never left).
+        RESTOCKED = "restocked", _("Sold, then restocked")
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="holds")
     variant = models.ForeignKey(
@@ -265,12 +268,25 @@ class Payment(models.Model):
 
 
 class Refund(models.Model):
+    class Status(models.TextChoices):
+        # Stripe's refund statuses. Only pending, requires_action and
+        # succeeded count as refunded money; failed and canceled are final
+        # and give the amount back to the brand.
+        PENDING = "pending", _("Pending")
+        REQUIRES_ACTION = "requires_action", _("Requires action")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELED = "canceled", _("Canceled")
+
     payment = models.ForeignKey(
         Payment, on_delete=models.CASCADE, related_name="refunds"
     )
     amount_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     provider_refund_id = models.CharField(max_length=255, unique=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.SUCCEEDED
+    )
     reason = models.CharField(max_length=200, blank=True)
     automatic = models.BooleanField(default=False)
     created_by = models.ForeignKey(

@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -249,15 +249,20 @@ def intent_cancel(intent_id: str) -> Intent:
     return _intent(obj)
 
 
-def refund_create(*, intent_id: str, amount_minor: int, idempotency_key: str) -> str:
-    """Refund part or all of a captured intent; returns the refund id."""
+def refund_create(
+    *, intent_id: str, amount_minor: int, idempotency_key: str
+) -> RefundSeen:
+    """Refund part or all of a captured intent; the refund as Stripe made it
+    (its status is often ``pending`` at first, then ``succeeded`` or
+    ``failed``, reported by ``charge.refund.updated``)."""
     obj = _call(
         "refund_create",
         _client().v1.refunds.create,
         params={"payment_intent": intent_id, "amount": amount_minor},
         options={"idempotency_key": idempotency_key},
     )
-    return str(_field(obj, "id"))
+    seen = _refund_seen(obj)
+    return replace(seen, status=seen.status or "succeeded")
 
 
 def customer_create(*, email: str, idempotency_key: str) -> str:

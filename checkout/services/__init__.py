@@ -10,7 +10,11 @@ from checkout.services.orders import (
     order_mark_paid,
     order_pay,
 )
-from checkout.services.refunds import order_refund, order_refunds_record
+from checkout.services.refunds import (
+    order_refund,
+    order_refunds_record,
+    order_restock,
+)
 from checkout.services.sales import sale_close_due, sale_start
 
 __all__ = [
@@ -24,6 +28,7 @@ __all__ = [
     "order_pay",
     "order_refund",
     "order_refunds_record",
+    "order_restock",
     "sale_close_due",
     "sale_start",
 ]

@@ -332,7 +332,7 @@ def order_mark_paid(*, intent: gateway.Intent, reason: str = "") -> Order | None
 
 def _refund_late(*, order: Order, intent_id: str, amount_minor: int) -> None:
     try:
-        refund_id = gateway.refund_create(
+        made = gateway.refund_create(
             intent_id=intent_id,
             amount_minor=amount_minor,
             idempotency_key=f"showfloor-order-{order.public_id}-late-refund",
@@ -344,13 +344,14 @@ def _refund_late(*, order: Order, intent_id: str, amount_minor: int) -> None:
         )
         return
     Refund.objects.get_or_create(
-        provider_refund_id=refund_id,
+        provider_refund_id=made.id,
         defaults={
             "payment_id": order.payment.pk,
             "amount_minor": amount_minor,
             "currency": order.currency,
             "reason": "paid after the hold ended; sold out",
             "automatic": True,
+            "status": made.status,
         },
     )
 

@@ -83,3 +83,45 @@ def test_full_refund_action_and_csv_export(staff_client, paid):
     assert rows[0][:3] == ["order", "created_at", "status"]
     assert rows[1][2] == "refunded"
     assert rows[1][6:10] == ["17800", "EUR", "17800", "17800"]
+
+
+def test_a_refund_returns_units_to_stock_only_when_asked_and_once(
+    staff_client, paid, mic
+):
+    """A partial refund leaves the stock alone; one with "Return the units to
+    stock" gives the order's two units back; the list action afterwards
+    returns nothing more."""
+    url = f"/admin/checkout/order/{paid.pk}/refund/"
+    staff_client.post(url, {"amount": "10.00", "reason": "late"})
+    mic.refresh_from_db()
+    assert mic.stock_available == 8
+    answer = staff_client.post(
+        url, {"amount": "20.00", "reason": "returned", "restock": "on"}
+    )
+    assert answer.status_code == 302
+    mic.refresh_from_db()
+    assert mic.stock_available == 10
+    assert paid.holds.get().status == "restocked"
+    staff_client.post(
+        "/admin/checkout/order/", {"action": "restock", "_selected_action": [paid.pk]}
+    )
+    mic.refresh_from_db()
+    assert mic.stock_available == 10
+    assert Payment.objects.get(order=paid).refunded_minor == 3000
+
+
+def test_an_unpaid_order_cannot_be_restocked(stripe_settings, pinned, mic, guest):
+    """A reserved order's units are held, not sold: nothing to restock."""
+    from checkout.exceptions import NotRefundable
+
+    order = services.order_create(
+        show=pinned,
+        buyer=guest,
+        variant_id=mic.pk,
+        quantity=1,
+        idempotency_key=new_key(),
+    ).order
+    with pytest.raises(NotRefundable):
+        services.order_restock(order=order)
+    mic.refresh_from_db()
+    assert mic.stock_available == 9

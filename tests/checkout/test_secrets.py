@@ -107,7 +107,11 @@ def test_no_secret_or_card_number_in_logs_the_database_or_email(
     assert len(mail.outbox) == 1
     stored = _everything_stored()
     emailed = "\n".join(f"{m.subject}\n{m.body}" for m in mail.outbox)
-    for place, text in (("logs", caplog.text), ("database", stored), ("email", emailed)):
+    for place, text in (
+        ("logs", caplog.text),
+        ("database", stored),
+        ("email", emailed),
+    ):
         for name, secret in (
             ("secret key", settings.STRIPE_SECRET_KEY),
             ("webhook secret", settings.STRIPE_WEBHOOK_SECRET),

@@ -447,13 +447,69 @@ def test_a_refund_before_its_payment_is_recorded_is_retried(webhook_secret, rese
 
 
 def test_a_failed_refund_is_not_counted(paid):
-    """``charge.refund.updated`` for a failed refund records nothing."""
+    """``charge.refund.updated`` for a failed refund is recorded as failed and
+    refunds nothing."""
     intent_id = Payment.objects.get(order=paid).intent_id
     deliver_all([refund_updated("re_failed", 5000, intent_id, "failed")])
-    assert Refund.objects.count() == 0
+    assert list(Refund.objects.values_list("provider_refund_id", "status")) == [
+        ("re_failed", "failed")
+    ]
     assert Payment.objects.get(order=paid).refunded_minor == 0
     paid.refresh_from_db()
     assert paid.status == Order.Status.PAID
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_full_refund_that_fails_after_pending_is_undone_in_any_order(
+    paid, mic, pinned, seed
+):
+    """A full refund reported pending (by the charge's total and by its own
+    update), then failed, each event delivered twice in a shuffled order: the
+    order ends paid, nothing refunded, the refund recorded as failed, the
+    revenue whole and no stock back."""
+    intent_id = Payment.objects.get(order=paid).intent_id
+    total = paid.total_minor
+    deliveries = [
+        charge_refunded(intent_id, total, [("re_bounced", total)], listed=False),
+        refund_updated("re_bounced", total, intent_id, "pending"),
+        refund_updated("re_bounced", total, intent_id, "failed"),
+    ] * 2
+    random.Random(seed).shuffle(deliveries)
+    deliver_all(deliveries)
+    paid.refresh_from_db()
+    assert paid.status == Order.Status.PAID
+    assert Payment.objects.get(order=paid).refunded_minor == 0
+    assert Refund.objects.get().status == Refund.Status.FAILED
+    revenue = selectors.studio_orders(show=pinned).revenue
+    assert [(r.minor, r.orders) for r in revenue] == [(total, 1)]
+    mic.refresh_from_db()
+    assert mic.stock_available == 8
+
+
+def test_a_refund_that_fails_undoes_only_its_own_amount(paid):
+    """Two partial refunds, one of which fails: only the other stays
+    refunded, and the order, refunded in full for a moment, is paid again
+    with the transition that says why."""
+    intent_id = Payment.objects.get(order=paid).intent_id
+    rest = paid.total_minor - 5000
+    deliver_all(
+        [
+            refund_updated("re_ok", 5000, intent_id, "succeeded"),
+            refund_updated("re_bad", rest, intent_id, "pending"),
+        ]
+    )
+    paid.refresh_from_db()
+    assert paid.status == Order.Status.REFUNDED
+    deliver_all([refund_updated("re_bad", rest, intent_id, "failed")])
+    paid.refresh_from_db()
+    assert paid.status == Order.Status.PAID
+    assert Payment.objects.get(order=paid).refunded_minor == 5000
+    last = OrderTransition.objects.filter(order=paid).order_by("-id").first()
+    assert (last.from_status, last.to_status, last.reason) == (
+        "refunded",
+        "paid",
+        "refund failed",
+    )
 
 
 def test_refunds_of_charges_that_are_not_ours_are_ignored(paid):
