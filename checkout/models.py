@@ -113,10 +113,33 @@ class Order(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # The brand's own order number, given when the order is paid (paid orders
+    # are numbered without gaps; holds that ran out take none).
+    brand = models.ForeignKey(
+        "shows.Brand",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="orders",
+    )
+    number = models.PositiveIntegerField(null=True, blank=True)
+    # Fulfilment, each step once and in order: packed, shipped (the order is
+    # then ``fulfilled``), delivered.
+    packed_at = models.DateTimeField(null=True, blank=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    carrier = models.CharField(max_length=60, blank=True)
+    tracking_number = models.CharField(max_length=100, blank=True)
+    tracking_url = models.URLField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-id"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["brand", "number"],
+                condition=Q(number__isnull=False),
+                name="order_number_unique_per_brand",
+            ),
             models.CheckConstraint(
                 condition=Q(total_minor__gte=0), name="order_total_not_negative"
             ),
@@ -146,6 +169,12 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"Order {self.public_id} ({self.status})"
+
+    @property
+    def reference(self) -> str:
+        """What the buyer and the brand call the order: its number once paid,
+        the start of its id before."""
+        return f"#{self.number}" if self.number else str(self.public_id)[:8]
 
     @property
     def total(self) -> Money:
@@ -369,3 +398,49 @@ class SavedCard(models.Model):
     @property
     def usable(self) -> bool:
         return bool(self.payment_method_id)
+
+
+class BrandOrderSequence(models.Model):
+    """The last order number a brand gave; taken in the transaction that marks
+    an order paid, so numbers are gapless and unique per brand."""
+
+    brand = models.OneToOneField(
+        "shows.Brand", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    last = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"brand {self.brand_id} at order {self.last}"
+
+
+class OrderEmail(models.Model):
+    """One email to the buyer about one thing that happened to their order
+    (``kind``, and ``key`` where one kind can happen more than once, such as
+    a refund's id). The unique row is what makes it one email, however many
+    times it is asked for or its task runs; the background worker sends it
+    and records the attempt."""
+
+    class Kind(models.TextChoices):
+        PAID = "paid", _("Order confirmed")
+        REFUNDED = "refunded", _("Refunded")
+        SHIPPED = "shipped", _("Shipped")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="emails")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    key = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "kind", "key"], name="order_email_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} email of order {self.order_id}"

@@ -45,6 +45,7 @@ from checkout.exceptions import (
     UnknownVariant,
 )
 from checkout.models import (
+    BrandOrderSequence,
     FlashSale,
     Order,
     OrderLine,
@@ -74,6 +75,8 @@ NEXT: dict[str, frozenset[str]] = {
     S.REFUNDED: frozenset(),
 }
 CLOSED_UNPAID = (S.EXPIRED, S.FAILED, S.CANCELLED)
+# A brand's first order number: four digits from the start read as a shop's.
+FIRST_ORDER_NUMBER = 1001
 INTENT_WAIT_SECONDS = 3.0
 
 
@@ -216,6 +219,12 @@ def _move(order: Order, target: str, reason: str) -> bool:
     fields: dict[str, Any] = {"status": target, "updated_at": now}
     if target == S.PAID:
         fields["paid_at"] = now
+        if order.number is None:
+            brand_id = Show.objects.values_list("brand_id", flat=True).get(
+                pk=order.show_id
+            )
+            fields["brand_id"] = brand_id
+            fields["number"] = _next_order_number(brand_id)
     Order.objects.filter(pk=order.pk).update(**fields)
     OrderTransition.objects.create(
         order=order, from_status=order.status, to_status=target, reason=reason[:200]
@@ -223,10 +232,27 @@ def _move(order: Order, target: str, reason: str) -> bool:
     order.status = target
     if target == S.PAID:
         order.paid_at = now
+        if "number" in fields:
+            order.brand_id, order.number = fields["brand_id"], fields["number"]
     _notify_order(order)
     if target in emails.TEMPLATES:
         transaction.on_commit(partial(emails.order_email_send, order_id=order.pk))
     return True
+
+
+def _next_order_number(brand_id: int) -> int:
+    """The brand's next order number, in the caller's transaction (the row
+    stays locked until it commits, so numbers are unique and gapless)."""
+    table = BrandOrderSequence._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (brand_id, last) VALUES (%s, %s)"  # noqa: S608  # nosec B608 - the model's table
+            f" ON CONFLICT (brand_id) DO UPDATE SET last = {table}.last + 1"
+            " RETURNING last",
+            [brand_id, FIRST_ORDER_NUMBER],
+        )
+        (number,) = cursor.fetchone() or (0,)
+    return int(number)
 
 
 def _release_holds(order: Order) -> None:
