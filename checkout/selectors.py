@@ -6,12 +6,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
-from django.db.models import Count, F, Q, Sum, Value
+from django.db.models import Count, F, Min, Prefetch, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from checkout.models import FlashSale, Order, OrderLine, SavedCard
+from checkout.models import (
+    FlashSale,
+    Order,
+    OrderLine,
+    OrderTransition,
+    Payment,
+    Refund,
+    SavedCard,
+    StockHold,
+)
 from checkout.money import Money
 from shows.models import LineupItem, Pin, Product, Show, User, Variant
 
@@ -182,3 +192,210 @@ def order_json(
     if client_secret:
         data["client_secret"] = client_secret
     return data
+
+
+# --- What the room shows of a sale --------------------------------------------
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def money_in_every_language(money: Money) -> dict[str, str]:
+    """``money`` written out in each of the site's languages: a room event or
+    the anonymous snapshot is one payload for viewers of every language."""
+    return {code: money.format(code) for code, _ in settings.LANGUAGES}
+
+
+def sale_room_card(
+    sale: FlashSale, *, variants: list[Variant], now: datetime
+) -> dict[str, Any]:
+    """A sale as the room's cards show it (``sale.started`` and the snapshot's
+    ``sales``): the sale price and each option's list price in minor units and
+    formatted, whether the sale applies to the option (the order service
+    prices it only in the sale's currency), the buyer limit and the window in
+    the server's epoch ms."""
+    return {
+        "sale_id": sale.pk,
+        "product_id": sale.product_id,
+        "price_minor": sale.price_minor,
+        "currency": sale.currency,
+        "price": money_in_every_language(sale.price),
+        "per_buyer_limit": sale.per_buyer_limit,
+        "starts_at": _epoch_ms(sale.starts_at),
+        "ends_at": _epoch_ms(sale.ends_at),
+        "server_now": _epoch_ms(now),
+        "variants": [
+            {
+                "id": variant.pk,
+                "on_sale": variant.currency == sale.currency,
+                "list_price_minor": variant.price_minor,
+                "list_price": money_in_every_language(
+                    Money(variant.price_minor, variant.currency)
+                ),
+            }
+            for variant in variants
+        ],
+    }
+
+
+def room_sales(*, show: Show) -> dict[str, Any]:
+    """The snapshot's ``sales``: the show's open sales as ``sale_room_card``
+    (one query, two when a sale is open). Passed to ``room_snapshot_now`` by
+    the room's consumer, so the sales are read in the snapshot's transaction
+    and ``shows`` need not know checkout."""
+    now = timezone.now()
+    sales = (
+        FlashSale.objects.filter(
+            show=show, closed_at__isnull=True, starts_at__lte=now, ends_at__gt=now
+        )
+        .select_related("product")
+        .prefetch_related(
+            Prefetch("product__variants", queryset=Variant.objects.order_by("id"))
+        )
+        .order_by("id")
+    )
+    return {
+        "sales": [
+            sale_room_card(sale, variants=list(sale.product.variants.all()), now=now)
+            for sale in sales
+        ]
+    }
+
+
+# --- Resuming a checkout ------------------------------------------------------
+
+# A reserved order whose payment is in one of these is not offered to pay again:
+# the buyer's bank or the webhook is about to decide it.
+PAYMENT_UNDER_WAY_OR_OVER = (
+    Payment.Status.PROCESSING,
+    Payment.Status.SUCCEEDED,
+    Payment.Status.FAILED,
+    Payment.Status.CANCELED,
+)
+
+
+def order_open_for_buyer(
+    *,
+    show: Show,
+    user: User | None,
+    session_key: str,
+    variant_id: int | None = None,
+    now: datetime | None = None,
+) -> Order | None:
+    """The buyer's latest order in ``show`` that still holds stock and is
+    waiting for a card (reserved, its hold unexpired, its payment neither
+    under way nor done), annotated with ``hold_expires_at``; with
+    ``variant_id``, only an order for that option. Owned as in
+    ``order_for_buyer``: the signed-in user's, else the guest session's."""
+    if user is not None and user.is_authenticated:
+        owner = Q(buyer=user)
+    elif session_key:
+        owner = Q(buyer__isnull=True, session_key=session_key)
+    else:
+        return None
+    now = now or timezone.now()
+    held = Q(holds__status=StockHold.Status.HELD)
+    query = (
+        Order.objects.filter(
+            owner,
+            show=show,
+            status=Order.Status.RESERVED,
+            payment__intent_id__isnull=False,
+        )
+        .exclude(payment__status__in=PAYMENT_UNDER_WAY_OR_OVER)
+        .annotate(hold_expires_at=Min("holds__expires_at", filter=held))
+        .filter(hold_expires_at__gt=now)
+        .select_related("show", "payment")
+        .prefetch_related("lines")
+        .order_by("-id")
+    )
+    if variant_id is not None:
+        query = query.filter(
+            pk__in=OrderLine.objects.filter(variant_id=variant_id).values("order_id")
+        )
+    return query.first()
+
+
+# --- The buyer's orders -------------------------------------------------------
+
+
+def orders_of_buyer(*, user: User) -> list[Order]:
+    """A signed-in buyer's orders, newest first, with what their list shows
+    (brand, lines); orders that never held stock past checkout (expired,
+    failed or cancelled before payment) are left out."""
+    return list(
+        Order.objects.filter(buyer=user)
+        .exclude(status__in=[Order.Status.EXPIRED, Order.Status.FAILED])
+        .exclude(status=Order.Status.CANCELLED, paid_at__isnull=True)
+        .select_related("show__brand", "payment")
+        .prefetch_related("lines")
+        .order_by("-created_at")[:200]
+    )
+
+
+@dataclass(frozen=True)
+class TimelineStep:
+    """One thing that happened to an order, as its buyer sees it."""
+
+    kind: str
+    at: datetime
+    # A refund's amount, formatted where the page is rendered.
+    amount: Money | None = None
+
+
+def order_timeline(order: Order) -> list[TimelineStep]:
+    """What happened to the order, oldest first: placed, paid, packed,
+    shipped, delivered, each refund that counts, and how an unpaid order
+    ended (expired, failed, cancelled)."""
+    steps = [TimelineStep("placed", order.created_at)]
+    for kind, at in (
+        ("paid", order.paid_at),
+        ("packed", order.packed_at),
+        ("shipped", order.shipped_at),
+        ("delivered", order.delivered_at),
+    ):
+        if at is not None:
+            steps.append(TimelineStep(kind, at))
+    refunds = Refund.objects.filter(
+        payment__order=order,
+        status__in=[
+            Refund.Status.PENDING,
+            Refund.Status.REQUIRES_ACTION,
+            Refund.Status.SUCCEEDED,
+        ],
+    )
+    steps += [
+        TimelineStep(
+            "refunded", refund.created_at, Money(refund.amount_minor, refund.currency)
+        )
+        for refund in refunds
+    ]
+    if order.paid_at is None:
+        ended = (
+            OrderTransition.objects.filter(
+                order=order,
+                to_status__in=[
+                    Order.Status.EXPIRED,
+                    Order.Status.FAILED,
+                    Order.Status.CANCELLED,
+                ],
+            )
+            .order_by("id")
+            .first()
+        )
+        if ended is not None:
+            steps.append(TimelineStep(ended.to_status, ended.created_at))
+    return sorted(steps, key=lambda step: step.at)
+
+
+def order_cancellable(order: Order) -> bool:
+    """Whether the buyer may still cancel it: before payment, or paid and not
+    yet packed (``services.order_cancel_by_buyer``)."""
+    if order.status == Order.Status.RESERVED:
+        return True
+    return (
+        order.status == Order.Status.PAID
+        and order.packed_at is None
+        and order.cancel_requested_at is None
+    )

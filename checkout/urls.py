@@ -6,6 +6,11 @@ from checkout import views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("api/shows/<slug:slug>/orders", views.orders, name="checkout_orders"),
+    path(
+        "api/shows/<slug:slug>/orders/open",
+        views.order_open,
+        name="checkout_order_open",
+    ),
     path("api/shows/<slug:slug>/sales", views.sale_start, name="checkout_sale_start"),
     path("api/orders/<uuid:public_id>", views.order_detail, name="checkout_order"),
     path("api/orders/<uuid:public_id>/pay", views.order_pay, name="checkout_pay"),

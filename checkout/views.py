@@ -23,6 +23,7 @@ from checkout import stripe_gateway as gateway
 from checkout.exceptions import CheckoutError, OrderNotFound, TooManyReservations
 from checkout.models import Order
 from checkout.money import Money
+from checkout.services.resume import order_resume
 from checkout.services.sales import epoch_ms
 from checkout.webhooks import webhook_receive
 from shows import selectors as show_selectors
@@ -226,7 +227,54 @@ def _buyer_order(request: HttpRequest, public_id: Any) -> Order:
 @require_GET
 @api
 def order_detail(request: HttpRequest, public_id: Any) -> HttpResponse:
-    return JsonResponse(_order_payload(_buyer_order(request, public_id)))
+    # The saved card too: after Stripe.js paid, the webhook is what saves it.
+    return JsonResponse(
+        _order_payload(
+            _buyer_order(request, public_id), saved_card=_saved_card(request)
+        )
+    )
+
+
+@require_GET
+@api
+def order_open(request: HttpRequest, slug: str) -> HttpResponse:
+    """The buyer's order in this show that still holds stock and waits for a
+    card (optionally for ``?variant_id=``), to resume after a reload instead
+    of placing another; 404 ``no_open_order`` when there is none."""
+    show = _show(slug)
+    raw = request.GET.get("variant_id", "")
+    if raw and not (raw.isdigit() and len(raw) < 19):
+        raise BadRequest(
+            _("“%(name)s” must be a whole number.") % {"name": "variant_id"}
+        )
+    found = order_resume(
+        show=show,
+        user=_user(request),
+        session_key=request.session.session_key or "",
+        variant_id=int(raw) if raw else None,
+    )
+    if found is None:
+        return _error(
+            "no_open_order", _("You have no reservation to resume here."), 404
+        )
+    return JsonResponse(
+        _order_payload(
+            found.order,
+            client_secret=found.client_secret,
+            expires_at=found.expires_at.isoformat(),
+            pay_url=f"/api/orders/{found.order.public_id}/pay",
+        )
+    )
+
+
+def _saved_card(request: HttpRequest) -> dict[str, str] | None:
+    """The signed-in buyer's usable saved card (brand and last four only), so
+    the sheet offers it on the next Buy without a reload."""
+    card = selectors.saved_card_for(user=_user(request))
+    if card is None:
+        return None
+    brand = card.brand.title()
+    return {"brand": brand, "last4": card.last4, "label": f"{brand} •••• {card.last4}"}
 
 
 @require_POST
@@ -248,7 +296,10 @@ def order_pay(request: HttpRequest, public_id: Any) -> HttpResponse:
     result.order.refresh_from_db()
     return JsonResponse(
         _order_payload(
-            result.order, client_secret=result.client_secret, outcome=result.outcome
+            result.order,
+            client_secret=result.client_secret,
+            outcome=result.outcome,
+            saved_card=_saved_card(request),
         )
     )
 

@@ -28,6 +28,7 @@ from django.db import DatabaseError, connections
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from checkout import selectors as checkout_selectors
 from live.hub.collector import collector
 from live.hub.core import Viewer, get_hub
 from live.hub.writers import AsgiWriter, make_writer
@@ -177,13 +178,14 @@ async def _snapshot_frame(
     show: Show, user: User | None, viewers: int
 ) -> tuple[int, str]:
     """The snapshot and the seq it is consistent with, read in one database
-    snapshot (``selectors.room_snapshot_now``)."""
+    snapshot (``selectors.room_snapshot_now``), with checkout's open sales."""
     # A copy: the build refreshes fields of the show it is given.
     snapshot = await _patiently(
         _in_parallel(selectors.room_snapshot_now),
         show=copy.copy(show),
         user=user,
         viewers=viewers,
+        parts=(checkout_selectors.room_sales,),
     )
     return int(snapshot["seq"]), json_body(snapshot)
 

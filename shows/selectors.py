@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -238,7 +238,18 @@ def room_access(*, slug: str, user: User | None) -> RoomAccess | None:
     )
 
 
-def room_snapshot_now(*, show: Show, user: User | None, viewers: int) -> dict[str, Any]:
+# What another app adds to the snapshot (checkout's open sales), read in the
+# snapshot's transaction: ``shows`` imports no other app, so the caller passes it.
+SnapshotPart = Callable[..., Mapping[str, Any]]
+
+
+def room_snapshot_now(
+    *,
+    show: Show,
+    user: User | None,
+    viewers: int,
+    parts: Sequence[SnapshotPart] = (),
+) -> dict[str, Any]:
     """``room_snapshot`` at the show's current ``seq``, both read in one
     database snapshot, so every event up to that seq is in it and none after
     (a viewer then gets exactly the events after it)."""
@@ -248,16 +259,25 @@ def room_snapshot_now(*, show: Show, user: User | None, viewers: int) -> dict[st
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         seq = outbox.current_seq(show.pk)
-        return room_snapshot(show=show, user=user, seq=seq, viewers=viewers)
+        return room_snapshot(
+            show=show, user=user, seq=seq, viewers=viewers, parts=parts
+        )
 
 
 def room_snapshot(
-    *, show: Show, user: User | None, seq: int, viewers: int
+    *,
+    show: Show,
+    user: User | None,
+    seq: int,
+    viewers: int,
+    parts: Sequence[SnapshotPart] = (),
 ) -> dict[str, Any]:
     """Everything a socket needs on connect (docs/protocol.md, ``snapshot``):
     status, pinned products with price and stock, the last 50 visible chat
     messages, open questions by votes (and the latest answered), the viewer's
-    own votes, slow mode, viewer count and ``seq``. Seven queries at most."""
+    own votes, slow mode, viewer count and ``seq``. Eight queries, plus those
+    of ``parts``: each is called with ``show=`` and its keys are added (the
+    room's consumer passes checkout's ``room_sales``)."""
     show.refresh_from_db(
         fields=["status", "slow_mode_seconds", "started_at", "ended_at"]
     )
@@ -297,7 +317,7 @@ def room_snapshot(
                 voter=user, question_id__in=[q.pk for q in questions]
             ).values_list("question_id", flat=True)
         )
-    return {
+    snapshot: dict[str, Any] = {
         "type": "snapshot",
         "seq": seq,
         "show": {
@@ -327,3 +347,6 @@ def room_snapshot(
             else None
         ),
     }
+    for part in parts:
+        snapshot.update(part(show=show))
+    return snapshot

@@ -73,7 +73,9 @@ def sale_start(
     ``duration_seconds``. Only the brand's owners and hosts may.
 
     Raises ``NotAHost``, ``ShowNotLive``, ``NotPinned``, ``SaleInvalid`` or
-    ``SaleRunning``. Broadcasts ``sale.started`` with the server's epoch ms.
+    ``SaleRunning``. Broadcasts ``sale.started``: the sale price and each
+    option's list price, in minor units and written out in every language, the
+    buyer limit and the window in the server's epoch ms.
     """
     if membership_role(user=user, brand_id=show.brand_id) not in HOST_ROLES:
         raise NotAHost()
@@ -85,9 +87,8 @@ def sale_start(
         raise SaleInvalid(_("A sale lasts from 10 seconds to an hour."))
     if price_minor < 1 or per_buyer_limit < 1:
         raise SaleInvalid()
-    currencies = set(
-        Variant.objects.filter(product_id=product_id).values_list("currency", flat=True)
-    )
+    variants = list(Variant.objects.filter(product_id=product_id).order_by("id"))
+    currencies = {variant.currency for variant in variants}
     if len(currencies) != 1:
         raise SaleInvalid(_("The product's options need one currency for a sale."))
     now = timezone.now()
@@ -104,18 +105,12 @@ def sale_start(
                 ends_at=now + timedelta(seconds=duration_seconds),
                 created_by=user,
             )
+            # The card as the room's snapshot carries it (``room_sales``).
             events.broadcast(
                 show.pk,
                 {
                     "type": SALE_STARTED,
-                    "sale_id": sale.pk,
-                    "product_id": product_id,
-                    "price_minor": price_minor,
-                    "currency": sale.currency,
-                    "per_buyer_limit": per_buyer_limit,
-                    "starts_at": epoch_ms(sale.starts_at),
-                    "ends_at": epoch_ms(sale.ends_at),
-                    "server_now": epoch_ms(now),
+                    **selectors.sale_room_card(sale, variants=variants, now=now),
                 },
             )
     except IntegrityError as exc:
