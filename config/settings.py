@@ -72,6 +72,9 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "channels",
     "axes",
+    # Background tasks: the buyer's emails (checkout/tasks.py).
+    "django_tasks",
+    "django_tasks.backends.database",
     "realtime",
     "shows",
     "checkout",
@@ -346,6 +349,17 @@ EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Showfloor <orders@showfloor.invalid>")
+# Background tasks (django-tasks): the buyer's emails are sent by a worker, never
+# in a request. The database backend keeps them in a table on SQLite and
+# PostgreSQL alike; ``manage.py db_worker`` runs them (its own service in
+# docker-compose.yml, a thread in ``manage.py demo``).
+TASKS = {
+    "default": {
+        "BACKEND": env(
+            "TASKS_BACKEND", "django_tasks.backends.database.DatabaseBackend"
+        ),
+    }
+}
 # Where the stripe library sends API calls; empty means Stripe itself.
 STRIPE_API_BASE = env("STRIPE_API_BASE")
 

@@ -107,3 +107,32 @@ def intent_event(
             },
         }
     ).encode()
+
+
+@pytest.fixture
+def run_tasks(monkeypatch):
+    """Run the background tasks that are due, in this thread, as
+    ``manage.py db_worker --batch`` does; returns how many ran. A task that
+    raised fails the test."""
+    from django_tasks.backends.database.management.commands import db_worker
+    from django_tasks.backends.database.models import DBTaskResult
+
+    # The worker closes stale connections between tasks; the test's is not.
+    monkeypatch.setattr(db_worker, "close_old_connections", lambda: None)
+
+    def run() -> int:
+        worker = db_worker.Worker(
+            queue_names=["*"],
+            interval=0,
+            batch=True,
+            backend_name="default",
+            startup_delay=False,
+            max_tasks=None,
+            worker_id="tests",
+        )
+        worker.run()
+        failed = DBTaskResult.objects.failed().first()
+        assert failed is None, failed.traceback
+        return worker._run_tasks
+
+    return run
