@@ -4,6 +4,7 @@ partial refunds through the gateway; CSV export."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -32,6 +33,7 @@ from checkout.models import (
     WebhookEvent,
 )
 from checkout.money import Money
+from checkout.services import fulfilment
 
 
 class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -103,6 +105,19 @@ class RefundForm(forms.Form):
     )
 
 
+class ShipForm(forms.Form):
+    carrier = forms.CharField(max_length=60, label=gettext_lazy("Carrier"))
+    tracking_number = forms.CharField(
+        max_length=100, required=False, label=gettext_lazy("Tracking number")
+    )
+    tracking_url = forms.URLField(
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        label=gettext_lazy("Tracking link"),
+    )
+
+
 CSV_COLUMNS = [
     "order",
     "created_at",
@@ -121,15 +136,16 @@ CSV_COLUMNS = [
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = [
-        "public_id",
+        "reference_display",
         "show",
         "status",
+        "fulfilment_display",
         "total_display",
         "email",
         "created_at",
     ]
-    list_filter = ["status", "show"]
-    search_fields = ["public_id", "email", "payment__intent_id"]
+    list_filter = ["status", "show", "brand"]
+    search_fields = ["public_id", "number", "email", "payment__intent_id"]
     date_hierarchy = "created_at"
     list_select_related = ["show"]
     readonly_fields = [
@@ -145,11 +161,28 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "proof_city",
         "created_at",
         "paid_at",
+        "brand",
+        "number",
+        "packed_at",
+        "shipped_at",
+        "delivered_at",
+        "carrier",
+        "tracking_number",
+        "tracking_url",
+        "cancel_requested_at",
         "refund_link",
+        "ship_link",
     ]
     exclude = ["session_key", "save_card"]
     inlines = [LineInline, HoldInline, PaymentInline, TransitionInline, EventInline]
-    actions = ["export_csv", "refund_in_full", "restock"]
+    actions = [
+        "export_csv",
+        "mark_packed",
+        "mark_shipped",
+        "mark_delivered",
+        "refund_in_full",
+        "restock",
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -160,6 +193,99 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return "-"
         url = reverse("admin:checkout_order_refund", args=[order.pk])
         return format_html('<a href="{}">{}</a>', url, _("Refund all or part…"))
+
+    @admin.display(description=gettext_lazy("Order"), ordering="number")
+    def reference_display(self, order: Order) -> str:
+        return order.reference
+
+    @admin.display(description=gettext_lazy("Fulfilment"))
+    def fulfilment_display(self, order: Order) -> str:
+        if order.delivered_at:
+            return str(_("Delivered"))
+        if order.shipped_at:
+            return str(_("Shipped"))
+        if order.packed_at:
+            return str(_("Packed"))
+        if order.cancel_requested_at:
+            return str(_("Cancelling"))
+        return "-"
+
+    @admin.display(description=gettext_lazy("Ship"))
+    def ship_link(self, order: Order) -> str:
+        if order.status != Order.Status.PAID:
+            return "-"
+        url = reverse("admin:checkout_order_ship", args=[order.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Ship with tracking…"))
+
+    def _each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Order],
+        step: Callable[[Order], object],
+        done: str,
+    ) -> None:
+        """Apply one fulfilment step to each selected order, saying which
+        could not take it (and why) and how many did."""
+        count = 0
+        for order in queryset:
+            try:
+                step(order)
+            except CheckoutError as exc:
+                self.message_user(
+                    request, f"{order.reference}: {exc.message}", messages.WARNING
+                )
+            else:
+                count += 1
+        if count:
+            self.message_user(request, done % {"count": count})
+
+    @admin.action(description=gettext_lazy("Mark selected orders packed"))
+    def mark_packed(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        self._each(
+            request,
+            queryset,
+            lambda order: fulfilment.order_pack(order=order),
+            _("%(count)s orders packed."),
+        )
+
+    @admin.action(description=gettext_lazy("Mark selected orders shipped…"))
+    def mark_shipped(
+        self, request: HttpRequest, queryset: QuerySet[Order]
+    ) -> HttpResponse | None:
+        """Asks for the carrier and tracking, then ships each order with them."""
+        form = ShipForm(request.POST if "carrier" in request.POST else None)
+        if form.is_valid():
+            data = form.cleaned_data
+            self._each(
+                request,
+                queryset,
+                lambda order: fulfilment.order_ship(
+                    order=order,
+                    carrier=data["carrier"],
+                    tracking_number=data["tracking_number"],
+                    tracking_url=data["tracking_url"],
+                ),
+                _("%(count)s orders shipped."),
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Ship orders"),
+            "orders": queryset,
+            "form": form,
+            "action": "mark_shipped",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/checkout/order/ship.html", context)
+
+    @admin.action(description=gettext_lazy("Mark selected orders delivered"))
+    def mark_delivered(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        self._each(
+            request,
+            queryset,
+            lambda order: fulfilment.order_mark_delivered(order=order),
+            _("%(count)s orders delivered."),
+        )
 
     @admin.display(description=gettext_lazy("Total"), ordering="total_minor")
     def total_display(self, order: Order) -> str:
@@ -235,7 +361,12 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 "<path:object_id>/refund/",
                 self.admin_site.admin_view(self.refund_view),
                 name="checkout_order_refund",
-            )
+            ),
+            path(
+                "<path:object_id>/ship/",
+                self.admin_site.admin_view(self.ship_view),
+                name="checkout_order_ship",
+            ),
         ]
         return own + super().get_urls()
 
@@ -280,6 +411,32 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/checkout/order/refund.html", context)
+
+    def ship_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Ship one order with its carrier and tracking."""
+        if not self.has_change_permission(request):
+            return HttpResponse(status=403)
+        order = get_object_or_404(Order, pk=object_id)
+        form = ShipForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                fulfilment.order_ship(order=order, **form.cleaned_data)
+            except CheckoutError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, _("Shipped; the buyer gets an email."))
+                return HttpResponseRedirect(
+                    reverse("admin:checkout_order_change", args=[order.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Ship order %s") % order.reference,
+            "orders": [order],
+            "form": form,
+            "action": "",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/checkout/order/ship.html", context)
 
 
 def _csv_safe(text: str) -> str:

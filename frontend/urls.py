@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, path
 
-from frontend import csp, views
+from frontend import csp, orders, views
 from frontend.forms import LoginForm
 
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -19,4 +19,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("shows/<slug:slug>/", views.show_detail, name="show_detail"),
     path("shows/<slug:slug>/studio/", views.studio, name="studio"),
+    path("orders/", orders.my_orders, name="my_orders"),
+    path("orders/<uuid:public_id>/", orders.order_page, name="order_page"),
+    path("orders/link/<str:token>/", orders.order_link, name="order_link"),
 ]

@@ -44,6 +44,9 @@ class Brand(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
     description = models.TextField(blank=True)
+    # Whether the brand's prices include tax (VAT-style, as shops in the EU
+    # show them) or tax is added at checkout; the rates are checkout's.
+    prices_include_tax = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -87,6 +90,9 @@ class Product(models.Model):
     slug = models.SlugField(max_length=80)
     description = models.TextField(blank=True)
     image_url = models.URLField(blank=True)
+    # False for what is not posted (a download, a ticket, pickup at a shop):
+    # its buyers give no address and pay no shipping.
+    requires_shipping = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,0 +1,137 @@
+"""The buyer's order pages: "My orders" for a signed-in buyer, one order's
+page with its timeline and tracking link, and the same page reached through
+the signed link in the order email (guests have no account). A buyer may
+cancel from the order's page while the brand has not packed it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from checkout import selectors
+from checkout.exceptions import CheckoutError
+from checkout.models import Order
+from checkout.money import Money
+from checkout.order_links import order_from_link
+from checkout.services.fulfilment import order_cancel_by_buyer
+from shows.models import User
+
+
+def _user(request: HttpRequest) -> User | None:
+    user = request.user
+    return user if user.is_authenticated else None
+
+
+@never_cache
+@require_GET
+@login_required
+def my_orders(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    assert user is not None  # noqa: S101  # nosec B101 - login_required
+    orders = selectors.orders_of_buyer(user=user)
+    rows = [
+        {
+            "order": order,
+            "total": Money(order.total_minor, order.currency).format(),
+            "items": _items(order),
+        }
+        for order in orders
+    ]
+    return render(request, "frontend/orders/list.html", {"rows": rows})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def order_page(request: HttpRequest, public_id: Any) -> HttpResponse:
+    """The order of this signed-in buyer or this guest session; 404 for
+    anybody else (whether or not it exists)."""
+    order = selectors.order_for_buyer(
+        public_id=str(public_id),
+        user=_user(request),
+        session_key=request.session.session_key or "",
+    )
+    if order is None:
+        raise Http404
+    return _order(request, order, here=request.path)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def order_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The order the email's signed link names."""
+    order = order_from_link(token)
+    if order is None:
+        return render(request, "frontend/orders/link_invalid.html", status=404)
+    return _order(request, order, here=request.path)
+
+
+def _order(request: HttpRequest, order: Order, *, here: str) -> HttpResponse:
+    if request.method == "POST":
+        if request.POST.get("action") == "cancel":
+            try:
+                order_cancel_by_buyer(order=order)
+            except CheckoutError as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, _("Your order is cancelled."))
+        # Post/redirect/get: a reload does not send the cancel again.
+        return redirect(here)
+    order.refresh_from_db()
+    payment = getattr(order, "payment", None)
+    refunded = payment.refunded_minor if payment is not None else 0
+    steps = [
+        {
+            "step": step,
+            "label": _step_label(step.kind),
+            "amount": step.amount.format() if step.amount else "",
+        }
+        for step in selectors.order_timeline(order)
+    ]
+    context = {
+        "order": order,
+        "brand": order.show.brand,
+        "lines": [
+            {
+                "line": line,
+                "total": Money(
+                    line.unit_price_minor * line.quantity, line.currency
+                ).format(),
+            }
+            for line in order.lines.all()
+        ],
+        "total": Money(order.total_minor, order.currency).format(),
+        "refunded": Money(refunded, order.currency).format() if refunded else "",
+        "steps": steps,
+        "cancellable": selectors.order_cancellable(order),
+    }
+    return render(request, "frontend/orders/detail.html", context)
+
+
+def _items(order: Order) -> str:
+    return ", ".join(
+        _("%(quantity)s x %(product)s")
+        % {"quantity": line.quantity, "product": line.product_name}
+        for line in order.lines.all()
+    )
+
+
+def _step_label(kind: str) -> str:
+    labels = {
+        "placed": _("Order placed"),
+        "paid": _("Paid"),
+        "packed": _("Packed"),
+        "shipped": _("Shipped"),
+        "delivered": _("Delivered"),
+        "refunded": _("Refunded"),
+        "expired": _("Hold ran out"),
+        "failed": _("Payment failed"),
+        "cancelled": _("Cancelled"),
+    }
+    return labels.get(kind, kind)
