@@ -121,6 +121,7 @@ def run_tasks(monkeypatch):
     monkeypatch.setattr(db_worker, "close_old_connections", lambda: None)
 
     def run() -> int:
+        finished = DBTaskResult.objects.finished().count()
         worker = db_worker.Worker(
             queue_names=["*"],
             interval=0,
@@ -133,6 +134,6 @@ def run_tasks(monkeypatch):
         worker.run()
         failed = DBTaskResult.objects.failed().first()
         assert failed is None, failed.traceback
-        return worker._run_tasks
+        return DBTaskResult.objects.finished().count() - finished
 
     return run

@@ -1,4 +1,5 @@
-"""The demo: idempotent seeding and the command serving the seeded show."""
+"""The demo: idempotent seeding, the command serving the seeded show, and its
+background worker sending the buyer's emails."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
 import pytest
+from django.core import mail
 
+from checkout import emails
+from checkout.models import Order, OrderEmail
 from frontend import demo
+from frontend.management.commands.demo import _task_worker
 from shows.models import Brand, Membership, Product, Show, User, Variant
 from tests.conftest import ROOT, free_port
 
@@ -36,6 +42,28 @@ def test_seeding_twice_reuses_everything():
     assert first.private_show.is_private
     assert Variant.objects.filter(product__brand=first.brand).count() == 6
     assert first.host.check_password(demo.DEMO_PASSWORD)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demos_worker_thread_sends_the_emails_and_stops(show):
+    """The worker thread started with the demo sends an email asked for while
+    it runs, and stops with the block."""
+    order = Order.objects.create(
+        show=show,
+        email="buyer@example.test",
+        status=Order.Status.PAID,
+        total_minor=14900,
+        currency="EUR",
+        idempotency_key="demo-worker",
+    )
+    with _task_worker(interval=0.05):
+        assert emails.order_email_send(order_id=order.pk) is True
+        deadline = time.monotonic() + 20
+        while not mail.outbox and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [m.to for m in mail.outbox] == [["buyer@example.test"]]
+    assert OrderEmail.objects.get(order=order).sent_at is not None
+    assert not any(t.name == "showfloor-tasks" for t in threading.enumerate())
 
 
 def _listening(port: int) -> bool:

@@ -1,7 +1,8 @@
 """``manage.py demo``: the embedded default in one process.
 
 Migrates, seeds a brand with staff, products and a show, starts localstripe as
-a child process on loopback, runs the sweeper in a thread and serves the whole
+a child process on loopback, runs the sweeper and the background tasks' worker
+(the buyer's emails, printed on the console) in threads and serves the whole
 ASGI application (pages, websockets, media routes, static files) with Daphne
 on 127.0.0.1. Ctrl-C stops everything, the child process included.
 """
@@ -9,21 +10,32 @@ on 127.0.0.1. Ctrl-C stops everything, the child process included.
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import subprocess  # nosec B404 - starts the demo's own processes
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import OperationalError, close_old_connections
 from django.urls import reverse
 
 from frontend import demo
 
+if TYPE_CHECKING:
+    from django_tasks.backends.database.management.commands.db_worker import Worker
+
+logger = logging.getLogger(__name__)
+
 LOOPBACK = "127.0.0.1"
 SWEEP_INTERVAL_SECONDS = 5.0
+# How often the worker looks for due tasks. Each look takes SQLite's one write
+# lock for a moment, so the demo's worker looks every two seconds, not every
+# one as ``db_worker`` does: an email reaches the console within two seconds.
+TASKS_INTERVAL_SECONDS = 2.0
 
 
 @contextlib.contextmanager
@@ -64,10 +76,58 @@ def _sweeper() -> Iterator[None]:
         thread.join(timeout=SWEEP_INTERVAL_SECONDS + 5)
 
 
+@contextlib.contextmanager
+def _task_worker(interval: float = TASKS_INTERVAL_SECONDS) -> Iterator[None]:
+    """The background tasks' worker (``manage.py db_worker``: the buyer's
+    emails) in a thread, for as long as the block runs. Stopping waits for the
+    task under way, if any."""
+    from django_tasks.backends.database.management.commands.db_worker import Worker
+
+    worker = Worker(
+        queue_names=["*"],
+        interval=interval,
+        batch=False,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="demo",
+    )
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_run_worker,
+        args=(worker, stop, interval),
+        name="showfloor-tasks",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.running = False
+        thread.join(timeout=interval + settings.EMAIL_TIMEOUT + 5)
+
+
+def _run_worker(worker: Worker, stop: threading.Event, interval: float) -> None:
+    while not stop.is_set():
+        try:
+            worker.run()
+        except OperationalError as error:
+            # The web's writes hold SQLite's lock longer than the worker
+            # waits: look again later.
+            if "locked" not in str(error):
+                logger.exception("the task worker stopped; starting it again")
+        except Exception:
+            logger.exception("the task worker stopped; starting it again")
+        stop.wait(interval)
+    close_old_connections()
+
+
 class Command(BaseCommand):
     help = (
         "Run Showfloor's embedded demo on 127.0.0.1: migrate, seed a brand and a "
-        "show, start localstripe and the sweeper, serve with Daphne."
+        "show, start localstripe, the sweeper and the task worker, serve with "
+        "Daphne."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -98,7 +158,7 @@ class Command(BaseCommand):
         settings.SHOWFLOOR_MEDIA_ADDRESSES = [LOOPBACK]
         settings.SHOWFLOOR_PUBLIC_URL = base
         webhook_url = base + reverse("stripe_webhook")
-        with _localstripe(webhook_url) as stripe_url, _sweeper():
+        with _localstripe(webhook_url) as stripe_url, _sweeper(), _task_worker():
             settings.STRIPE_API_BASE = stripe_url
             self._announce(data, base, stripe_url)
             self._serve(port)
