@@ -1,4 +1,5 @@
-# The production image: web, media and sweeper all run from it (docker-compose.yml).
+# The production image: web, media, sweeper and the task worker all run from it
+# (docker-compose.yml).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,6 +12,7 @@ WORKDIR /app
 
 COPY pyproject.toml README.md ./
 COPY config ./config
+COPY realtime ./realtime
 COPY shows ./shows
 COPY checkout ./checkout
 COPY live ./live
