@@ -25,15 +25,18 @@ from checkout.exceptions import CheckoutError
 from checkout.models import (
     FlashSale,
     Order,
+    OrderAddress,
     OrderLine,
     OrderTransition,
     Payment,
     Refund,
+    ShippingZone,
     StockHold,
+    TaxRate,
     WebhookEvent,
 )
 from checkout.money import Money
-from checkout.services import fulfilment
+from checkout.services import delivery, fulfilment
 
 
 class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -486,3 +489,62 @@ class FlashSaleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(ShippingZone)
+class ShippingZoneAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Where each brand ships and for how much (saved through the service,
+    which refuses a country in two zones of one currency)."""
+
+    list_display = ["brand", "name", "countries", "rate_minor", "free_from_minor"]
+    list_filter = ["brand"]
+
+    def save_model(
+        self, request: HttpRequest, obj: ShippingZone, form: Any, change: bool
+    ) -> None:
+        try:
+            saved = delivery.shipping_zone_set(
+                brand=obj.brand,
+                name=obj.name,
+                countries=obj.countries.split(","),
+                rate_minor=obj.rate_minor,
+                currency=obj.currency,
+                free_from_minor=obj.free_from_minor,
+            )
+        except CheckoutError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        obj.pk = saved.pk
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["brand", "country", "rate_bp"]
+    list_filter = ["brand"]
+
+    def save_model(
+        self, request: HttpRequest, obj: TaxRate, form: Any, change: bool
+    ) -> None:
+        try:
+            saved = delivery.tax_rate_set(
+                brand=obj.brand, country=obj.country, rate_bp=obj.rate_bp
+            )
+        except CheckoutError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        obj.pk = saved.pk
+
+
+class AddressInline(admin.StackedInline):  # type: ignore[type-arg]
+    model = OrderAddress
+    extra = 0
+    can_delete = False
+    readonly_fields = [
+        "name", "line1", "line2", "postal_code", "city", "area", "country"
+    ]  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+OrderAdmin.inlines = [AddressInline, *OrderAdmin.inlines]

@@ -199,3 +199,18 @@ class NotShippable(CheckoutError):
     code = "not_shippable"
     status = 409
     default_message = _("The brand does not deliver to this country.")
+
+
+class AddressRequired(CheckoutError):
+    code = "address_required"
+    status = 400
+    default_message = _("Enter the address to deliver to.")
+
+
+class DeliverySettingsInvalid(CheckoutError):
+    code = "delivery_settings_invalid"
+    status = 400
+    default_message = _(
+        "Check the zone: two-letter country codes, each in one zone per "
+        "currency, amounts not below zero, a tax rate from 0 to 100 %."
+    )

@@ -114,6 +114,28 @@ def _show(
     )
 
 
+# Where the demo brand ships and its VAT: prices include tax, as in the
+# four languages' markets.
+DEMO_ZONE = ("Europe", ["DE", "AT", "CH", "NL", "BE", "LU", "FR"], 490, 10000)
+DEMO_TAX = {"DE": 1900, "AT": 2000, "CH": 810, "NL": 2100, "BE": 2100, "FR": 2000}
+
+
+def _delivery(brand: Brand) -> None:
+    from checkout.services import delivery
+
+    name, countries, rate, free_from = DEMO_ZONE
+    delivery.shipping_zone_set(
+        brand=brand,
+        name=name,
+        countries=countries,
+        rate_minor=rate,
+        currency="EUR",
+        free_from_minor=free_from,
+    )
+    for country, rate_bp in {**DEMO_TAX, "": DEMO_TAX["DE"]}.items():
+        delivery.tax_rate_set(brand=brand, country=country, rate_bp=rate_bp)
+
+
 @transaction.atomic
 def seed_demo() -> DemoData:
     """Create (or find) the demo brand, its staff, catalogue and shows.
@@ -134,6 +156,7 @@ def seed_demo() -> DemoData:
     services.membership_set(brand=brand, user=moderator, role=Membership.Role.MODERATOR)
     if not brand.products.exists():
         services.catalog_import(brand=brand, text=catalog_csv())
+    _delivery(brand)
 
     show = _show(
         brand,
