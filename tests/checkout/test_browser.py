@@ -3,6 +3,8 @@ stock count updating on a second viewer's page."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from checkout.models import Order
@@ -255,3 +257,150 @@ def test_three_d_secure_is_completed_in_the_browser(
             data={"url": "http://127.0.0.1:9/", "secret": "x"},
             timeout=10,
         )
+
+
+def test_a_viewer_sees_a_flash_sale_on_the_pinned_card_and_in_the_line_up(
+    stripe_settings, asgi_server, browser, pinned, mic, host
+):
+    """A host starts a sale while the viewer watches: the pinned card and the
+    line-up show the server's sale price over the struck list price, with the
+    countdown; a reload keeps it (the snapshot); ``sale.ended`` removes it.
+    A second, short sale leaves when its countdown reaches zero, with no
+    event (no sweeper runs here)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from checkout.models import FlashSale
+    from checkout.services import sale_close_due, sale_start
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    lineup = f".lineup-item[data-product-id='{mic.product_id}']"
+    try:
+        page = open_show(context, asgi_server, pinned.slug)
+        assert page.locator(".room-pin .sale-price").count() == 0
+        sale_start(
+            show=pinned,
+            user=host,
+            product_id=mic.product_id,
+            price_minor=4900,
+            duration_seconds=600,
+            per_buyer_limit=2,
+        )
+        for _ in range(2):  # live, then after a reload from the snapshot
+            page.wait_for_selector(".room-pin .sale-price", timeout=10000)
+            assert page.inner_text(".room-pin .sale-price") == "€49.00"
+            assert page.inner_text(".room-pin s.list-price") == "€89.00"
+            assert re.match(
+                r"Flash sale: ends in (10:00|9:[0-5]\d) ·",
+                page.inner_text(".room-pin .room-sale"),
+            )
+            assert "Up to 2 per buyer" in page.inner_text(".room-pin .room-sale")
+            assert page.inner_text(f"{lineup} .sale-price") == "€49.00"
+            assert page.inner_text(f"{lineup} s.list-price") == "€89.00"
+            assert page.is_hidden(f"{lineup} .price")
+            page.reload()
+            page.wait_for_selector("#room-conn[data-state='live']", timeout=15000)
+
+        page.wait_for_selector(".room-pin .sale-price", timeout=10000)
+        FlashSale.objects.update(ends_at=timezone.now())
+        assert sale_close_due() == 1
+        page.wait_for_selector(".room-pin .sale-price", state="detached", timeout=10000)
+        assert page.inner_text(".room-pin .room-price") == "€89.00"
+        assert page.locator(f"{lineup} .lineup-sale").count() == 0
+        assert page.is_visible(f"{lineup} .price")
+
+        sale_start(
+            show=pinned,
+            user=host,
+            product_id=mic.product_id,
+            price_minor=5900,
+            duration_seconds=10,
+            per_buyer_limit=1,
+        )
+        page.wait_for_selector(".room-pin .sale-price", timeout=10000)
+        assert page.inner_text(".room-pin .sale-price") == "€59.00"
+        page.wait_for_selector(".room-pin .sale-price", state="detached", timeout=15000)
+        assert page.inner_text(".room-pin .room-price") == "€89.00"
+        assert FlashSale.objects.filter(closed_at__isnull=True).count() == 1
+        assert FlashSale.objects.get(closed_at__isnull=True).ends_at <= (
+            timezone.now() + timedelta(seconds=1)
+        )
+    finally:
+        context.close()
+
+
+def test_a_buyer_who_reloads_after_buy_resumes_the_same_order(
+    stripe_settings, asgi_server, browser, pinned, mic
+):
+    """Buy, reserve, reload, Buy again: the sheet goes straight to paying the
+    order already held (its remaining time shown), not a second order."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = open_show(context, asgi_server, pinned.slug)
+        page.click(".room-pin .room-buy")
+        page.fill("#buy-email", "again@example.test")
+        page.click("#buy-primary")
+        page.wait_for_selector("#buy-sheet[data-order-id]", timeout=10000)
+        first = page.get_attribute("#buy-sheet", "data-order-id")
+
+        page.reload()
+        page.wait_for_selector("#room-conn[data-state='live']", timeout=15000)
+        page.wait_for_selector(".room-pin .room-buy", timeout=10000)
+        page.click(".room-pin .room-buy")
+        page.wait_for_selector("#buy-sheet[data-resumed='1']", timeout=10000)
+        assert page.get_attribute("#buy-sheet", "data-order-id") == first
+        assert page.inner_text("#buy-primary") == "Pay €89.00 with the test card"
+        assert re.match(
+            r"Reserved for you for (5:00|4:[0-5]\d)\.$", page.inner_text("#buy-status")
+        )
+        assert Order.objects.count() == 1
+
+        page.click("#buy-primary")
+        page.wait_for_selector("#buy-sheet[data-order-status='paid']", timeout=15000)
+        order = Order.objects.get()
+        assert str(order.public_id) == first
+        assert order.status == Order.Status.PAID
+    finally:
+        context.close()
+
+
+def test_a_buyer_who_saves_their_card_is_offered_it_on_the_next_buy_at_once(
+    stripe_settings, asgi_server, browser, pinned, mic, make_user
+):
+    """Paying with "Save my card" checked: the next Buy on the same page, with
+    no reload, offers the saved card in one tap and no longer offers to save."""
+    from checkout.models import SavedCard
+
+    user = make_user("Sam Saver")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        context.add_cookies(
+            [{"name": "sessionid", "value": login_cookie(user), "url": asgi_server}]
+        )
+        page = open_show(context, asgi_server, pinned.slug)
+        page.click(".room-pin .room-buy")
+        page.wait_for_selector("#buy-sheet[open]")
+        page.click(".buy-extras summary")
+        page.check("#buy-save")
+        page.click("#buy-primary")  # reserve
+        page.wait_for_selector("#buy-sheet[data-order-id]", timeout=10000)
+        page.click("#buy-primary")  # pay with the test card, saving it
+        page.wait_for_selector("#buy-sheet[data-order-status='paid']", timeout=15000)
+        assert SavedCard.objects.get(user=user).last4 == "4242"
+        page.click("#buy-close")
+        page.wait_for_selector("#buy-sheet:not([open])", state="attached")
+
+        page.click(".room-pin .room-buy")
+        page.wait_for_selector("#buy-sheet[open]")
+        assert page.inner_text("#buy-primary") == "Pay €89.00 with Visa •••• 4242"
+        assert page.is_hidden("#buy-save")
+        page.click("#buy-primary")  # the one tap
+        page.wait_for_function(
+            "document.getElementById('buy-sheet').dataset.orderStatus === 'paid'"
+            " && document.getElementById('buy-sheet').dataset.orderId",
+            timeout=15000,
+        )
+        assert Order.objects.filter(buyer=user, status="paid").count() == 2
+    finally:
+        context.close()

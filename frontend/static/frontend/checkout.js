@@ -41,6 +41,7 @@ function initSheet(sheet) {
     elements: null,
     timer: null,
     opener: null, // gets the focus back when the sheet closes
+    resuming: null, // the look-up of an open order, while it runs (→ found?)
   };
 
   // --- Rendering -------------------------------------------------------------
@@ -52,7 +53,12 @@ function initSheet(sheet) {
 
   function sale() {
     const s = state.product && sales.get(state.product.id);
-    return s && s.ends_at > now() && s.currency === state.variant?.currency ? s : null;
+    if (!s || s.ends_at <= now()) return null;
+    // The server says which options a sale applies to (sale.started, the
+    // snapshot); the page's first data has only the currency to go by.
+    const option = s.variants?.find((v) => v.id === state.variant?.id);
+    const applies = option ? option.on_sale : s.currency === state.variant?.currency;
+    return applies ? s : null;
   }
 
   function unitPrice() {
@@ -152,9 +158,22 @@ function initSheet(sheet) {
     return { ok: response.ok, status: response.status, data };
   }
 
+  function learnCard(card) {
+    // The card the buyer just saved is offered on the next Buy, without a
+    // reload; a buyer with a saved card is not asked to save one.
+    if (!config.signed_in || !card?.label) return;
+    config.saved_card = card.label;
+    const save = $("buy-save");
+    if (save) {
+      save.checked = false;
+      save.closest("label").hidden = true;
+    }
+  }
+
   function applyOrder(order) {
     // Each answer carries the server's clock; the freshest estimate wins.
     if (order.server_now) offset = order.server_now - Date.now();
+    if (order.saved_card) learnCard(order.saved_card);
     state.order = { ...(state.order || {}), ...order };
     const done = { paid: t.paid, fulfilled: t.paid, failed: t.failed, expired: t.expired, cancelled: t.cancelled, refunded: t.refunded };
     if (done[state.order.status]) {
@@ -299,6 +318,10 @@ function initSheet(sheet) {
 
   async function primary() {
     if (state.busy) return;
+    // A tap before the open-order look-up answered: if it found the buyer's
+    // order the sheet now shows it, so this tap placed nothing.
+    if (state.resuming && (await state.resuming)) return;
+    if (state.busy) return;
     if (state.step === "done") {
       sheet.close();
       return;
@@ -329,6 +352,39 @@ function initSheet(sheet) {
   }
 
   // --- Opening and closing ---------------------------------------------------
+  async function resume(variantId) {
+    // After a reload the buyer may still hold units of this option: pay that
+    // order instead of placing another, whose hold would keep them off sale.
+    let answer;
+    try {
+      answer = await call(`/api/shows/${config.show}/orders/open?variant_id=${variantId}`, null, { method: "GET" });
+    } catch {
+      return false;
+    }
+    if (!answer.ok || state.order || state.busy || !sheet.open || state.variant?.id !== variantId) return false;
+    const order = answer.data;
+    const line = (order.lines || []).find((l) => l.variant_id === variantId);
+    if (line) $("buy-qty").value = String(line.quantity);
+    applyOrder(order);
+    if (state.step === "done") return true;
+    sheet.dataset.orderId = order.id;
+    sheet.dataset.resumed = "1";
+    // With a saved card the main action already pays the order in one tap.
+    if (!(config.signed_in && config.saved_card)) {
+      state.step = "pay";
+      if (!config.test_mode) {
+        try {
+          await mountElements();
+        } catch {
+          status(t.network, "error");
+        }
+      }
+    }
+    showHold();
+    render();
+    return true;
+  }
+
   function open({ productId, variantId }) {
     const product = products.get(Number(productId));
     if (!product) return;
@@ -342,6 +398,7 @@ function initSheet(sheet) {
       status("");
       delete sheet.dataset.orderStatus;
       delete sheet.dataset.orderId;
+      delete sheet.dataset.resumed;
     }
     state.product = product;
     state.variant = product.variants.find((v) => v.id === Number(variantId)) || product.variants[0];
@@ -349,6 +406,13 @@ function initSheet(sheet) {
     if (!sheet.open) {
       state.opener = sheet.contains(document.activeElement) ? null : document.activeElement;
       sheet.showModal();
+    }
+    if (!keep) {
+      const lookup = resume(state.variant.id);
+      state.resuming = lookup;
+      lookup.finally(() => {
+        if (state.resuming === lookup) state.resuming = null;
+      });
     }
     $("buy-primary").focus();
     clearInterval(state.timer);
@@ -394,6 +458,11 @@ function initSheet(sheet) {
         variant.stock_available = event.stock_available;
         render();
       }
+    } else if (event.type === "snapshot") {
+      // A (re)connect: the sales open now, as the room's cards show them.
+      sales.clear();
+      for (const card of event.sales || []) sales.set(card.product_id, card);
+      if (state.product) render();
     } else if (event.type === "sale.started") {
       sales.set(event.product_id, event);
       render();

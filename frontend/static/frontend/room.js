@@ -246,6 +246,8 @@ function initViewerRoom(root) {
     pendingChat: new Map(), // ref → text, restored if refused
     playback: { mode: "none", programTime: null },
     status: root.closest(".show")?.dataset.status || "",
+    sales: new Map(), // product id → the server's sale card (sale.started, snapshot)
+    clockOffset: 0, // server clock minus ours, from the sales' server_now
   };
   const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
@@ -291,6 +293,100 @@ function initViewerRoom(root) {
     return t.inStock;
   }
 
+  // Flash sales ----------------------------------------------------------------
+  // The server sends each sale's prices already written out in every language
+  // and says which options it applies to; the page picks its language and
+  // counts down to the server's `ends_at`.
+  const language = document.documentElement.lang || "en";
+  const serverNow = () => Date.now() + state.clockOffset;
+  let saleTimer = null;
+
+  function written(texts, minor, currency) {
+    return texts?.[language] ?? formatPrice(minor, currency);
+  }
+
+  /** The running sale of this option, with the option's list price, or null. */
+  function saleOf(productId, variantId) {
+    const sale = state.sales.get(productId);
+    if (!sale || sale.ends_at <= serverNow()) return null;
+    const variant = (sale.variants || []).find((v) => v.id === variantId);
+    return variant?.on_sale ? { sale, variant } : null;
+  }
+
+  function salePrice(sale, variant, className) {
+    // The struck list price is named for screen readers, which do not announce <s>.
+    const node = el("span", { className });
+    node.append(
+      el("span", { className: "sr-only" }, `${t.salePrice}: `),
+      el("span", { className: "sale-price" }, written(sale.price, sale.price_minor, sale.currency)),
+      " ",
+      el("span", { className: "sr-only" }, `${t.listPrice}: `),
+      el("s", { className: "list-price" }, written(variant.list_price, variant.list_price_minor, sale.currency)),
+    );
+    return node;
+  }
+
+  function saleLeft(sale) {
+    const s = Math.max(0, Math.ceil((sale.ends_at - serverNow()) / 1000));
+    const time = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+    return `${fill(t.sale, { time })} · ${fill(t.saleLimit, { n: sale.per_buyer_limit })}`;
+  }
+
+  function saleNote(sale, className) {
+    return el("p", { className, dataset: { saleProduct: sale.product_id } }, saleLeft(sale));
+  }
+
+  function setSales(cards) {
+    for (const card of cards) {
+      if (typeof card.server_now === "number") state.clockOffset = card.server_now - Date.now();
+      state.sales.set(card.product_id, card);
+    }
+  }
+
+  /** The line-up below the video: the sale price over the struck list price. */
+  function renderLineup() {
+    for (const item of document.querySelectorAll(".lineup-item[data-product-id]")) {
+      const productId = Number(item.dataset.productId);
+      item.querySelectorAll(".lineup-sale, .lineup-sale-note").forEach((node) => node.remove());
+      let onSale = null;
+      for (const row of item.querySelectorAll("[data-variant-id]")) {
+        const price = row.querySelector(".price");
+        const found = saleOf(productId, Number(row.dataset.variantId));
+        if (price) price.hidden = Boolean(found);
+        if (found) {
+          (price || row.lastChild).after(salePrice(found.sale, found.variant, "lineup-sale"));
+          onSale = found.sale;
+        }
+      }
+      if (onSale) item.querySelector("h3")?.after(saleNote(onSale, "lineup-sale-note"));
+    }
+  }
+
+  function renderSales() {
+    renderPins();
+    renderLineup();
+    clearInterval(saleTimer);
+    saleTimer = state.sales.size ? setInterval(tickSales, 1000) : null;
+  }
+
+  function tickSales() {
+    let ended = false;
+    for (const [productId, sale] of state.sales) {
+      if (sale.ends_at <= serverNow()) {
+        state.sales.delete(productId);
+        ended = true;
+      }
+    }
+    if (ended) {
+      renderSales();
+      return;
+    }
+    for (const node of document.querySelectorAll("[data-sale-product]")) {
+      const sale = state.sales.get(Number(node.dataset.saleProduct));
+      if (sale) node.textContent = saleLeft(sale);
+    }
+  }
+
   function renderPins() {
     const list = $("room-pins");
     list.replaceChildren();
@@ -307,7 +403,9 @@ function initViewerRoom(root) {
         const label = el("label", { className: "sr-only", for: `pin-variant-${card.id}` }, t.variant);
         const select = el("select", { id: `pin-variant-${card.id}` });
         for (const v of variants) {
-          const option = el("option", { value: v.id }, `${v.name || v.id} · ${formatPrice(v.price_minor, v.currency)}`);
+          const found = saleOf(card.id, v.id);
+          const price = found ? written(found.sale.price, found.sale.price_minor, found.sale.currency) : formatPrice(v.price_minor, v.currency);
+          const option = el("option", { value: v.id }, `${v.name || v.id} · ${price}`);
           if (chosen && v.id === chosen.id) option.selected = true;
           select.append(option);
         }
@@ -319,7 +417,14 @@ function initViewerRoom(root) {
         body.append(label, select);
       }
       if (chosen) {
-        body.append(el("p", { className: "room-price" }, formatPrice(chosen.price_minor, chosen.currency)));
+        const found = saleOf(card.id, chosen.id);
+        if (found) {
+          const price = el("p", { className: "room-price room-price-sale" });
+          price.append(salePrice(found.sale, found.variant, "room-sale-prices"));
+          body.append(price, saleNote(found.sale, "room-sale"));
+        } else {
+          body.append(el("p", { className: "room-price" }, formatPrice(chosen.price_minor, chosen.currency)));
+        }
         body.append(el("p", { className: "room-stock", dataset: { soldOut: chosen.stock_available <= 0 ? "1" : "0" } }, stockText(chosen)));
         const buy = el("button", { type: "button", className: "room-buy", disabled: chosen.stock_available <= 0 }, t.buy);
         buy.setAttribute("aria-label", `${t.buy}: ${card.name}`);
@@ -458,7 +563,9 @@ function initViewerRoom(root) {
     state.pins.clear();
     state.heldPins = [];
     for (const card of s.pinned) state.pins.set(card.id, card);
-    renderPins();
+    state.sales.clear();
+    setSales(s.sales || []);
+    renderSales();
     state.questions = new Map(s.questions.map((q) => [q.id, q]));
     state.myVotes = new Set(s.my_votes);
     renderQuestions();
@@ -504,6 +611,15 @@ function initViewerRoom(root) {
         variant.stock_available = e.stock_available;
         renderPins();
       }
+    },
+    "sale.started": (e) => {
+      setSales([e]);
+      renderSales();
+    },
+    "sale.ended": (e) => {
+      const sale = state.sales.get(e.product_id);
+      if (sale && (e.sale_id == null || sale.sale_id === e.sale_id)) state.sales.delete(e.product_id);
+      renderSales();
     },
     "viewers.count": (e) => ($("room-viewers").textContent = counted(counts.viewers, e.count)),
     "purchase.made": showPurchase,
