@@ -5,10 +5,11 @@ call here runs inside a database transaction that holds locks: services call
 the gateway before or after their short transactions.
 
 Against localstripe (``STRIPE_API_BASE`` set) the same calls run with the
-parameters it understands: it rejects ``automatic_payment_methods``,
-``setup_future_usage``, ``return_url`` and ``confirm(payment_method=…)``, so a
-payment method is set with an update and then confirmed, which real Stripe
-accepts too.
+same parameters: ``checkout/devstripe.py`` teaches it what production sends
+(``automatic_payment_methods``, a card's ``setup_future_usage``,
+``confirm(payment_method=…, return_url=…)``, detaching), and
+``tests/checkout/test_gateway_params.py`` checks every request against the
+parameters the ``stripe`` library declares.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class Intent:
     error_code: str
     # Our order's public id, from the intent's metadata.
     order_ref: str
+    # How a card paid with it is kept for later ("off_session", "on_session"
+    # or ""): the intent's own ``setup_future_usage`` or its card option's.
+    setup_future_usage: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,11 +90,20 @@ class RefundReport:
     refunds: tuple[RefundSeen, ...]
 
 
+# How a saved card is set up: it may be charged while the buyer is away (an
+# auction won while they were not watching), see docs/checkout.md.
+SAVED_CARD_USAGE = "off_session"
+
+
 @dataclass(frozen=True)
 class Card:
     payment_method_id: str
     brand: str
     last4: str
+    # The Stripe customer the payment method is attached to ("" when none).
+    customer_id: str = ""
+    # Stripe's payment method type: "card" for cards and wallets.
+    type: str = ""
 
 
 def test_mode() -> bool:
@@ -131,6 +144,10 @@ def _intent(obj: Any) -> Intent:
     if received is None:
         received = amount if status == "succeeded" else 0
     error = _field(obj, "last_payment_error", None)
+    card_options = _field(_field(obj, "payment_method_options", {}) or {}, "card", {})
+    usage = _field(obj, "setup_future_usage", "") or _field(
+        card_options or {}, "setup_future_usage", ""
+    )
     payment_method = _field(obj, "payment_method", "") or ""
     if not isinstance(payment_method, str):
         payment_method = str(_field(payment_method, "id", ""))
@@ -145,6 +162,7 @@ def _intent(obj: Any) -> Intent:
         customer_id=str(_field(obj, "customer", "") or ""),
         error_code=str(_field(error, "code", "") or "") if error else "",
         order_ref=str(_field(_field(obj, "metadata", {}) or {}, "order", "") or ""),
+        setup_future_usage="" if usage == "none" else str(usage or ""),
     )
 
 
@@ -182,19 +200,29 @@ def intent_create(
     idempotency_key: str,
     metadata: dict[str, str],
     customer_id: str = "",
+    save_card: bool = False,
 ) -> Intent:
-    """Create a PaymentIntent (capture on confirmation)."""
+    """Create a PaymentIntent (capture on confirmation) offering the payment
+    methods enabled in the Stripe dashboard (cards, wallets, iDEAL, Bancontact…).
+
+    ``save_card`` (needs ``customer_id``): a card paid with it is attached to
+    the customer and set up for ``SAVED_CARD_USAGE``. Only cards: a buyer who
+    ticks "Save my card" and pays with iDEAL leaves no SEPA mandate behind, and
+    no redirect method is hidden from them."""
     params: dict[str, Any] = {
         "amount": amount_minor,
         "currency": currency.lower(),
         "metadata": metadata,
+        "automatic_payment_methods": {"enabled": True},
     }
     if customer_id:
         params["customer"] = customer_id
-    if test_mode():
-        params["payment_method_types"] = ["card"]
-    else:
-        params["automatic_payment_methods"] = {"enabled": True}
+    if save_card:
+        if not customer_id:
+            raise ValueError("saving a card needs a customer")
+        params["payment_method_options"] = {
+            "card": {"setup_future_usage": SAVED_CARD_USAGE}
+        }
     obj = _call(
         "intent_create",
         _client().v1.payment_intents.create,
@@ -211,28 +239,40 @@ def intent_retrieve(intent_id: str) -> Intent:
 
 
 def intent_confirm(
-    *, intent_id: str, payment_method_id: str, customer_id: str = "", save: bool = False
+    *,
+    intent_id: str,
+    payment_method_id: str,
+    return_url: str = "",
+    customer_id: str = "",
 ) -> Intent:
-    """Confirm with a payment method chosen on the server (a saved card, or the
-    test method). Returns the intent, ``requires_action`` when the bank asks for
-    3-D Secure (the browser finishes it with the client secret). Raises
-    ``CardDeclined`` carrying the refreshed intent."""
+    """Confirm on the server with a payment method chosen there (a saved card,
+    or the test method) while the buyer is on the page (an on-session payment:
+    no ``off_session``). ``customer_id``: the customer a saved card is attached
+    to, set on the intent first (Stripe refuses an attached card on an intent
+    of no or another customer). ``return_url``: where a bank's page sends the
+    buyer back, which Stripe requires of a server-side confirmation while
+    redirecting methods are enabled (default: the site's address).
+
+    Returns the intent, ``requires_action`` when the bank asks for 3-D Secure
+    (the browser finishes it with the client secret). Raises ``CardDeclined``
+    carrying the refreshed intent."""
     client = _client()
-    update: dict[str, Any] = {"payment_method": payment_method_id}
     if customer_id:
-        update["customer"] = customer_id
-    if save and not settings.STRIPE_API_BASE:
-        update["setup_future_usage"] = "on_session"
-    _call("intent_update", client.v1.payment_intents.update, intent_id, params=update)
-    params: dict[str, Any] = {}
-    if not settings.STRIPE_API_BASE:
-        params["return_url"] = settings.SHOWFLOOR_PUBLIC_URL
+        _call(
+            "intent_update",
+            client.v1.payment_intents.update,
+            intent_id,
+            params={"customer": customer_id},
+        )
     try:
         obj = _call(
             "intent_confirm",
             client.v1.payment_intents.confirm,
             intent_id,
-            params=params,
+            params={
+                "payment_method": payment_method_id,
+                "return_url": return_url or settings.SHOWFLOOR_PUBLIC_URL,
+            },
         )
     except CardDeclined as exc:
         raise CardDeclined(exc.code, intent_retrieve(intent_id)) from exc
@@ -275,15 +315,22 @@ def customer_create(*, email: str, idempotency_key: str) -> str:
     return str(_field(obj, "id"))
 
 
-def payment_method_attach(*, payment_method_id: str, customer_id: str) -> Card:
-    """Attach a payment method to a customer (saving a card in test mode)."""
-    obj = _call(
-        "payment_method_attach",
-        _client().v1.payment_methods.attach,
-        payment_method_id,
-        params={"customer": customer_id},
-    )
-    return _card(obj)
+def payment_method_detach(payment_method_id: str) -> None:
+    """Detach a saved payment method from its customer: Stripe will not charge
+    it again. One that is no longer attached counts as done."""
+    try:
+        _call(
+            "payment_method_detach",
+            _client().v1.payment_methods.detach,
+            payment_method_id,
+        )
+    except InvalidState as refused:
+        try:
+            card = payment_method_card(payment_method_id)
+        except InvalidState:
+            return  # gone at Stripe
+        if card.customer_id:
+            raise refused from None
 
 
 def payment_method_card(payment_method_id: str) -> Card:
@@ -297,10 +344,15 @@ def payment_method_card(payment_method_id: str) -> Card:
 
 def _card(obj: Any) -> Card:
     card = _field(obj, "card", None)
+    customer = _field(obj, "customer", "") or ""
+    if not isinstance(customer, str):
+        customer = str(_field(customer, "id", ""))
     return Card(
         payment_method_id=str(_field(obj, "id")),
         brand=str(_field(card, "brand", "")) if card is not None else "",
         last4=str(_field(card, "last4", "")) if card is not None else "",
+        customer_id=customer,
+        type=str(_field(obj, "type", "")),
     )
 
 

@@ -17,5 +17,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(
         "api/orders/<uuid:public_id>/cancel", views.order_cancel, name="checkout_cancel"
     ),
+    path(
+        "api/orders/<uuid:public_id>/refresh",
+        views.order_refresh,
+        name="checkout_refresh",
+    ),
+    path("api/me/card", views.saved_card, name="checkout_saved_card"),
     path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
 ]

@@ -354,3 +354,37 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         # Not applicable yet (the event was forgotten): Stripe delivers it again.
         return _error(exc.code, exc.message, exc.status)
     return HttpResponse(status=200)
+
+
+# --- Saved card and the return from a bank's page ----------------------------
+
+
+@require_http_methods(["DELETE"])
+@api
+def saved_card(request: HttpRequest) -> HttpResponse:
+    """DELETE: forget the signed-in buyer's saved card (detached at Stripe).
+    Answers ``{"saved_card": null}``, also when there was none."""
+    user = _user(request)
+    if user is None:
+        return _error("login_required", _("Log in to manage your saved card."), 403)
+    services.saved_card_remove(user=user)
+    return JsonResponse({"saved_card": None})
+
+
+@require_POST
+@api
+def order_refresh(request: HttpRequest, public_id: Any) -> HttpResponse:
+    """The buyer is back from a bank's page (``?order=<id>`` on the show page):
+    read the order's payment from Stripe and answer the order as the pay
+    endpoint does. Stripe's return parameters are not needed: the server reads
+    the order's own intent."""
+    result = services.order_refresh(order=_buyer_order(request, public_id))
+    result.order.refresh_from_db()
+    return JsonResponse(
+        _order_payload(
+            result.order,
+            client_secret=result.client_secret,
+            outcome=result.outcome,
+            saved_card=_saved_card(request),
+        )
+    )

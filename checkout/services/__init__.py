@@ -9,6 +9,8 @@ from checkout.services.orders import (
     order_mark_failed,
     order_mark_paid,
     order_pay,
+    order_refresh,
+    saved_card_remove,
 )
 from checkout.services.refunds import (
     order_refund,
@@ -26,9 +28,11 @@ __all__ = [
     "order_mark_failed",
     "order_mark_paid",
     "order_pay",
+    "order_refresh",
     "order_refund",
     "order_refunds_record",
     "order_restock",
     "sale_close_due",
     "sale_start",
+    "saved_card_remove",
 ]

@@ -15,12 +15,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -120,7 +122,9 @@ class OrderPlaced:
 @dataclass(frozen=True)
 class PayResult:
     order: Order
-    # "paid", "requires_action" (3-D Secure in the browser) or "processing".
+    # "paid", "requires_action" (3-D Secure in the browser) or "processing";
+    # ``order_refresh`` also says "requires_payment_method" (nobody paid yet)
+    # and "cancelled".
     outcome: str
     client_secret: str = ""
 
@@ -383,18 +387,55 @@ def _refund_late(*, order: Order, intent_id: str, amount_minor: int) -> None:
 
 
 def _remember_card(*, order: Order, intent: gateway.Intent) -> None:
-    """Keep the card a signed-in buyer asked to save (Stripe's id, brand, last 4)."""
+    """Keep the card a signed-in buyer asked to save (Stripe's id, brand, last
+    4), only when Stripe says it can be charged again: the intent set it up for
+    ``SAVED_CARD_USAGE`` and the payment method is a card attached to the
+    intent's customer. A card kept before is detached at Stripe."""
     if not intent.payment_method_id or order.buyer_id is None:
+        return
+    if intent.setup_future_usage != gateway.SAVED_CARD_USAGE:
         return
     try:
         card = gateway.payment_method_card(intent.payment_method_id)
     except gateway.GatewayError:
         return
+    if card.type != "card" or card.customer_id != intent.customer_id:
+        return
+    before = (
+        SavedCard.objects.filter(user_id=order.buyer_id, customer_id=card.customer_id)
+        .values_list("payment_method_id", flat=True)
+        .first()
+    )
     SavedCard.objects.filter(
-        user_id=order.buyer_id, customer_id=intent.customer_id
+        user_id=order.buyer_id, customer_id=card.customer_id
     ).update(
         payment_method_id=card.payment_method_id, brand=card.brand, last4=card.last4
     )
+    if before and before != card.payment_method_id:
+        _detach_quietly(before)
+
+
+def _detach_quietly(payment_method_id: str) -> None:
+    try:
+        gateway.payment_method_detach(payment_method_id)
+    except gateway.GatewayError:
+        logger.warning("could not detach replaced card %s", payment_method_id)
+
+
+def saved_card_remove(*, user: User) -> None:
+    """Forget the buyer's saved card: detach it at Stripe (it can no longer be
+    charged), then delete the ``SavedCard`` row. Nothing to remove is fine.
+    Raises ``PaymentProviderError`` when Stripe does not answer (the card is
+    then kept, so removing it again works)."""
+    card = SavedCard.objects.filter(user=user).first()
+    if card is None:
+        return
+    if card.payment_method_id:
+        try:
+            gateway.payment_method_detach(card.payment_method_id)
+        except gateway.GatewayError as exc:
+            raise PaymentProviderError() from exc
+    SavedCard.objects.filter(pk=card.pk).delete()
 
 
 def _close_unpaid(
@@ -787,6 +828,7 @@ def _intent_open(order: Order) -> gateway.Intent:
             idempotency_key=f"showfloor-order-{order.public_id}-intent",
             metadata={"order": str(order.public_id), "show": str(order.show_id)},
             customer_id=customer_id,
+            save_card=bool(order.buyer_id and order.save_card),
         )
     except gateway.GatewayError as exc:
         _close_unpaid(
@@ -843,18 +885,9 @@ def order_pay(
             raise NoSavedCard()
         payment_method, customer_id = card.payment_method_id, card.customer_id
     elif method == "test" and gateway.test_mode():
+        # Saved, when the buyer asked, by the intent's setup_future_usage as
+        # in production.
         payment_method = test_payment_method or settings.SHOWFLOOR_TEST_PAYMENT_METHOD
-        if order.save_card and buyer.signed_in:
-            try:
-                customer_id = _customer_for(buyer.user)  # type: ignore[arg-type]
-                saved = gateway.payment_method_attach(
-                    payment_method_id=payment_method, customer_id=customer_id
-                )
-            except gateway.CardDeclined as exc:
-                raise PaymentDeclined() from exc
-            except gateway.GatewayError as exc:
-                raise PaymentProviderError() from exc
-            payment_method = saved.payment_method_id
     else:
         raise PaymentMethodUnavailable()
     try:
@@ -862,6 +895,7 @@ def order_pay(
             intent_id=payment.intent_id,
             payment_method_id=payment_method,
             customer_id=customer_id,
+            return_url=order_return_url(order),
         )
     except gateway.CardDeclined as exc:
         failed = exc.intent or gateway.intent_retrieve(payment.intent_id)
@@ -870,6 +904,17 @@ def order_pay(
     except gateway.GatewayError as exc:
         raise PaymentProviderError() from exc
     return intent_apply(order=order, intent=intent)
+
+
+def order_return_url(order: Order) -> str:
+    """Where Stripe sends the buyer back after a redirecting payment method
+    (iDEAL, Bancontact, a 3-D Secure page): the show page marked with the
+    order. Stripe adds ``payment_intent``, ``payment_intent_client_secret``
+    and ``redirect_status``; the page then asks ``POST
+    /api/orders/<id>/refresh`` (``order_refresh``), trusting none of them."""
+    path = reverse("show_detail", args=[order.show.slug])
+    query = urlencode({"order": str(order.public_id)})
+    return f"{str(settings.SHOWFLOOR_PUBLIC_URL).rstrip('/')}{path}?{query}"
 
 
 def intent_apply(*, order: Order, intent: gateway.Intent) -> PayResult:
@@ -888,3 +933,41 @@ def intent_apply(*, order: Order, intent: gateway.Intent) -> PayResult:
         order_mark_failed(intent=intent, reason="authentication failed")
         raise PaymentDeclined(_("The bank did not approve the payment."))
     return PayResult(order=order, outcome="processing")
+
+
+def order_refresh(*, order: Order) -> PayResult:
+    """Read the order's PaymentIntent from Stripe and apply it, as the webhook
+    would: for the buyer back from a bank's page (iDEAL, Bancontact, 3-D
+    Secure), so the page is right before the webhook arrives. Succeeded →
+    ``order_mark_paid``; failed (Stripe returns a refused redirect to
+    ``requires_payment_method`` with an error) → ``order_mark_failed``, stock
+    back, and ``PaymentDeclined``; cancelled → ``order_mark_cancelled``. An
+    intent nobody tried to pay yet changes nothing (outcome
+    ``requires_payment_method``). Trusts nothing the browser brought back.
+
+    Raises ``PaymentDeclined`` or ``PaymentProviderError``; broadcasts what the
+    services it calls broadcast."""
+    if order.status in (S.PAID, S.FULFILLED, S.REFUNDED):
+        return PayResult(order=order, outcome="paid")
+    payment = Payment.objects.filter(order=order).first()
+    if payment is None or not payment.intent_id:
+        return PayResult(order=order, outcome="processing")
+    try:
+        intent = gateway.intent_retrieve(payment.intent_id)
+    except gateway.GatewayError as exc:
+        raise PaymentProviderError() from exc
+    if intent.status == "requires_payment_method" and not intent.error_code:
+        return PayResult(
+            order=order,
+            outcome="requires_payment_method",
+            client_secret=intent.client_secret,
+        )
+    if intent.status == "canceled":
+        order_mark_cancelled(intent=intent)
+        return PayResult(order=order, outcome="cancelled")
+    if intent.status == "requires_payment_method":
+        order_mark_failed(
+            intent=intent, reason=f"payment failed on return ({intent.error_code})"
+        )
+        raise PaymentDeclined(_("The bank did not approve the payment."))
+    return intent_apply(order=order, intent=intent)
