@@ -43,6 +43,14 @@ sys.path.insert(0, str(ROOT))
 from bench.support import free_port, wait_port  # noqa: E402
 
 PG = "postgresql://postgres@127.0.0.1:5432"
+# Every order is posted to this address (the brand ships to Germany).
+ADDRESS = {
+    "name": "Bench Buyer",
+    "line1": "Torstraße 1",
+    "postal_code": "10119",
+    "city": "Berlin",
+    "country": "DE",
+}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -102,6 +110,10 @@ show = services.show_create(brand=brand, slug="drop", title="Drop",
                             scheduled_at=timezone.now() + timedelta(minutes=1),
                             products=[product, warm])
 services.show_start(show=show)
+from checkout.services import delivery
+delivery.shipping_zone_set(brand=brand, name="EU", countries=["DE", "FR", "NL"],
+                           rate_minor=490, currency="EUR", free_from_minor=10000)
+delivery.tax_rate_set(brand=brand, country="DE", rate_bp=1900)
 room.product_pin(show=show, actor=host, product_id=warm.pk)
 room.product_pin(show=show, actor=host, product_id=product.pk)
 if sale:
@@ -120,6 +132,7 @@ orders = Order.objects.filter(lines__variant=v)
 print(json.dumps({
     "orders": orders.count(),
     "paid": orders.filter(status="paid").count(),
+    "with_address": orders.filter(shipping_address__isnull=False).count(),
     "stock": v.stock_available,
 }))
 """
@@ -211,7 +224,7 @@ async def buy_and_pay(
     status, headers, content = await connection.request(
         "POST",
         f"/api/shows/{slug}/orders",
-        {"variant_id": variant, "quantity": 1, "email": email},
+        {"variant_id": variant, "quantity": 1, "email": email, "address": ADDRESS},
         {
             "Idempotency-Key": uuid.uuid4().hex,
             "X-CSRFToken": csrf,
@@ -288,7 +301,12 @@ async def race(
                 status, headers, content = await connection.request(
                     "POST",
                     f"/api/shows/{slug}/orders",
-                    {"variant_id": variant, "quantity": 1, "email": f"b{i}@bench.test"},
+                    {
+                        "variant_id": variant,
+                        "quantity": 1,
+                        "email": f"b{i}@bench.test",
+                        "address": ADDRESS,
+                    },
                     {
                         "Idempotency-Key": uuid.uuid4().hex,
                         "X-CSRFToken": csrf,
@@ -490,6 +508,7 @@ def main() -> None:
         "orders_paid": outcome["paid"],
         "orders_in_db": checked["orders"],
         "paid_in_db": checked["paid"],
+        "orders_with_address": checked["with_address"],
         "stock_left": checked["stock"],
         "oversold": max(0, checked["paid"] - args.units) + max(0, -checked["stock"]),
         "sold_out": len(sold_out),

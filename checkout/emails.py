@@ -39,6 +39,7 @@ from django.utils.translation import gettext as _
 
 from checkout.models import Order, OrderEmail
 from checkout.money import Money
+from checkout.order_links import order_link_url
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +167,12 @@ def _message(email: OrderEmail, recipient: str) -> EmailMultiAlternatives:
             + reverse("show_detail", args=[order.show.slug]),
             "brand": order.show.brand.name,
             "language": language,
+            # The order's page through a signed link: guests have no account.
+            "order_url": order_link_url(order),
+            "address": getattr(order, "shipping_address", None),
+            "shipping": Money(order.shipping_minor, order.currency).format(),
+            "tax": Money(order.tax_minor, order.currency).format(),
+            "tax_rate": f"{order.tax_rate_bp / 100:g} %",
             # Linked only when it is a web address (it is typed by the brand).
             "tracking_url": order.tracking_url
             if order.tracking_url.startswith(("https://", "http://"))

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Min, Prefetch, Q, Sum, Value
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 
 from checkout.models import (
@@ -19,7 +20,9 @@ from checkout.models import (
     OrderTransition,
     Payment,
     Refund,
+    SavedAddress,
     SavedCard,
+    ShippingZone,
     StockHold,
 )
 from checkout.money import Money
@@ -35,7 +38,7 @@ def _variant_in_show_sql() -> str:
     )
     # Table names from the models, values as parameters.
     return f"""
-        SELECT v.*, p.name AS product_name,
+        SELECT v.*, p.name AS product_name, p.requires_shipping,
           EXISTS (SELECT 1 FROM {pin} pin WHERE pin.show_id = %(show)s
                   AND pin.product_id = v.product_id
                   AND pin.unpinned_at IS NULL) AS pinned,
@@ -186,6 +189,13 @@ def order_json(
         ],
         "payment_status": payment.status if payment is not None else None,
         "sale": order.sale_id is not None,
+        # What the total is made of, and what the buyer calls the order.
+        "subtotal_minor": order.subtotal_minor,
+        "shipping_minor": order.shipping_minor,
+        "tax_minor": order.tax_minor,
+        "tax_included": order.tax_included,
+        "reference": order.reference,
+        "page_url": reverse("order_page", args=[order.public_id]),
     }
     if expires_at is not None:
         data["expires_at"] = expires_at.isoformat()
@@ -399,3 +409,60 @@ def order_cancellable(order: Order) -> bool:
         and order.packed_at is None
         and order.cancel_requested_at is None
     )
+
+
+def sale_for_variant(variant: Variant) -> FlashSale | None:
+    """The sale open on a variant read by ``variant_in_show`` (its
+    ``sale_id``), if it is in the variant's currency."""
+    sale_id = getattr(variant, "sale_id", None)
+    sale = FlashSale.objects.get(pk=sale_id) if sale_id is not None else None
+    if sale is not None and sale.currency != variant.currency:
+        return None
+    return sale
+
+
+# --- Delivery in the buy sheet ------------------------------------------------
+
+
+def delivery_for_sheet(
+    *, brand_id: int, user: User | None, language: str
+) -> dict[str, Any]:
+    """What the sheet needs to ask for an address: the countries the brand
+    ships to (named in ``language``, sorted by name; none when it has not set
+    up delivery) and the signed-in buyer's saved address."""
+    from babel import Locale, UnknownLocaleError
+
+    codes: set[str] = set()
+    for zone in ShippingZone.objects.filter(brand_id=brand_id):
+        codes |= zone.country_codes
+    try:
+        names = Locale.parse(language.replace("-", "_")).territories
+    except (UnknownLocaleError, ValueError):
+        names = Locale.parse("en").territories
+    saved = None
+    if user is not None and user.is_authenticated and codes:
+        address = SavedAddress.objects.filter(user=user).first()
+        if address is not None and address.country in codes:
+            saved = {
+                "name": address.name,
+                "line1": address.line1,
+                "line2": address.line2,
+                "postal_code": address.postal_code,
+                "city": address.city,
+                "area": address.area,
+                "country": address.country,
+                "label": ", ".join(
+                    part
+                    for part in (
+                        address.line1,
+                        f"{address.postal_code} {address.city}".strip(),
+                        names.get(address.country, address.country),
+                    )
+                    if part
+                ),
+            }
+    countries = sorted(
+        ({"code": code, "name": names.get(code, code)} for code in codes),
+        key=lambda country: country["name"],
+    )
+    return {"countries": countries, "saved_address": saved}

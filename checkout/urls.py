@@ -6,6 +6,7 @@ from checkout import views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("api/shows/<slug:slug>/orders", views.orders, name="checkout_orders"),
+    path("api/shows/<slug:slug>/quote", views.quote, name="checkout_quote"),
     path(
         "api/shows/<slug:slug>/orders/open",
         views.order_open,

@@ -20,9 +20,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from checkout import selectors, services
 from checkout import stripe_gateway as gateway
-from checkout.exceptions import CheckoutError, OrderNotFound, TooManyReservations
+from checkout.exceptions import (
+    AddressInvalid,
+    CheckoutError,
+    OrderNotFound,
+    TooManyReservations,
+)
 from checkout.models import Order
 from checkout.money import Money
+from checkout.services import delivery
 from checkout.services.resume import order_resume
 from checkout.services.sales import epoch_ms
 from checkout.webhooks import webhook_receive
@@ -52,6 +58,12 @@ def api(view: View) -> View:
         except TooManyReservations as exc:
             response = _error(exc.code, exc.message, exc.status)
             response["Retry-After"] = str(exc.retry_after)
+        except AddressInvalid as exc:
+            response = _error(exc.code, exc.message, exc.status)
+            # Which fields to fix, for the sheet's form.
+            response.content = json.dumps(
+                {"code": exc.code, "message": exc.message, "fields": exc.fields}
+            ).encode()
         except CheckoutError as exc:
             response = _error(exc.code, exc.message, exc.status)
         except ShowfloorError as exc:
@@ -122,9 +134,11 @@ def _order_payload(
     order: Order, *, client_secret: str = "", **extra: Any
 ) -> dict[str, Any]:
     data = selectors.order_json(order, client_secret=client_secret)
-    data["total"] = Money(order.total_minor, order.currency).format(
-        get_language() or "en"
-    )
+    locale = get_language() or "en"
+    data["total"] = Money(order.total_minor, order.currency).format(locale)
+    for part in ("subtotal", "shipping", "tax"):
+        data[part] = Money(data[f"{part}_minor"], order.currency).format(locale)
+    data["tax_rate"] = f"{order.tax_rate_bp / 100:g} %"
     data["server_now"] = int(time.time() * 1000)
     data.update(extra)
     return data
@@ -150,6 +164,8 @@ def orders(request: HttpRequest, slug: str) -> HttpResponse:
         idempotency_key=request.headers.get("Idempotency-Key"),
         save_card=data.get("save_card") is True,
         proof_city=city if data.get("share_city") is True else "",
+        address=_address(data),
+        save_address=data.get("save_address") is True,
     )
     if not placed.created:
         _adopt_order_session(request, placed.order)
@@ -160,6 +176,15 @@ def orders(request: HttpRequest, slug: str) -> HttpResponse:
         pay_url=f"/api/orders/{placed.order.public_id}/pay",
     )
     return JsonResponse(payload, status=201 if placed.created else 200)
+
+
+def _address(data: dict[str, Any]) -> dict[str, object] | None:
+    address = data.get("address")
+    if address is None:
+        return None
+    if not isinstance(address, dict):
+        raise BadRequest(_("“address” must be an object."))
+    return address
 
 
 def _adopt_order_session(request: HttpRequest, order: Order) -> None:
@@ -387,4 +412,39 @@ def order_refresh(request: HttpRequest, public_id: Any) -> HttpResponse:
             outcome=result.outcome,
             saved_card=_saved_card(request),
         )
+    )
+
+
+@require_POST
+@api
+def quote(request: HttpRequest, slug: str) -> HttpResponse:
+    """What the sheet shows before the buyer reserves: the lines, shipping to
+    the chosen country, tax and the total, written out for the buyer."""
+    show = _show(slug)
+    data = _body(request)
+    country = data.get("country") or ""
+    if not isinstance(country, str):
+        raise BadRequest()
+    found = delivery.variant_quote(
+        show=show,
+        variant_id=_int(data, "variant_id"),
+        quantity=_int(data, "quantity", 1),
+        country=country,
+    )
+    locale = get_language() or "en"
+    return JsonResponse(
+        {
+            **{
+                f"{part}_minor": getattr(found, f"{part}_minor")
+                for part in ("subtotal", "shipping", "tax", "total")
+            },
+            **{
+                part: found.money(getattr(found, f"{part}_minor")).format(locale)
+                for part in ("subtotal", "shipping", "tax", "total")
+            },
+            "currency": found.currency,
+            "tax_included": found.tax_included,
+            "tax_rate": f"{found.tax_rate_bp / 100:g} %",
+            "needs_address": found.needs_address,
+        }
     )

@@ -10,7 +10,12 @@ from django.db import transaction
 
 from checkout import pricing
 from checkout.addresses import CleanAddress, address_clean
-from checkout.exceptions import AddressRequired, DeliverySettingsInvalid
+from checkout.exceptions import (
+    AddressRequired,
+    DeliverySettingsInvalid,
+    QuantityInvalid,
+    UnknownVariant,
+)
 from checkout.models import Order, OrderAddress, SavedAddress, ShippingZone, TaxRate
 from shows.models import Brand, Show, User
 
@@ -86,11 +91,15 @@ def delivery_quote(
     address: dict[str, object] | None,
 ) -> tuple[pricing.Quote, CleanAddress | None]:
     """The price of ``lines`` from ``show``'s brand delivered to ``address``,
-    and the address checked (None when nothing is posted). Raises
-    ``AddressRequired``, ``AddressInvalid`` or ``NotShippable``."""
+    and the address checked. A brand that has set up no shipping zone has not
+    set up delivery: it sells as before, with no address and no shipping (it
+    hands goods over itself), and so do lines that are not posted; the
+    address is then None. Raises ``AddressRequired``, ``AddressInvalid`` or
+    ``NotShippable``."""
     lines = list(lines)
     clean = None
-    if any(line.requires_shipping for line in lines):
+    posted = any(line.requires_shipping for line in lines)
+    if posted and ShippingZone.objects.filter(brand_id=show.brand_id).exists():
         if not address:
             raise AddressRequired()
         clean = address_clean(address)
@@ -106,3 +115,30 @@ def delivery_quote(
 def order_address_record(*, order: Order, address: CleanAddress) -> OrderAddress:
     """The order's own copy of where it goes (in the order's transaction)."""
     return OrderAddress.objects.create(order=order, **address.as_fields())
+
+
+def variant_quote(
+    *, show: Show, variant_id: int, quantity: int, country: str
+) -> pricing.Quote:
+    """What ``quantity`` of a line-up variant costs delivered to ``country``
+    at this moment (the sale price while a sale runs): what the sheet shows
+    before the buyer reserves. Raises ``UnknownVariant``, ``QuantityInvalid``
+    or ``NotShippable``."""
+    from checkout import selectors
+
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise QuantityInvalid()
+    variant = selectors.variant_in_show(show=show, variant_id=variant_id)
+    if variant is None:
+        raise UnknownVariant()
+    sale = selectors.sale_for_variant(variant)
+    unit = sale.price_minor if sale else variant.price_minor
+    posted = bool(getattr(variant, "requires_shipping", True))
+    if posted and not ShippingZone.objects.filter(brand_id=show.brand_id).exists():
+        posted = False
+    return pricing.quote(
+        brand=show.brand,
+        currency=variant.currency,
+        lines=[pricing.Line(unit, quantity, posted)],
+        country=country.strip().upper()[:2] if posted else "",
+    )

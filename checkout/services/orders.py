@@ -26,7 +26,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from checkout import emails, selectors, soldout
+from checkout import emails, pricing, selectors, soldout
 from checkout import stripe_gateway as gateway
 from checkout.exceptions import (
     EmailRequired,
@@ -57,6 +57,7 @@ from checkout.models import (
     SavedCard,
     StockHold,
 )
+from checkout.services import delivery
 from realtime import events, limiter
 from shows.models import Show, User, Variant
 
@@ -657,9 +658,18 @@ def order_create(
     idempotency_key: str | None,
     save_card: bool = False,
     proof_city: str = "",
+    address: dict[str, object] | None = None,
+    save_address: bool = False,
 ) -> OrderPlaced:
     """Reserve ``quantity`` of a pinned variant for ``buyer`` and open a
     PaymentIntent for it.
+
+    Where the brand has set up delivery and the product is posted, the order
+    needs ``address`` (checked for its country); the total is then the lines
+    plus shipping, with tax included or added (``services.delivery``,
+    ``checkout/pricing.py``), and a signed-in buyer's address is kept for next
+    time when ``save_address``. Raises ``AddressRequired``, ``AddressInvalid``
+    or ``NotShippable`` before anything is reserved.
 
     One conditional UPDATE moves the stock into a hold that expires after
     ``SHOWFLOOR_HOLD_SECONDS``; the order starts ``reserved``. The same
@@ -699,10 +709,7 @@ def order_create(
         raise UnknownVariant()
     if not variant.pinned:  # type: ignore[attr-defined]
         raise NotPinned()
-    sale_id = variant.sale_id  # type: ignore[attr-defined]
-    sale = FlashSale.objects.get(pk=sale_id) if sale_id is not None else None
-    if sale is not None and sale.currency != variant.currency:
-        sale = None
+    sale = selectors.sale_for_variant(variant)
     limit = sale.per_buyer_limit if sale else settings.SHOWFLOOR_MAX_PER_BUYER
     if quantity > limit:
         raise OverBuyerLimit(
@@ -719,6 +726,18 @@ def order_create(
         )
         raise SoldOut()
     unit_minor = sale.price_minor if sale else variant.price_minor
+    price, ship_to = delivery.delivery_quote(
+        show=show,
+        currency=variant.currency,
+        lines=[
+            pricing.Line(
+                unit_minor,
+                quantity,
+                variant.requires_shipping,  # type: ignore[attr-defined]
+            )
+        ],
+        address=address,
+    )
     expires_at = now + timedelta(seconds=settings.SHOWFLOOR_HOLD_SECONDS)
     _throttle_reservations(buyer)
     new_session = not buyer.signed_in and not buyer.session_key
@@ -746,7 +765,12 @@ def order_create(
                 buyer=buyer.user if buyer.signed_in else None,
                 email=email,
                 session_key="" if buyer.signed_in else buyer.session_key,
-                total_minor=unit_minor * quantity,
+                total_minor=price.total_minor,
+                subtotal_minor=price.subtotal_minor,
+                shipping_minor=price.shipping_minor,
+                tax_minor=price.tax_minor,
+                tax_rate_bp=price.tax_rate_bp,
+                tax_included=price.tax_included,
                 currency=variant.currency,
                 idempotency_key=full_key,
                 sale=sale,
@@ -754,6 +778,10 @@ def order_create(
                 proof_city=proof_city.strip()[:60],
                 language=translation.get_language() or "",
             )
+            if ship_to is not None:
+                delivery.order_address_record(order=order, address=ship_to)
+                if save_address and buyer.signed_in:
+                    delivery.saved_address_set(user=buyer.user, address=ship_to)  # type: ignore[arg-type]
             OrderLine.objects.create(
                 order=order,
                 variant=variant,

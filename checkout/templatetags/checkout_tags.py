@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 from django.conf import settings
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from checkout import selectors
 from checkout import stripe_gateway as gateway
@@ -29,6 +29,7 @@ def buy_sheet_config(context: template.Context) -> dict[str, Any]:
                 "id": item.product.pk,
                 "name": item.product.name,
                 "image_url": item.product.image_url,
+                "requires_shipping": item.product.requires_shipping,
                 "variants": [
                     {
                         "id": v.pk,
@@ -67,4 +68,10 @@ def buy_sheet_config(context: template.Context) -> dict[str, Any]:
         if api_base
         else settings.STRIPE_JS_URL,
         "max_per_buyer": settings.SHOWFLOOR_MAX_PER_BUYER,
+        # Where the brand delivers and the buyer's saved address.
+        "delivery": selectors.delivery_for_sheet(
+            brand_id=show.brand_id,
+            user=user,
+            language=translation.get_language() or "en",
+        ),
     }

@@ -93,7 +93,8 @@ def test_the_quote_for_a_posted_order_needs_a_valid_address(europe, show):
     quote, address = delivery.delivery_quote(
         show=show, currency="EUR", lines=[Line(8900, 1)], address=BERLIN
     )
-    assert address is not None and address.city == "Berlin"
+    assert address is not None
+    assert address.city == "Berlin"
     assert (quote.shipping_minor, quote.tax_minor, quote.total_minor) == (
         490,
         1499,
@@ -112,3 +113,63 @@ def test_a_buyers_address_is_saved_once_and_can_be_removed(make_user):
     assert SavedAddress.objects.get(user=user).line1 == "Torstraße 2"
     assert delivery.saved_address_remove(user=user)
     assert not delivery.saved_address_remove(user=user)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivered_order_costs_shipping_and_its_email_says_where_it_goes(
+    stripe_settings, europe, pinned, mic, make_user, run_tasks, settings
+):
+    """The order service prices the order delivered (shipping and the tax in
+    it), keeps the address (and the buyer's copy when asked), and the paid
+    email carries the address, the shipping and the signed order link."""
+    from django.core import mail
+    from django.test import Client
+
+    from checkout import services
+    from checkout.models import OrderAddress
+    from tests.checkout.conftest import new_key
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    user = make_user(email="lena@example.test")
+    buyer = services.Buyer(user=user)
+    with pytest.raises(AddressRequired):
+        services.order_create(
+            show=pinned,
+            buyer=buyer,
+            variant_id=mic.pk,
+            quantity=1,
+            idempotency_key=new_key(),
+        )
+    mic.refresh_from_db()
+    assert mic.stock_available == 10
+    placed = services.order_create(
+        show=pinned,
+        buyer=buyer,
+        variant_id=mic.pk,
+        quantity=1,
+        idempotency_key=new_key(),
+        address=BERLIN,
+        save_address=True,
+    )
+    order = placed.order
+    assert (order.subtotal_minor, order.shipping_minor, order.total_minor) == (
+        8900,
+        490,
+        9390,
+    )
+    assert (order.tax_minor, order.tax_rate_bp, order.tax_included) == (
+        1499,
+        1900,
+        True,
+    )
+    assert OrderAddress.objects.get(order=order).postal_code == "10119"
+    assert SavedAddress.objects.get(user=user).city == "Berlin"
+    services.order_pay(order=order, buyer=buyer, method="test")
+    run_tasks()
+    (message,) = mail.outbox
+    assert "Torstraße 1" in message.body
+    assert "10119 Berlin" in message.body
+    assert "4.90" in message.body
+    link = next(line for line in message.body.splitlines() if "/orders/link/" in line)
+    page = Client().get(link[link.index("/orders/link/") :].strip())
+    assert page.status_code == 200

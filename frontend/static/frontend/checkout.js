@@ -42,7 +42,11 @@ function initSheet(sheet) {
     timer: null,
     opener: null, // gets the focus back when the sheet closes
     resuming: null, // the look-up of an open order, while it runs (→ found?)
+    quote: null, // the server's price of the choice, delivered (before an order)
+    editAddress: false, // the buyer asked to change their saved address
   };
+  const delivery = config.delivery || { countries: [], saved_address: null };
+  const ADDRESS_FIELDS = ["name", "line1", "line2", "postal_code", "city", "area", "country"];
 
   // --- Rendering -------------------------------------------------------------
   function status(text, kind = "") {
@@ -78,7 +82,87 @@ function initSheet(sheet) {
 
   function totalText() {
     if (state.order) return state.order.total;
+    if (state.quote) return state.quote.total;
     return formatPrice(unitPrice() * quantity(), state.variant.currency);
+  }
+
+  // --- Delivery --------------------------------------------------------------
+  function needsAddress() {
+    // The brand ships (it has countries) and this product is posted.
+    return delivery.countries.length > 0 && state.product?.requires_shipping !== false;
+  }
+
+  function addressInput(field) {
+    return sheet.querySelector(`[data-field="${field}"]`);
+  }
+
+  function fillCountries() {
+    const select = $("buy-addr-country");
+    if (select.options.length) return;
+    select.replaceChildren(...delivery.countries.map((c) => el("option", { value: c.code }, c.name)));
+    const saved = delivery.saved_address;
+    // The page's language hints at the buyer's country; they can change it.
+    const hint = { de: "DE", fr: "FR", fy: "NL", nl: "NL" }[document.documentElement.lang];
+    const preferred = saved?.country || hint;
+    if (preferred && delivery.countries.some((c) => c.code === preferred)) select.value = preferred;
+    if (saved) for (const field of ADDRESS_FIELDS) addressInput(field).value = saved[field] || "";
+  }
+
+  function address() {
+    return Object.fromEntries(ADDRESS_FIELDS.map((field) => [field, addressInput(field).value.trim()]));
+  }
+
+  function showAddressErrors(fields) {
+    let first = null;
+    for (const field of ADDRESS_FIELDS) {
+      const input = addressInput(field);
+      const id = `${input.id}-error`;
+      document.getElementById(id)?.remove();
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
+      const message = fields?.[field];
+      if (!message) continue;
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", id);
+      input.closest("label").append(el("span", { class: "buy-error", id }, message));
+      first = first || input;
+    }
+    if (first) {
+      state.editAddress = true;
+      render();
+      first.focus();
+    }
+  }
+
+  async function requote() {
+    // The server prices the choice delivered to the chosen country.
+    if (!state.variant || state.order) return;
+    const asked = { variant_id: state.variant.id, quantity: quantity(), country: needsAddress() ? $("buy-addr-country").value : "" };
+    let answer;
+    try {
+      answer = await call(`/api/shows/${config.show}/quote`, asked);
+    } catch {
+      return;
+    }
+    const current = state.variant?.id === asked.variant_id && quantity() === asked.quantity;
+    if (!current || state.order) return;
+    state.quote = answer.ok ? answer.data : null;
+    if (!answer.ok && answer.data.code === "not_shippable") status(answer.data.message, "error");
+    else if (answer.ok && $("buy-status").dataset.kind === "error") status("");
+    render();
+  }
+
+  function breakdownText() {
+    const priced = state.order || state.quote;
+    if (!priced || priced.subtotal === undefined) return "";
+    const parts = [];
+    if (needsAddress() || priced.shipping_minor > 0) {
+      parts.push(priced.shipping_minor > 0 ? fill(t.shipping, { amount: priced.shipping }) : t.freeShipping);
+    }
+    if (priced.tax_minor > 0) {
+      parts.push(fill(priced.tax_included ? t.taxIncluded : t.taxAdded, { amount: priced.tax, rate: priced.tax_rate || "" }));
+    }
+    return parts.join(" · ");
   }
 
   function primaryLabel() {
@@ -120,6 +204,18 @@ function initSheet(sheet) {
     const saleNode = $("buy-sale");
     saleNode.hidden = !s;
     if (s) saleNode.textContent = `${fill(t.sale, { time: clock(s.ends_at - now()) })} · ${fill(t.saleLimit, { n: s.per_buyer_limit })}`;
+    const deliver = needsAddress() && state.step === "choose" && !state.order;
+    $("buy-address").hidden = !deliver;
+    if (deliver) {
+      fillCountries();
+      const saved = delivery.saved_address;
+      const short = Boolean(saved) && !state.editAddress;
+      $("buy-address-saved").hidden = !short;
+      $("buy-address-form").hidden = short;
+      if (saved) $("buy-address-label").textContent = `${saved.name}, ${saved.label}`;
+      for (const node of $("buy-address-form").querySelectorAll("input, select")) node.disabled = locked;
+    }
+    $("buy-breakdown").textContent = breakdownText();
     $("buy-total").textContent = totalText();
     const primary = $("buy-primary");
     primary.textContent = primaryLabel();
@@ -179,8 +275,16 @@ function initSheet(sheet) {
     if (done[state.order.status]) {
       state.step = "done";
       state.busy = false;
-      status(done[state.order.status], state.order.status === "paid" || state.order.status === "fulfilled" ? "ok" : "error");
+      const paid = state.order.status === "paid" || state.order.status === "fulfilled";
+      status(done[state.order.status], paid ? "ok" : "error");
       sheet.dataset.orderStatus = state.order.status;
+      const link = $("buy-order-link");
+      if (paid && state.order.page_url && state.order.reference) {
+        // The order's number and its page: the timeline, tracking, a cancel.
+        link.textContent = `${fill(t.orderRef, { reference: state.order.reference })} · ${t.seeOrder}`;
+        link.href = state.order.page_url;
+        $("buy-order").hidden = false;
+      }
     }
     render();
   }
@@ -201,6 +305,10 @@ function initSheet(sheet) {
       }
       body.email = email.value.trim();
     }
+    if (needsAddress()) {
+      body.address = address();
+      body.save_address = Boolean($("buy-addr-save")?.checked);
+    }
     status(t.reserving);
     const answer = await call(`/api/shows/${config.show}/orders`, body, { headers: { "Idempotency-Key": state.key } });
     if (!answer.ok) {
@@ -208,8 +316,12 @@ function initSheet(sheet) {
       if (answer.data.code === "sold_out") {
         state.variant.stock_available = 0;
       }
+      if (answer.data.code === "address_invalid" || answer.data.code === "address_required") {
+        showAddressErrors(answer.data.fields || { line1: answer.data.message });
+      }
       return false;
     }
+    showAddressErrors(null);
     applyOrder(answer.data);
     sheet.dataset.orderId = answer.data.id;
     showHold();
@@ -391,6 +503,8 @@ function initSheet(sheet) {
     const keep = state.order && state.order.status === "reserved" && state.product?.id === product.id;
     if (!keep) {
       state.order = null;
+      state.quote = null;
+      state.editAddress = false;
       state.step = "choose";
       state.key = newKey();
       $("buy-qty").value = "1";
@@ -398,6 +512,7 @@ function initSheet(sheet) {
       status("");
       delete sheet.dataset.orderStatus;
       delete sheet.dataset.orderId;
+      $("buy-order").hidden = true;
       delete sheet.dataset.resumed;
     }
     state.product = product;
@@ -408,6 +523,7 @@ function initSheet(sheet) {
       sheet.showModal();
     }
     if (!keep) {
+      requote();
       const lookup = resume(state.variant.id);
       state.resuming = lookup;
       lookup.finally(() => {
@@ -498,15 +614,33 @@ function initSheet(sheet) {
   });
   $("buy-variant").addEventListener("change", (e) => {
     state.variant = state.product.variants.find((v) => v.id === Number(e.target.value)) || state.variant;
+    state.quote = null;
     render();
+    requote();
   });
   const step = (delta) => {
     const qty = $("buy-qty");
     qty.value = String(Math.min(Number(qty.max) || 1, Math.max(1, quantity() + delta)));
+    state.quote = null;
     render();
+    requote();
   };
   $("buy-less").addEventListener("click", () => step(-1));
   $("buy-more").addEventListener("click", () => step(1));
-  $("buy-qty").addEventListener("input", render);
+  $("buy-qty").addEventListener("input", () => {
+    state.quote = null;
+    render();
+    requote();
+  });
+  $("buy-addr-country").addEventListener("change", () => {
+    state.quote = null;
+    render();
+    requote();
+  });
+  $("buy-address-change").addEventListener("click", () => {
+    state.editAddress = true;
+    render();
+    addressInput("name").focus();
+  });
   $("buy-share").addEventListener("change", render);
 }
