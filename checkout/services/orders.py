@@ -328,8 +328,14 @@ def order_mark_paid(*, intent: gateway.Intent, reason: str = "") -> Order | None
         return None
     captured = intent.amount_received_minor or intent.amount_minor
     late_refund = 0
+    # Read from Stripe before the transaction, and kept in it: whoever hears
+    # of the payment (the pay answer, order.updated) finds the card saved.
+    card = _card_to_keep(order_id=payment.order_id, intent=intent)
+    replaced = ""
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=payment.order_id)
+        if card is not None:
+            replaced = _keep_card(order=order, card=card)
         Payment.objects.filter(pk=payment.pk).update(
             intent_id=intent.id,
             status=Payment.Status.SUCCEEDED,
@@ -356,8 +362,8 @@ def order_mark_paid(*, intent: gateway.Intent, reason: str = "") -> Order | None
                 late_refund = captured
     if late_refund:
         _refund_late(order=order, intent_id=intent.id, amount_minor=late_refund)
-    if order.save_card and order.buyer_id and intent.customer_id:
-        _remember_card(order=order, intent=intent)
+    if replaced:
+        _detach_quietly(replaced)
     return order
 
 
@@ -387,33 +393,51 @@ def _refund_late(*, order: Order, intent_id: str, amount_minor: int) -> None:
     )
 
 
-def _remember_card(*, order: Order, intent: gateway.Intent) -> None:
-    """Keep the card a signed-in buyer asked to save (Stripe's id, brand, last
-    4), only when Stripe says it can be charged again: the intent set it up for
+def _card_to_keep(*, order_id: int, intent: gateway.Intent) -> gateway.Card | None:
+    """The card of a succeeded intent to keep for the buyer, who asked to save
+    it: only when Stripe says it can be charged again (the intent set it up for
     ``SAVED_CARD_USAGE`` and the payment method is a card attached to the
-    intent's customer. A card kept before is detached at Stripe."""
-    if not intent.payment_method_id or order.buyer_id is None:
-        return
+    intent's customer), never from what the request said. None when there is
+    nothing (new) to keep; asks Stripe only then."""
+    if not (intent.payment_method_id and intent.customer_id):
+        return None
     if intent.setup_future_usage != gateway.SAVED_CARD_USAGE:
-        return
+        return None
+    order = Order.objects.filter(pk=order_id).values("buyer_id", "save_card").first()
+    if order is None or not (order["save_card"] and order["buyer_id"]):
+        return None
+    if SavedCard.objects.filter(
+        user_id=order["buyer_id"], payment_method_id=intent.payment_method_id
+    ).exists():
+        return None  # kept already (a repeated delivery)
     try:
         card = gateway.payment_method_card(intent.payment_method_id)
     except gateway.GatewayError:
-        return
+        return None
     if card.type != "card" or card.customer_id != intent.customer_id:
-        return
-    before = (
-        SavedCard.objects.filter(user_id=order.buyer_id, customer_id=card.customer_id)
-        .values_list("payment_method_id", flat=True)
+        return None
+    return card
+
+
+def _keep_card(*, order: Order, card: gateway.Card) -> str:
+    """Keep ``card`` (Stripe's id, brand, last 4) on the buyer's row for its
+    customer, in the caller's transaction; returns the payment method it
+    replaced, for the caller to detach after commit ("" when none)."""
+    if order.buyer_id is None:
+        return ""
+    row = (
+        SavedCard.objects.select_for_update()
+        .filter(user_id=order.buyer_id, customer_id=card.customer_id)
         .first()
     )
-    SavedCard.objects.filter(
-        user_id=order.buyer_id, customer_id=card.customer_id
-    ).update(
+    if row is None:
+        return ""
+    SavedCard.objects.filter(pk=row.pk).update(
         payment_method_id=card.payment_method_id, brand=card.brand, last4=card.last4
     )
-    if before and before != card.payment_method_id:
-        _detach_quietly(before)
+    if row.payment_method_id in ("", card.payment_method_id):
+        return ""
+    return row.payment_method_id
 
 
 def _detach_quietly(payment_method_id: str) -> None:

@@ -191,7 +191,7 @@ def test_card_not_attached_by_stripe_is_not_kept(
 def test_card_kept_only_when_attached_to_the_intents_customer(
     stripe_settings, pinned, mic, make_user
 ):
-    """_remember_card reads Stripe: an intent that claims off-session set-up
+    """The card kept is what Stripe says: an intent that claims off-session set-up
     but whose card is attached to nobody keeps nothing."""
     user = make_user("Claimed Cleo")
     buyer = services.Buyer(user=user)
