@@ -189,6 +189,16 @@ class Journey:
         phone.click(".room-pin .room-buy")
         phone.wait_for_selector("#buy-sheet[open]")
         r["sheet_product"] = phone.inner_text("#buy-product")
+        # The demo brand ships: the first order asks where it goes.
+        phone.fill("#buy-addr-name", "Vera Viewer")
+        phone.fill("#buy-addr-line1", "Torstraße 1")
+        phone.fill("#buy-addr-postal", "10119")
+        phone.fill("#buy-addr-city", "Berlin")
+        phone.select_option("#buy-addr-country", "DE")
+        phone.wait_for_function(
+            "document.getElementById('buy-total').textContent.includes('93.90')"
+        )
+        r["sheet_breakdown"] = phone.inner_text("#buy-breakdown")
         phone.screenshot(path=str(self.shots / "checkout-phone.png"))
         phone.click("#buy-primary")  # reserve
         phone.wait_for_selector("#buy-sheet[data-order-id]")

@@ -63,7 +63,9 @@ def test_host_viewers_and_buyer_live_the_whole_show(loopback_namespace, tmp_path
     assert "Paid" in result["buy_status"]
     assert result["pin_stock_after"] == "9 left"
 
-    assert result["studio_revenue"] == "€89.00"
+    # €89.00 and €4.90 shipping to Berlin, German VAT included.
+    assert result["sheet_breakdown"] == "Shipping €4.90 · includes €14.99 tax (19 %)"
+    assert result["studio_revenue"] == "€93.90"
     assert "Polar USB microphone" in result["studio_order_row"]
     assert "Ada Lovelace" in result["studio_order_row"]
 
