@@ -139,6 +139,8 @@ def _order_payload(
     for part in ("subtotal", "shipping", "tax"):
         data[part] = Money(data[f"{part}_minor"], order.currency).format(locale)
     data["tax_rate"] = f"{order.tax_rate_bp / 100:g} %"
+    # Where a redirecting payment method (a bank's page) sends the buyer back.
+    data["return_url"] = services.order_return_url(order)
     data["server_now"] = int(time.time() * 1000)
     data.update(extra)
     return data

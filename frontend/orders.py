@@ -13,13 +13,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods
 
-from checkout import selectors
+from checkout import selectors, services
 from checkout.exceptions import CheckoutError
-from checkout.models import Order
+from checkout.models import Order, SavedAddress
 from checkout.money import Money
 from checkout.order_links import order_from_link
+from checkout.services import delivery
 from checkout.services.fulfilment import order_cancel_by_buyer
 from shows.models import User
 
@@ -30,11 +31,25 @@ def _user(request: HttpRequest) -> User | None:
 
 
 @never_cache
-@require_GET
+@require_http_methods(["GET", "POST"])
 @login_required
 def my_orders(request: HttpRequest) -> HttpResponse:
+    """The buyer's orders, and what checkout keeps for them (the saved card
+    and address), each with a way to remove it."""
     user = _user(request)
     assert user is not None  # noqa: S101  # nosec B101 - login_required
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "remove_card":
+                services.saved_card_remove(user=user)
+                messages.success(request, _("Your saved card is removed."))
+            elif action == "remove_address":
+                delivery.saved_address_remove(user=user)
+                messages.success(request, _("Your saved address is removed."))
+        except CheckoutError as exc:
+            messages.error(request, exc.message)
+        return redirect("my_orders")
     orders = selectors.orders_of_buyer(user=user)
     rows = [
         {
@@ -44,7 +59,14 @@ def my_orders(request: HttpRequest) -> HttpResponse:
         }
         for order in orders
     ]
-    return render(request, "frontend/orders/list.html", {"rows": rows})
+    card = selectors.saved_card_for(user=user)
+    address = SavedAddress.objects.filter(user=user).first()
+    context = {
+        "rows": rows,
+        "card": f"{card.brand.title()} •••• {card.last4}" if card else "",
+        "address": address,
+    }
+    return render(request, "frontend/orders/list.html", context)
 
 
 @never_cache

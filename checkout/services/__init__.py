@@ -10,6 +10,7 @@ from checkout.services.orders import (
     order_mark_paid,
     order_pay,
     order_refresh,
+    order_return_url,
     saved_card_remove,
 )
 from checkout.services.refunds import (
@@ -32,6 +33,7 @@ __all__ = [
     "order_refund",
     "order_refunds_record",
     "order_restock",
+    "order_return_url",
     "sale_close_due",
     "sale_start",
     "saved_card_remove",

@@ -150,3 +150,40 @@ def test_a_returning_buyer_pays_in_two_taps_to_the_saved_address(
         assert second.total_minor == 9390
     finally:
         context.close()
+
+
+def test_back_from_the_banks_page_the_sheet_shows_the_order_paid(
+    stripe_settings, asgi_server, browser, pinned, mic
+):
+    """A redirecting payment (localstripe's 3-D Secure page stands in for
+    iDEAL or Bancontact) returns to the show page marked with the order: the
+    sheet opens on it, the server records it paid from Stripe (before any
+    webhook), and the address bar loses the marker."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from tests.checkout.test_redirect_return import away_at_the_bank, bank_answers
+
+    session = SessionStore()
+    session.create()
+    buyer = services.Buyer(
+        user=None, session_key=str(session.session_key), email="back@example.test"
+    )
+    order, secret = away_at_the_bank(stripe_settings, pinned, buyer, mic)
+    bank_answers(stripe_settings, order, secret, success=True)
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        context.add_cookies(
+            [{"name": "sessionid", "value": buyer.session_key, "url": asgi_server}]
+        )
+        page = context.new_page()
+        page.goto(
+            f"{asgi_server}/shows/{pinned.slug}/?order={order.public_id}"
+            "&payment_intent=pi_x&redirect_status=succeeded"
+        )
+        page.wait_for_selector("#buy-sheet[data-order-status='paid']", timeout=15000)
+        assert "Paid" in page.inner_text("#buy-status")
+        assert page.evaluate("window.location.search") == ""
+        order.refresh_from_db()
+        assert order.status == Order.Status.PAID
+    finally:
+        context.close()

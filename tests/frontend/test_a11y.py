@@ -552,3 +552,59 @@ def test_placeholder_text_keeps_aa_contrast(asgi_server, page, busy_show, host):
     assert {"room-chat-input", "room-ask-input", "studio-chat-input", "price"} <= fields
     low = [(name, ratio) for name, ratio in measured if ratio < 4.5]
     assert not low, low
+
+
+def test_delivery_form_and_order_pages_have_no_serious_axe_violations(
+    stripe_settings, asgi_server, page, axe_script, busy_show, products, make_user
+):
+    """The buy sheet asking for an address (with a field refused), My orders
+    with a saved card, and an order's page with its timeline and tracking."""
+    from checkout import services as checkout
+    from checkout.services import delivery, fulfilment
+    from tests.checkout.conftest import new_key
+
+    delivery.shipping_zone_set(
+        brand=busy_show.brand,
+        name="EU",
+        countries=["DE"],
+        rate_minor=490,
+        currency="EUR",
+    )
+    buyer = make_user("Bea Buyer")
+    placed = checkout.order_create(
+        show=busy_show,
+        buyer=checkout.Buyer(user=buyer),
+        variant_id=products[1].variants.get().pk,
+        quantity=1,
+        idempotency_key=new_key(),
+        save_card=True,
+        address={
+            "name": "Bea Buyer",
+            "line1": "Torstraße 1",
+            "postal_code": "10119",
+            "city": "Berlin",
+            "country": "DE",
+        },
+    ).order
+    checkout.order_pay(order=placed, buyer=checkout.Buyer(user=buyer), method="test")
+    fulfilment.order_ship(
+        order=placed, carrier="DHL", tracking_url="https://track.example/1"
+    )
+    signed_in(page, asgi_server, make_user("Nia New"))
+    open_live_room(page, f"{asgi_server}/shows/{busy_show.slug}/")
+    page.click(".room-pin .room-buy")
+    page.wait_for_selector("#buy-address:not([hidden])")
+    problems = axe_problems(page, axe_script, "buy sheet, address")
+    page.fill("#buy-addr-name", "Nia New")
+    page.fill("#buy-addr-line1", "Torstraße 1")
+    page.fill("#buy-addr-postal", "101")
+    page.fill("#buy-addr-city", "Berlin")
+    page.click("#buy-primary")
+    page.wait_for_selector("#buy-addr-postal-error")
+    problems += axe_problems(page, axe_script, "buy sheet, address refused")
+    signed_in(page, asgi_server, buyer)
+    page.goto(f"{asgi_server}/orders/")
+    problems += axe_problems(page, axe_script, "my orders")
+    page.goto(f"{asgi_server}/orders/{placed.public_id}/")
+    problems += axe_problems(page, axe_script, "order page")
+    assert not problems, "\n".join(problems)

@@ -152,3 +152,46 @@ def test_the_cancel_needs_the_csrf_token(stripe_settings, pinned, mic, guest):
     assert answer.status_code == 403
     order.refresh_from_db()
     assert order.status == Order.Status.PAID
+
+
+def test_the_buyer_removes_the_saved_card_and_address_from_my_orders(
+    stripe_settings, pinned, mic, buyer
+):
+    """What checkout keeps is listed with a way to remove it: the card is
+    detached at Stripe and forgotten, the address deleted."""
+    from checkout.addresses import address_clean
+    from checkout.models import SavedAddress, SavedCard
+    from checkout.services import delivery
+
+    placed = services.order_create(
+        show=pinned,
+        buyer=services.Buyer(user=buyer),
+        variant_id=mic.pk,
+        quantity=1,
+        idempotency_key=new_key(),
+        save_card=True,
+    ).order
+    services.order_pay(order=placed, buyer=services.Buyer(user=buyer), method="test")
+    delivery.saved_address_set(
+        user=buyer,
+        address=address_clean(
+            {
+                "name": "Noor",
+                "line1": "Torstraße 1",
+                "postal_code": "10119",
+                "city": "Berlin",
+                "country": "DE",
+            }
+        ),
+    )
+    client = Client()
+    client.force_login(buyer)
+    body = client.get("/orders/").content.decode()
+    assert "•••• 4242" in body
+    assert "Torstraße 1" in body
+    client.post("/orders/", {"action": "remove_card"})
+    client.post("/orders/", {"action": "remove_address"})
+    assert not SavedCard.objects.filter(user=buyer).exists()
+    assert not SavedAddress.objects.filter(user=buyer).exists()
+    body = client.get("/orders/").content.decode()
+    assert "Saved for checkout" not in body

@@ -405,7 +405,9 @@ function initSheet(sheet) {
     // Production: Stripe's Payment Element and Express Checkout Element.
     const stripe = await loadStripe();
     state.elements = stripe.elements({ clientSecret: state.order.client_secret });
-    const express = state.elements.create("expressCheckout");
+    // Wallets ask for the buyer's email (a guest's receipt and order link);
+    // the delivery address was given in the sheet and is on the order.
+    const express = state.elements.create("expressCheckout", { emailRequired: true });
     express.on("confirm", () => confirmInBrowser());
     express.mount("#buy-express");
     state.elements.create("payment").mount("#buy-element");
@@ -418,7 +420,8 @@ function initSheet(sheet) {
       state.stripe.confirmPayment({
         elements: state.elements,
         redirect: "if_required",
-        confirmParams: { return_url: window.location.href },
+        // Back to this show, marked with the order (the server's URL).
+        confirmParams: { return_url: state.order.return_url || window.location.href },
       }),
     );
     if (result.error) {
@@ -588,7 +591,43 @@ function initSheet(sheet) {
     }
   }
 
+  async function returned() {
+    // Back from a bank's page (iDEAL, Bancontact, 3-D Secure): the URL names
+    // the order; the server asks Stripe and records what happened. Nothing
+    // Stripe added to the URL is trusted.
+    const params = new URLSearchParams(window.location.search);
+    const id = params.get("order");
+    if (!id) return;
+    params.delete("order");
+    for (const name of ["payment_intent", "payment_intent_client_secret", "redirect_status"]) params.delete(name);
+    const rest = params.toString();
+    history.replaceState(null, "", `${window.location.pathname}${rest ? `?${rest}` : ""}${window.location.hash}`);
+    let answer;
+    try {
+      answer = await call(`/api/orders/${id}/refresh`, {});
+    } catch {
+      return;
+    }
+    if (answer.status === 404) return; // not this browser's order
+    const order = answer.data.id ? answer.data : { id, status: "failed" };
+    const line = (order.lines || [])[0];
+    const product = line && [...products.values()].find((p) => p.variants.some((v) => v.id === line.variant_id));
+    if (!product) return;
+    open({ productId: product.id, variantId: line.variant_id });
+    state.order = null;
+    applyOrder(order);
+    sheet.dataset.orderId = order.id;
+    if (!answer.ok) status(answer.data.message || t.failed, "error");
+    else if (order.status === "reserved") {
+      state.step = "pay";
+      if (!config.test_mode) await mountElements();
+      showHold();
+      render();
+    }
+  }
+
   document.addEventListener("showfloor:buy", (e) => open(e.detail || {}));
+  returned();
   document.addEventListener("showfloor:event", (e) => onEvent(e.detail));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
