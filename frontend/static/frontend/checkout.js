@@ -214,6 +214,9 @@ function initSheet(sheet) {
       $("buy-address-form").hidden = short;
       if (saved) $("buy-address-label").textContent = `${saved.name}, ${saved.label}`;
       for (const node of $("buy-address-form").querySelectorAll("input, select")) node.disabled = locked;
+      // A state or region only where the country's addresses name one.
+      const country = delivery.countries.find((c) => c.code === $("buy-addr-country").value);
+      $("buy-addr-area-field").hidden = !country?.area;
     }
     $("buy-breakdown").textContent = breakdownText();
     $("buy-total").textContent = totalText();
