@@ -336,6 +336,13 @@ def test_a_buyer_who_reloads_after_buy_resumes_the_same_order(
     """Buy, reserve, reload, Buy again: the sheet goes straight to paying the
     order already held (its remaining time shown), not a second order."""
     context = browser.new_context(viewport={"width": 390, "height": 844})
+    lookups: list[str] = []
+    context.on(
+        "request",
+        lambda request: (
+            lookups.append(request.url) if "/orders/open" in request.url else None
+        ),
+    )
     try:
         page = open_show(context, asgi_server, pinned.slug)
         page.click(".room-pin .room-buy")
@@ -343,12 +350,15 @@ def test_a_buyer_who_reloads_after_buy_resumes_the_same_order(
         page.click("#buy-primary")
         page.wait_for_selector("#buy-sheet[data-order-id]", timeout=10000)
         first = page.get_attribute("#buy-sheet", "data-order-id")
+        # A first Buy asks the shop for no open order: this browser held none.
+        assert lookups == []
 
         page.reload()
         page.wait_for_selector("#room-conn[data-state='live']", timeout=15000)
         page.wait_for_selector(".room-pin .room-buy", timeout=10000)
         page.click(".room-pin .room-buy")
         page.wait_for_selector("#buy-sheet[data-resumed='1']", timeout=10000)
+        assert len(lookups) == 1
         assert page.get_attribute("#buy-sheet", "data-order-id") == first
         assert page.inner_text("#buy-primary") == "Pay €89.00 with the test card"
         assert re.match(

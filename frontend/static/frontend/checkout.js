@@ -276,6 +276,7 @@ function initSheet(sheet) {
     state.order = { ...(state.order || {}), ...order };
     const done = { paid: t.paid, fulfilled: t.paid, failed: t.failed, expired: t.expired, cancelled: t.cancelled, refunded: t.refunded };
     if (done[state.order.status]) {
+      rememberHeld(null);
       state.step = "done";
       state.busy = false;
       const paid = state.order.status === "paid" || state.order.status === "fulfilled";
@@ -326,6 +327,7 @@ function initSheet(sheet) {
     }
     showAddressErrors(null);
     applyOrder(answer.data);
+    rememberHeld(state.order);
     sheet.dataset.orderId = answer.data.id;
     showHold();
     return true;
@@ -470,6 +472,32 @@ function initSheet(sheet) {
   }
 
   // --- Opening and closing ---------------------------------------------------
+  // This browser remembers that it holds an order here (until its hold
+  // ends), so only a buyer who may have one asks the server after a reload:
+  // a rush of first Buys costs the shop no look-ups.
+  const heldKey = `showfloor:held:${config.show}`;
+
+  function rememberHeld(order) {
+    try {
+      if (order && order.status === "reserved" && order.expires_at) {
+        localStorage.setItem(heldKey, JSON.stringify({ id: order.id, until: Date.parse(order.expires_at) }));
+      } else {
+        localStorage.removeItem(heldKey);
+      }
+    } catch {
+      // Storage refused (private mode): the look-up is then simply skipped.
+    }
+  }
+
+  function mayHoldOne() {
+    try {
+      const held = JSON.parse(localStorage.getItem(heldKey) || "null");
+      return Boolean(held && held.until > now());
+    } catch {
+      return false;
+    }
+  }
+
   async function resume(variantId) {
     // After a reload the buyer may still hold units of this option: pay that
     // order instead of placing another, whose hold would keep them off sale.
@@ -530,7 +558,7 @@ function initSheet(sheet) {
     }
     if (!keep) {
       requote();
-      const lookup = resume(state.variant.id);
+      const lookup = mayHoldOne() ? resume(state.variant.id) : Promise.resolve(false);
       state.resuming = lookup;
       lookup.finally(() => {
         if (state.resuming === lookup) state.resuming = null;
@@ -564,6 +592,7 @@ function initSheet(sheet) {
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
         body: "{}",
       }).catch(() => {});
+      rememberHeld(null);
       state.order = null;
     }
   }
