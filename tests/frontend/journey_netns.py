@@ -196,7 +196,7 @@ class Journey:
         phone.fill("#buy-addr-city", "Berlin")
         phone.select_option("#buy-addr-country", "DE")
         phone.wait_for_function(
-            "document.getElementById('buy-total').textContent.includes('93.90')"
+            "document.getElementById('buy-breakdown').textContent.includes('19 %')"
         )
         r["sheet_breakdown"] = phone.inner_text("#buy-breakdown")
         phone.screenshot(path=str(self.shots / "checkout-phone.png"))

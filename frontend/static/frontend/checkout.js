@@ -144,7 +144,10 @@ function initSheet(sheet) {
     } catch {
       return;
     }
-    const current = state.variant?.id === asked.variant_id && quantity() === asked.quantity;
+    // Only the answer for what is chosen now: a slower answer for an earlier
+    // country, option or quantity must not overwrite it.
+    const country = needsAddress() ? $("buy-addr-country").value : "";
+    const current = state.variant?.id === asked.variant_id && quantity() === asked.quantity && country === asked.country;
     if (!current || state.order) return;
     state.quote = answer.ok ? answer.data : null;
     if (!answer.ok && answer.data.code === "not_shippable") status(answer.data.message, "error");
