@@ -320,6 +320,11 @@ def order_pay(request: HttpRequest, public_id: Any) -> HttpResponse:
         method=method,
         test_payment_method=test_method[:100],
     )
+    return _pay_answer(request, result)
+
+
+def _pay_answer(request: HttpRequest, result: services.PayResult) -> JsonResponse:
+    """The order after a payment step, as the pay and refresh endpoints answer."""
     result.order.refresh_from_db()
     return JsonResponse(
         _order_payload(
@@ -406,15 +411,7 @@ def order_refresh(request: HttpRequest, public_id: Any) -> HttpResponse:
     endpoint does. Stripe's return parameters are not needed: the server reads
     the order's own intent."""
     result = services.order_refresh(order=_buyer_order(request, public_id))
-    result.order.refresh_from_db()
-    return JsonResponse(
-        _order_payload(
-            result.order,
-            client_secret=result.client_secret,
-            outcome=result.outcome,
-            saved_card=_saved_card(request),
-        )
-    )
+    return _pay_answer(request, result)
 
 
 @require_POST

@@ -262,17 +262,28 @@ def _next_order_number(brand_id: int) -> int:
 
 def _release_holds(order: Order) -> None:
     """Give a closed order's held units back to stock (once per hold)."""
+    _return_holds(order, held=StockHold.Status.HELD, to=StockHold.Status.RELEASED)
+
+
+def _return_holds(order: Order, *, held: str, to: str) -> int:
+    """Give the units of the order's holds in status ``held`` back to stock,
+    moving each hold to ``to`` once (a conditional update), with
+    ``stock.changed`` to the room and the sold-out marker cleared after
+    commit. Returns the units given back."""
     now = timezone.now()
-    for hold in StockHold.objects.filter(order=order, status=StockHold.Status.HELD):
-        released = StockHold.objects.filter(
-            pk=hold.pk, status=StockHold.Status.HELD
-        ).update(status=StockHold.Status.RELEASED, settled_at=now)
-        if released:
+    returned = 0
+    for hold in StockHold.objects.filter(order=order, status=held):
+        moved = StockHold.objects.filter(pk=hold.pk, status=held).update(
+            status=to, settled_at=now
+        )
+        if moved:
             Variant.objects.filter(pk=hold.variant_id).update(
                 stock_available=F("stock_available") + hold.quantity
             )
             _broadcast_stock(order.show_id, hold.variant_id)
             transaction.on_commit(partial(soldout.clear, hold.variant_id))
+            returned += hold.quantity
+    return returned
 
 
 def _retake_stock(order: Order) -> bool:

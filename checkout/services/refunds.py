@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from functools import partial
 
 from django.db import transaction
 from django.db.models import F, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from checkout import soldout
 from checkout import stripe_gateway as gateway
 from checkout.exceptions import (
     NotRefundable,
@@ -35,8 +33,8 @@ from checkout.exceptions import (
     RefundTooLarge,
 )
 from checkout.models import Order, OrderTransition, Payment, Refund, StockHold
-from checkout.services.orders import _broadcast_stock, _move, _notify_order
-from shows.models import User, Variant
+from checkout.services.orders import _move, _notify_order, _return_holds
+from shows.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -141,19 +139,9 @@ def order_restock(*, order: Order) -> int:
 
 def _restock(order: Order) -> int:
     """Under the order's row lock: each sold hold's units back, once."""
-    now = timezone.now()
-    returned = 0
-    for hold in StockHold.objects.filter(order=order, status=StockHold.Status.CONSUMED):
-        moved = StockHold.objects.filter(
-            pk=hold.pk, status=StockHold.Status.CONSUMED
-        ).update(status=StockHold.Status.RESTOCKED, settled_at=now)
-        if moved:
-            Variant.objects.filter(pk=hold.variant_id).update(
-                stock_available=F("stock_available") + hold.quantity
-            )
-            _broadcast_stock(order.show_id, hold.variant_id)
-            transaction.on_commit(partial(soldout.clear, hold.variant_id))
-            returned += hold.quantity
+    returned = _return_holds(
+        order, held=StockHold.Status.CONSUMED, to=StockHold.Status.RESTOCKED
+    )
     if returned:
         logger.info("returned %s units of order %s to stock", returned, order.public_id)
     return returned
