@@ -47,21 +47,34 @@ def _locked(order: Order) -> Order:
     return Order.objects.select_for_update().get(pk=order.pk)
 
 
-def order_pack(*, order: Order) -> Order:
-    """Mark a paid order packed. Raises ``FulfilmentInvalid`` unless it is paid,
-    not yet packed and not being cancelled. Sends ``order.updated``."""
+def _step(order: Order, *, when: dict[str, object], field: str) -> Order:
+    """Set the timestamp ``field`` on the order if it matches ``when`` (one
+    conditional update, so each step happens once), then tell the buyer's
+    sockets. Raises ``FulfilmentInvalid`` when it does not match."""
+    now = timezone.now()
     with transaction.atomic():
-        packed = Order.objects.filter(
-            pk=order.pk,
-            status=S.PAID,
-            packed_at__isnull=True,
-            cancel_requested_at__isnull=True,
-        ).update(packed_at=timezone.now(), updated_at=timezone.now())
-        if not packed:
+        moved = Order.objects.filter(pk=order.pk, **when).update(
+            **{field: now}, updated_at=now
+        )
+        if not moved:
             raise FulfilmentInvalid()
         locked = _locked(order)
         _notify_order(locked)
     return locked
+
+
+def order_pack(*, order: Order) -> Order:
+    """Mark a paid order packed. Raises ``FulfilmentInvalid`` unless it is paid,
+    not yet packed and not being cancelled. Sends ``order.updated``."""
+    return _step(
+        order,
+        when={
+            "status": S.PAID,
+            "packed_at__isnull": True,
+            "cancel_requested_at__isnull": True,
+        },
+        field="packed_at",
+    )
 
 
 def order_ship(
@@ -117,18 +130,15 @@ def order_ship(
 def order_mark_delivered(*, order: Order) -> Order:
     """Record that a shipped order arrived. Raises ``FulfilmentInvalid`` unless
     it was shipped and not yet marked delivered. Sends ``order.updated``."""
-    with transaction.atomic():
-        delivered = Order.objects.filter(
-            pk=order.pk,
-            status=S.FULFILLED,
-            shipped_at__isnull=False,
-            delivered_at__isnull=True,
-        ).update(delivered_at=timezone.now(), updated_at=timezone.now())
-        if not delivered:
-            raise FulfilmentInvalid()
-        locked = _locked(order)
-        _notify_order(locked)
-    return locked
+    return _step(
+        order,
+        when={
+            "status": S.FULFILLED,
+            "shipped_at__isnull": False,
+            "delivered_at__isnull": True,
+        },
+        field="delivered_at",
+    )
 
 
 def order_cancel_by_buyer(*, order: Order) -> Order:
