@@ -126,6 +126,18 @@ def saved_card_for(*, user: User | None) -> SavedCard | None:
     return card if card is not None and card.usable else None
 
 
+def saved_card_summary(*, user_id: int | None) -> dict[str, str] | None:
+    """The buyer's usable saved card as the buy sheet offers it (brand and
+    last four only), or ``None``."""
+    if user_id is None:
+        return None
+    card = SavedCard.objects.filter(user_id=user_id).first()
+    if card is None or not card.usable:
+        return None
+    brand = card.brand.title()
+    return {"brand": brand, "last4": card.last4, "label": f"{brand} •••• {card.last4}"}
+
+
 @dataclass(frozen=True)
 class Revenue:
     currency: str

@@ -297,11 +297,8 @@ def order_open(request: HttpRequest, slug: str) -> HttpResponse:
 def _saved_card(request: HttpRequest) -> dict[str, str] | None:
     """The signed-in buyer's usable saved card (brand and last four only), so
     the sheet offers it on the next Buy without a reload."""
-    card = selectors.saved_card_for(user=_user(request))
-    if card is None:
-        return None
-    brand = card.brand.title()
-    return {"brand": brand, "last4": card.last4, "label": f"{brand} •••• {card.last4}"}
+    user = _user(request)
+    return selectors.saved_card_summary(user_id=user.pk if user else None)
 
 
 @require_POST

@@ -145,17 +145,20 @@ def _notify_order(order: Order) -> None:
     recipient = _recipient(order)
     if recipient is None:
         return
-    events.notify(
-        order.show_id,
-        recipient,
-        {
-            "type": events.ORDER_UPDATED,
-            "order_id": str(order.public_id),
-            "status": order.status,
-            "total_minor": order.total_minor,
-            "currency": order.currency,
-        },
-    )
+    event: dict[str, Any] = {
+        "type": events.ORDER_UPDATED,
+        "order_id": str(order.public_id),
+        "status": order.status,
+        "total_minor": order.total_minor,
+        "currency": order.currency,
+    }
+    if order.status == Order.Status.PAID and order.buyer_id:
+        # The event often arrives before the pay answer: it carries the card
+        # this payment saved, so the next Buy offers it at once.
+        card = selectors.saved_card_summary(user_id=order.buyer_id)
+        if card is not None:
+            event["saved_card"] = card
+    events.notify(order.show_id, recipient, event)
 
 
 def _broadcast_stock(

@@ -414,3 +414,84 @@ def test_a_buyer_who_saves_their_card_is_offered_it_on_the_next_buy_at_once(
         assert Order.objects.filter(buyer=user, status="paid").count() == 2
     finally:
         context.close()
+
+
+def test_a_stale_answer_or_a_repeated_event_does_not_undo_a_payment(
+    stripe_settings, asgi_server, browser, pinned, mic, make_user
+):
+    """The pay answer and the buyer's ``order.updated`` race, and the outbox
+    may repeat the order's first event after its payment: the sheet keeps
+    "paid" whatever arrives last, and learns the saved card from the event when
+    the answer (read before the payment landed) lacks it. A CI run once
+    reopened such a sheet on "Close" instead of the saved card."""
+    import json
+
+    from django.db import transaction
+
+    from realtime import events
+
+    user = make_user("Rae Racer")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+
+    def stale_pay_answer(route):
+        # The answer as the server would have read it before the payment landed.
+        response = route.fetch()
+        body = response.json()
+        body.update(status="reserved", outcome="processing")
+        body.pop("saved_card", None)
+        route.fulfill(response=response, body=json.dumps(body))
+
+    try:
+        context.add_cookies(
+            [{"name": "sessionid", "value": login_cookie(user), "url": asgi_server}]
+        )
+        page = open_show(context, asgi_server, pinned.slug)
+        page.evaluate(
+            "window.seen = [];"
+            "document.addEventListener('showfloor:event', (e) => {"
+            "  const d = e.detail;"
+            "  if (d.type === 'order.updated') window.seen.push(d.status);"
+            "});"
+        )
+        page.route("**/api/orders/*/pay", stale_pay_answer)
+        page.click(".room-pin .room-buy")
+        page.wait_for_selector("#buy-sheet[open]")
+        page.click(".buy-extras summary")
+        page.check("#buy-save")
+        page.click("#buy-primary")  # reserve
+        page.wait_for_selector("#buy-sheet[data-order-id]", timeout=10000)
+        page.click("#buy-primary")  # pay; the answer comes back stale
+        page.wait_for_selector("#buy-sheet[data-order-status='paid']", timeout=15000)
+        page.wait_for_function("window.seen.includes('paid')", timeout=10000)
+        page.wait_for_function(
+            "!document.getElementById('buy-primary').disabled", timeout=10000
+        )
+        order = Order.objects.get(buyer=user)
+        # The outbox repeats the order's first event, after the payment.
+        with transaction.atomic():
+            events.notify(
+                pinned.pk,
+                events.user_recipient(user.pk),
+                {
+                    "type": events.ORDER_UPDATED,
+                    "order_id": str(order.public_id),
+                    "status": "reserved",
+                    "total_minor": order.total_minor,
+                    "currency": order.currency,
+                },
+            )
+        page.wait_for_function(
+            "window.seen[window.seen.length - 1] === 'reserved'", timeout=10000
+        )
+        assert page.get_attribute("#buy-sheet", "data-order-status") == "paid"
+        assert "Paid" in page.inner_text("#buy-status")
+        page.click("#buy-close")
+        page.wait_for_selector("#buy-sheet:not([open])", state="attached")
+        assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+
+        page.click(".room-pin .room-buy")
+        page.wait_for_selector("#buy-sheet[open]")
+        assert page.inner_text("#buy-primary") == "Pay €89.00 with Visa •••• 4242"
+        assert page.is_hidden("#buy-save")
+    finally:
+        context.close()

@@ -276,6 +276,11 @@ function initSheet(sheet) {
     // Each answer carries the server's clock; the freshest estimate wins.
     if (order.server_now) offset = order.server_now - Date.now();
     if (order.saved_card) learnCard(order.saved_card);
+    if (order.status === "reserved" && state.order && state.order.status && state.order.status !== "reserved") {
+      // Answers and events cross: no order goes back to "reserved", so a pay
+      // answer read before the payment landed does not undo the event's "paid".
+      order = { ...order, status: state.order.status };
+    }
     state.order = { ...(state.order || {}), ...order };
     const done = { paid: t.paid, fulfilled: t.paid, failed: t.failed, expired: t.expired, cancelled: t.cancelled, refunded: t.refunded };
     if (done[state.order.status]) {
@@ -537,7 +542,7 @@ function initSheet(sheet) {
   function open({ productId, variantId }) {
     const product = products.get(Number(productId));
     if (!product) return;
-    const keep = state.order && state.order.status === "reserved" && state.product?.id === product.id;
+    const keep = state.order && state.order.status === "reserved" && state.step !== "done" && state.product?.id === product.id;
     if (!keep) {
       state.order = null;
       state.quote = null;
@@ -604,7 +609,7 @@ function initSheet(sheet) {
   function onEvent(event) {
     if (!event || typeof event.type !== "string") return;
     if (event.type === "order.updated" && state.order && event.order_id === state.order.id) {
-      applyOrder({ status: event.status });
+      applyOrder({ status: event.status, saved_card: event.saved_card });
     } else if (event.type === "stock.changed") {
       const product = products.get(event.product_id);
       const variant = product?.variants.find((v) => v.id === event.variant_id);
