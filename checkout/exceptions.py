@@ -214,3 +214,29 @@ class DeliverySettingsInvalid(CheckoutError):
         "Check the zone: two-letter country codes, each in one zone per "
         "currency, amounts not below zero, a tax rate from 0 to 100 %."
     )
+
+
+class BagEmpty(CheckoutError):
+    code = "bag_empty"
+    status = 409
+    default_message = _("Your bag is empty: add something, or its holds ran out.")
+
+
+class BagFull(CheckoutError):
+    code = "bag_full"
+    status = 409
+    default_message = _("Your bag is full: pay for it, or take something out.")
+
+
+class BagChanged(CheckoutError):
+    code = "bag_changed"
+    status = 409
+    default_message = _("Your bag changed meanwhile: check it and pay again.")
+
+
+class CurrencyMismatch(CheckoutError):
+    code = "currency_mismatch"
+    status = 409
+    default_message = _(
+        "That is priced in another currency than your bag: pay for the bag first."
+    )

@@ -69,6 +69,9 @@ class FlashSale(models.Model):
 
 class Order(models.Model):
     class Status(models.TextChoices):
+        # A bag the buyer is still filling: each line holds its own stock; no
+        # payment yet. Checking out makes it ``reserved`` like a one-tap Buy.
+        OPEN = "open", _("In the bag")
         RESERVED = "reserved", _("Reserved")
         PAID = "paid", _("Paid")
         FULFILLED = "fulfilled", _("Fulfilled")
@@ -106,6 +109,9 @@ class Order(models.Model):
         related_name="orders",
     )
     save_card = models.BooleanField(default=False)
+    # Placed from the bag (several products, paid once) rather than by a
+    # one-tap Buy on a pinned product.
+    from_bag = models.BooleanField(default=False)
     # The language the buyer ordered in: their emails are written in it.
     language = models.CharField(max_length=16, blank=True)
     # Social proof: the city is kept only when the buyer opted in.
@@ -154,12 +160,28 @@ class Order(models.Model):
                 condition=Q(total_minor__gte=0), name="order_total_not_negative"
             ),
             models.CheckConstraint(
-                condition=Q(buyer__isnull=False) | ~Q(email=""),
+                # A guest gives their email when checking out a bag; one that
+                # never did was open, then emptied or expired.
+                condition=Q(buyer__isnull=False)
+                | ~Q(email="")
+                | Q(from_bag=True, status__in=["open", "cancelled", "expired"]),
                 name="order_has_buyer_or_email",
+            ),
+            # One bag per buyer and show (a double tap on "Add" makes one).
+            models.UniqueConstraint(
+                fields=["show", "buyer"],
+                condition=Q(status="open", buyer__isnull=False),
+                name="order_one_open_bag_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["show", "session_key"],
+                condition=Q(status="open", buyer__isnull=True),
+                name="order_one_open_bag_per_session",
             ),
             models.CheckConstraint(
                 condition=Q(
                     status__in=[
+                        "open",
                         "reserved",
                         "paid",
                         "fulfilled",
@@ -202,6 +224,14 @@ class OrderLine(models.Model):
     quantity = models.PositiveIntegerField()
     unit_price_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
+    # The flash sale whose price and per-buyer limit this line took.
+    sale = models.ForeignKey(
+        FlashSale,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="lines",
+    )
 
     class Meta:
         ordering = ["id"]

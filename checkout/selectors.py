@@ -28,7 +28,12 @@ from checkout.models import (
 from checkout.money import Money
 from shows.models import LineupItem, Pin, Product, Show, User, Variant
 
-ACTIVE_STATUSES = (Order.Status.RESERVED, Order.Status.PAID, Order.Status.FULFILLED)
+ACTIVE_STATUSES = (
+    Order.Status.OPEN,
+    Order.Status.RESERVED,
+    Order.Status.PAID,
+    Order.Status.FULFILLED,
+)
 SOLD_STATUSES = (Order.Status.PAID, Order.Status.FULFILLED)
 
 
@@ -94,10 +99,10 @@ def sales_open(*, show: Show, now: datetime | None = None) -> list[FlashSale]:
 
 
 def sale_quantity_of_buyer(*, sale: FlashSale, buyer_scope: dict[str, Any]) -> int:
-    """Units a buyer holds or bought in the sale (expired or failed orders do not
-    count)."""
+    """Units a buyer holds (in the bag or an order) or bought in the sale;
+    expired or failed orders do not count."""
     total = OrderLine.objects.filter(
-        order__sale=sale, order__status__in=ACTIVE_STATUSES, **buyer_scope
+        sale=sale, order__status__in=ACTIVE_STATUSES, **buyer_scope
     ).aggregate(n=Sum("quantity"))["n"]
     return int(total or 0)
 
@@ -196,11 +201,14 @@ def order_json(
                 "variant_name": line.variant_name,
                 "quantity": line.quantity,
                 "unit_price_minor": line.unit_price_minor,
+                "unit_price": Money(line.unit_price_minor, line.currency).format(),
+                "sale": line.sale_id is not None,
             }
             for line in lines
         ],
         "payment_status": payment.status if payment is not None else None,
-        "sale": order.sale_id is not None,
+        "sale": any(line.sale_id is not None for line in lines),
+        "from_bag": order.from_bag,
         # What the total is made of, and what the buyer calls the order.
         "subtotal_minor": order.subtotal_minor,
         "shipping_minor": order.shipping_minor,
@@ -348,7 +356,9 @@ def orders_of_buyer(*, user: User) -> list[Order]:
     failed or cancelled before payment) are left out."""
     return list(
         Order.objects.filter(buyer=user)
-        .exclude(status__in=[Order.Status.EXPIRED, Order.Status.FAILED])
+        .exclude(
+            status__in=[Order.Status.OPEN, Order.Status.EXPIRED, Order.Status.FAILED]
+        )
         .exclude(status=Order.Status.CANCELLED, paid_at__isnull=True)
         .select_related("show__brand", "payment")
         .prefetch_related("lines")

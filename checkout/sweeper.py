@@ -16,7 +16,11 @@ logger = logging.getLogger(__name__)
 
 def sweep_once() -> int:
     """One pass; returns how many orders expired and sales closed."""
-    return services.order_expire_due() + services.sale_close_due()
+    return (
+        services.order_expire_due()
+        + services.bag_expire_due()
+        + services.sale_close_due()
+    )
 
 
 def run(*, interval: float, stop: threading.Event) -> None:

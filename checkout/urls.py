@@ -7,6 +7,18 @@ from checkout import views
 urlpatterns: list[URLPattern | URLResolver] = [
     path("api/shows/<slug:slug>/orders", views.orders, name="checkout_orders"),
     path("api/shows/<slug:slug>/quote", views.quote, name="checkout_quote"),
+    path("api/shows/<slug:slug>/bag", views.bag, name="checkout_bag"),
+    path(
+        "api/shows/<slug:slug>/bag/lines/<int:variant_id>",
+        views.bag_line,
+        name="checkout_bag_line",
+    ),
+    path("api/shows/<slug:slug>/bag/quote", views.bag_quote, name="checkout_bag_quote"),
+    path(
+        "api/shows/<slug:slug>/bag/checkout",
+        views.bag_checkout,
+        name="checkout_bag_checkout",
+    ),
     path(
         "api/shows/<slug:slug>/orders/open",
         views.order_open,

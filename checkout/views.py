@@ -427,6 +427,10 @@ def quote(request: HttpRequest, slug: str) -> HttpResponse:
         quantity=_int(data, "quantity", 1),
         country=country,
     )
+    return _quote_answer(found)
+
+
+def _quote_answer(found: Any) -> JsonResponse:
     locale = get_language() or "en"
     return JsonResponse(
         {
@@ -444,3 +448,95 @@ def quote(request: HttpRequest, slug: str) -> HttpResponse:
             "needs_address": found.needs_address,
         }
     )
+
+
+# --- The bag -------------------------------------------------------------------
+
+
+def _bag_answer(bag: Order | None, pending: Order | None = None) -> JsonResponse:
+    data = services.bag_json(bag)
+    bag_data = data["bag"]
+    if bag_data is not None and bag is not None:
+        locale = get_language() or "en"
+        bag_data["subtotal"] = Money(bag.subtotal_minor, bag.currency).format(locale)
+        for line in bag_data["lines"]:
+            line["unit_price"] = Money(line["unit_price_minor"], bag.currency).format(
+                locale
+            )
+            line["total"] = Money(
+                line["unit_price_minor"] * line["quantity"], bag.currency
+            ).format(locale)
+    # A bag checked out and still waiting for its payment, to pay or resume.
+    data["checkout"] = (
+        _order_payload(pending, pay_url=f"/api/orders/{pending.public_id}/pay")
+        if pending is not None
+        else None
+    )
+    return JsonResponse(data)
+
+
+@require_GET
+@api
+def bag(request: HttpRequest, slug: str) -> HttpResponse:
+    """The buyer's bag in this show (``{"bag": null}`` when empty) and a
+    checked-out bag still waiting for payment (``checkout``)."""
+    show = _show(slug)
+    found, pending = services.bag_get(show=show, buyer=_buyer(request))
+    return _bag_answer(found, pending)
+
+
+@require_http_methods(["PUT"])
+@api
+def bag_line(request: HttpRequest, slug: str, variant_id: int) -> HttpResponse:
+    """Set how many of a line-up product option the bag holds (0 removes it).
+    Absolute, so a repeated request changes nothing."""
+    show = _show(slug)
+    data = _body(request)
+    found, _buyer_now = services.bag_set_line(
+        show=show,
+        buyer=_buyer(request),
+        variant_id=variant_id,
+        quantity=_int(data, "quantity"),
+    )
+    return _bag_answer(found)
+
+
+@require_POST
+@api
+def bag_quote(request: HttpRequest, slug: str) -> HttpResponse:
+    """The bag's shipping, tax and total to the chosen country, before Pay."""
+    show = _show(slug)
+    data = _body(request)
+    country = data.get("country") or ""
+    if not isinstance(country, str):
+        raise BadRequest()
+    found = services.bag_quote(show=show, buyer=_buyer(request), country=country)
+    return _quote_answer(found)
+
+
+@require_POST
+@api
+def bag_checkout(request: HttpRequest, slug: str) -> HttpResponse:
+    """Check the bag out: one order for all its lines, reserved, with its
+    PaymentIntent; paid through ``/api/orders/<id>/pay`` like any order."""
+    show = _show(slug)
+    data = _body(request)
+    email = data.get("email") or ""
+    city = data.get("city") or ""
+    if not isinstance(email, str) or not isinstance(city, str):
+        raise BadRequest()
+    placed = services.bag_checkout(
+        show=show,
+        buyer=_buyer(request, email=email[:254]),
+        address=_address(data),
+        save_address=data.get("save_address") is True,
+        save_card=data.get("save_card") is True,
+        proof_city=city if data.get("share_city") is True else "",
+    )
+    payload = _order_payload(
+        placed.order,
+        client_secret=placed.client_secret,
+        expires_at=placed.expires_at.isoformat() if placed.expires_at else None,
+        pay_url=f"/api/orders/{placed.order.public_id}/pay",
+    )
+    return JsonResponse(payload, status=201 if placed.created else 200)

@@ -1,5 +1,13 @@
 """Every write of the checkout: orders and payments, flash sales, refunds."""
 
+from checkout.services.bag import (
+    bag_checkout,
+    bag_expire_due,
+    bag_get,
+    bag_json,
+    bag_quote,
+    bag_set_line,
+)
 from checkout.services.orders import (
     Buyer,
     PayResult,
@@ -23,6 +31,12 @@ from checkout.services.sales import sale_close_due, sale_start
 __all__ = [
     "Buyer",
     "PayResult",
+    "bag_checkout",
+    "bag_expire_due",
+    "bag_get",
+    "bag_json",
+    "bag_quote",
+    "bag_set_line",
     "order_cancel",
     "order_create",
     "order_expire_due",

@@ -5,6 +5,7 @@ to it (``checkout/pricing.py`` holds the arithmetic and its rounding)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from django.db import transaction
 
@@ -134,11 +135,29 @@ def variant_quote(
     sale = selectors.sale_for_variant(variant)
     unit = sale.price_minor if sale else variant.price_minor
     posted = bool(getattr(variant, "requires_shipping", True))
+    return lines_quote(
+        show=show,
+        currency=variant.currency,
+        lines=[pricing.Line(unit, quantity, posted)],
+        country=country,
+    )
+
+
+def lines_quote(
+    *, show: Show, currency: str, lines: Iterable[pricing.Line], country: str
+) -> pricing.Quote:
+    """What ``lines`` cost delivered to ``country`` (no address checked yet):
+    the sheet's figures before the buyer reserves or checks out a bag. Lines
+    of a brand that has set up no delivery are not posted. Raises
+    ``NotShippable``."""
+    lines = list(lines)
+    posted = any(line.requires_shipping for line in lines)
     if posted and not ShippingZone.objects.filter(brand_id=show.brand_id).exists():
+        lines = [replace(line, requires_shipping=False) for line in lines]
         posted = False
     return pricing.quote(
         brand=show.brand,
-        currency=variant.currency,
-        lines=[pricing.Line(unit, quantity, posted)],
+        currency=currency,
+        lines=lines,
         country=country.strip().upper()[:2] if posted else "",
     )

@@ -69,6 +69,7 @@ S = Order.Status
 # succeeds after its hold ended still wins: it takes the stock again or is
 # refunded.
 NEXT: dict[str, frozenset[str]] = {
+    S.OPEN: frozenset({S.RESERVED, S.EXPIRED, S.CANCELLED}),
     S.RESERVED: frozenset({S.PAID, S.EXPIRED, S.FAILED, S.CANCELLED}),
     S.EXPIRED: frozenset({S.PAID, S.REFUNDED}),
     S.FAILED: frozenset({S.PAID, S.REFUNDED}),
@@ -828,6 +829,7 @@ def order_create(
                 quantity=quantity,
                 unit_price_minor=unit_minor,
                 currency=variant.currency,
+                sale=sale,
             )
             StockHold.objects.create(
                 order=order, variant=variant, quantity=quantity, expires_at=expires_at

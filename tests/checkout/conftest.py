@@ -137,3 +137,21 @@ def run_tasks(monkeypatch):
         return DBTaskResult.objects.finished().count() - finished
 
     return run
+
+
+@pytest.fixture
+def europe(brand):
+    """The brand ships to Germany, Austria and the Netherlands for €4.90 (free
+    from €100.00), with German VAT of 19 % in its prices."""
+    from checkout.services import delivery
+
+    delivery.shipping_zone_set(
+        brand=brand,
+        name="Europe",
+        countries=["de", "AT", " nl "],
+        rate_minor=490,
+        currency="EUR",
+        free_from_minor=10000,
+    )
+    delivery.tax_rate_set(brand=brand, country="de", rate_bp=1900)
+    return brand

@@ -26,20 +26,6 @@ BERLIN = {
 }
 
 
-@pytest.fixture
-def europe(brand):
-    delivery.shipping_zone_set(
-        brand=brand,
-        name="Europe",
-        countries=["de", "AT", " nl "],
-        rate_minor=490,
-        currency="EUR",
-        free_from_minor=10000,
-    )
-    delivery.tax_rate_set(brand=brand, country="de", rate_bp=1900)
-    return brand
-
-
 def test_a_zone_is_saved_with_clean_codes_and_changed_in_place(europe):
     zone = ShippingZone.objects.get()
     assert zone.countries == "AT,DE,NL"
