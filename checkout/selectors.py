@@ -161,6 +161,8 @@ def studio_orders(*, show: Show, limit: int = 50) -> StudioOrders:
     """The show's latest orders and its revenue per currency (three queries)."""
     orders = list(
         Order.objects.filter(show=show)
+        # Bags never checked out (open, emptied or expired) are not orders yet.
+        .exclude(from_bag=True, payment__isnull=True)
         .select_related("buyer")
         .prefetch_related("lines")
         .order_by("-id")[:limit]

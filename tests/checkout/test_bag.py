@@ -111,6 +111,11 @@ def test_a_guest_fills_a_bag_with_pinned_and_lineup_products_and_pays_once(
     assert after["bag"] is None
     assert after["checkout"]["id"] == order["id"]
 
+    from checkout import selectors
+
+    # The studio lists the checked-out bag, never the bags being filled.
+    listed = selectors.studio_orders(show=pinned).orders
+    assert [str(o.public_id) for o in listed] == [order["id"]]
     paid = post(client, token, f"/api/orders/{order['id']}/pay", {"method": "test"})
     assert paid.status_code == 200, paid.content
     assert paid.json()["status"] == "paid"
