@@ -114,6 +114,39 @@ def _show(
     )
 
 
+def _ready_show(brand: Brand) -> Show:
+    """The show to go live with: the launch night, or, once a run of the demo
+    has ended it, the newest encore not yet ended, or a new encore ten minutes
+    ahead with the same line-up. A demo started again always has one."""
+
+    def launch(slug: str, title: str) -> Show:
+        return _show(
+            brand,
+            slug,
+            title,
+            starts_in=timedelta(minutes=10),
+            description=(
+                "Hana unboxes the new Aurora headphones, compares them with the "
+                "Fjord speaker and answers your questions live. Launch prices "
+                "for the length of the show."
+            ),
+            product_slugs=["aurora-headphones", "fjord-speaker", "polar-mic"],
+        )
+
+    show = launch(SHOW_SLUG, "Launch night: Aurora headphones")
+    if show.status != Show.Status.ENDED:
+        return show
+    encores = Show.objects.filter(slug__startswith=f"{SHOW_SLUG}-encore-")
+    ready = encores.exclude(status=Show.Status.ENDED).order_by("-id").first()
+    if ready is not None:
+        return ready
+    number = encores.count() + 1
+    return launch(
+        f"{SHOW_SLUG}-encore-{number}",
+        f"Launch night, encore {number}: Aurora headphones",
+    )
+
+
 # Where the demo brand ships and its VAT: prices include tax, as in the
 # four languages' markets.
 DEMO_ZONE = ("Europe", ["DE", "AT", "CH", "NL", "BE", "LU", "FR"], 490, 10000)
@@ -158,18 +191,7 @@ def seed_demo() -> DemoData:
         services.catalog_import(brand=brand, text=catalog_csv())
     _delivery(brand)
 
-    show = _show(
-        brand,
-        SHOW_SLUG,
-        "Launch night: Aurora headphones",
-        starts_in=timedelta(minutes=10),
-        description=(
-            "Hana unboxes the new Aurora headphones, compares them with the "
-            "Fjord speaker and answers your questions live. Launch prices "
-            "for the length of the show."
-        ),
-        product_slugs=["aurora-headphones", "fjord-speaker", "polar-mic"],
-    )
+    show = _ready_show(brand)
     private_show = _show(
         brand,
         PRIVATE_SHOW_SLUG,

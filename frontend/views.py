@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import login
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection
 from django.http import (
@@ -127,16 +128,11 @@ def show_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @never_cache
 def studio(request: HttpRequest, slug: str) -> HttpResponse:
     show = _show_or_404(slug)
+    if not request.user.is_authenticated:
+        # The printed or shared studio link: log in, then come back here.
+        return redirect_to_login(request.get_full_path())
     if not selectors.user_is_show_staff(user=_viewer(request), show=show):
-        if request.user.is_authenticated:
-            message = _(
-                "Only the hosts and moderators of %(brand)s can open this studio."
-            )
-        else:
-            message = _(
-                "This is the studio of %(brand)s. Log in with a host or "
-                "moderator account of the brand to open it."
-            )
+        message = _("Only the hosts and moderators of %(brand)s can open this studio.")
         raise PermissionDenied(message % {"brand": show.brand.name})
     context = {
         "show": show,

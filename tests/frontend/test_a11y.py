@@ -144,6 +144,10 @@ def test_public_pages_have_no_serious_axe_violations(asgi_server, page, axe_scri
     page.get_by_role("button", name="Enter the show").click()
     page.wait_for_selector(".errorlist")
     problems.extend(axe_problems(page, axe_script, "access code refused"))
+    # A signed-in viewer is refused the studio (a signed-out one is sent to log in).
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": login_cookie(data.viewer), "url": asgi_server}]
+    )
     check(f"/shows/{data.show.slug}/studio/", "403")
     assert page.locator(".notice-code").inner_text() == "403"
     check("/shows/no-such-show/", "404")

@@ -44,6 +44,28 @@ def test_seeding_twice_reuses_everything():
     assert first.host.check_password(demo.DEMO_PASSWORD)
 
 
+@pytest.mark.django_db
+def test_a_demo_started_again_after_its_show_ended_has_a_new_one_to_go_live():
+    """Once the launch night has ended, the next run schedules an encore with
+    the same line-up (and finds that encore again until it ends too)."""
+    from shows import services
+
+    first = demo.seed_demo()
+    services.show_start(show=first.show)
+    services.show_end(show=first.show)
+    second = demo.seed_demo()
+    assert second.show.pk != first.show.pk
+    assert second.show.status == Show.Status.SCHEDULED
+    assert second.show.slug == f"{demo.SHOW_SLUG}-encore-1"
+    assert list(second.show.lineup.values_list("product__slug", flat=True)) == list(
+        first.show.lineup.values_list("product__slug", flat=True)
+    )
+    assert demo.seed_demo().show.pk == second.show.pk
+    services.show_start(show=second.show)
+    services.show_end(show=second.show)
+    assert demo.seed_demo().show.slug == f"{demo.SHOW_SLUG}-encore-2"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_demos_worker_thread_sends_the_emails_and_stops(show):
     """The worker thread started with the demo sends an email asked for while
