@@ -307,6 +307,7 @@ def test_a_delivered_bag_is_priced_with_its_address_at_checkout(
     assert order.tax_rate_bp == 1900
     assert order.shipping_address.city == "Berlin"
     # Checking out gives every hold one more hold period to pay in.
+    assert placed.expires_at is not None
     assert placed.expires_at > timezone.now() + timedelta(seconds=250)
 
 

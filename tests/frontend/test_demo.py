@@ -161,3 +161,32 @@ def test_demo_command_serves_the_seeded_show_and_stops_cleanly(tmp_path):
     while _listening(stripe_port) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _listening(stripe_port), "localstripe outlived the demo"
+
+
+def test_the_port_of_a_demo_just_stopped_counts_as_free_despite_time_wait():
+    """Restarting the demo at once used to fail for a minute ("Port 8000 … in
+    use") while only TIME-WAIT sockets of the last run remained."""
+    import socket
+    import subprocess
+
+    from frontend.management.commands.demo import _port_is_free
+
+    port = free_port()
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port))
+    server.listen()
+    assert not _port_is_free(port), "a listening port is in use"
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server side closes first: its end waits in TIME-WAIT
+    client.close()
+    server.close()
+    states = subprocess.run(  # nosec B603 - fixed arguments
+        ["ss", "-tan", f"sport = :{port}"],  # nosec B607 - ss from PATH
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    assert "TIME-WAIT" in states, states
+    assert _port_is_free(port)

@@ -211,7 +211,11 @@ class Command(BaseCommand):
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether nothing listens on the port. Connections of a demo just stopped
+    linger in TIME-WAIT for a minute; the server binds with SO_REUSEADDR
+    (Twisted does on POSIX), so the check does too."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError:
