@@ -90,6 +90,9 @@ class Product(models.Model):
     slug = models.SlugField(max_length=80)
     description = models.TextField(blank=True)
     image_url = models.URLField(blank=True)
+    # An uploaded image (checked and thumbnailed by shows/images.py); where
+    # there is one it is shown rather than ``image_url``.
+    image = models.ImageField(upload_to="products/", max_length=200, blank=True)
     # False for what is not posted (a download, a ticket, pickup at a shop):
     # its buyers give no address and pay no shipping.
     requires_shipping = models.BooleanField(default=True)
@@ -398,3 +401,86 @@ class RoomAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.action} {self.code}"
+
+
+# --- The brand workspace ------------------------------------------------------
+
+
+class Invitation(models.Model):
+    """An invitation to join a brand's team with a role, sent by email as a
+    signed link (``shows/services/team.py``). ``version`` grows with every
+    resend: only the newest link works."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        ACCEPTED = "accepted", _("Accepted")
+        REVOKED = "revoked", _("Revoked")
+
+    brand = models.ForeignKey(
+        Brand, on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Membership.Role.choices)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    # The language the email is written in.
+    language = models.CharField(max_length=16, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    invited_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["brand", "email"],
+                condition=Q(status="pending"),
+                name="invitation_one_pending_per_email",
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=["owner", "host", "moderator"]),
+                name="invitation_role_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "accepted", "revoked"]),
+                name="invitation_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} · {self.role} of {self.brand}"
+
+
+class AuditEntry(models.Model):
+    """Who changed what in a brand, and when: a team change now, prices, stock
+    and refunds later. ``target`` names what was changed as people read it (an
+    email, a SKU); ``detail`` holds ``before``/``after`` and anything else the
+    action records."""
+
+    brand = models.ForeignKey(
+        Brand, on_delete=models.CASCADE, related_name="audit_entries"
+    )
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=40)
+    target = models.CharField(max_length=200, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["brand", "-id"], name="audit_brand_recent")]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target}"
