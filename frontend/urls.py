@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, include, path
 
 from frontend import csp, orders, views
 from frontend.forms import LoginForm
@@ -22,4 +22,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("orders/", orders.my_orders, name="my_orders"),
     path("orders/<uuid:public_id>/", orders.order_page, name="order_page"),
     path("orders/link/<str:token>/", orders.order_link, name="order_link"),
+    path("", include("frontend.workspace_urls")),
 ]
