@@ -240,3 +240,12 @@ class CurrencyMismatch(CheckoutError):
     default_message = _(
         "That is priced in another currency than your bag: pay for the bag first."
     )
+
+
+class AddressCountryChanged(CheckoutError):
+    code = "address_country_changed"
+    status = 409
+    default_message = _(
+        "This order was priced for delivery to another country: choose that "
+        "country in the sheet to see its shipping and tax."
+    )

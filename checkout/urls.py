@@ -28,6 +28,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/orders/<uuid:public_id>", views.order_detail, name="checkout_order"),
     path("api/orders/<uuid:public_id>/pay", views.order_pay, name="checkout_pay"),
     path(
+        "api/orders/<uuid:public_id>/address",
+        views.order_address,
+        name="checkout_order_address",
+    ),
+    path(
         "api/orders/<uuid:public_id>/cancel", views.order_cancel, name="checkout_cancel"
     ),
     path(

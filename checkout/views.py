@@ -26,7 +26,7 @@ from checkout.exceptions import (
     OrderNotFound,
     TooManyReservations,
 )
-from checkout.models import Order
+from checkout.models import Order, OrderAddress
 from checkout.money import Money
 from checkout.services import delivery
 from checkout.services.resume import order_resume
@@ -141,6 +141,12 @@ def _order_payload(
     data["tax_rate"] = f"{order.tax_rate_bp / 100:g} %"
     # Where a redirecting payment method (a bank's page) sends the buyer back.
     data["return_url"] = services.order_return_url(order)
+    # Where it goes, by country only: a wallet may offer only that country.
+    data["ship_to_country"] = (
+        OrderAddress.objects.filter(order=order)
+        .values_list("country", flat=True)
+        .first()
+    )
     data["server_now"] = int(time.time() * 1000)
     data.update(extra)
     return data
@@ -331,6 +337,20 @@ def _pay_answer(request: HttpRequest, result: services.PayResult) -> JsonRespons
             saved_card=_saved_card(request),
         )
     )
+
+
+@require_POST
+@api
+def order_address(request: HttpRequest, public_id: Any) -> HttpResponse:
+    """The address the buyer's wallet gave replaces the one typed in the
+    sheet, within the country the order was priced for (Express Checkout)."""
+    data = _body(request)
+    address = _address(data)
+    if address is None:
+        raise BadRequest(_("“address” must be an object."))
+    order = _buyer_order(request, public_id)
+    delivery.order_address_replace(order=order, address=address)
+    return JsonResponse(_order_payload(order))
 
 
 @require_POST

@@ -12,8 +12,10 @@ from django.db import transaction
 from checkout import pricing
 from checkout.addresses import CleanAddress, address_clean
 from checkout.exceptions import (
+    AddressCountryChanged,
     AddressRequired,
     DeliverySettingsInvalid,
+    OrderNotPayable,
     QuantityInvalid,
     UnknownVariant,
 )
@@ -116,6 +118,27 @@ def delivery_quote(
 def order_address_record(*, order: Order, address: CleanAddress) -> OrderAddress:
     """The order's own copy of where it goes (in the order's transaction)."""
     return OrderAddress.objects.create(order=order, **address.as_fields())
+
+
+def order_address_replace(*, order: Order, address: dict[str, object]) -> OrderAddress:
+    """Replace where a reserved order goes by the address the buyer's wallet
+    gave (Express Checkout asks for it again): checked for its country like
+    any address, and only within the country the order was priced for, since
+    shipping and tax are per country. Raises ``AddressInvalid``,
+    ``AddressCountryChanged`` (also for an order that is not delivered) or
+    ``OrderNotPayable``."""
+    clean = address_clean(address)
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if locked.status != Order.Status.RESERVED:
+            raise OrderNotPayable()
+        current = OrderAddress.objects.filter(order=locked).first()
+        if current is None or current.country != clean.country:
+            raise AddressCountryChanged()
+        for name, value in clean.as_fields().items():
+            setattr(current, name, value)
+        current.save()
+    return current
 
 
 def variant_quote(

@@ -159,3 +159,84 @@ def test_a_delivered_order_costs_shipping_and_its_email_says_where_it_goes(
     link = next(line for line in message.body.splitlines() if "/orders/link/" in line)
     page = Client().get(link[link.index("/orders/link/") :].strip())
     assert page.status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wallet_address_replaces_the_typed_one_only_within_the_priced_country(
+    stripe_settings, europe, pinned, mic
+):
+    """Express Checkout asks the wallet for an address: it replaces the one
+    typed in the sheet (checked like it) within the country the order was
+    priced for; another country, or an order already paid, is refused and the
+    address stays."""
+    import json
+
+    from checkout.models import OrderAddress
+    from tests.checkout.test_views import api_client, buy
+
+    client, token = api_client()
+    placed = buy(
+        client,
+        token,
+        pinned.slug,
+        {
+            "variant_id": mic.pk,
+            "quantity": 1,
+            "email": "w@example.test",
+            "address": BERLIN,
+        },
+    )
+    assert placed.status_code == 201, placed.content
+    order = placed.json()
+    assert order["ship_to_country"] == "DE"
+    url = f"/api/orders/{order['id']}/address"
+
+    def send(address):
+        return client.post(
+            url,
+            data=json.dumps({"address": address}),
+            content_type="application/json",
+            HTTP_X_CSRFTOKEN=token,
+        )
+
+    munich = {
+        **BERLIN,
+        "line1": "Marienplatz 8",
+        "postal_code": "80331",
+        "city": "München",
+    }
+    assert send(munich).status_code == 200
+    assert OrderAddress.objects.get(order__public_id=order["id"]).city == "München"
+    vienna = {**BERLIN, "postal_code": "1010", "city": "Wien", "country": "AT"}
+    refused = send(vienna)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "address_country_changed"
+    bad = send({**munich, "postal_code": "ABC"})
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "address_invalid"
+    assert "postal_code" in bad.json()["fields"]
+    assert OrderAddress.objects.get(order__public_id=order["id"]).city == "München"
+    # Another guest's session cannot touch it.
+    stranger, stranger_token = api_client()
+    assert (
+        stranger.post(
+            url,
+            data=json.dumps({"address": munich}),
+            content_type="application/json",
+            HTTP_X_CSRFTOKEN=stranger_token,
+        ).status_code
+        == 404
+    )
+    paid = client.post(
+        f"/api/orders/{order['id']}/pay",
+        data=json.dumps({"method": "test"}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+    )
+    assert paid.json()["status"] == "paid"
+    late = send({**munich, "line1": "Kaufingerstraße 1"})
+    assert late.status_code == 409
+    assert late.json()["code"] == "order_not_payable"
+    assert (
+        OrderAddress.objects.get(order__public_id=order["id"]).line1 == "Marienplatz 8"
+    )
