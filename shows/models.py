@@ -90,9 +90,6 @@ class Product(models.Model):
     slug = models.SlugField(max_length=80)
     description = models.TextField(blank=True)
     image_url = models.URLField(blank=True)
-    # An uploaded image (checked and thumbnailed by shows/images.py); where
-    # there is one it is shown rather than ``image_url``.
-    image = models.ImageField(upload_to="products/", max_length=200, blank=True)
     # False for what is not posted (a download, a ticket, pickup at a shop):
     # its buyers give no address and pay no shipping.
     requires_shipping = models.BooleanField(default=True)
