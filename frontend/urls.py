@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
-from frontend import csp, orders, views
+from frontend import audience, csp, orders, views
 from frontend.forms import LoginForm
 
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -19,6 +19,20 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("shows/<slug:slug>/", views.show_detail, name="show_detail"),
     path("shows/<slug:slug>/studio/", views.studio, name="studio"),
+    path("shows/<slug:slug>/remind/", audience.remind, name="remind"),
+    path("shows/<slug:slug>/calendar.ics", audience.calendar, name="show_calendar"),
+    path("brands/<slug:slug>/follow/", audience.follow, name="follow"),
+    path(
+        "reminders/confirm/<str:token>/",
+        audience.reminder_confirm,
+        name="reminder_confirm",
+    ),
+    path(
+        "account/notifications/",
+        audience.notification_settings,
+        name="notification_settings",
+    ),
+    path("unsubscribe/<str:token>/", audience.unsubscribe, name="unsubscribe"),
     path("orders/", orders.my_orders, name="my_orders"),
     path("orders/<uuid:public_id>/", orders.order_page, name="order_page"),
     path("orders/link/<str:token>/", orders.order_link, name="order_link"),

@@ -90,6 +90,9 @@ class Product(models.Model):
     slug = models.SlugField(max_length=80)
     description = models.TextField(blank=True)
     image_url = models.URLField(blank=True)
+    # An uploaded image (checked and thumbnailed by shows/images.py); where
+    # there is one it is shown rather than ``image_url``.
+    image = models.ImageField(upload_to="products/", max_length=200, blank=True)
     # False for what is not posted (a download, a ticket, pickup at a shop):
     # its buyers give no address and pay no shipping.
     requires_shipping = models.BooleanField(default=True)
@@ -481,3 +484,136 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target}"
+
+
+# --- The audience: follows, reminders and the emails they bring ---------------
+
+
+class Follow(models.Model):
+    """A signed-in viewer follows a brand: told when its shows go live."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="follows")
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="follows")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "brand"], name="follow_once_per_user_and_brand"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} follows {self.brand}"
+
+
+class Reminder(models.Model):
+    """Someone tapped "Remind me" on a show: a signed-in viewer, or a guest by
+    email, who counts only once they confirmed through the emailed link."""
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="reminders")
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # A guest's address (lower case); empty for a signed-in viewer.
+    email = models.EmailField(blank=True)
+    # The language the emails are written in.
+    language = models.CharField(max_length=16, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["show", "user"],
+                condition=Q(user__isnull=False),
+                name="reminder_once_per_user_and_show",
+            ),
+            models.UniqueConstraint(
+                fields=["show", "email"],
+                condition=Q(user__isnull=True),
+                name="reminder_once_per_email_and_show",
+            ),
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, email="")
+                | Q(user__isnull=True) & ~Q(email=""),
+                name="reminder_user_or_email",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"remind {self.user or self.email} of {self.show}"
+
+
+class NotificationSettings(models.Model):
+    """What a signed-in viewer wants to be emailed about (both on by default)."""
+
+    user = models.OneToOneField(
+        User, on_delete=models.CASCADE, related_name="notification_settings"
+    )
+    # "Starting soon" for shows they asked to be reminded of.
+    before_start = models.BooleanField(default=True)
+    # "Live now" for those shows and for the brands they follow.
+    live_now = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"notifications of {self.user}"
+
+
+class Notice(models.Model):
+    """One reminder email to one person about one show: the row makes it once
+    (unique per show, kind and address), however often the batch runs."""
+
+    class Kind(models.TextChoices):
+        STARTING_SOON = "starting_soon", _("Starting soon")
+        LIVE_NOW = "live_now", _("Live now")
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="notices")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # Lower case; one email per address whether it came by a reminder or a follow.
+    address = models.EmailField()
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    language = models.CharField(max_length=16, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["show", "kind", "address"],
+                name="notice_once_per_show_kind_and_address",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["show", "kind", "sent_at"], name="notice_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.show} to {self.address}"
+
+
+class NoticeBatch(models.Model):
+    """That the "starting soon" or "live now" emails of a show were asked
+    for: the sweeper asks once per show and kind."""
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Notice.Kind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When its delivery task was last enqueued (a batch left unfinished by a
+    # worker that died is enqueued again by the sweeper, not more often).
+    enqueued_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["show", "kind"], name="notice_batch_once_per_show_and_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} batch of {self.show}"

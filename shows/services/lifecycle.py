@@ -75,6 +75,11 @@ def _show_transition(show: Show, *, source: str, target: str) -> Show:
                 f"{Show.Status(target).label.lower()}."
             )
         show.refresh_from_db()
+        if target == Show.Status.LIVE:
+            from shows import notices  # the task module imports the services
+
+            # "Live now" to those reminded and the brand's followers, once.
+            notices.notices_request(show_id=show.pk, kind=notices.K.LIVE_NOW)
         events.broadcast(
             show.pk,
             {
@@ -89,7 +94,8 @@ def _show_transition(show: Show, *, source: str, target: str) -> Show:
 
 def show_start(*, show: Show) -> Show:
     """Move a scheduled show to live. Raises ``InvalidTransition`` otherwise.
-    Broadcasts ``show.status``."""
+    Broadcasts ``show.status`` and asks the worker for the "live now" emails
+    (shows/notices.py)."""
     return _show_transition(show, source=Show.Status.SCHEDULED, target=Show.Status.LIVE)
 
 
