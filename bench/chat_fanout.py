@@ -18,7 +18,10 @@ at the messages sent), p50/p99 from send to receipt (probes), server CPU (share
 of one core during the send window and the settle after it; the event loop
 thread's own share as ``server_loop_cpu``), RSS growth per
 connection, deliveries per CPU-second for both servers, connect time and server
-CPU per connect. The last line is one JSON object.
+CPU per connect. Daphne runs twice, with the show's counting
+(``realtime.counting``) on and then off (``counting_cost_ratio``: deliveries
+per CPU-second on ÷ off; ``--no-counting-off`` skips the second run). The last
+line is one JSON object.
 """
 
 from __future__ import annotations
@@ -294,6 +297,51 @@ asyncio.run(main())
 """
 
 
+def run_daphne(
+    python: str,
+    env: dict[str, str],
+    load: dict[str, Any],
+    cookies: list[str],
+    *,
+    counting: bool,
+) -> dict[str, Any]:
+    """One Daphne process through the load, with the show's counting
+    (``realtime.counting``) on or off, on Redis keys of its own."""
+    env = {
+        **env,
+        "SHOWFLOOR_COUNTING": "1" if counting else "0",
+        "SHOWFLOOR_REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}",
+    }
+    port = free_port()
+    daphne = subprocess.Popen(
+        [
+            python, "-m", "daphne", "-v", "0",
+            # Twisted listens with a backlog of 50 unless told otherwise; a
+            # crowd connecting at once overflows it (SYN retries of 1 s, 3 s…).
+            "-e", f"tcp:port={port}:interface=127.0.0.1:backlog=1024",
+            "--ping-interval", "3600", "--ping-timeout", "3600",
+            "--websocket_connect_timeout", "60",
+            "config.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+    )  # fmt: skip
+    try:
+        wait_port(port)
+        return run_load(
+            port=port,
+            path="/ws/shows/bench-show/",
+            cookies=cookies,
+            server_pid=daphne.pid,
+            chat_frame=True,
+            sender_path="/ws/shows/bench-show/",
+            **load,
+        )
+    finally:
+        daphne.terminate()
+        daphne.wait(timeout=20)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--viewers", type=int, default=1000)
@@ -320,6 +368,11 @@ def main() -> None:
         help="bytes a counting viewer lets wait before it reads (1: every frame)",
     )
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--no-counting-off",
+        action="store_true",
+        help="skip the second Daphne run with the show's counting off",
+    )
     args = parser.parse_args()
     ws_load.raise_fd_limit()
     workdir = Path(tempfile.mkdtemp(prefix="showfloor-bench-"))
@@ -364,37 +417,20 @@ def main() -> None:
         "seconds": args.seconds,
         "read_low_water": args.read_low_water,
     }
-    port = free_port()
-    daphne = subprocess.Popen(
-        [
-            python, "-m", "daphne", "-v", "0",
-            # Twisted listens with a backlog of 50 unless told otherwise; a
-            # crowd connecting at once overflows it (SYN retries of 1 s, 3 s…).
-            "-e", f"tcp:port={port}:interface=127.0.0.1:backlog=1024",
-            "--ping-interval", "3600", "--ping-timeout", "3600",
-            "--websocket_connect_timeout", "60",
-            "config.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-    )  # fmt: skip
     result: dict[str, Any] = {"viewers": args.viewers, "rate": args.rate}
-    try:
-        wait_port(port)
-        daphne_result = run_load(
-            port=port,
-            path="/ws/shows/bench-show/",
-            cookies=cookies,
-            server_pid=daphne.pid,
-            chat_frame=True,
-            sender_path="/ws/shows/bench-show/",
-            **load,
-        )
-        print("daphne + hub:", json.dumps(daphne_result), flush=True)
-        result.update(daphne_result)
-    finally:
-        daphne.terminate()
-        daphne.wait(timeout=20)
+    daphne_result = run_daphne(python, env, load, cookies, counting=True)
+    print("daphne + hub:", json.dumps(daphne_result), flush=True)
+    result.update(daphne_result)
+    if not args.no_counting_off:
+        off = run_daphne(python, env, load, cookies, counting=False)
+        print("daphne + hub, counting off:", json.dumps(off), flush=True)
+        result["counting_off_deliveries_per_cpu_s"] = off["deliveries_per_cpu_s"]
+        for name in ("delivered", "p50_ms", "p99_ms", "server_cpu"):
+            result[f"counting_off_{name}"] = off[name]
+        if off["deliveries_per_cpu_s"]:
+            result["counting_cost_ratio"] = round(
+                daphne_result["deliveries_per_cpu_s"] / off["deliveries_per_cpu_s"], 3
+            )
     if not args.no_baseline:
         port = free_port()
         baseline = subprocess.Popen([python, "-c", BASELINE, str(port)], env=env)

@@ -10,12 +10,15 @@ import threading
 from django.db import close_old_connections
 
 from checkout import services
+from realtime import counting
 
 logger = logging.getLogger(__name__)
 
 
 def sweep_once() -> int:
-    """One pass; returns how many orders expired and sales closed."""
+    """One pass; returns how many orders expired and sales closed. Also rolls
+    the shows' counts up into PostgreSQL (at most every 15 s)."""
+    counting.rollup_due()
     return (
         services.order_expire_due()
         + services.bag_expire_due()

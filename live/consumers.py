@@ -33,6 +33,7 @@ from live.hub.collector import collector
 from live.hub.core import Viewer, get_hub
 from live.hub.writers import AsgiWriter, make_writer
 from live.i18n import scope_language
+from realtime import counting
 from realtime.bus import json_body
 from realtime.limiter import Bucket
 from shows import selectors
@@ -56,6 +57,13 @@ MALFORMED_LIMIT = 10
 MALFORMED_WINDOW_SECONDS = 10.0
 REACTION_BURST = 20
 REACTION_RATE = 10.0
+# Beacons (``beacon.send``): what a viewer's page saw or did, counted only.
+BEACONS = {"buy_tap": "buy_taps", "sheet_open": "sheet_opens"}
+BEACON_BURST = 10
+BEACON_RATE = 1.0
+# The line-up each process checks beacons against, per show: (read at, ids).
+LINEUPS: dict[int, tuple[float, frozenset[int]]] = {}
+LINEUP_SECONDS = 60.0
 
 # Per-process cache of the anonymous snapshot (see ``_anonymous_snapshot``):
 # (show id, created) → (built at, the build: its seq and frame).
@@ -315,6 +323,7 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             writer=make_writer(self.base_send),
             close=self._close_from_hub,
             audience=self.role not in STAFF_ROLES,
+            private=counting.wants_privacy(self.scope.get("headers", ())),
         )
         if not await self._take_slots(hub, session_key):
             self.viewer.writer.stop()
@@ -465,6 +474,7 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     malformed: list[float]
     reactions: Bucket
+    beacons: Bucket
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None
@@ -559,7 +569,9 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def _service(
         self, action: str, ref: Any, service: Callable[..., Any], **kwargs: Any
-    ) -> None:
+    ) -> bool:
+        """Call ``service`` and answer ``ack`` or ``error``; True when it went
+        through."""
         try:
             if _database_known_down():
                 raise DatabaseDown()
@@ -577,12 +589,13 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 _("That did not go through: the show is briefly unavailable."),
                 UNAVAILABLE_RETRY_SECONDS,
             )
-            return
+            return False
         if error is None:
             self._frame({"type": "ack", "ref": ref})
-        else:
-            retry = error.retry_after if isinstance(error, Throttled) else None
-            self._error(ref, error.code, error.message, retry)
+            return True
+        retry = error.retry_after if isinstance(error, Throttled) else None
+        self._error(ref, error.code, error.message, retry)
+        return False
 
     def _require_login(self) -> None:
         if self.user is None:
@@ -593,7 +606,10 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def chat_send(self, msg: dict[str, Any], ref: Any) -> None:
         self._require_login()
         text = _text(msg, "text", 500)
-        await self._service("chat.send", ref, room.chat_send, user=self.user, text=text)
+        if await self._service(
+            "chat.send", ref, room.chat_send, user=self.user, text=text
+        ):
+            counting.add(self.show.pk, "chat")
 
     async def reaction_send(self, msg: dict[str, Any], ref: Any) -> None:
         emoji = msg.get("emoji")
@@ -605,19 +621,52 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if bucket.take(capacity=REACTION_BURST, rate=REACTION_RATE):
             return  # Reactions past the limit are coalesced away, not refused.
         get_hub().react(self.show.pk, str(emoji))
+        counting.add(self.show.pk, "reactions")
+
+    async def beacon_send(self, msg: dict[str, Any], ref: Any) -> None:
+        """A viewer's page tapped Buy or opened the buy sheet on a product of
+        the line-up: counted, not answered; past the limit, dropped."""
+        metric = BEACONS.get(msg.get("event"))  # type: ignore[arg-type]
+        product_id = _id(msg, "product_id")
+        if metric is None:
+            raise Refusal("invalid", _("Unknown beacon."))
+        bucket = self.__dict__.get("beacons")
+        if bucket is None:
+            bucket = self.beacons = Bucket(BEACON_BURST)
+        if bucket.take(capacity=BEACON_BURST, rate=BEACON_RATE):
+            return
+        if product_id in await self._lineup():
+            counting.add(self.show.pk, metric, products={int(product_id or 0): 1})
+
+    async def _lineup(self) -> frozenset[int]:
+        """The show's line-up product ids, read at most once a minute per
+        process (a beacon never waits on the database after that)."""
+        cached = LINEUPS.get(self.show.pk)
+        if cached is not None and time.monotonic() - cached[0] < LINEUP_SECONDS:
+            return cached[1]
+        try:
+            items = await _in_parallel(selectors.show_lineup)(show=self.show)
+        except DatabaseError:
+            return cached[1] if cached else frozenset()
+        ids = frozenset(item.product_id for item in items)
+        if len(LINEUPS) > 1000:
+            LINEUPS.clear()
+        LINEUPS[self.show.pk] = (time.monotonic(), ids)
+        return ids
 
     async def question_ask(self, msg: dict[str, Any], ref: Any) -> None:
         self._require_login()
         text = _text(msg, "text", 300)
         product_id = _id(msg, "product_id", required=False)
-        await self._service(
+        if await self._service(
             "question.ask",
             ref,
             room.question_ask,
             user=self.user,
             text=text,
             product_id=product_id,
-        )
+        ):
+            counting.add(self.show.pk, "questions")
 
     async def question_vote(self, msg: dict[str, Any], ref: Any) -> None:
         self._require_login()
@@ -714,6 +763,7 @@ Handler = Callable[[ShowConsumer, dict[str, Any], Any], Any]
 HANDLERS: dict[str, tuple[bool, Handler]] = {
     "chat.send": (False, ShowConsumer.chat_send),
     "reaction.send": (False, ShowConsumer.reaction_send),
+    "beacon.send": (False, ShowConsumer.beacon_send),
     "question.ask": (False, ShowConsumer.question_ask),
     "question.vote": (False, ShowConsumer.question_vote),
     "question.answer": (True, ShowConsumer.question_answer),

@@ -1,5 +1,6 @@
 """The outbox: room events written in the transaction of the change they
-announce (``realtime.outbox``)."""
+announce (``realtime.outbox``); the counts rolled up per show and minute
+(``realtime.counting``)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,46 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.data[:60]} (show {self.show_id}, seq {self.seq})"
+
+
+class ShowMinuteCount(models.Model):
+    """One metric of one show in one minute, copied from the counting store by
+    ``realtime.counting.rollup`` as an absolute value (rewritten, never added
+    to). ``metric`` is a sum (``chat``, ``revenue.EUR``, ``p12.holds``), a
+    maximum (``max.viewers``) or a unique count (``u.viewers``)."""
+
+    id = models.BigAutoField(primary_key=True)
+    show_id = models.BigIntegerField()
+    minute = models.DateTimeField()
+    metric = models.CharField(max_length=64)
+    value = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["show_id", "minute", "metric"], name="count_one_per_minute"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"show {self.show_id} {self.minute:%Y-%m-%d %H:%M} {self.metric}"
+
+
+class ShowTotalCount(models.Model):
+    """A figure of a whole show that the minutes cannot add up to: its unique
+    counts (``u.viewers``, ``u.buyers``) and maxima (``max.viewers``)."""
+
+    id = models.BigAutoField(primary_key=True)
+    show_id = models.BigIntegerField()
+    metric = models.CharField(max_length=64)
+    value = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["show_id", "metric"], name="count_one_per_show"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"show {self.show_id} {self.metric}"

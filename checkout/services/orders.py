@@ -26,7 +26,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from checkout import emails, pricing, selectors, soldout
+from checkout import counts, emails, pricing, selectors, soldout
 from checkout import stripe_gateway as gateway
 from checkout.exceptions import (
     EmailRequired,
@@ -246,6 +246,7 @@ def _move(order: Order, target: str, reason: str) -> bool:
     _notify_order(order)
     if target in emails.TEMPLATES:
         transaction.on_commit(partial(emails.order_email_send, order_id=order.pk))
+    counts.order_moved(order, target)
     return True
 
 
@@ -849,6 +850,7 @@ def order_create(
                 raise SoldOut()
             left = _broadcast_stock(show.pk, variant.pk, known=taken)
             _notify_order(order)
+            counts.order_held(show_id=show.pk, product_ids=[variant.product_id])
             # The key first, so a replay of this order is never answered early.
             transaction.on_commit(
                 partial(

@@ -25,6 +25,7 @@ from django.db.models import F, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from checkout import counts
 from checkout import stripe_gateway as gateway
 from checkout.exceptions import (
     NotRefundable,
@@ -101,6 +102,7 @@ def order_refund(
                 "status": _known(made.status),
             },
         )
+        counts.refund_recorded(order.show_id, refund, created=created)
         # Our reservation is given back if Stripe refused the refund at once.
         withdraw = 0 if refund.status in COUNTED else amount
         if not created:
@@ -176,6 +178,7 @@ def _advance(refund: Refund, status: str) -> bool:
     lost = refund.status in COUNTED and status not in COUNTED
     Refund.objects.filter(pk=refund.pk).update(status=status)
     refund.status = status
+    counts.refund_advanced(refund, lost=lost)
     return lost
 
 
@@ -211,6 +214,7 @@ def order_refunds_record(*, report: gateway.RefundReport) -> Order | None:
                     "status": _known(seen.status),
                 },
             )
+            counts.refund_recorded(order.show_id, refund, created=created)
             if created and refund.status not in COUNTED:
                 # First heard of as failed: a charge total reported earlier
                 # may have counted it.

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 import weakref
 from collections import Counter
@@ -42,7 +43,7 @@ from django.conf import settings
 
 from live.hub.collector import collector
 from live.hub.writers import AsgiWriter, Writer
-from realtime import outbox
+from realtime import counting, outbox
 from realtime import redis as rclient
 from realtime.backend import BusLost, HubBackend, make_backend
 from realtime.bus import json_body, seq_of
@@ -53,6 +54,8 @@ HEARTBEAT_SECONDS = 1.0
 ROOM_GRACE_SECONDS = 10.0
 REACTION_WINDOW_SECONDS = 0.25
 RESUME_LIMIT = 500
+# How a pin's payload continues after its seq (``realtime.bus.with_seq``).
+PINNED = '"type":"product.pinned"'
 DEGRADED_POLL_SECONDS = 0.5
 FILL_LIMIT = 2000
 # Close code for a dropped slow reader when the writer cannot abort TCP.
@@ -83,6 +86,7 @@ class Viewer:
         writer: Writer,
         close: Callable[[int], Coroutine[Any, Any, None]],
         audience: bool = True,
+        private: bool = False,
     ) -> None:
         self.show_id = show_id
         self.brand_id = brand_id
@@ -100,6 +104,11 @@ class Viewer:
             else f"session:{session_key}"
             if session_key
             else self.conn_id
+        )
+        # Unique counts see a salted hash of the person, or of this socket
+        # alone for a viewer who asked not to be tracked (DNT, GPC).
+        self.visitor = counting.visitor_key(
+            show_id, self.conn_id if private else self.person
         )
         self.recipients = {f"session:{session_key}"} if session_key else set()
         if user_id is not None:
@@ -182,6 +191,10 @@ class Room:
         self.reactions: Counter[str] = Counter()
         self.reaction_task: asyncio.Task[None] | None = None
         self.close_handle: asyncio.TimerHandle | None = None
+        # Counting: watch time not yet a whole second, and the minute whose
+        # viewers were last counted as present.
+        self.watch_carry = 0.0
+        self.counted_minute: int | None = None
 
     def audience_size(self) -> int:
         """People watching through this process (see ``Viewer.person``)."""
@@ -216,6 +229,8 @@ class Room:
     def _pass_on(self, seq: int | None, payload: str) -> None:
         if seq is not None:
             self.last_seq = seq
+            if payload.startswith(PINNED, payload.find(",") + 1):
+                self._count_impressions(payload)
         self.pending.append((seq, payload))
         if self.flush_handle is None:
             # Leading edge: a quiet room's event leaves almost at once;
@@ -223,6 +238,18 @@ class Room:
             loop = self.hub.loop
             delay = max(0.002, self.last_flush + tick_seconds() - loop.time())
             self.flush_handle = loop.call_later(delay, self.flush)
+
+    def _count_impressions(self, payload: str) -> None:
+        """A pin reached this room: every person watching here saw the card
+        (each process counts its own audience)."""
+        try:
+            product_id = int(json.loads(payload)["product"]["id"])
+        except (ValueError, KeyError, TypeError):
+            return
+        audience = self.audience_size()
+        counting.add(
+            self.show_id, "impressions", audience, products={product_id: audience}
+        )
 
     def fill(self, *, upto: int | None) -> None:
         """Fetch the persisted events after ``last_seq`` (up to ``upto``, or
@@ -332,6 +359,8 @@ class Hub:
             room.close_handle.cancel()
             room.close_handle = None
         room.viewers.add(viewer)
+        if viewer.audience:
+            counting.unique_key(viewer.show_id, "viewers", viewer.visitor)
         await asyncio.shield(room.ready)
         return room
 
@@ -464,6 +493,7 @@ class Hub:
     # -- presence ---------------------------------------------------------
 
     async def _heartbeat(self) -> None:
+        last = self.loop.time()
         while True:
             try:
                 collector.tend()
@@ -471,18 +501,59 @@ class Hub:
                     await self.backend.heartbeat()
                 except rclient.ERRORS:
                     rclient.mark_down()
+                now = self.loop.time()
+                elapsed, last = now - last, now
                 for room in list(self.rooms.values()):
-                    total = await self._presence(room.show_id, room.audience_size())
+                    audience = room.audience_size()
+                    total = await self._presence(room.show_id, audience)
                     if total != room.count and room.viewers:
                         room.count = total
                         room.local_event(
                             json_body({"type": "viewers.count", "count": total})
                         )
+                    self.count_room(
+                        room, total=total, audience=audience, elapsed=elapsed
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("presence heartbeat failed")
             await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    def count_room(
+        self,
+        room: Room,
+        *,
+        total: int,
+        audience: int,
+        elapsed: float,
+        at: float | None = None,
+    ) -> None:
+        """Count, once a heartbeat: people watching across processes (the
+        minute's peak and "now"), this process's watch time (``elapsed``
+        seconds for each person here), and at each new minute who is
+        present in it."""
+        if not counting.enabled():
+            return
+        moment = time.time() if at is None else at
+        counting.peak(room.show_id, "viewers", total, at=moment)
+        room.watch_carry += elapsed * audience
+        whole = int(room.watch_carry)
+        if whole:
+            room.watch_carry -= whole
+            counting.add(room.show_id, "watch_seconds", whole, at=moment)
+        minute = counting.minute_of(moment)
+        if minute != room.counted_minute:
+            room.counted_minute = minute
+            for viewer in list(room.viewers):
+                if viewer.audience:
+                    counting.unique_key(
+                        room.show_id,
+                        "viewers",
+                        viewer.visitor,
+                        whole_show=False,
+                        at=moment,
+                    )
 
     async def _presence(self, show_id: int, local: int) -> int:
         if rclient.is_down():

@@ -1,0 +1,114 @@
+"""Reads of a show's live figures (docs/analytics.md): what ``realtime.counting``
+has counted so far, joined with the show's pins for product names."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from realtime import counting
+from shows.models import Pin, Show
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFigures:
+    product_id: int
+    name: str
+    pinned: bool
+    impressions: int
+    buy_taps: int
+    holds: int
+    units: int
+    revenue: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveFigures:
+    viewers_now: int
+    peak_viewers: int
+    unique_viewers: int
+    watch_seconds: int
+    average_watch_seconds: int | None
+    chat: int
+    reactions: int
+    questions: int
+    chat_last_minute: int
+    reactions_last_minute: int
+    buy_taps: int
+    sheet_opens: int
+    holds: int
+    orders_paid: int
+    buyers: int
+    refunds: int
+    revenue: dict[str, int]
+    refunded: dict[str, int]
+    net_revenue: dict[str, int]
+    conversion: float | None
+    products: list[ProductFigures]
+
+
+def _money(values: dict[str, int], prefix: str) -> dict[str, int]:
+    return {
+        name[len(prefix) :]: value
+        for name, value in sorted(values.items())
+        if name.startswith(prefix)
+    }
+
+
+def show_live_figures(*, show: Show, now: float | None = None) -> LiveFigures:
+    """The show's figures as counted until a second ago. Raises one of
+    ``realtime.redis.ERRORS`` when Redis does not answer."""
+    totals = counting.totals(show.pk)
+    moment = time.time() if now is None else now
+    last_minute = counting.minute_counts(show.pk, counting.minute_of(moment) - 1)
+    unique_viewers = totals.get("u.viewers", 0)
+    buyers = totals.get("u.buyers", 0)
+    watch = totals.get("watch_seconds", 0)
+    revenue = _money(totals, "revenue.")
+    refunded = _money(totals, "refunded.")
+    net = {
+        currency: revenue.get(currency, 0) - refunded.get(currency, 0)
+        for currency in sorted({*revenue, *refunded})
+    }
+    products: list[ProductFigures] = []
+    pins = list(Pin.objects.filter(show=show).select_related("product"))
+    pinned_now = {pin.product_id for pin in pins if pin.unpinned_at is None}
+    for pin in pins:
+        if any(p.product_id == pin.product_id for p in products):
+            continue
+        field = f"p{pin.product_id}."
+        products.append(
+            ProductFigures(
+                product_id=pin.product_id,
+                name=pin.product.name,
+                pinned=pin.product_id in pinned_now,
+                impressions=totals.get(field + "impressions", 0),
+                buy_taps=totals.get(field + "buy_taps", 0),
+                holds=totals.get(field + "holds", 0),
+                units=totals.get(field + "units", 0),
+                revenue=_money(totals, field + "revenue."),
+            )
+        )
+    return LiveFigures(
+        viewers_now=totals.get("now.viewers", 0),
+        peak_viewers=totals.get("max.viewers", 0),
+        unique_viewers=unique_viewers,
+        watch_seconds=watch,
+        average_watch_seconds=round(watch / unique_viewers) if unique_viewers else None,
+        chat=totals.get("chat", 0),
+        reactions=totals.get("reactions", 0),
+        questions=totals.get("questions", 0),
+        chat_last_minute=last_minute.get("chat", 0),
+        reactions_last_minute=last_minute.get("reactions", 0),
+        buy_taps=totals.get("buy_taps", 0),
+        sheet_opens=totals.get("sheet_opens", 0),
+        holds=totals.get("holds", 0),
+        orders_paid=totals.get("orders_paid", 0),
+        buyers=buyers,
+        refunds=totals.get("refunds", 0),
+        revenue=revenue,
+        refunded=refunded,
+        net_revenue=net,
+        conversion=buyers / unique_viewers if unique_viewers else None,
+        products=products,
+    )
