@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 
 from frontend.forms import AdminLoginForm
+from live import studio
 
 # Tells a locked-out staff member how long to wait (frontend/login_throttling.py).
 admin.site.login_form = AdminLoginForm
@@ -11,6 +12,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("checkout.urls")),
+    path(
+        "api/shows/<slug:slug>/figures",
+        studio.studio_figures,
+        name="studio_figures",
+    ),
     path("", include("frontend.urls")),
 ]
 if settings.SHOWFLOOR_SERVE_MEDIA:
