@@ -1,7 +1,10 @@
+import re
+
 from django.conf import settings
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 
+from frontend import uploads
 from frontend.forms import AdminLoginForm
 from live import studio
 
@@ -19,6 +22,17 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path("", include("frontend.urls")),
 ]
+# Uploaded images from MEDIA_ROOT (frontend/uploads.py), when MEDIA_URL is a
+# path on this site rather than a CDN's or a bucket's address.
+if settings.SHOWFLOOR_SERVE_UPLOADS and re.match(r"/[^/]", settings.MEDIA_URL):
+    urlpatterns.insert(
+        0,
+        re_path(
+            rf"^{re.escape(settings.MEDIA_URL.lstrip('/'))}(?P<path>.+)$",
+            uploads.upload,
+            name="upload",
+        ),
+    )
 if settings.SHOWFLOOR_SERVE_MEDIA:
     urlpatterns.insert(0, path("", include("live.urls")))
 

@@ -336,6 +336,8 @@ class ProductAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_select_related = ("brand",)
     inlines = (VariantInline,)
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    # Uploaded in the brand workspace, which checks it and makes its thumbnails.
+    readonly_fields = ("image",)
 
     def save_model(
         self,
@@ -353,6 +355,7 @@ class ProductAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             slug=obj.slug,
             description=obj.description,
             image_url=obj.image_url,
+            requires_shipping=obj.requires_shipping,
         )
         obj.pk = created.pk
         obj.refresh_from_db()

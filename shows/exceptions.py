@@ -129,3 +129,30 @@ class TooManyPins(ShowfloorError):
 class AlreadyPinned(ShowfloorError):
     code = "already_pinned"
     default_message = _("That product is already pinned.")
+
+
+class CatalogInputError(InvalidInput):
+    """Bad input for one field of a catalogue form (``field`` names it, so the
+    page shows the message next to it)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class ImageInvalid(CatalogInputError):
+    code = "image_invalid"
+
+
+class StockMoved(CatalogInputError):
+    """A stock edit that would take the stock below zero, because units were
+    sold (or held) after the form was read."""
+
+    code = "stock_moved"
+
+
+class CatalogAddressTaken(SlugTaken, CatalogInputError):
+    """A product address or a SKU already in use (still a ``SlugTaken`` for
+    the callers that catch that)."""
+
+    code = "slug_taken"

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from realtime import outbox
+from shows import images
 from shows.models import (
     Brand,
     ChatMessage,
@@ -158,11 +159,12 @@ def restriction_active(
 
 def product_card(product: Product) -> dict[str, Any]:
     """A product as the room shows it: variants with price and stock.
-    Uses prefetched ``variants`` when present."""
+    Uses prefetched ``variants`` when present. Its picture is the uploaded
+    image's thumbnail when there is one (no query), else ``image_url``."""
     return {
         "id": product.pk,
         "name": product.name,
-        "image_url": product.image_url,
+        "image_url": images.thumbnail_url(product.image) or product.image_url,
         "variants": [
             {
                 "id": v.pk,

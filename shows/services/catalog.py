@@ -1,23 +1,44 @@
-"""The catalogue: brands, memberships, products, variants and CSV import."""
+"""The catalogue: brands, memberships, products, variants and CSV import.
+
+The services that take an ``actor`` are the brand workspace's: they refuse
+anybody whose role lacks ``Capability.CATALOG_MANAGE`` (``require``), and every
+price and stock change they make is written to the brand's audit. Without an
+actor the call is the platform's own (the admin, the demo, the import
+command), whose changes are audited with no actor."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import IO, Any
 
 from babel.numbers import get_currency_precision, list_currencies
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from realtime import events
-from shows.exceptions import CatalogImportError, InvalidInput, SlugTaken
+from shows import images
+from shows.exceptions import (
+    CatalogAddressTaken,
+    CatalogImportError,
+    CatalogInputError,
+    InvalidInput,
+    NotFound,
+    SlugTaken,
+    StockMoved,
+)
 from shows.models import Brand, LineupItem, Membership, Product, Show, User, Variant
+from shows.services.audit import audit_record
+from shows.services.workspace import Capability, require
 
 ISO_CURRENCIES = frozenset(list_currencies())
 
@@ -48,6 +69,51 @@ def membership_set(*, brand: Brand, user: User, role: str) -> Membership:
     return membership
 
 
+# The audit's actions for the catalogue (shows/services/audit.py).
+AUDIT_VARIANT_CREATE = "variant.create"
+AUDIT_VARIANT_PRICE = "variant.price"
+AUDIT_VARIANT_STOCK = "variant.stock"
+AUDIT_CATALOG_IMPORT = "catalog.import"
+
+
+@dataclass(frozen=True)
+class ImageUpload:
+    """An uploaded file as a service takes it: its content and its size in
+    bytes (the name the browser sent is not used)."""
+
+    file: IO[bytes]
+    size: int | None
+
+
+def _allowed(actor: User | None, brand: Brand) -> None:
+    if actor is not None:
+        require(actor, brand, Capability.CATALOG_MANAGE)
+
+
+def _image_store(product: Product, upload: ImageUpload) -> str:
+    """Check ``upload``, store it as ``product``'s image with its thumbnails
+    and return the name of the image it replaces ("" if none). The row is
+    not saved here. Raises ``ImageInvalid`` before anything is stored."""
+    extension = images.image_check(upload.file, size=upload.size)
+    replaced = product.image.name or ""
+    name = f"{product.brand_id}/{uuid.uuid4().hex}.{extension}"
+    product.image.save(name, File(upload.file), save=False)
+    try:
+        images.thumbnails_make(product.image)
+    except Exception:
+        images.thumbnails_delete(product.image)
+        raise
+    return replaced
+
+
+def _image_forget(product: Product, name: str) -> None:
+    """Delete the stored image ``name`` (and its thumbnails) of ``product``."""
+    if name:
+        images.thumbnails_delete(
+            type(product.image)(product, product.image.field, name)
+        )
+
+
 def product_create(
     *,
     brand: Brand,
@@ -55,27 +121,128 @@ def product_create(
     slug: str = "",
     description: str = "",
     image_url: str = "",
+    requires_shipping: bool = True,
+    image: ImageUpload | None = None,
+    actor: User | None = None,
 ) -> Product:
-    """Create a product of ``brand``. Raises ``SlugTaken``."""
-    slug = slug or slugify(name)
+    """Create a product of ``brand``, with an uploaded ``image`` (checked,
+    stored and thumbnailed first) when given. Raises ``NotAllowed`` for an
+    actor who may not manage the catalogue, ``ImageInvalid``, or
+    ``SlugTaken`` (field ``name``); then nothing is kept, the image neither."""
+    _allowed(actor, brand)
+    slug = slug or slugify(name) or "product"
+    product = Product(
+        brand=brand,
+        name=name.strip(),
+        slug=slug,
+        description=description,
+        image_url=image_url,
+        requires_shipping=requires_shipping,
+    )
+    if image is not None:
+        _image_store(product, image)
     try:
         with transaction.atomic():
-            return Product.objects.create(
-                brand=brand,
-                name=name,
-                slug=slug,
-                description=description,
-                image_url=image_url,
-            )
+            product.save(force_insert=True)
     except IntegrityError as exc:
-        raise SlugTaken(f"{brand} already has a product “{slug}”.") from exc
+        _image_forget(product, product.image.name or "")
+        raise CatalogAddressTaken(
+            _("%(brand)s already has a product at the address “%(slug)s”.")
+            % {"brand": brand, "slug": slug},
+            field="name",
+        ) from exc
+    return product
+
+
+def product_update(
+    *,
+    actor: User | None,
+    product: Product,
+    name: str,
+    description: str,
+    requires_shipping: bool,
+    image: ImageUpload | None = None,
+) -> Product:
+    """Change a product's name, description and whether it is posted, and
+    replace its image when ``image`` is given (the old one and its thumbnails
+    are deleted once the change is committed). Its address (slug) stays.
+    Raises ``NotAllowed`` or ``ImageInvalid``; then nothing changed."""
+    _allowed(actor, product.brand)
+    product.name = name.strip()
+    product.description = description
+    product.requires_shipping = requires_shipping
+    fields = ["name", "description", "requires_shipping"]
+    replaced = ""
+    if image is not None:
+        replaced = _image_store(product, image)
+        fields.append("image")
+    try:
+        with transaction.atomic():
+            product.save(update_fields=fields)
+            if replaced:
+                transaction.on_commit(lambda: _image_forget(product, replaced))
+    except Exception:
+        if image is not None:
+            _image_forget(product, product.image.name or "")
+        raise
+    return product
+
+
+def product_list(*, actor: User | None, brand: Brand) -> list[Product]:
+    """The brand's products by name, each with its variants. Raises
+    ``NotAllowed`` for an actor who may not manage the catalogue."""
+    _allowed(actor, brand)
+    return list(
+        Product.objects.filter(brand=brand)
+        .prefetch_related("variants")
+        .order_by("name", "pk")
+    )
+
+
+def product_get(*, actor: User | None, brand: Brand, product_id: int) -> Product:
+    """One of the brand's products with its variants; ``NotFound`` otherwise,
+    ``NotAllowed`` for an actor who may not manage the catalogue."""
+    _allowed(actor, brand)
+    product = (
+        Product.objects.filter(brand=brand, pk=product_id)
+        .prefetch_related("variants")
+        .first()
+    )
+    if product is None:
+        raise NotFound(_("This product does not exist."))
+    return product
+
+
+def variant_get(*, actor: User | None, brand: Brand, variant_id: int) -> Variant:
+    """One of the brand's variants with its product; ``NotFound`` otherwise,
+    ``NotAllowed`` for an actor who may not manage the catalogue."""
+    _allowed(actor, brand)
+    variant = (
+        Variant.objects.select_related("product__brand")
+        .filter(product__brand=brand, pk=variant_id)
+        .first()
+    )
+    if variant is None:
+        raise NotFound(_("This variant does not exist."))
+    return variant
 
 
 def _validate_money(price_minor: int, currency: str) -> None:
-    if price_minor < 0:
-        raise InvalidInput("A price cannot be negative.")
     if currency not in ISO_CURRENCIES:
-        raise InvalidInput(f"“{currency}” is not an ISO 4217 currency code.")
+        raise CatalogInputError(
+            _("“%(code)s” is not an ISO 4217 currency code.") % {"code": currency},
+            field="currency",
+        )
+    if price_minor < 0:
+        raise CatalogInputError(_("A price cannot be negative."), field="price")
+    if price_minor > MAX_PRICE_MINOR:
+        raise CatalogInputError(_("This price is too large."), field="price")
+
+
+def _sku_taken(sku: str) -> CatalogAddressTaken:
+    return CatalogAddressTaken(
+        _("The SKU “%(sku)s” is already in use.") % {"sku": sku}, field="sku"
+    )
 
 
 def variant_create(
@@ -86,15 +253,18 @@ def variant_create(
     currency: str,
     stock_available: int = 0,
     name: str = "",
+    actor: User | None = None,
 ) -> Variant:
-    """Add a variant. Raises ``InvalidInput`` (negative price or stock, unknown
-    currency) or ``SlugTaken`` for a SKU already in use."""
+    """Add a variant; its price and stock go to the brand's audit. Raises
+    ``NotAllowed`` for an actor who may not manage the catalogue, or
+    ``CatalogInputError`` naming the field: a negative or too large price or
+    stock, an unknown currency, a SKU already in use."""
+    _allowed(actor, product.brand)
     _validate_money(price_minor, currency)
-    if stock_available < 0:
-        raise InvalidInput(_("Stock cannot be negative."))
+    _validate_stock(stock_available)
     try:
         with transaction.atomic():
-            return Variant.objects.create(
+            variant = Variant.objects.create(
                 product=product,
                 sku=sku,
                 name=name,
@@ -102,33 +272,189 @@ def variant_create(
                 currency=currency,
                 stock_available=stock_available,
             )
+            audit_record(
+                brand=product.brand,
+                actor=actor,
+                action=AUDIT_VARIANT_CREATE,
+                target=sku,
+                after={
+                    "price_minor": price_minor,
+                    "currency": currency,
+                    "stock_available": stock_available,
+                },
+            )
     except IntegrityError as exc:
-        raise SlugTaken(f"The SKU “{sku}” is already in use.") from exc
+        raise _sku_taken(sku) from exc
+    return variant
+
+
+def _validate_stock(stock: int) -> None:
+    if stock < 0:
+        raise CatalogInputError(_("Stock cannot be negative."), field="stock")
+    if stock > MAX_STOCK:
+        raise CatalogInputError(
+            _("Stock cannot be larger than %(max)s.") % {"max": MAX_STOCK},
+            field="stock",
+        )
 
 
 VARIANT_EDITABLE = ("sku", "name", "price_minor", "currency", "stock_available")
 
 
-def variant_update(*, variant: Variant, fields: Iterable[str]) -> Variant:
+def variant_update(
+    *, variant: Variant, fields: Iterable[str], actor: User | None = None
+) -> Variant:
     """Save only the edited ``fields`` of ``variant``: an edit of its name or
     price never writes back a stock figure read before the sales that happened
-    while the form was open. A new stock figure reaches the rooms of the live
-    shows that carry the product (``stock.changed``, after commit). Raises
-    ``InvalidInput`` (negative price or stock, unknown currency) or
-    ``SlugTaken`` for a SKU already in use."""
+    while the form was open. A changed price or stock goes to the brand's
+    audit with its value before; a new stock figure reaches the rooms of the
+    live shows that carry the product (``stock.changed``, after commit).
+    Raises ``NotAllowed`` for an actor who may not manage the catalogue, or
+    ``CatalogInputError`` (negative price or stock, unknown currency, a SKU
+    already in use)."""
     edited = [f for f in VARIANT_EDITABLE if f in set(fields)]
     if not edited:
         return variant
+    brand = variant.product.brand
+    _allowed(actor, brand)
     _validate_money(variant.price_minor, variant.currency)
-    if variant.stock_available < 0:
-        raise InvalidInput(_("Stock cannot be negative."))
+    _validate_stock(variant.stock_available)
     try:
         with transaction.atomic():
+            before: Mapping[str, Any] = (
+                Variant.objects.filter(pk=variant.pk)
+                .values("price_minor", "currency", "stock_available")
+                .first()
+            ) or {}
             variant.save(update_fields=edited)
+            _audit_changes(brand=brand, actor=actor, variant=variant, before=before)
             if "stock_available" in edited:
                 _announce_stock([variant])
     except IntegrityError as exc:
-        raise SlugTaken(f"The SKU “{variant.sku}” is already in use.") from exc
+        raise _sku_taken(variant.sku) from exc
+    return variant
+
+
+def _audit_changes(
+    *,
+    brand: Brand,
+    actor: User | None,
+    variant: Variant,
+    before: Mapping[str, Any],
+    **extra: Any,
+) -> None:
+    """Audit the price and the stock of ``variant`` where they differ from
+    ``before`` (a row's values as read in the same transaction)."""
+    price_before = (before.get("price_minor"), before.get("currency"))
+    if before and price_before != (variant.price_minor, variant.currency):
+        audit_record(
+            brand=brand,
+            actor=actor,
+            action=AUDIT_VARIANT_PRICE,
+            target=variant.sku,
+            before={"price_minor": price_before[0], "currency": price_before[1]},
+            after={"price_minor": variant.price_minor, "currency": variant.currency},
+            **extra,
+        )
+    if before and before.get("stock_available") != variant.stock_available:
+        audit_record(
+            brand=brand,
+            actor=actor,
+            action=AUDIT_VARIANT_STOCK,
+            target=variant.sku,
+            before={"stock_available": before.get("stock_available")},
+            after={"stock_available": variant.stock_available},
+            **extra,
+        )
+
+
+def variant_stock_adjust(
+    *, actor: User | None, variant: Variant, seen: int, new: int
+) -> int:
+    """Move the variant's stock by ``new - seen``: the figure the member
+    entered minus the one their form showed. Units sold (or held) since the
+    form was read stay sold: with 10 shown, 15 entered and 2 sold meanwhile,
+    13 are left. One conditional ``F()`` update, so a concurrent sale is never
+    overwritten. Returns the stock now; audits it with its value before and
+    tells the live rooms (``stock.changed``, after commit).
+
+    Raises ``NotAllowed``, or ``CatalogInputError`` / ``StockMoved`` (field
+    ``stock``) when ``new`` is negative or the stock would go below zero;
+    then nothing changed."""
+    brand = variant.product.brand
+    _allowed(actor, brand)
+    _validate_stock(new)
+    delta = new - seen
+    if delta == 0:
+        return variant.stock_available
+    with transaction.atomic():
+        moved = Variant.objects.filter(
+            pk=variant.pk, stock_available__gte=-delta
+        ).update(stock_available=F("stock_available") + delta)
+        current = (
+            Variant.objects.filter(pk=variant.pk)
+            .values_list("stock_available", flat=True)
+            .first()
+        )
+        if current is None:
+            raise NotFound(_("This variant does not exist."))
+        if not moved:
+            raise StockMoved(
+                _(
+                    "Only %(current)s left in stock now (%(sold)s sold or held "
+                    "since you opened the form), so taking away %(taken)s would "
+                    "go below zero. Check the figure and save again."
+                )
+                % {"current": current, "sold": seen - current, "taken": -delta},
+                field="stock",
+            )
+        if current > MAX_STOCK:
+            raise CatalogInputError(
+                _("Stock cannot be larger than %(max)s.") % {"max": MAX_STOCK},
+                field="stock",
+            )
+        variant.stock_available = current
+        _audit_changes(
+            brand=brand,
+            actor=actor,
+            variant=variant,
+            before={"stock_available": current - delta},
+            seen=seen,
+            entered=new,
+        )
+        _announce_stock([variant])
+    return current
+
+
+def variant_edit(
+    *,
+    actor: User | None,
+    variant: Variant,
+    name: str,
+    sku: str,
+    price_minor: int,
+    currency: str,
+    stock_seen: int,
+    stock_new: int,
+) -> Variant:
+    """The workspace's edit of a variant: name, SKU and price as entered
+    (``variant_update``), the stock by the difference the member made
+    (``variant_stock_adjust``). All or nothing: a refused stock leaves the
+    price as it was too. Raises what those two raise."""
+    _allowed(actor, variant.product.brand)
+    with transaction.atomic():
+        variant.name = name
+        variant.sku = sku
+        variant.price_minor = price_minor
+        variant.currency = currency
+        variant_update(
+            variant=variant,
+            fields=["name", "sku", "price_minor", "currency"],
+            actor=actor,
+        )
+        variant_stock_adjust(
+            actor=actor, variant=variant, seen=stock_seen, new=stock_new
+        )
     return variant
 
 
@@ -193,7 +519,11 @@ class CatalogImportResult:
     variants_updated: int
 
 
-def _parse_price(raw: str, currency: str) -> int:
+def price_parse(raw: str, currency: str) -> int:
+    """Minor units of a price written in major units (``89.00`` euros is
+    8900, ``8900`` yen is 8900). Raises ``ValueError`` with a message for
+    a non-number, a negative price, more decimals than ``currency`` has, or a
+    price past ``MAX_PRICE_MINOR``."""
     try:
         amount = Decimal(raw.strip())
     except InvalidOperation as exc:
@@ -243,7 +573,7 @@ def _parse_catalog_row(line: int, raw: dict[str, str]) -> CatalogRow:
         )
     else:
         try:
-            price_minor = _parse_price(field("price"), currency)
+            price_minor = price_parse(field("price"), currency)
         except ValueError as exc:
             problems.append(str(exc))
     stock = 0
@@ -376,14 +706,8 @@ def catalog_parse(text: str) -> list[CatalogRow]:
     return rows
 
 
-def catalog_import(*, brand: Brand, text: str) -> CatalogImportResult:
-    """Create or update ``brand``'s products and variants from a catalogue CSV.
-
-    All or nothing: every row is validated first, and a single invalid row (or a
-    SKU that belongs to another brand) raises ``CatalogImportError`` with line
-    numbers and leaves the catalogue untouched.
-    """
-    rows = catalog_parse(text)
+def _foreign_skus(*, brand: Brand, rows: list[CatalogRow]) -> None:
+    """Raise ``CatalogImportError`` for the rows whose SKU is another brand's."""
     foreign = dict(
         Variant.objects.filter(sku__in=[r.sku for r in rows])
         .exclude(product__brand=brand)
@@ -392,15 +716,79 @@ def catalog_import(*, brand: Brand, text: str) -> CatalogImportResult:
     if foreign:
         raise CatalogImportError(
             [
-                (r.line, f"sku “{r.sku}” belongs to {foreign[r.sku]}")
+                (
+                    r.line,
+                    _("sku “%(sku)s” belongs to %(brand)s")
+                    % {"sku": r.sku, "brand": foreign[r.sku]},
+                )
                 for r in rows
                 if r.sku in foreign
             ]
         )
+
+
+@dataclass(frozen=True)
+class CatalogPreviewRow:
+    """A row of the file beside the variant it would change (None: new)."""
+
+    row: CatalogRow
+    current: Variant | None
+
+
+def catalog_preview(
+    *, actor: User | None, brand: Brand, text: str
+) -> list[CatalogPreviewRow]:
+    """What importing ``text`` would do, writing nothing: each valid row with
+    the brand's variant of that SKU as it is now. Raises ``NotAllowed``, or
+    ``CatalogImportError`` with every invalid row by its line number."""
+    _allowed(actor, brand)
+    rows = catalog_parse(text)
+    _foreign_skus(brand=brand, rows=rows)
+    current = {
+        v.sku: v
+        for v in Variant.objects.filter(
+            product__brand=brand, sku__in=[r.sku for r in rows]
+        ).select_related("product")
+    }
+    return [CatalogPreviewRow(row=r, current=current.get(r.sku)) for r in rows]
+
+
+def catalog_import(
+    *,
+    brand: Brand,
+    text: str,
+    actor: User | None = None,
+    stock_seen: Mapping[str, int] | None = None,
+) -> CatalogImportResult:
+    """Create or update ``brand``'s products and variants from a catalogue CSV.
+
+    All or nothing: every row is validated first, and a single invalid row (or a
+    SKU that belongs to another brand) raises ``CatalogImportError`` with line
+    numbers and leaves the catalogue untouched.
+
+    ``stock_seen`` maps SKUs to the stock the member saw in the preview: for
+    those the file's figure moves the stock by the difference, so units sold
+    since the preview stay sold (a row whose stock would go below zero fails
+    the import). Without it the file's figure is the stock. Changed prices and
+    stock go to the brand's audit, with one entry for the import; changed
+    stock reaches the live rooms after commit. Raises ``NotAllowed`` for an
+    actor who may not manage the catalogue.
+    """
+    _allowed(actor, brand)
+    rows = catalog_parse(text)
+    _foreign_skus(brand=brand, rows=rows)
+    seen = stock_seen or {}
     counts = {"pc": 0, "pu": 0, "vc": 0, "vu": 0}
     restocked: list[Variant] = []
     with transaction.atomic():
+        before = {
+            row["sku"]: row
+            for row in Variant.objects.filter(
+                product__brand=brand, sku__in=[r.sku for r in rows]
+            ).values("sku", "price_minor", "currency", "stock_available")
+        }
         products: dict[str, Product] = {}
+        moved: list[tuple[int, str]] = []
         for row in rows:
             product = products.get(row.product_slug)
             if product is None:
@@ -415,23 +803,62 @@ def catalog_import(*, brand: Brand, text: str) -> CatalogImportResult:
                 )
                 products[row.product_slug] = product
                 counts["pc" if created else "pu"] += 1
+            defaults: dict[str, Any] = {
+                "product": product,
+                "name": row.variant_name,
+                "price_minor": row.price_minor,
+                "currency": row.currency,
+            }
+            by_difference = row.sku in before and row.sku in seen
+            if not by_difference:
+                defaults["stock_available"] = row.stock
             variant, created = Variant.objects.update_or_create(
-                sku=row.sku,
-                defaults={
-                    "product": product,
-                    "name": row.variant_name,
-                    "price_minor": row.price_minor,
-                    "currency": row.currency,
-                    "stock_available": row.stock,
-                },
+                sku=row.sku, defaults=defaults
             )
             counts["vc" if created else "vu"] += 1
+            if by_difference:
+                delta = row.stock - seen[row.sku]
+                if delta and not Variant.objects.filter(
+                    pk=variant.pk, stock_available__gte=-delta
+                ).update(stock_available=F("stock_available") + delta):
+                    moved.append(
+                        (
+                            row.line,
+                            _(
+                                "sku “%(sku)s”: units were sold since the "
+                                "preview and its stock would go below zero"
+                            )
+                            % {"sku": row.sku},
+                        )
+                    )
+                    continue
+                variant.refresh_from_db(fields=["stock_available"])
             if not created:
                 restocked.append(variant)
+                _audit_changes(
+                    brand=brand,
+                    actor=actor,
+                    variant=variant,
+                    before=before.get(row.sku, {}),
+                    source="import",
+                )
+        if moved:
+            transaction.set_rollback(True)
+            raise CatalogImportError(moved)
+        result = CatalogImportResult(
+            products_created=counts["pc"],
+            products_updated=counts["pu"],
+            variants_created=counts["vc"],
+            variants_updated=counts["vu"],
+        )
+        audit_record(
+            brand=brand,
+            actor=actor,
+            action=AUDIT_CATALOG_IMPORT,
+            products_created=result.products_created,
+            products_updated=result.products_updated,
+            variants_created=result.variants_created,
+            variants_updated=result.variants_updated,
+        )
         _announce_stock(restocked)
-    return CatalogImportResult(
-        products_created=counts["pc"],
-        products_updated=counts["pu"],
-        variants_created=counts["vc"],
-        variants_updated=counts["vu"],
-    )
+    return result
