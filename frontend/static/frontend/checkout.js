@@ -1,6 +1,7 @@
 // Show page: the quick-checkout sheet (docs/checkout.md).
 // Opens on `showfloor:buy` {productId, variantId} from a pinned card, over the
-// video and chat. The server decides stock, prices and totals; this module
+// video and chat; in its bag mode (the room's bag button) it lists the bag's
+// lines and pays them once. `showfloor:bag-add` puts one more in the bag. The server decides stock, prices and totals; this module
 // sends intents and shows what the server answers. Card details only ever go
 // to Stripe's own elements (production) or stay a server-side test method.
 
@@ -44,7 +45,17 @@ function initSheet(sheet) {
     resuming: null, // the look-up of an open order, while it runs (→ found?)
     quote: null, // the server's price of the choice, delivered (before an order)
     editAddress: false, // the buyer asked to change their saved address
+    mode: "one", // "one": a one-tap Buy of `product`; "bag": the bag's lines
+    bag: null, // the open bag as the server last sent it
+    bagKnown: false, // this page has read the bag (or knows there is none)
+    pending: null, // the checked-out bag waiting for its payment
+    bagVersion: 0, // counts the bag's changes: a late quote for an older bag is dropped
+    lineErrors: new Map(), // variant id → the server's refusal of that line's change
+    linesBusy: new Set(), // variant ids with a change on its way
+    linesKey: "",
+    needsRepeat: false, // a resumed bag checkout without its client secret
   };
+  const room = document.getElementById("room");
   const delivery = config.delivery || { countries: [], saved_address: null };
   const ADDRESS_FIELDS = ["name", "line1", "line2", "postal_code", "city", "area", "country"];
 
@@ -83,13 +94,21 @@ function initSheet(sheet) {
   function totalText() {
     if (state.order) return state.order.total;
     if (state.quote) return state.quote.total;
+    if (state.mode === "bag") return state.bag?.subtotal || "";
     return formatPrice(unitPrice() * quantity(), state.variant.currency);
   }
 
   // --- Delivery --------------------------------------------------------------
   function needsAddress() {
-    // The brand ships (it has countries) and this product is posted.
-    return delivery.countries.length > 0 && state.product?.requires_shipping !== false;
+    // The brand ships (it has countries) and this product (a line) is posted.
+    if (!delivery.countries.length) return false;
+    if (state.mode === "one") return state.product?.requires_shipping !== false;
+    const lines = state.order?.lines || state.bag?.lines || [];
+    return lines.some((line) => productOf(line.variant_id)?.requires_shipping !== false);
+  }
+
+  function productOf(variantId) {
+    return [...products.values()].find((p) => p.variants.some((v) => v.id === variantId));
   }
 
   function addressInput(field) {
@@ -136,6 +155,7 @@ function initSheet(sheet) {
 
   async function requote() {
     // The server prices the choice delivered to the chosen country.
+    if (state.mode === "bag") return requoteBag();
     if (!state.variant || state.order) return;
     const asked = { variant_id: state.variant.id, quantity: quantity(), country: needsAddress() ? $("buy-addr-country").value : "" };
     let answer;
@@ -181,8 +201,36 @@ function initSheet(sheet) {
 
   function render() {
     const { product, variant } = state;
-    if (!product || !variant) return;
-    $("buy-product").textContent = product.name;
+    const bagMode = state.mode === "bag";
+    if (!bagMode && (!product || !variant)) return;
+    $("buy-title-prefix").hidden = bagMode;
+    $("buy-product").textContent = bagMode ? t.bagTitle : product.name;
+    $("buy-bag").hidden = !bagMode;
+    $("buy-qty-field").hidden = bagMode;
+    $("buy-variant-field").hidden = bagMode;
+    const locked = state.step !== "choose" || state.busy;
+    let soldOut = false;
+    if (bagMode) {
+      renderLines();
+      $("buy-stock").textContent = "";
+      $("buy-sale").hidden = true;
+    } else {
+      soldOut = renderChoice(locked);
+    }
+    renderDelivery(locked);
+    $("buy-breakdown").textContent = breakdownText();
+    $("buy-total").textContent = totalText();
+    const primary = $("buy-primary");
+    primary.textContent = primaryLabel();
+    const empty = bagMode && !state.order && !state.bag?.lines.length;
+    primary.disabled = state.busy || (soldOut && state.step === "choose") || empty;
+    $("buy-choice").hidden = state.step === "done";
+    $("buy-city-field").hidden = !$("buy-share").checked;
+  }
+
+  /** The one-tap choice: option, quantity, stock, a running sale. Returns sold out. */
+  function renderChoice(locked) {
+    const { product, variant } = state;
     const select = $("buy-variant");
     if (select.dataset.product !== String(product.id)) {
       select.replaceChildren(
@@ -192,7 +240,6 @@ function initSheet(sheet) {
     }
     select.value = String(variant.id);
     $("buy-variant-field").hidden = product.variants.length < 2;
-    const locked = state.step !== "choose" || state.busy;
     select.disabled = locked;
     const qty = $("buy-qty");
     qty.max = String(Math.max(1, Math.min(limit(), variant.stock_available)));
@@ -207,6 +254,10 @@ function initSheet(sheet) {
     const saleNode = $("buy-sale");
     saleNode.hidden = !s;
     if (s) saleNode.textContent = `${fill(t.sale, { time: clock(s.ends_at - now()) })} · ${fill(t.saleLimit, { n: s.per_buyer_limit })}`;
+    return soldOut;
+  }
+
+  function renderDelivery(locked) {
     const deliver = needsAddress() && state.step === "choose" && !state.order;
     $("buy-address").hidden = !deliver;
     if (deliver) {
@@ -221,13 +272,6 @@ function initSheet(sheet) {
       const country = delivery.countries.find((c) => c.code === $("buy-addr-country").value);
       $("buy-addr-area-field").hidden = !country?.area;
     }
-    $("buy-breakdown").textContent = breakdownText();
-    $("buy-total").textContent = totalText();
-    const primary = $("buy-primary");
-    primary.textContent = primaryLabel();
-    primary.disabled = state.busy || (soldOut && state.step === "choose");
-    $("buy-choice").hidden = state.step === "done";
-    $("buy-city-field").hidden = !$("buy-share").checked;
   }
 
   function showHold() {
@@ -240,7 +284,8 @@ function initSheet(sheet) {
 
   function tick() {
     if (!state.busy) showHold();
-    if (sale()) render();
+    if (state.mode === "bag") tickLines();
+    else if (sale()) render();
   }
 
   // --- Server calls ----------------------------------------------------------
@@ -284,7 +329,11 @@ function initSheet(sheet) {
     state.order = { ...(state.order || {}), ...order };
     const done = { paid: t.paid, fulfilled: t.paid, failed: t.failed, expired: t.expired, cancelled: t.cancelled, refunded: t.refunded };
     if (done[state.order.status]) {
-      rememberHeld(null);
+      if (state.mode === "one") rememberHeld(null);
+      else if (state.pending?.id === state.order.id) {
+        state.pending = null;
+        showBadge();
+      }
       state.step = "done";
       state.busy = false;
       const paid = state.order.status === "paid" || state.order.status === "fulfilled";
@@ -302,9 +351,9 @@ function initSheet(sheet) {
   }
 
   async function place() {
+    const bagMode = state.mode === "bag";
     const body = {
-      variant_id: state.variant.id,
-      quantity: quantity(),
+      ...(bagMode ? {} : { variant_id: state.variant.id, quantity: quantity() }),
       save_card: Boolean($("buy-save")?.checked),
       share_city: $("buy-share").checked,
       city: $("buy-share").checked ? $("buy-city").value.trim() : "",
@@ -322,11 +371,18 @@ function initSheet(sheet) {
       body.save_address = Boolean($("buy-addr-save")?.checked);
     }
     status(t.reserving);
-    const answer = await call(`/api/shows/${config.show}/orders`, body, { headers: { "Idempotency-Key": state.key } });
+    // The bag's checkout is idempotent by itself: a repeat answers the same order.
+    const answer = bagMode
+      ? await call(`/api/shows/${config.show}/bag/checkout`, body)
+      : await call(`/api/shows/${config.show}/orders`, body, { headers: { "Idempotency-Key": state.key } });
     if (!answer.ok) {
       status(answer.data.message || t.network, "error");
-      if (answer.data.code === "sold_out") {
+      if (answer.data.code === "sold_out" && !bagMode) {
         state.variant.stock_available = 0;
+      }
+      if (bagMode && (answer.data.code === "bag_changed" || answer.data.code === "bag_empty")) {
+        // Changed in another tab, or holds ran out: show the bag as it is now.
+        await loadBag();
       }
       if (answer.data.code === "address_invalid" || answer.data.code === "address_required") {
         showAddressErrors(answer.data.fields || { line1: answer.data.message });
@@ -334,8 +390,15 @@ function initSheet(sheet) {
       return false;
     }
     showAddressErrors(null);
+    state.needsRepeat = false;
     applyOrder(answer.data);
-    rememberHeld(state.order);
+    if (bagMode) {
+      state.pending = state.order;
+      state.bag = null;
+      showBadge();
+    } else {
+      rememberHeld(state.order);
+    }
     sheet.dataset.orderId = answer.data.id;
     showHold();
     return true;
@@ -351,6 +414,10 @@ function initSheet(sheet) {
         state.order = null;
         state.step = "choose";
         state.key = newKey();
+        if (state.mode === "bag") {
+          state.pending = null;
+          await loadBag();
+        }
       }
       return;
     }
@@ -458,7 +525,7 @@ function initSheet(sheet) {
     render();
     try {
       if (state.step === "choose") {
-        if (!state.order && !(await place())) return;
+        if ((!state.order || state.needsRepeat) && !(await place())) return;
         if (state.step === "done") return;
         if (config.signed_in && config.saved_card) {
           await pay("saved");
@@ -476,6 +543,226 @@ function initSheet(sheet) {
       state.busy = false;
       render();
       if (sheet.open) $("buy-primary").focus();
+    }
+  }
+
+  // --- The bag ---------------------------------------------------------------
+  // The bag's lines each hold stock on the server; the sheet shows them as
+  // the server last sent them (an answer or `bag.updated`) and sends the
+  // quantity the buyer asks for. Closing the sheet keeps a checked-out bag:
+  // GET /bag hands it back to pay.
+  const bagHint = `showfloor:bag:${config.show}`;
+
+  function hintBag(held) {
+    // Only a browser that may hold a bag reads it when the page loads.
+    try {
+      if (held) localStorage.setItem(bagHint, "1");
+      else localStorage.removeItem(bagHint);
+    } catch {
+      // Storage refused (private mode): the badge waits for the first change.
+    }
+  }
+
+  function mayHaveBag() {
+    try {
+      return localStorage.getItem(bagHint) === "1";
+    } catch {
+      return false;
+    }
+  }
+
+  function hasSession() {
+    return Boolean(config.signed_in) || room?.dataset.session === "1";
+  }
+
+  function written(bag) {
+    // `bag.updated` carries amounts in minor units: written out the way the
+    // page writes prices (the server's own formats, #money-format).
+    if (!bag || bag.subtotal !== undefined) return bag;
+    for (const line of bag.lines) {
+      line.unit_price = formatPrice(line.unit_price_minor, bag.currency);
+      line.total = formatPrice(line.unit_price_minor * line.quantity, bag.currency);
+    }
+    bag.subtotal = formatPrice(bag.subtotal_minor, bag.currency);
+    return bag;
+  }
+
+  function bagCount() {
+    if (state.bag) return state.bag.count;
+    return (state.pending?.lines || []).reduce((n, line) => n + line.quantity, 0);
+  }
+
+  function showBadge() {
+    const wrap = $("room-bag-wrap");
+    if (!wrap) return;
+    const n = bagCount();
+    if ($("room-bag-n").textContent !== String(n)) $("room-bag-n").textContent = String(n);
+    $("room-bag-count").dataset.count = String(n);
+    wrap.hidden = n === 0 && document.querySelector(".show")?.dataset.status !== "live";
+    hintBag(n > 0);
+  }
+
+  function setBag(bag, pending) {
+    if (bag?.server_now) offset = bag.server_now - Date.now();
+    state.bag = written(bag);
+    state.bagKnown = true;
+    if (pending !== undefined) state.pending = pending;
+    state.bagVersion += 1;
+    showBadge();
+    if (state.mode === "bag" && sheet.open && !state.order) {
+      render();
+      requote();
+    }
+  }
+
+  async function loadBag() {
+    const answer = await call(`/api/shows/${config.show}/bag`, null, { method: "GET" });
+    if (answer.ok) setBag(answer.data.bag, answer.data.checkout || null);
+    return answer.ok;
+  }
+
+  async function putLine(variantId, quantity) {
+    const answer = await call(`/api/shows/${config.show}/bag/lines/${variantId}`, { quantity }, { method: "PUT" });
+    if (answer.ok && !hasSession()) {
+      // The first Add started this guest's session: a socket that connected
+      // without one hears `bag.updated` only once it connects again.
+      room.dataset.session = "1";
+      window.showfloorRoom?.reconnect();
+    }
+    return answer;
+  }
+
+  const adding = new Set();
+
+  async function addOne({ variantId, report }) {
+    // One more of the option: the request is absolute, so the page needs the
+    // bag's current line first; a double tap adds one.
+    variantId = Number(variantId);
+    if (adding.has(variantId)) return;
+    adding.add(variantId);
+    try {
+      if (!state.bagKnown && hasSession()) await loadBag();
+      const held = state.bag?.lines.find((line) => line.variant_id === variantId)?.quantity || 0;
+      const answer = await putLine(variantId, held + 1);
+      if (answer.ok) {
+        setBag(answer.data.bag);
+        report?.(t.added, "ok");
+      } else {
+        report?.(answer.data.message || t.network, "error");
+      }
+    } catch {
+      report?.(t.network, "error");
+    } finally {
+      adding.delete(variantId);
+    }
+  }
+
+  async function setLine(line, quantity) {
+    const id = line.variant_id;
+    if (state.linesBusy.has(id) || state.order || state.busy) return;
+    state.linesBusy.add(id);
+    try {
+      const answer = await putLine(id, quantity);
+      if (answer.ok) {
+        state.lineErrors.delete(id);
+        status(quantity ? `${t.quantity} ${line.product_name}: ${quantity}` : "");
+        setBag(answer.data.bag);
+      } else {
+        state.lineErrors.set(id, answer.data.message || t.network);
+        render();
+      }
+    } catch {
+      state.lineErrors.set(id, t.network);
+      render();
+    } finally {
+      state.linesBusy.delete(id);
+    }
+  }
+
+  async function requoteBag() {
+    // The bag delivered to the chosen country; only the answer for the bag
+    // and country shown now is kept.
+    if (state.order || !state.bag?.lines.length) {
+      state.quote = null;
+      return;
+    }
+    const version = state.bagVersion;
+    const country = needsAddress() ? $("buy-addr-country").value : "";
+    let answer;
+    try {
+      answer = await call(`/api/shows/${config.show}/bag/quote`, { country });
+    } catch {
+      return;
+    }
+    const now = needsAddress() ? $("buy-addr-country").value : "";
+    if (state.mode !== "bag" || state.order || version !== state.bagVersion || now !== country) return;
+    state.quote = answer.ok ? answer.data : null;
+    if (!answer.ok && answer.data.code === "not_shippable") status(answer.data.message, "error");
+    else if (answer.ok && $("buy-status").dataset.kind === "error") status("");
+    render();
+  }
+
+  function holdText(expires) {
+    const left = expires - now();
+    return left > 0 ? fill(t.heldFor, { time: clock(left) }) : t.holdRanOut;
+  }
+
+  function lineItem(line, editable, currency) {
+    const id = line.variant_id;
+    const name = line.product_name;
+    const item = el("li", { className: "buy-line", dataset: { variant: id } });
+    const head = el("p", { className: "buy-line-head" });
+    const title = el("span", { className: "buy-line-name" }, name);
+    if (line.variant_name && (productOf(id)?.variants.length ?? 2) > 1) title.append(el("span", { className: "buy-line-option" }, ` · ${line.variant_name}`));
+    const unit = line.unit_price_minor;
+    head.append(title, el("strong", { className: "buy-line-total" }, line.total || formatPrice(unit * line.quantity, currency)));
+    const meta = el("p", { className: "buy-line-meta" }, `${line.quantity} × ${editable ? line.unit_price : formatPrice(unit, currency)}`);
+    item.append(head, meta);
+    if (!editable) return item;
+    if (line.expires_at) {
+      const expires = Date.parse(line.expires_at);
+      meta.append(" · ", el("span", { className: "buy-line-hold", dataset: { expires } }, holdText(expires)));
+    }
+    const errorId = `buy-line-${id}-error`;
+    const row = el("div", { className: "buy-line-row" });
+    const stepper = el("div", { className: "buy-stepper", role: "group", "aria-label": `${t.quantity}: ${name}` });
+    const less = el("button", { type: "button", "aria-label": `${t.less}: ${name}`, dataset: { key: `less-${id}` } }, "−");
+    // Not `disabled`: the focus stays on the button the buyer just used.
+    if (line.quantity <= 1) less.setAttribute("aria-disabled", "true");
+    const more = el("button", { type: "button", "aria-label": `${t.more}: ${name}`, "aria-describedby": errorId, dataset: { key: `more-${id}` } }, "+");
+    stepper.append(less, el("span", { className: "buy-line-qty" }, line.quantity), more);
+    const remove = el("button", { type: "button", className: "link buy-line-remove", "aria-label": `${t.remove}: ${name}`, dataset: { key: `remove-${id}` } }, t.remove);
+    less.addEventListener("click", () => line.quantity > 1 && setLine(line, line.quantity - 1));
+    more.addEventListener("click", () => setLine(line, line.quantity + 1));
+    remove.addEventListener("click", () => setLine(line, 0));
+    row.append(stepper, remove);
+    item.append(row, el("p", { className: "buy-error", id: errorId }, state.lineErrors.get(id) || ""));
+    return item;
+  }
+
+  function renderLines() {
+    const editable = !state.order && state.step === "choose";
+    const source = state.order || state.bag;
+    const lines = source?.lines || [];
+    const key = JSON.stringify([editable, lines, [...state.lineErrors]]);
+    $("buy-bag-empty").hidden = lines.length > 0;
+    if (key === state.linesKey) return;
+    state.linesKey = key;
+    const list = $("buy-lines");
+    // The list is rebuilt: the focus goes back to the same control, or to the
+    // next line's when its own line went (removed, or its hold ran out).
+    const focused = list.contains(document.activeElement) ? document.activeElement : null;
+    const index = focused ? [...list.children].indexOf(focused.closest("li")) : -1;
+    list.replaceChildren(...lines.map((line) => lineItem(line, editable, source.currency)));
+    if (!focused) return;
+    const again = list.querySelector(`[data-key="${focused.dataset.key}"]`);
+    const next = list.children[Math.min(index, list.children.length - 1)]?.querySelector("button");
+    (again || next || $("buy-sheet-title")).focus();
+  }
+
+  function tickLines() {
+    for (const node of sheet.querySelectorAll(".buy-line-hold")) {
+      node.textContent = holdText(Number(node.dataset.expires));
     }
   }
 
@@ -539,31 +826,50 @@ function initSheet(sheet) {
     return true;
   }
 
-  function open({ productId, variantId }) {
-    const product = products.get(Number(productId));
-    if (!product) return;
-    const keep = state.order && state.order.status === "reserved" && state.step !== "done" && state.product?.id === product.id;
-    if (!keep) {
-      state.order = null;
-      state.quote = null;
-      state.editAddress = false;
-      state.step = "choose";
-      state.key = newKey();
-      $("buy-qty").value = "1";
-      $("buy-payment").hidden = true;
-      status("");
-      delete sheet.dataset.orderStatus;
-      delete sheet.dataset.orderId;
-      $("buy-order").hidden = true;
-      delete sheet.dataset.resumed;
-    }
-    state.product = product;
-    state.variant = product.variants.find((v) => v.id === Number(variantId)) || product.variants[0];
-    render();
+  function reset(mode) {
+    // A fresh sheet. (A checked-out bag left behind is not cancelled: GET
+    // /bag hands it back when the bag is opened again.)
+    state.mode = mode;
+    state.order = null;
+    state.quote = null;
+    state.editAddress = false;
+    state.step = "choose";
+    state.key = newKey();
+    state.needsRepeat = false;
+    state.linesKey = "";
+    state.lineErrors.clear();
+    $("buy-qty").value = "1";
+    $("buy-payment").hidden = true;
+    status("");
+    delete sheet.dataset.orderStatus;
+    delete sheet.dataset.orderId;
+    $("buy-order").hidden = true;
+    delete sheet.dataset.resumed;
+    sheet.dataset.mode = mode;
+  }
+
+  function keeps(mode) {
+    return state.mode === mode && state.order?.status === "reserved" && state.step !== "done";
+  }
+
+  function show() {
     if (!sheet.open) {
       state.opener = sheet.contains(document.activeElement) ? null : document.activeElement;
       sheet.showModal();
     }
+    clearInterval(state.timer);
+    state.timer = setInterval(tick, 1000);
+  }
+
+  function open({ productId, variantId }) {
+    const product = products.get(Number(productId));
+    if (!product) return;
+    const keep = keeps("one") && state.product?.id === product.id;
+    if (!keep) reset("one");
+    state.product = product;
+    state.variant = product.variants.find((v) => v.id === Number(variantId)) || product.variants[0];
+    render();
+    show();
     if (!keep) {
       requote();
       const lookup = mayHoldOne() ? resume(state.variant.id) : Promise.resolve(false);
@@ -573,15 +879,56 @@ function initSheet(sheet) {
       });
     }
     $("buy-primary").focus();
-    clearInterval(state.timer);
-    state.timer = setInterval(tick, 1000);
+  }
+
+  function resumeBagOrder(order) {
+    // A checked-out bag still waiting for its payment: pay it, as after Continue.
+    applyOrder(order);
+    if (state.step === "done") return;
+    sheet.dataset.orderId = order.id;
+    sheet.dataset.resumed = "1";
+    const oneTap = config.signed_in && config.saved_card;
+    // Stripe's elements need the order's client secret, which a repeat of the
+    // checkout hands back (the bag's GET does not).
+    state.needsRepeat = !config.test_mode && !oneTap && !order.client_secret;
+    if (!oneTap && !state.needsRepeat) {
+      state.step = "pay";
+      if (!config.test_mode) mountElements().catch(() => status(t.network, "error"));
+    }
+    showHold();
+    render();
+  }
+
+  async function openBag() {
+    if (!keeps("bag")) {
+      reset("bag");
+      state.product = null;
+      state.variant = null;
+    }
+    render();
+    show();
+    $("buy-sheet-title").focus();
+    if (state.order) return;
+    try {
+      await loadBag();
+    } catch {
+      status(t.network, "error");
+      return;
+    }
+    if (state.mode !== "bag" || state.order || !sheet.open) return;
+    if (state.pending) resumeBagOrder(state.pending);
+    else requote();
+    render();
+    if (!$("buy-primary").disabled) $("buy-primary").focus();
   }
 
   function returnFocus() {
     // The pinned cards re-render on stock changes: find the opener's successor.
     const opener = state.opener?.isConnected
       ? state.opener
-      : document.querySelector(`.room-pin[data-product="${state.product?.id}"] .room-buy`);
+      : state.mode === "bag"
+        ? $("room-bag")
+        : document.querySelector(`.room-pin[data-product="${state.product?.id}"] .room-buy`);
     state.opener = null;
     opener?.focus();
   }
@@ -591,7 +938,7 @@ function initSheet(sheet) {
     returnFocus();
     clearInterval(state.timer);
     const order = state.order;
-    if (order && order.status === "reserved" && !state.busy && state.step !== "done") {
+    if (state.mode === "one" && order && order.status === "reserved" && !state.busy && state.step !== "done") {
       // Give the units back at once rather than at hold expiry.
       fetch(`/api/orders/${order.id}/cancel`, {
         method: "POST",
@@ -617,11 +964,16 @@ function initSheet(sheet) {
         variant.stock_available = event.stock_available;
         render();
       }
+    } else if (event.type === "bag.updated") {
+      setBag(event.bag || null);
+    } else if (event.type === "show.status") {
+      showBadge();
     } else if (event.type === "snapshot") {
       // A (re)connect: the sales open now, as the room's cards show them.
       sales.clear();
       for (const card of event.sales || []) sales.set(card.product_id, card);
-      if (state.product) render();
+      if (state.product && state.mode === "one") render();
+      showBadge();
     } else if (event.type === "sale.started") {
       sales.set(event.product_id, event);
       render();
@@ -651,9 +1003,14 @@ function initSheet(sheet) {
     if (answer.status === 404) return; // not this browser's order
     const order = answer.data.id ? answer.data : { id, status: "failed" };
     const line = (order.lines || [])[0];
-    const product = line && [...products.values()].find((p) => p.variants.some((v) => v.id === line.variant_id));
-    if (!product) return;
-    open({ productId: product.id, variantId: line.variant_id });
+    const product = line && productOf(line.variant_id);
+    if (order.from_bag) {
+      reset("bag");
+      show();
+    } else {
+      if (!product) return;
+      open({ productId: product.id, variantId: line.variant_id });
+    }
     state.order = null;
     applyOrder(order);
     sheet.dataset.orderId = order.id;
@@ -667,6 +1024,9 @@ function initSheet(sheet) {
   }
 
   document.addEventListener("showfloor:buy", (e) => open(e.detail || {}));
+  document.addEventListener("showfloor:bag-add", (e) => addOne(e.detail || {}));
+  $("room-bag")?.addEventListener("click", openBag);
+  if (mayHaveBag()) loadBag().catch(() => {});
   returned();
   document.addEventListener("showfloor:event", (e) => onEvent(e.detail));
   form.addEventListener("submit", (e) => {

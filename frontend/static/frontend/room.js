@@ -166,6 +166,16 @@ export class RoomSocket {
     return accepted;
   }
 
+  /** Open a fresh socket now (resuming from `seq`): the server reads the
+   *  guest's session, just started by a request, only when a socket connects. */
+  reconnect() {
+    const old = this.ws;
+    this.ws = null;
+    old?.close(1000);
+    this.attempt = 0;
+    this.open();
+  }
+
   send(obj) {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return null;
     const ref = obj.ref ?? `c${++this.refs}`;
@@ -387,8 +397,43 @@ function initViewerRoom(root) {
     }
   }
 
+  // The bag ----------------------------------------------------------------------
+  // "Add to bag" sends an intent; the sheet's module (checkout.js) puts one
+  // more of the option in the bag and says how it went, next to the control.
+  const bagNotes = new Map(); // note id → {text, kind}, kept across re-renders
+  const noteTimers = new Map();
+
+  function bagNote(id) {
+    const note = bagNotes.get(id);
+    return el("p", { className: "room-bag-note", id, dataset: { kind: note?.kind || "" } }, note?.text || "");
+  }
+
+  function addToBag(productId, variantId, noteId, button) {
+    button.setAttribute("aria-busy", "true");
+    const report = (text, kind) => {
+      bagNotes.set(noteId, { text, kind });
+      const node = document.getElementById(noteId);
+      if (node) {
+        node.textContent = text;
+        node.dataset.kind = kind;
+      }
+      document.getElementById(noteId.replace("note", "add"))?.removeAttribute("aria-busy");
+      button.removeAttribute("aria-busy");
+      if (kind === "error") $("room-bag-say").textContent = text;
+      clearTimeout(noteTimers.get(noteId));
+      noteTimers.set(noteId, setTimeout(() => {
+        bagNotes.delete(noteId);
+        const current = document.getElementById(noteId);
+        if (current) current.textContent = "";
+      }, 6000));
+    };
+    document.dispatchEvent(new CustomEvent("showfloor:bag-add", { detail: { productId, variantId, report } }));
+  }
+
   function renderPins() {
     const list = $("room-pins");
+    // The cards are rebuilt on every stock change: keep the keyboard's place.
+    const active = list.contains(document.activeElement) ? document.activeElement.id : null;
     list.replaceChildren();
     for (const card of state.pins.values()) {
       const item = el("li", { className: "room-pin", dataset: { product: card.id } });
@@ -427,15 +472,65 @@ function initViewerRoom(root) {
         }
         body.append(el("p", { className: "room-stock", dataset: { soldOut: chosen.stock_available <= 0 ? "1" : "0" } }, stockText(chosen)));
         const buy = el("button", { type: "button", className: "room-buy", disabled: chosen.stock_available <= 0 }, t.buy);
+        buy.id = `pin-buy-${card.id}`;
         buy.setAttribute("aria-label", `${t.buy}: ${card.name}`);
         buy.addEventListener("click", () => {
           document.dispatchEvent(new CustomEvent("showfloor:buy", { detail: { productId: card.id, variantId: chosen.id } }));
         });
-        body.append(buy);
+        const noteId = `pin-note-${card.id}`;
+        const add = el("button", {
+          type: "button",
+          className: "room-add secondary small",
+          id: `pin-add-${card.id}`,
+          disabled: chosen.stock_available <= 0,
+          "aria-label": `${t.addToBag}: ${card.name}`,
+          "aria-describedby": noteId,
+        }, t.addToBag);
+        add.addEventListener("click", () => addToBag(card.id, chosen.id, noteId, add));
+        body.append(buy, add, bagNote(noteId));
       }
       item.append(body);
       list.append(item);
     }
+    if (active && !list.contains(document.activeElement)) document.getElementById(active)?.focus();
+  }
+
+  /** The line-up's "Add to bag": shown while the show is live, off for a sold-out option. */
+  function renderLineupBag() {
+    const live = state.status === "live";
+    for (const item of document.querySelectorAll(".lineup-item[data-product-id]")) {
+      const controls = item.querySelector("[data-bag-controls]");
+      if (!controls) continue;
+      controls.hidden = !live;
+      const select = controls.querySelector("select");
+      const button = controls.querySelector(".lineup-add");
+      const variantId = select ? select.value : button.dataset.variant;
+      const stock = item.querySelector(`[data-variant-id="${variantId}"] .stock`);
+      button.disabled = Number(stock?.dataset.stock ?? 1) <= 0;
+    }
+  }
+
+  for (const item of document.querySelectorAll(".lineup-item[data-product-id]")) {
+    const button = item.querySelector(".lineup-add");
+    if (!button) continue;
+    const productId = Number(item.dataset.productId);
+    const select = item.querySelector(".lineup-variant");
+    select?.addEventListener("change", renderLineupBag);
+    button.addEventListener("click", () => {
+      const variantId = Number(select ? select.value : button.dataset.variant);
+      addToBag(productId, variantId, `lineup-note-${productId}`, button);
+    });
+  }
+
+  function lineupStock(e) {
+    const stock = document.querySelector(`.lineup-item [data-variant-id="${e.variant_id}"] .stock`);
+    if (!stock) return;
+    const was = Number(stock.dataset.stock);
+    stock.dataset.stock = String(e.stock_available);
+    // The server wrote the words; only crossing zero changes them here.
+    if (e.stock_available <= 0 && was > 0) stock.textContent = t.soldOut;
+    else if (e.stock_available > 0 && was <= 0) stock.textContent = t.inStock;
+    renderLineupBag();
   }
 
   function pinNow(event) {
@@ -570,6 +665,7 @@ function initViewerRoom(root) {
     state.myVotes = new Set(s.my_votes);
     renderQuestions();
     $("room-viewers").textContent = counted(counts.viewers, s.viewers);
+    renderLineupBag();
   }
 
   const handlers = {
@@ -605,6 +701,7 @@ function initViewerRoom(root) {
       renderPins();
     },
     "stock.changed": (e) => {
+      lineupStock(e);
       const card = state.pins.get(e.product_id);
       const variant = card?.variants.find((v) => v.id === e.variant_id);
       if (variant) {
@@ -629,6 +726,7 @@ function initViewerRoom(root) {
       const show = root.closest(".show");
       if (show) show.dataset.status = e.status;
       if (e.status === "ended") showError(t.ended);
+      renderLineupBag();
     },
     "show.slow_mode": (e) => showError(e.seconds ? fill(t.slowMode, { s: e.seconds }) : ""),
     ack: (e) => state.pendingChat.delete(e.ref),
@@ -685,7 +783,7 @@ function initViewerRoom(root) {
     floatHearts(1);
   });
 
-  window.showfloorRoom = { send: (obj) => room.send(obj) };
+  window.showfloorRoom = { send: (obj) => room.send(obj), reconnect: () => room.reconnect() };
   room.open();
 }
 
