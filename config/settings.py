@@ -75,6 +75,8 @@ INSTALLED_APPS = [
     # Background tasks: the buyer's emails (checkout/tasks.py).
     "django_tasks",
     "django_tasks.backends.database",
+    # Product thumbnails, made at upload (shows/images.py).
+    "easy_thumbnails",
     "realtime",
     "shows",
     "checkout",
@@ -222,7 +224,16 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
 MEDIA_ROOT = Path(env("SHOWFLOOR_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
-MEDIA_URL = "/media/"
+MEDIA_URL = env("SHOWFLOOR_MEDIA_URL", "/media/")
+# Uploaded files (product images and their thumbnails) go through the storage
+# API: the local MEDIA_ROOT here; production may point ``STORAGES["default"]``
+# at django-storages' S3 backend (docs/catalogue.md). This process serves
+# MEDIA_URL from MEDIA_ROOT itself unless told not to (a CDN or S3 serves it).
+SHOWFLOOR_SERVE_UPLOADS = env_bool("SHOWFLOOR_SERVE_UPLOADS", default=not PRODUCTION)
+# Thumbnails keep the format of their image (JPEG, PNG or WebP), so their
+# names follow from the image's name without a database look-up.
+THUMBNAIL_PRESERVE_EXTENSIONS = True
+THUMBNAIL_QUALITY = 85
 # Production serves the files ``collectstatic`` wrote (compressed, with hashed
 # names that are cached for a year); elsewhere WhiteNoise finds them in the apps.
 WHITENOISE_USE_FINDERS = not PRODUCTION

@@ -19,6 +19,7 @@ BRAND_PATTERNS: list[URLPattern | URLResolver] = [
         workspace.member_action,
         name="workspace_member",
     ),
+    path("catalogue/", include("frontend.workspace_catalogue_urls")),
 ]
 
 urlpatterns: list[URLPattern | URLResolver] = [
