@@ -3,7 +3,6 @@ partial refunds through the gateway; CSV export."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -36,7 +35,7 @@ from checkout.models import (
     WebhookEvent,
 )
 from checkout.money import Money
-from checkout.services import delivery, fulfilment
+from checkout.services import brand_orders, delivery, fulfilment
 
 
 class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -119,21 +118,6 @@ class ShipForm(forms.Form):
         assume_scheme="https",
         label=gettext_lazy("Tracking link"),
     )
-
-
-CSV_COLUMNS = [
-    "order",
-    "created_at",
-    "status",
-    "show",
-    "buyer_email",
-    "items",
-    "total_minor",
-    "currency",
-    "captured_minor",
-    "refunded_minor",
-    "payment_intent",
-]
 
 
 @admin.register(Order)
@@ -300,31 +284,10 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ) -> HttpResponse:
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="orders.csv"'
-        writer = csv.writer(response)
-        writer.writerow(CSV_COLUMNS)
-        rows = queryset.select_related("show", "payment").prefetch_related("lines")
-        for order in rows.order_by("id"):
-            payment = getattr(order, "payment", None)
-            writer.writerow(
-                [
-                    str(order.public_id),
-                    order.created_at.isoformat(),
-                    order.status,
-                    order.show.slug,
-                    _csv_safe(order.email),
-                    _csv_safe(
-                        "; ".join(
-                            f"{line.quantity} x {line.product_name}"
-                            for line in order.lines.all()
-                        )
-                    ),
-                    order.total_minor,
-                    order.currency,
-                    payment.captured_minor if payment else 0,
-                    payment.refunded_minor if payment else 0,
-                    (payment.intent_id or "") if payment else "",
-                ]
-            )
+        rows = queryset.select_related(
+            "show", "payment", "shipping_address"
+        ).prefetch_related("lines")
+        brand_orders.write_csv(rows.order_by("id"), response)
         return response
 
     @admin.action(description=gettext_lazy("Refund selected orders in full"))
@@ -440,11 +403,6 @@ class OrderAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/checkout/order/ship.html", context)
-
-
-def _csv_safe(text: str) -> str:
-    """Keep spreadsheet apps from running a cell as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @admin.register(Refund)

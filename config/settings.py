@@ -343,6 +343,8 @@ SHOWFLOOR_HOLD_SECONDS = env_int("SHOWFLOOR_HOLD_SECONDS", 300)
 # How long a line added to the bag keeps its units off sale (each addition
 # its own hold); checking out gives every line SHOWFLOOR_HOLD_SECONDS more.
 SHOWFLOOR_BAG_HOLD_SECONDS = env_int("SHOWFLOOR_BAG_HOLD_SECONDS", 600)
+# How long before a show's start the "starting soon" reminders go out.
+SHOWFLOOR_REMINDER_LEAD_MINUTES = env_int("SHOWFLOOR_REMINDER_LEAD_MINUTES", 15)
 SHOWFLOOR_MAX_PER_BUYER = env_int("SHOWFLOOR_MAX_PER_BUYER", 5)
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", "sk_test_showfloor_demo")
 STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", "pk_test_showfloor_demo")

@@ -20,6 +20,7 @@ BRAND_PATTERNS: list[URLPattern | URLResolver] = [
         name="workspace_member",
     ),
     path("catalogue/", include("frontend.workspace_catalogue_urls")),
+    path("orders/", include("frontend.workspace_orders_urls")),
 ]
 
 urlpatterns: list[URLPattern | URLResolver] = [

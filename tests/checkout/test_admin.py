@@ -80,9 +80,9 @@ def test_full_refund_action_and_csv_export(staff_client, paid):
     )
     assert export["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(export.content.decode())))
-    assert rows[0][:3] == ["order", "created_at", "status"]
-    assert rows[1][2] == "refunded"
-    assert rows[1][6:10] == ["17800", "EUR", "17800", "17800"]
+    assert rows[0][:4] == ["order", "number", "created_at", "status"]
+    assert rows[1][3] == "refunded"
+    assert rows[1][7:11] == ["17800", "EUR", "17800", "17800"]
 
 
 def test_a_refund_returns_units_to_stock_only_when_asked_and_once(
