@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, reverse
-from django.urls.converters import IntConverter
+from django.urls.converters import IntConverter, UUIDConverter
 from django.utils import timezone
 
 from frontend import workspace_urls
@@ -82,6 +82,8 @@ def brand_urls(brand, owner) -> list[str]:
                 kwargs[parameter] = known[parameter]
             elif isinstance(converter, IntConverter):
                 kwargs[parameter] = 999_999
+            elif isinstance(converter, UUIDConverter):
+                kwargs[parameter] = "00000000-0000-4000-8000-000000000000"
             else:
                 kwargs[parameter] = "x"
         assert name, f"{route} has no name"
@@ -279,8 +281,13 @@ def test_an_owner_changes_a_role_and_removes_a_member(brand, owner, host):
 
 
 def test_the_last_owner_is_refused_next_to_their_row(brand, owner):
+    """The page offers the only owner no way to leave; posted anyway, the
+    refusal is shown in their row."""
     seat = Membership.objects.get(user=owner)
     client = client_of(owner)
+    page = client.get("/brand/acme/team/").content.decode()
+    assert "Leave the team" not in page
+    assert "You are the brand's only owner" in page
     url = f"/brand/acme/team/members/{seat.pk}/"
     before = state(brand)
     answer = client.post(url, {"action": "role", f"m{seat.pk}-role": "host"})
