@@ -22,6 +22,20 @@ class ProductFigures:
     revenue: dict[str, int]
 
 
+# At most this many minutes of a show are charted live.
+SERIES_MINUTES = 180
+
+
+@dataclass(frozen=True, slots=True)
+class Minute:
+    """One minute of the show's chart: its start (epoch seconds), the most
+    people watching in it, the orders paid in it."""
+
+    at: int
+    viewers: int
+    orders_paid: int
+
+
 @dataclass(frozen=True, slots=True)
 class LiveFigures:
     viewers_now: int
@@ -45,6 +59,8 @@ class LiveFigures:
     net_revenue: dict[str, int]
     conversion: float | None
     products: list[ProductFigures]
+    minutes: list[Minute]
+    pins: list[tuple[int, str]]
 
 
 def _money(values: dict[str, int], prefix: str) -> dict[str, int]:
@@ -70,6 +86,20 @@ def show_live_figures(*, show: Show, now: float | None = None) -> LiveFigures:
         currency: revenue.get(currency, 0) - refunded.get(currency, 0)
         for currency in sorted({*revenue, *refunded})
     }
+    current = counting.minute_of(moment)
+    started = (
+        counting.minute_of(show.started_at.timestamp()) if show.started_at else current
+    )
+    first = max(started, current - SERIES_MINUTES + 1)
+    series = counting.minute_series(show.pk, first, current)
+    minutes = [
+        Minute(
+            at=minute * 60,
+            viewers=series.get(minute, {}).get("max.viewers", 0),
+            orders_paid=series.get(minute, {}).get("orders_paid", 0),
+        )
+        for minute in range(first, current + 1)
+    ]
     products: list[ProductFigures] = []
     pins = list(Pin.objects.filter(show=show).select_related("product"))
     pinned_now = {pin.product_id for pin in pins if pin.unpinned_at is None}
@@ -111,4 +141,10 @@ def show_live_figures(*, show: Show, now: float | None = None) -> LiveFigures:
         net_revenue=net,
         conversion=buyers / unique_viewers if unique_viewers else None,
         products=products,
+        minutes=minutes,
+        pins=[
+            (int(pin.pinned_at.timestamp()), pin.product.name)
+            for pin in pins
+            if pin.pinned_at.timestamp() >= first * 60
+        ],
     )

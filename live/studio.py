@@ -4,8 +4,11 @@ staff only, polled by the studio page every few seconds."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from babel.numbers import format_percent
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -110,5 +113,20 @@ def studio_figures(request: HttpRequest, slug: str) -> HttpResponse:
                 }
                 for product in found.products
             ],
+            "minutes": [
+                {
+                    "at": minute.at,
+                    "label": formats.time_format(
+                        datetime.fromtimestamp(minute.at, tz=UTC).astimezone(
+                            timezone.get_current_timezone()
+                        ),
+                        "H:i",
+                    ),
+                    "viewers": minute.viewers,
+                    "orders_paid": minute.orders_paid,
+                }
+                for minute in found.minutes
+            ],
+            "pins": [{"at": at, "name": name} for at, name in found.pins],
         }
     )

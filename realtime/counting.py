@@ -396,6 +396,10 @@ class Store(Protocol):
     def minute(self, show_id: int, minute: int) -> dict[str, int]:
         """One minute's sums, maxima and uniques (as in ``totals``)."""
 
+    def minutes(self, show_id: int, first: int, last: int) -> dict[int, dict[str, int]]:
+        """The sums and maxima of each minute from ``first`` to ``last`` that
+        has any (no uniques: a chart's series)."""
+
     def dirty(self, limit: int) -> list[tuple[int, int]]:
         """(show, minute) pairs written since they were last claimed."""
 
@@ -485,6 +489,21 @@ class RedisStore:
     def minute(self, show_id: int, minute: int) -> dict[str, int]:
         return self._read(_key(show_id, "m", minute), show_id, minute)
 
+    def minutes(self, show_id: int, first: int, last: int) -> dict[int, dict[str, int]]:
+        pipe = self.client.pipeline(transaction=False)
+        wanted = range(first, last + 1)
+        for minute in wanted:
+            pipe.hgetall(_key(show_id, "m", minute))
+        return {
+            minute: {
+                name.decode(): int(value)
+                for name, value in raw.items()
+                if not name.startswith(b"u.")
+            }
+            for minute, raw in zip(wanted, pipe.execute(), strict=True)
+            if raw
+        }
+
     def dirty(self, limit: int) -> list[tuple[int, int]]:
         pairs = []
         for member in list(self.client.smembers(self.dirty_key()))[:limit]:
@@ -563,6 +582,14 @@ class MemoryStore:
         with self.lock:
             return self._read(show_id, minute)
 
+    def minutes(self, show_id: int, first: int, last: int) -> dict[int, dict[str, int]]:
+        with self.lock:
+            return {
+                minute: {k: v for k, v in values.items() if not k.startswith("u.")}
+                for (show, minute), values in self.hashes.items()
+                if show == show_id and minute is not None and first <= minute <= last
+            }
+
     def dirty(self, limit: int) -> list[tuple[int, int]]:
         with self.lock:
             return list(self.dirty_set)[:limit]
@@ -609,6 +636,12 @@ def totals(show_id: int) -> dict[str, int]:
 def minute_counts(show_id: int, minute: int) -> dict[str, int]:
     """One minute's counts (see ``Store.minute``)."""
     return get_store().minute(show_id, minute)
+
+
+def minute_series(show_id: int, first: int, last: int) -> dict[int, dict[str, int]]:
+    """The sums and maxima of the minutes from ``first`` to ``last`` that have
+    any (see ``Store.minutes``)."""
+    return get_store().minutes(show_id, first, last)
 
 
 # --- The rollup into PostgreSQL ------------------------------------------------

@@ -371,6 +371,13 @@ async def test_a_scripted_show_gives_exact_live_figures(
         assert product["holds"] == 2
         assert product["units"] == 3
         assert product["revenue"][0]["minor"] == 3 * 8900
+        # The chart's series: every minute since the show started, this one
+        # with its peak and the two paid orders; the pin marked.
+        now_minute = counting.minute_of(time.time()) * 60
+        assert data["minutes"][-1]["at"] in (now_minute, now_minute - 60)
+        assert sum(m["orders_paid"] for m in data["minutes"]) == 2
+        assert max(m["viewers"] for m in data["minutes"]) == 3
+        assert [pin["name"] for pin in data["pins"]] == ["Desk Mic"]
     finally:
         for socket in sockets:
             await socket.comm.disconnect()
@@ -412,6 +419,7 @@ def test_the_studio_sees_its_figures(client, counter, live_show, host, settings)
     assert data["unique_viewers"] == 0
     assert data["conversion"] is None
     assert data["products"] == []
+    assert data["minutes"][-1]["orders_paid"] == 0
 
 
 @pytest.mark.django_db

@@ -1,5 +1,7 @@
-// Studio: the show's live figures, polled every few seconds. The server
-// counts, computes and formats every figure; this module only shows them.
+// Studio: the show's live figures, polled every few seconds, and a chart of
+// viewers and orders per minute (uPlot, vendored) with pins marked; a table
+// beside it carries the same numbers for screen readers. The server counts,
+// computes and formats every figure; this module only shows them.
 
 import { el, readStrings } from "./room.js";
 
@@ -12,6 +14,9 @@ function initFigures(panel) {
   const every = Math.max(2, Number(panel.dataset.interval) || 5) * 1000;
   const status = document.getElementById("studio-figures-status");
   let timer = null;
+  let chart = null;
+  let chartLib = null;
+  let last = null;
 
   function money(list) {
     return list?.length ? list.map((m) => m.formatted).join(" + ") : "–";
@@ -27,6 +32,7 @@ function initFigures(panel) {
       show(name, data[name]);
     }
     show("net_revenue", money(data.net_revenue));
+    renderMinutes(data.minutes || [], data.pins || []);
     const rows = document.getElementById("studio-figures-rows");
     if (!data.products?.length) {
       const row = el("tr");
@@ -44,6 +50,74 @@ function initFigures(panel) {
       }),
     );
   }
+
+  function renderMinutes(minutes, pins) {
+    document.getElementById("studio-figures-minutes").replaceChildren(
+      ...minutes.map((m) => {
+        const row = el("tr");
+        row.append(el("th", { scope: "row" }, m.label), el("td", {}, m.viewers), el("td", {}, m.orders_paid));
+        return row;
+      }),
+    );
+    last = { minutes, pins };
+    drawChart().catch(() => {});
+  }
+
+  function colour(name, fallback) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+  }
+
+  async function drawChart() {
+    const box = document.getElementById("studio-figures-chart");
+    if (!last || !last.minutes.length || !box.parentElement.clientWidth) return;
+    if (!chartLib) chartLib = (await import(panel.dataset.chartLib)).default;
+    const data = [last.minutes.map((m) => m.at), last.minutes.map((m) => m.viewers), last.minutes.map((m) => m.orders_paid)];
+    if (chart) {
+      chart.setData(data);
+      return;
+    }
+    const text = colour("--text", "#1b1b1f");
+    const line = colour("--line", "#d6d6de");
+    const axis = { stroke: text, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1 } };
+    chart = new chartLib(
+      {
+        width: box.parentElement.clientWidth,
+        height: 220,
+        scales: { x: { time: true }, orders: { range: (_u, _min, max) => [0, Math.max(1, max)] }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+        series: [
+          {},
+          { label: t.viewers, stroke: colour("--accent", "#5b2bd9"), width: 2, scale: "y" },
+          { label: t.orders, stroke: colour("--ok", "#17663a"), width: 2, scale: "orders" },
+        ],
+        axes: [axis, { ...axis, scale: "y" }, { ...axis, scale: "orders", side: 1, grid: { show: false } }],
+        hooks: { draw: [markPins] },
+      },
+      data,
+      box,
+    );
+  }
+
+  function markPins(u) {
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.strokeStyle = colour("--warn", "#8a4b00");
+    ctx.setLineDash([4, 4]);
+    ctx.lineWidth = 1;
+    for (const pin of last?.pins || []) {
+      const x = Math.round(u.valToPos(pin.at, "x", true));
+      if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+      ctx.beginPath();
+      ctx.moveTo(x, u.bbox.top);
+      ctx.lineTo(x, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+    }
+    ctx.restore();
+  }
+
+  window.addEventListener("resize", () => {
+    const box = document.getElementById("studio-figures-chart");
+    if (chart && box.parentElement.clientWidth) chart.setSize({ width: box.parentElement.clientWidth, height: 220 });
+  });
 
   async function refresh() {
     timer = null;
