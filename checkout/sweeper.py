@@ -1,5 +1,6 @@
-"""The sweeper: expires stock holds (stock back, PaymentIntents cancelled) and
-closes flash sales whose window passed. ``manage.py sweep`` runs it as its own
+"""The sweeper: expires stock holds (stock back, PaymentIntents cancelled),
+closes flash sales whose window passed and asks for reminder emails that are
+due. ``manage.py sweep`` runs it as its own
 process; the embedded demo runs ``run`` in a thread."""
 
 from __future__ import annotations
@@ -11,18 +12,21 @@ from django.db import close_old_connections
 
 from checkout import services
 from realtime import counting
+from shows import notices
 
 logger = logging.getLogger(__name__)
 
 
 def sweep_once() -> int:
-    """One pass; returns how many orders expired and sales closed. Also rolls
-    the shows' counts up into PostgreSQL (at most every 15 s)."""
+    """One pass; returns how many orders expired, sales closed and reminder
+    batches were asked for (shows/notices.py). Also rolls the shows' counts
+    up into PostgreSQL (at most every 15 s)."""
     counting.rollup_due()
     return (
         services.order_expire_due()
         + services.bag_expire_due()
         + services.sale_close_due()
+        + notices.notices_due()
     )
 
 
