@@ -51,7 +51,7 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
 
 @require_POST
 def remind(request: HttpRequest, slug: str) -> HttpResponse:
-    """"Remind me": a signed-in viewer at once, a guest by the email they give
+    """ "Remind me": a signed-in viewer at once, a guest by the email they give
     (confirmed through a link first). ``cancel`` takes a reminder back."""
     show = _watchable(request, slug)
     user = _user(request)
@@ -114,6 +114,27 @@ def reminder_confirm(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@require_GET
+def brand_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """A brand's page: who they are, their public shows to come and past
+    ones, and Follow (signed-out visitors are asked to log in first)."""
+    brand = Brand.objects.filter(slug=slug).first()
+    if brand is None:
+        raise Http404(_("There is no such brand."))
+    user = _user(request)
+    return render(
+        request,
+        "frontend/audience/brand.html",
+        {
+            "brand": brand,
+            "shows": selectors.brand_public_shows(brand=brand),
+            "following": audience.is_following(user=user, brand=brand),
+            "followers": brand.follows.count(),
+            "page_url": request.build_absolute_uri(),
+        },
+    )
+
+
 @require_POST
 @login_required
 def follow(request: HttpRequest, slug: str) -> HttpResponse:
@@ -134,7 +155,7 @@ def follow(request: HttpRequest, slug: str) -> HttpResponse:
         )
         % {"brand": brand.name},
     )
-    return _back(request, "/")
+    return _back(request, f"/brands/{brand.slug}/")
 
 
 @never_cache

@@ -60,6 +60,21 @@ def show_list_home(*, recent_days: int = 30, limit: int = 12) -> HomeShows:
     )
 
 
+def brand_public_shows(*, brand: Brand, limit: int = 24) -> HomeShows:
+    """A brand's public shows for its page: live, upcoming, and past ones
+    (their replays), newest first."""
+    base = Show.objects.select_related("brand").filter(brand=brand, access_code="")
+    return HomeShows(
+        live=list(base.filter(status=Show.Status.LIVE).order_by("-started_at")[:limit]),
+        upcoming=list(
+            base.filter(status=Show.Status.SCHEDULED).order_by("scheduled_at")[:limit]
+        ),
+        recent=list(
+            base.filter(status=Show.Status.ENDED).order_by("-ended_at")[:limit]
+        ),
+    )
+
+
 def show_get(*, slug: str) -> Show:
     """The show with its brand; raises ``Show.DoesNotExist``."""
     return Show.objects.select_related("brand").get(slug=slug)

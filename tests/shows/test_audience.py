@@ -293,3 +293,39 @@ def test_a_worker_killed_mid_batch_and_restarted_sends_each_email_once(
     for address in lost:
         assert Notice.objects.get(address=address).last_error == notices.SENDING
     assert Notice.objects.filter(sent_at__isnull=False).count() == len(sent)
+
+
+def test_a_brand_page_lists_its_public_shows_and_follows_in_one_tap(
+    client, show, brand, products, make_user
+):
+    from django.utils import timezone as tz
+
+    services.show_create(
+        brand=brand,
+        slug="secret",
+        title="Secret club",
+        scheduled_at=tz.now() + timedelta(days=2),
+        products=products[:1],
+        access_code="Club-2026",
+    )
+    page = client.get(f"/brands/{brand.slug}/").content.decode()
+    assert "Launch night" in page
+    assert "Secret club" not in page
+    assert 'property="og:title" content="Acme Audio"' in page
+    assert "Log in to follow" in page
+    assert client.get("/brands/nope/").status_code == 404
+    user = make_user()
+    client.force_login(user)
+    followed = client.post(
+        f"/brands/{brand.slug}/follow/",
+        {"follow": "1", "next": f"/brands/{brand.slug}/"},
+        follow=True,
+    ).content.decode()
+    assert 'aria-pressed="true"' in followed
+    assert "1 follower" in followed
+    assert "You follow Acme Audio" in followed
+    evil = client.post(
+        f"/brands/{brand.slug}/follow/",
+        {"follow": "0", "next": "https://evil.example/"},
+    )
+    assert evil["Location"] == f"/brands/{brand.slug}/"
