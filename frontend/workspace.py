@@ -228,6 +228,7 @@ def team_page(request: HttpRequest, seat: Seat) -> HttpResponse:
             email=form.cleaned_data["email"],
             role=form.cleaned_data["role"],
             language=form.cleaned_data["language"],
+            fallback_language=get_language() or "",
         )
     except team.TeamInputError as exc:
         form.add_error(exc.field, exc.message)

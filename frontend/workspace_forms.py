@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from frontend.forms import TEXT_ERRORS
@@ -18,7 +17,8 @@ CHOICE_ERRORS = {
 
 
 def _languages() -> list[tuple[str, str]]:
-    return [(code, str(name)) for code, name in settings.LANGUAGES]
+    automatic = ("", str(_("Automatic")))
+    return [automatic, *((code, str(name)) for code, name in settings.LANGUAGES)]
 
 
 class InviteForm(forms.Form):
@@ -37,13 +37,13 @@ class InviteForm(forms.Form):
     language = forms.ChoiceField(
         label=_("Language of the email"),
         choices=_languages,
-        help_text=_("The language the invitation is written in."),
+        required=False,
+        help_text=_(
+            "Automatic: the language they last used on Showfloor if we know "
+            "it, otherwise yours."
+        ),
         error_messages=CHOICE_ERRORS,
     )
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["language"].initial = (get_language() or "en").split("-")[0]
 
 
 class RoleForm(forms.Form):

@@ -1,5 +1,6 @@
-"""The team invitation email, written in the invitation's language (the one
-the inviting owner chose for the invitee, else their own).
+"""The team invitation email, written in the invitation's language (chosen
+when it was made: the inviting owner's pick, else the invitee's language where
+known, else the inviter's; ``team.invitation_create``).
 
 Nothing is sent in a request: ``shows.services.team`` enqueues
 ``shows.tasks.invitation_email_deliver`` after its transaction commits and

@@ -31,13 +31,13 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from shows.exceptions import InvalidInput, NotFound, ShowfloorError
-from shows.models import Brand, Invitation, Membership, User
+from shows.models import Brand, Invitation, Membership, Notice, Reminder, User
 from shows.services import audit
 from shows.services.workspace import Capability, NotAllowed, require
 
@@ -195,11 +195,50 @@ def _send_after_commit(invitation: Invitation) -> None:
     transaction.on_commit(enqueue)
 
 
+def known_language(*, email: str) -> str:
+    """The language somebody last chose on Showfloor, where the shows app
+    knows it (their show reminders and the notices sent to them), else ""."""
+    email = email.strip().lower()
+    reminder = (
+        Reminder.objects.filter(Q(email=email) | Q(user__email__iexact=email))
+        .exclude(language="")
+        .order_by("-created_at", "-pk")
+        .values_list("language", flat=True)
+        .first()
+    )
+    notice = (
+        Notice.objects.filter(address=email)
+        .exclude(language="")
+        .order_by("-created_at", "-pk")
+        .values_list("language", flat=True)
+        .first()
+    )
+    for language in (reminder, notice):
+        if language and language.split("-")[0] in LANGUAGES:
+            return language.split("-")[0]
+    return ""
+
+
+def _email_language(*, email: str, chosen: str, fallback: str) -> str:
+    if chosen in LANGUAGES:
+        return chosen
+    fallback = (fallback or "").split("-")[0]
+    return known_language(email=email) or (fallback if fallback in LANGUAGES else "")
+
+
 def invitation_create(
-    *, actor: User, brand: Brand, email: str, role: str, language: str = ""
+    *,
+    actor: User,
+    brand: Brand,
+    email: str,
+    role: str,
+    language: str = "",
+    fallback_language: str = "",
 ) -> Invitation:
-    """Invite ``email`` to ``brand``'s team as ``role``; the email (in
-    ``language``, else the site's) is sent by the worker after commit.
+    """Invite ``email`` to ``brand``'s team as ``role``; the email is sent by
+    the worker after commit, in ``language`` when one is chosen, else in the
+    invitee's language where Showfloor knows it (``known_language``), else in
+    ``fallback_language`` (the inviter's), else the site's.
 
     Requires ``team.manage``. Raises ``TeamInputError`` (with its field) for a
     bad address or role, somebody already on the team or already invited, and
@@ -210,7 +249,9 @@ def invitation_create(
     except ValidationError as exc:
         raise TeamInputError(_("Enter a valid email address."), field="email") from exc
     role = _role(role)
-    language = language if language in LANGUAGES else ""
+    if language and language not in LANGUAGES:
+        raise TeamInputError(_("Choose one of the languages."), field="language")
+    language = _email_language(email=email, chosen=language, fallback=fallback_language)
     with transaction.atomic():
         _lock_team(brand)
         require(actor, brand, Capability.TEAM_MANAGE)

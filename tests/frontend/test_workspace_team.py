@@ -199,7 +199,14 @@ def test_an_owner_invites_by_email_and_sees_the_open_invitation(brand, owner):
         follow=True,
     )
     assert answer.redirect_chain == [("/brand/acme/team/", 302)]
-    invitation = Invitation.objects.get(brand=brand)
+    # Automatic, and nothing known about the invitee: the inviter's language.
+    client.post(
+        "/brand/acme/team/",
+        {"email": "kai@example.test", "role": "moderator", "language": ""},
+        HTTP_ACCEPT_LANGUAGE="de",
+    )
+    assert Invitation.objects.get(email="kai@example.test").language == "de"
+    invitation = Invitation.objects.get(brand=brand, email="hana@example.test")
     assert (invitation.email, invitation.role, invitation.language) == (
         "hana@example.test",
         "host",

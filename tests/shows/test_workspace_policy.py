@@ -21,7 +21,7 @@ from django_tasks.backends.database.models import DBTaskResult
 
 from shows import services
 from shows.exceptions import InvalidInput, NotFound
-from shows.models import AuditEntry, Invitation, Membership
+from shows.models import AuditEntry, Invitation, Membership, Reminder
 from shows.services import audit, team, workspace
 from shows.services.team import (
     INVITATION_MAX_AGE,
@@ -562,6 +562,32 @@ def test_the_invitation_email_is_sent_by_the_worker_in_its_language(
     assert team.invitation_from_token(token=link_token(message.body)) == invitation
     assert "Olga Owner" in message.body
     assert run_tasks() == 0
+
+
+def test_the_email_is_in_the_chosen_the_invitees_known_or_the_inviters_language(
+    brand, owner, show, make_user
+):
+    """A language the inviter chose wins; else the one the invitee last used
+    here (a show reminder), else the inviter's own."""
+
+    def invite(email: str, **languages: str) -> str:
+        invitation = team.invitation_create(
+            actor=owner, brand=brand, email=email, role="host", **languages
+        )
+        team.invitation_revoke(actor=owner, brand=brand, invitation_id=invitation.pk)
+        return invitation.language
+
+    Reminder.objects.create(show=show, email="fr@example.test", language="fr")
+    viewer = make_user("Fenna", email="fenna@example.test")
+    Reminder.objects.create(show=show, user=viewer, language="fy")
+    assert invite("fr@example.test", language="de", fallback_language="en") == "de"
+    assert invite("FR@example.test", fallback_language="de") == "fr"
+    assert invite("fenna@example.test", fallback_language="de") == "fy"
+    assert invite("new@example.test", fallback_language="de-at") == "de"
+    assert invite("plain@example.test") == ""
+    with pytest.raises(TeamInputError) as refused:
+        invite("x@example.test", language="xx")
+    assert refused.value.field == "language"
 
 
 @pytest.mark.django_db(transaction=True)
