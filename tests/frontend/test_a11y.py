@@ -134,6 +134,7 @@ def test_public_pages_have_no_serious_axe_violations(asgi_server, page, axe_scri
     page.set_viewport_size({"width": 1280, "height": 800})
     problems.extend(axe_problems(page, axe_script, "home, desktop"))
     page.set_viewport_size({"width": 390, "height": 844})
+    check(f"/brands/{data.brand.slug}/", "brand page")
     check("/login/", "log in")
     check("/signup/", "sign up")
     page.get_by_role("button", name="Create account").click()
