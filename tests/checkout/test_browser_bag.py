@@ -15,6 +15,8 @@ from checkout.models import Order, StockHold
 from shows.models import Variant
 from tests.checkout.conftest import new_key
 from tests.conftest import ARTIFACTS
+from tests.frontend.test_a11y import axe_problems
+from tests.frontend.test_a11y import axe_script as axe_script_fixture  # noqa: F401
 from tests.live.conftest import login_cookie
 
 pytestmark = [
@@ -257,5 +259,69 @@ def test_a_line_whose_hold_runs_out_leaves_the_open_sheet(
         assert page.evaluate("window.sameDocument") is True
         assert page.is_visible("#buy-sheet[open]")
         assert stock(phones) == 25
+    finally:
+        context.close()
+
+
+def test_the_bag_works_by_keyboard_and_a_checked_out_bag_outlives_the_sheet(
+    stripe_settings, asgi_server, browser, pinned, mic, request
+):
+    """Add, open the bag, one more and Continue by keyboard, with no serious
+    axe violations in the room or the sheet; Escape closes the sheet and gives
+    the focus back to the bag button, and the checked-out bag stays reserved
+    (a one-tap order would be cancelled): the bag button brings it back to
+    pay, also after a reload."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = open_show(context, asgi_server, pinned.slug)
+        page.focus(".room-pin .room-add")
+        page.keyboard.press("Enter")
+        wait_for_count(page, 1)
+        assert page.evaluate("document.activeElement.id") == f"pin-add-{mic.product_id}"
+        page.focus("#room-bag")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#buy-sheet[open][data-mode='bag']")
+        page.wait_for_function("document.activeElement.id === 'buy-primary'")
+        axe = request.getfixturevalue("axe_script_fixture")
+        problems = axe_problems(page, axe, "the bag's sheet")
+        assert not problems, "\n".join(problems)
+        for _ in range(10):
+            if page.evaluate("document.activeElement.dataset.key") == f"more-{mic.pk}":
+                break
+            page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Enter")
+        wait_for_count(page, 2)
+        page.fill("#buy-email", "keys@example.test")
+        page.focus("#buy-primary")
+        page.keyboard.press("Enter")  # Continue: the bag is checked out
+        page.wait_for_selector("#buy-sheet[data-order-id]", timeout=10000)
+        order = Order.objects.get()
+        assert (order.status, order.from_bag) == (Order.Status.RESERVED, True)
+
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#buy-sheet:not([open])", state="attached")
+        assert page.evaluate("document.activeElement.id") == "room-bag"
+        order.refresh_from_db()
+        assert order.status == Order.Status.RESERVED
+        wait_for_count(page, 2)
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#buy-sheet[open]")
+        assert page.inner_text("#buy-primary") == "Pay €178.00 with the test card"
+
+        page.keyboard.press("Escape")
+        page.reload()
+        page.wait_for_selector("#room-conn[data-state='live']", timeout=15000)
+        wait_for_count(page, 2)
+        page.click("#room-bag")
+        page.wait_for_selector("#buy-sheet[data-resumed='1']", timeout=10000)
+        assert page.get_attribute("#buy-sheet", "data-order-id") == str(order.public_id)
+        assert page.locator("#buy-lines .buy-stepper").count() == 0
+        assert "2 \u00d7 €89.00" in page.inner_text("#buy-lines")
+        assert page.inner_text("#buy-primary") == "Pay €178.00 with the test card"
+        page.click("#buy-primary")
+        page.wait_for_selector("#buy-sheet[data-order-status='paid']", timeout=15000)
+        order.refresh_from_db()
+        assert order.status == Order.Status.PAID
+        wait_for_count(page, 0)
     finally:
         context.close()

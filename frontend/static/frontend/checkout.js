@@ -907,7 +907,8 @@ function initSheet(sheet) {
     }
     render();
     show();
-    $("buy-sheet-title").focus();
+    const primary = $("buy-primary");
+    (primary.disabled ? $("buy-sheet-title") : primary).focus();
     if (state.order) return;
     try {
       await loadBag();
@@ -919,7 +920,8 @@ function initSheet(sheet) {
     if (state.pending) resumeBagOrder(state.pending);
     else requote();
     render();
-    if (!$("buy-primary").disabled) $("buy-primary").focus();
+    // The bag was read: its action, unless the buyer has moved on meanwhile.
+    if (document.activeElement === $("buy-sheet-title") && !primary.disabled) primary.focus();
   }
 
   function returnFocus() {
