@@ -325,3 +325,53 @@ def test_the_bag_works_by_keyboard_and_a_checked_out_bag_outlives_the_sheet(
         wait_for_count(page, 0)
     finally:
         context.close()
+
+
+@pytest.fixture
+def one_per_buyer(settings):
+    """At most one unit per buyer (set before the server process starts, which
+    inherits the settings)."""
+    settings.SHOWFLOOR_MAX_PER_BUYER = 1
+
+
+def test_refusals_are_said_in_words_next_to_the_control_that_caused_them(
+    one_per_buyer, stripe_settings, asgi_server, browser, pinned, mic, phones
+):
+    """A second Desk Mic over the per-buyer limit: the pinned card says so
+    under its "Add to bag", and the sheet's "+" says so on its line; the last
+    headphones taken meanwhile: the line-up item says they are sold out."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = open_show(context, asgi_server, pinned.slug)
+        page.click(".room-pin .room-add")
+        wait_for_count(page, 1)
+        page.click(".room-pin .room-add")
+        note = f"#pin-note-{mic.product_id}"
+        page.wait_for_selector(f"{note}[data-kind='error']", timeout=10000)
+        assert page.inner_text(note) == "You can take at most 1 of this."
+        assert page.get_attribute(".room-pin .room-add", "aria-describedby") == (
+            f"pin-note-{mic.product_id}"
+        )
+
+        Variant.objects.filter(pk=phones.pk).update(stock_available=0)
+        page.click(lineup_add(phones.product_id))
+        lineup_note = f"#lineup-note-{phones.product_id}"
+        page.wait_for_selector(f"{lineup_note}[data-kind='error']", timeout=10000)
+        assert page.inner_text(lineup_note).startswith("Sold out")
+
+        page.click("#room-bag")
+        page.wait_for_selector("#buy-sheet[open][data-mode='bag']")
+        mic_line = f".buy-line[data-variant='{mic.pk}']"
+        page.click(f"{mic_line} button[aria-label^='One more']")
+        error = f"#buy-line-{mic.pk}-error"
+        page.wait_for_function(
+            f"document.querySelector('{error}').textContent.includes('at most 1')",
+            timeout=10000,
+        )
+        assert page.get_attribute(
+            f"{mic_line} button[aria-label^='One more']", "aria-describedby"
+        ) == (f"buy-line-{mic.pk}-error")
+        assert page.inner_text(f"{mic_line} .buy-line-qty") == "1"
+        assert stock(mic) == 9
+    finally:
+        context.close()
