@@ -37,7 +37,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from shows.exceptions import InvalidInput, NotFound, ShowfloorError
-from shows.models import Brand, Invitation, Membership, Notice, Reminder, User
+from shows.models import (
+    AuditEntry,
+    Brand,
+    Invitation,
+    Membership,
+    Notice,
+    Reminder,
+    User,
+)
 from shows.services import audit
 from shows.services.workspace import Capability, NotAllowed, require
 
@@ -45,6 +53,9 @@ logger = logging.getLogger(__name__)
 
 INVITATION_SALT = "showfloor.shows.invitation"
 INVITATION_MAX_AGE = timedelta(days=7)
+# Invitation emails (new and resent) one brand may send per hour: a team is
+# built in a few, and the platform's mail is no brand's bulk mailer.
+INVITATION_EMAILS_PER_HOUR = 30
 LANGUAGES = frozenset(code for code, _name in settings.LANGUAGES)
 
 
@@ -180,6 +191,27 @@ def _role(role: str) -> str:
     return role
 
 
+def _check_sending_limit(brand: Brand) -> None:
+    """Refuse another invitation email past ``INVITATION_EMAILS_PER_HOUR``.
+    Counted from the audit under the team lock, so concurrent invitations
+    cannot pass the limit together."""
+    since = timezone.now() - timedelta(hours=1)
+    sent = AuditEntry.objects.filter(
+        brand=brand,
+        action__in=[audit.TEAM_INVITE, audit.TEAM_INVITE_RESEND],
+        created_at__gte=since,
+    ).count()
+    if sent >= INVITATION_EMAILS_PER_HOUR:
+        raise TeamInputError(
+            _(
+                "This brand has sent %(count)s invitations in the last hour. "
+                "Please try again later."
+            )
+            % {"count": sent},
+            field="email",
+        )
+
+
 def _send_after_commit(invitation: Invitation) -> None:
     from shows.tasks import invitation_email_deliver  # the task imports emails
 
@@ -241,7 +273,8 @@ def invitation_create(
     ``fallback_language`` (the inviter's), else the site's.
 
     Requires ``team.manage``. Raises ``TeamInputError`` (with its field) for a
-    bad address or role, somebody already on the team or already invited, and
+    bad address, role or language, somebody already on the team or already
+    invited, or a brand past ``INVITATION_EMAILS_PER_HOUR``; and
     ``NotAMember``/``NotAllowed`` from the policy. Audits ``team.invite``."""
     email = email.strip().lower()
     try:
@@ -260,6 +293,7 @@ def invitation_create(
                 _("%(email)s is already on the team.") % {"email": email},
                 field="email",
             )
+        _check_sending_limit(brand)
         try:
             with transaction.atomic():
                 invitation = Invitation.objects.create(
@@ -308,12 +342,13 @@ def invitation_resend(*, actor: User, brand: Brand, invitation_id: int) -> Invit
     ``INVITATION_MAX_AGE``; earlier links stop working.
 
     Requires ``team.manage``. Raises ``NotFound`` for another brand's or an
-    unknown invitation, ``InvalidInput`` when it is no longer pending.
-    Audits ``team.invite_resend``."""
+    unknown invitation, ``InvalidInput`` when it is no longer pending or the
+    brand is past ``INVITATION_EMAILS_PER_HOUR``. Audits ``team.invite_resend``."""
     with transaction.atomic():
         _lock_team(brand)
         require(actor, brand, Capability.TEAM_MANAGE)
         invitation = _pending_of(brand, invitation_id)
+        _check_sending_limit(brand)
         invitation.version += 1
         invitation.sent_at = timezone.now()
         invitation.save(update_fields=["version", "sent_at"])

@@ -297,6 +297,28 @@ def test_a_member_or_an_open_invitation_cannot_be_invited_again(brand, owner, ho
     assert state(brand) == before
 
 
+def test_a_brand_sends_a_limited_number_of_invitation_emails_per_hour(
+    brand, owner, monkeypatch
+):
+    """New and resent invitations count alike; past the limit nothing is
+    saved or sent."""
+    monkeypatch.setattr(team, "INVITATION_EMAILS_PER_HOUR", 2)
+    first = team.invitation_create(
+        actor=owner, brand=brand, email="a@example.test", role="host"
+    )
+    team.invitation_resend(actor=owner, brand=brand, invitation_id=first.pk)
+    before = state(brand)
+    with pytest.raises(TeamInputError) as refused:
+        team.invitation_create(
+            actor=owner, brand=brand, email="b@example.test", role="host"
+        )
+    assert refused.value.field == "email"
+    assert "2 invitations in the last hour" in refused.value.message
+    with pytest.raises(TeamInputError):
+        team.invitation_resend(actor=owner, brand=brand, invitation_id=first.pk)
+    assert state(brand) == before
+
+
 # --- The last owner ---------------------------------------------------------------
 
 
