@@ -406,6 +406,25 @@ def test_the_invitee_signs_up_through_the_link_and_accepts(brand, owner, client)
     assert AuditEntry.objects.filter(action="team.join").count() == 1
 
 
+def test_an_invitee_with_an_account_logs_in_through_the_link_and_accepts(
+    brand, owner, make_user, client
+):
+    hana = make_user("Hana", email="hana@example.test", password="pw-for-hana-1")
+    invitation = team.invitation_create(
+        actor=owner, brand=brand, email=hana.email, role="moderator"
+    )
+    link = reverse("invitation_accept", args=[team.invitation_token(invitation)])
+    login = f"/login/?next={quote(link)}"
+    assert f'href="{login}"' in client.get(link).content.decode()
+    answer = client.post(
+        login,
+        {"username": "hana@example.test", "password": "pw-for-hana-1", "next": link},
+    )
+    assert answer["Location"] == link
+    assert client.post(link)["Location"] == "/brand/acme/"
+    assert Membership.objects.get(user=hana).role == "moderator"
+
+
 def test_another_account_is_told_whom_the_invitation_is_for(brand, owner, make_user):
     invitation = team.invitation_create(
         actor=owner, brand=brand, email="hana@example.test", role="host"
