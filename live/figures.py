@@ -24,6 +24,7 @@ class ProductFigures:
 
 # At most this many minutes of a show are charted live.
 SERIES_MINUTES = 180
+CHART_MIN_MINUTES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,11 @@ def show_live_figures(*, show: Show, now: float | None = None) -> LiveFigures:
     started = (
         counting.minute_of(show.started_at.timestamp()) if show.started_at else current
     )
-    first = max(started, current - SERIES_MINUTES + 1)
+    # At least the last ten minutes, so a chart of a show that just started
+    # spans minutes rather than seconds.
+    first = max(
+        min(started, current - CHART_MIN_MINUTES + 1), current - SERIES_MINUTES + 1
+    )
     series = counting.minute_series(show.pk, first, current)
     minutes = [
         Minute(

@@ -79,17 +79,25 @@ function initFigures(panel) {
     const text = colour("--text", "#1b1b1f");
     const line = colour("--line", "#d6d6de");
     const axis = { stroke: text, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1 } };
+    // Whole numbers only on the count axes; times as 24-hour clock readings.
+    const counts = { ...axis, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000] };
+    const times = { ...axis, values: "{HH}:{mm}", space: 60 };
     chart = new chartLib(
       {
         width: box.parentElement.clientWidth,
         height: 220,
-        scales: { x: { time: true }, orders: { range: (_u, _min, max) => [0, Math.max(1, max)] }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+        scales: {
+          // At least ten minutes wide, so the first minutes do not stretch.
+          x: { time: true, range: (_u, min, max) => [min, Math.max(max, min + 600)] },
+          y: { range: (_u, _min, max) => [0, Math.max(1, max)] },
+          orders: { range: (_u, _min, max) => [0, Math.max(1, max)] },
+        },
         series: [
           {},
           { label: t.viewers, stroke: colour("--accent", "#5b2bd9"), width: 2, scale: "y" },
           { label: t.orders, stroke: colour("--ok", "#17663a"), width: 2, scale: "orders" },
         ],
-        axes: [axis, { ...axis, scale: "y" }, { ...axis, scale: "orders", side: 1, grid: { show: false } }],
+        axes: [times, { ...counts, scale: "y" }, { ...counts, scale: "orders", side: 1, grid: { show: false } }],
         hooks: { draw: [markPins] },
       },
       data,
