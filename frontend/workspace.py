@@ -68,8 +68,11 @@ def workspace_page(view: WorkspaceView) -> Callable[..., HttpResponse]:
 
 
 def _nav(seat: Seat, current: str) -> list[dict[str, Any]]:
+    """The workspace's sections the seat's role may open, in one order."""
     sections = [
         ("home", _("Shows"), "workspace_home", Capability.WORKSPACE_VIEW),
+        ("catalogue", _("Catalogue"), "workspace_catalogue", Capability.CATALOG_MANAGE),
+        ("orders", _("Orders"), "workspace_orders", Capability.ORDERS_MANAGE),
         ("team", _("Team"), "workspace_team", Capability.TEAM_VIEW),
     ]
     return [

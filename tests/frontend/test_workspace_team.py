@@ -186,6 +186,20 @@ def test_the_home_lists_the_brands_shows_with_their_studios(
     assert "Not ours" not in page
     assert "Private" in page
     assert 'aria-current="page"' in page
+    # The sections a moderator may not open are not offered.
+    assert 'href="/brand/acme/team/"' in page
+    assert 'href="/brand/acme/catalogue/"' not in page
+    assert 'href="/brand/acme/orders/"' not in page
+
+
+def test_the_navigation_offers_each_role_its_sections(brand, owner, host, moderator):
+    sections = ("/brand/acme/", "/brand/acme/catalogue/", "/brand/acme/orders/")
+    for user, offered in ((owner, 3), (host, 3), (moderator, 1)):
+        page = client_of(user).get("/brand/acme/team/").content.decode()
+        nav = page[page.index('class="workspace-nav"') :]
+        nav = nav[: nav.index("</nav>")]
+        assert sum(f'href="{url}"' in nav for url in sections) == offered, user
+        assert 'href="/brand/acme/team/" aria-current="page"' in nav
 
 
 # --- The team page ----------------------------------------------------------------
