@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core import signing
@@ -56,7 +55,6 @@ INVITATION_MAX_AGE = timedelta(days=7)
 # Invitation emails (new and resent) one brand may send per hour: a team is
 # built in a few, and the platform's mail is no brand's bulk mailer.
 INVITATION_EMAILS_PER_HOUR = 30
-LANGUAGES = frozenset(code for code, _name in settings.LANGUAGES)
 
 
 class TeamInputError(InvalidInput):
@@ -169,8 +167,13 @@ def invitation_from_token(*, token: str, user: User | None = None) -> Invitation
     return invitation
 
 
-def invitation_expires_at(invitation: Invitation) -> Any:
+def invitation_expires_at(invitation: Invitation) -> datetime:
+    """When the invitation's newest link stops working."""
     return invitation.sent_at + INVITATION_MAX_AGE
+
+
+def _languages() -> frozenset[str]:
+    return frozenset(code for code, _name in settings.LANGUAGES)
 
 
 # --- Changes ------------------------------------------------------------------
@@ -231,31 +234,33 @@ def known_language(*, email: str) -> str:
     """The language somebody last chose on Showfloor, where the shows app
     knows it (their show reminders and the notices sent to them), else ""."""
     email = email.strip().lower()
-    reminder = (
-        Reminder.objects.filter(Q(email=email) | Q(user__email__iexact=email))
-        .exclude(language="")
-        .order_by("-created_at", "-pk")
-        .values_list("language", flat=True)
-        .first()
-    )
-    notice = (
-        Notice.objects.filter(address=email)
-        .exclude(language="")
-        .order_by("-created_at", "-pk")
-        .values_list("language", flat=True)
-        .first()
-    )
-    for language in (reminder, notice):
-        if language and language.split("-")[0] in LANGUAGES:
-            return language.split("-")[0]
-    return ""
+    latest = [
+        row
+        for row in (
+            Reminder.objects.filter(Q(email=email) | Q(user__email__iexact=email))
+            .exclude(language="")
+            .order_by("-created_at", "-pk")
+            .values_list("created_at", "language")
+            .first(),
+            Notice.objects.filter(address=email)
+            .exclude(language="")
+            .order_by("-created_at", "-pk")
+            .values_list("created_at", "language")
+            .first(),
+        )
+        if row is not None
+    ]
+    if not latest:
+        return ""
+    language = max(latest)[1].split("-")[0]
+    return language if language in _languages() else ""
 
 
 def _email_language(*, email: str, chosen: str, fallback: str) -> str:
-    if chosen in LANGUAGES:
+    if chosen in _languages():
         return chosen
     fallback = (fallback or "").split("-")[0]
-    return known_language(email=email) or (fallback if fallback in LANGUAGES else "")
+    return known_language(email=email) or (fallback if fallback in _languages() else "")
 
 
 def invitation_create(
@@ -282,7 +287,7 @@ def invitation_create(
     except ValidationError as exc:
         raise TeamInputError(_("Enter a valid email address."), field="email") from exc
     role = _role(role)
-    if language and language not in LANGUAGES:
+    if language and language not in _languages():
         raise TeamInputError(_("Choose one of the languages."), field="language")
     language = _email_language(email=email, chosen=language, fallback=fallback_language)
     with transaction.atomic():

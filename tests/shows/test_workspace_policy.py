@@ -21,7 +21,7 @@ from django_tasks.backends.database.models import DBTaskResult
 
 from shows import services
 from shows.exceptions import InvalidInput, NotFound
-from shows.models import AuditEntry, Invitation, Membership, Reminder
+from shows.models import AuditEntry, Invitation, Membership, Notice, Reminder
 from shows.services import audit, team, workspace
 from shows.services.team import (
     INVITATION_MAX_AGE,
@@ -607,6 +607,11 @@ def test_the_email_is_in_the_chosen_the_invitees_known_or_the_inviters_language(
     assert invite("fenna@example.test", fallback_language="de") == "fy"
     assert invite("new@example.test", fallback_language="de-at") == "de"
     assert invite("plain@example.test") == ""
+    # A reminder email sent since, in another language: the newer one counts.
+    Notice.objects.create(
+        show=show, kind="live_now", address="fr@example.test", language="de"
+    )
+    assert invite("fr@example.test", fallback_language="en") == "de"
     with pytest.raises(TeamInputError) as refused:
         invite("x@example.test", language="xx")
     assert refused.value.field == "language"
