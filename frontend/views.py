@@ -36,7 +36,7 @@ from realtime import redis as realtime_redis
 from shows import selectors, services
 from shows.exceptions import ShowfloorError, TooManyAttempts
 from shows.models import Show, User
-from shows.services import access
+from shows.services import access, audience
 
 
 def _countdown_strings() -> dict[str, str]:
@@ -115,12 +115,24 @@ def show_detail(request: HttpRequest, slug: str) -> HttpResponse:
         return _access_code_page(request, show)
     if request.method == "POST":
         return redirect("show_detail", slug=show.slug)
+    lineup = selectors.show_lineup(show=show)
+    picture = next(
+        (item.product.picture_url for item in lineup if item.product.picture_url), ""
+    )
     context: dict[str, Any] = {
         "show": show,
-        "lineup": selectors.show_lineup(show=show),
+        "lineup": lineup,
         "is_staff": selectors.user_is_show_staff(user=viewer, show=show),
         "server_now": timezone.now(),
         "countdown_i18n": _countdown_strings(),
+        # "Remind me" and "Add to calendar" while it is still to come.
+        "reminded": audience.has_reminder(user=viewer, show=show),
+        "calendar": audience.calendar_links(show)
+        if show.status == Show.Status.SCHEDULED
+        else None,
+        # Link previews (OpenGraph, Twitter cards).
+        "page_url": request.build_absolute_uri(),
+        "preview_image": request.build_absolute_uri(picture) if picture else "",
     }
     return render(request, "frontend/show.html", context)
 

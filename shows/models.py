@@ -109,6 +109,14 @@ class Product(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def picture_url(self) -> str:
+        """What pages show: the uploaded image's card thumbnail, else the
+        image address typed in (``image_url``), else ""."""
+        from shows import images  # easy-thumbnails, loaded only when drawn
+
+        return images.thumbnail_url(self.image) or self.image_url
+
 
 class Variant(models.Model):
     product = models.ForeignKey(

@@ -28,7 +28,7 @@ def buy_sheet_config(context: template.Context) -> dict[str, Any]:
             {
                 "id": item.product.pk,
                 "name": item.product.name,
-                "image_url": item.product.image_url,
+                "image_url": item.product.picture_url,
                 "requires_shipping": item.product.requires_shipping,
                 "variants": [
                     {

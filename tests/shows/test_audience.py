@@ -329,3 +329,25 @@ def test_a_brand_page_lists_its_public_shows_and_follows_in_one_tap(
         {"follow": "0", "next": "https://evil.example/"},
     )
     assert evil["Location"] == f"/brands/{brand.slug}/"
+
+
+def test_the_show_page_offers_remind_me_the_calendar_and_link_previews(
+    client, show, make_user
+):
+    page = client.get(f"/shows/{show.slug}/").content.decode()
+    assert 'property="og:title" content="Launch night · Acme Audio"' in page
+    assert f'href="/brands/{show.brand.slug}/"' in page
+    assert f"/shows/{show.slug}/calendar.ics" in page
+    assert "calendar.google.com" in page
+    assert 'name="email"' in page  # a guest gives an email
+    user = make_user()
+    client.force_login(user)
+    assert "Remind me" in client.get(f"/shows/{show.slug}/").content.decode()
+    done = client.post(
+        f"/shows/{show.slug}/remind/", {"next": f"/shows/{show.slug}/"}, follow=True
+    ).content.decode()
+    assert "Reminder set" in done
+    assert "We will email you before it starts" in done
+    assert Reminder.objects.get(user=user).confirmed_at is not None
+    client.post(f"/shows/{show.slug}/remind/", {"cancel": "1"})
+    assert not Reminder.objects.filter(user=user).exists()

@@ -437,7 +437,8 @@ function initViewerRoom(root) {
     list.replaceChildren();
     for (const card of state.pins.values()) {
       const item = el("li", { className: "room-pin", dataset: { product: card.id } });
-      if (card.image_url && /^https?:\/\//.test(card.image_url)) {
+      // A web address, or one on this site (an uploaded image's thumbnail).
+      if (card.image_url && /^(https?:\/\/|\/(?!\/))/.test(card.image_url)) {
         item.append(el("img", { src: card.image_url, alt: "", loading: "lazy", width: 64, height: 64 }));
       }
       const body = el("div", { className: "room-pin-body" });
