@@ -486,12 +486,17 @@ def _bag_answer(bag: Order | None, pending: Order | None = None) -> JsonResponse
             line["total"] = Money(
                 line["unit_price_minor"] * line["quantity"], bag.currency
             ).format(locale)
-    # A bag checked out and still waiting for its payment, to pay or resume.
-    data["checkout"] = (
-        _order_payload(pending, pay_url=f"/api/orders/{pending.public_id}/pay")
-        if pending is not None
-        else None
-    )
+    # A bag checked out and still waiting for its payment, to pay after a
+    # reload with its client secret (Stripe's Payment Element needs it).
+    data["checkout"] = None
+    if pending is not None:
+        secret, expires_at = services.bag_checkout_resume(pending)
+        data["checkout"] = _order_payload(
+            pending,
+            client_secret=secret,
+            expires_at=expires_at.isoformat() if expires_at else None,
+            pay_url=f"/api/orders/{pending.public_id}/pay",
+        )
     return JsonResponse(data)
 
 

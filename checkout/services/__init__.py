@@ -2,6 +2,7 @@
 
 from checkout.services.bag import (
     bag_checkout,
+    bag_checkout_resume,
     bag_expire_due,
     bag_get,
     bag_json,
@@ -32,6 +33,7 @@ __all__ = [
     "Buyer",
     "PayResult",
     "bag_checkout",
+    "bag_checkout_resume",
     "bag_expire_due",
     "bag_get",
     "bag_json",

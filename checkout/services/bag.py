@@ -487,6 +487,27 @@ def bag_checkout(
     )
 
 
+def bag_checkout_resume(order: Order) -> tuple[str, datetime | None]:
+    """A checked-out bag's PaymentIntent client secret ("" when Stripe does
+    not answer or there is none yet) and when its first hold ends: what the
+    sheet needs to pay it after a reload, without checking out again."""
+    first = (
+        StockHold.objects.filter(order=order, status=StockHold.Status.HELD)
+        .order_by("expires_at")
+        .values_list("expires_at", flat=True)
+        .first()
+    )
+    intent_id = (
+        Payment.objects.filter(order=order).values_list("intent_id", flat=True).first()
+    )
+    if not intent_id:
+        return "", first
+    try:
+        return gateway.intent_retrieve(intent_id).client_secret, first
+    except gateway.GatewayError:
+        return "", first
+
+
 def bag_quote(*, show: Show, buyer: Buyer, country: str) -> pricing.Quote:
     """What the open bag costs delivered to ``country``: the sheet's figures
     before checkout. Raises ``BagEmpty`` or ``NotShippable``."""
@@ -541,6 +562,7 @@ def bag_expire_due(*, now: datetime | None = None, limit: int = 200) -> int:
 
 __all__ = [
     "bag_checkout",
+    "bag_checkout_resume",
     "bag_expire_due",
     "bag_get",
     "bag_json",

@@ -110,6 +110,9 @@ def test_a_guest_fills_a_bag_with_pinned_and_lineup_products_and_pays_once(
     after = client.get(f"/api/shows/{pinned.slug}/bag").json()
     assert after["bag"] is None
     assert after["checkout"]["id"] == order["id"]
+    # After a reload the sheet pays it without checking out again.
+    assert after["checkout"]["client_secret"] == order["client_secret"]
+    assert after["checkout"]["expires_at"]
 
     from checkout import selectors
 
