@@ -44,7 +44,6 @@ import hashlib
 import hmac
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -70,8 +69,6 @@ KEEP_MAX = 200_000
 CLOSE_GRACE_SECONDS = 3
 ROLLUP_SECONDS = 15.0
 ROLLUP_BATCH = 500
-
-METRIC = re.compile(r"^[a-z][a-z0-9_]{0,39}(\.[A-Z]{3})?$")
 
 # KEYS: minute hash, totals hash. ARGV: field, value. Keeps the larger value.
 MAX_SCRIPT = """
@@ -137,7 +134,7 @@ class Batch:
         )
 
     def merge(self, other: Batch) -> None:
-        """Fold ``other`` (an older batch the store did not take) in."""
+        """Fold ``other`` (counted after this batch) in."""
         for key, n in other.sums.items():
             self.sums[key] = self.sums.get(key, 0) + n
         for ukey, keys in other.uniques.items():
@@ -145,8 +142,7 @@ class Batch:
         for key, n in other.peaks.items():
             if n > self.peaks.get(key, n - 1):
                 self.peaks[key] = n
-        for nkey, n in other.now.items():
-            self.now.setdefault(nkey, n)
+        self.now.update(other.now)
 
 
 class Counter:
@@ -209,7 +205,7 @@ class Counter:
     # -- the flush --------------------------------------------------------
 
     def _started(self) -> None:
-        if self.thread is None or not self.thread.is_alive():
+        if self.thread is None:
             self.start()
 
     def start(self) -> None:
