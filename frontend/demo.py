@@ -184,6 +184,9 @@ def seed_demo() -> DemoData:
     brand = Brand.objects.filter(slug=BRAND_SLUG).first()
     if brand is None:
         brand = services.brand_create(name="Nordlicht Audio", slug=BRAND_SLUG)
+        # A Berlin brand schedules its shows on Berlin's clock.
+        Brand.objects.filter(pk=brand.pk).update(time_zone="Europe/Berlin")
+        brand.time_zone = "Europe/Berlin"
     services.membership_set(brand=brand, user=admin, role=Membership.Role.OWNER)
     services.membership_set(brand=brand, user=host, role=Membership.Role.HOST)
     services.membership_set(brand=brand, user=moderator, role=Membership.Role.MODERATOR)

@@ -116,7 +116,12 @@ def home(request: HttpRequest, seat: Seat) -> HttpResponse:
     return render(
         request,
         "frontend/workspace/home.html",
-        _context(seat, "home", shows=shows),
+        _context(
+            seat,
+            "home",
+            shows=shows,
+            can_manage_shows=seat.can(Capability.SHOWS_MANAGE),
+        ),
     )
 
 

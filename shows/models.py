@@ -47,6 +47,8 @@ class Brand(models.Model):
     # Whether the brand's prices include tax (VAT-style, as shops in the EU
     # show them) or tax is added at checkout; the rates are checkout's.
     prices_include_tax = models.BooleanField(default=True)
+    # The IANA zone the brand schedules its shows in (the workspace's clock).
+    time_zone = models.CharField(max_length=64, default="UTC")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

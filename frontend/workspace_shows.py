@@ -1,0 +1,211 @@
+"""Scheduling and preparing shows in the workspace, ``/brand/<slug>/shows/``:
+a new show on the brand's clock, a scheduled show's details and line-up
+order, the stream key and WHIP address for OBS, and a new show from an old
+one. The rules are ``shows.services.brand_shows``'s (owners and hosts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_http_methods, require_POST
+
+from frontend import workspace
+from frontend.forms import TEXT_ERRORS
+from frontend.workspace import workspace_page
+from shows.exceptions import InvalidInput
+from shows.models import LineupItem, Product, Show
+from shows.services import brand_shows
+from shows.services.brand_shows import ShowInput, ShowInputError
+from shows.services.workspace import Capability, Seat, require
+
+
+class ShowForm(forms.Form):
+    title = forms.CharField(
+        label=gettext_lazy("Title"), max_length=200, error_messages=TEXT_ERRORS
+    )
+    day = forms.DateField(
+        label=gettext_lazy("Day"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        error_messages={**TEXT_ERRORS, "invalid": gettext_lazy("Enter a date.")},
+    )
+    at = forms.TimeField(
+        label=gettext_lazy("Time"),
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        error_messages={**TEXT_ERRORS, "invalid": gettext_lazy("Enter a time.")},
+    )
+    description = forms.CharField(
+        label=gettext_lazy("Description"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    access_code = forms.CharField(
+        label=gettext_lazy("Access code"),
+        required=False,
+        max_length=64,
+        help_text=gettext_lazy("Leave empty for a public show."),
+    )
+    products = forms.MultipleChoiceField(
+        label=gettext_lazy("Line-up"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={
+            "invalid_choice": gettext_lazy("Choose products of this brand.")
+        },
+    )
+
+    def __init__(self, *args: Any, products: list[Product], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["products"].choices = [(str(p.pk), p.name) for p in products]  # type: ignore[attr-defined]
+
+    def show_input(self) -> ShowInput:
+        data = self.cleaned_data
+        return ShowInput(
+            title=data["title"],
+            day=data["day"],
+            at=data["at"],
+            description=data["description"],
+            access_code=data["access_code"],
+            product_ids=[int(pk) for pk in data["products"]],
+        )
+
+
+def _context(seat: Seat, **extra: Any) -> dict[str, Any]:
+    return workspace._context(
+        seat, "home", zone=brand_shows.brand_zone(seat.brand), **extra
+    )
+
+
+def _products(seat: Seat) -> list[Product]:
+    return list(Product.objects.filter(brand=seat.brand).order_by("name"))
+
+
+def _refusal_on(form: ShowForm, error: ShowInputError) -> None:
+    for field, message in error.fields.items():
+        form.add_error(field if field in form.fields else None, message)
+
+
+@workspace_page
+@require_http_methods(["GET", "POST"])
+def show_new(request: HttpRequest, seat: Seat) -> HttpResponse:
+    # The form itself is for those who may schedule (the service checks again).
+    require(seat.user, seat.brand, Capability.SHOWS_MANAGE)
+    products = _products(seat)
+    form = ShowForm(request.POST or None, products=products)
+    if request.method == "POST" and form.is_valid():
+        try:
+            show = brand_shows.show_schedule(
+                user=seat.user, brand=seat.brand, data=form.show_input()
+            )
+        except ShowInputError as error:
+            _refusal_on(form, error)
+        else:
+            messages.success(request, _("The show is scheduled."))
+            return redirect("workspace_show", slug=seat.brand.slug, show_slug=show.slug)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "frontend/workspace/show_new.html",
+        _context(seat, form=form),
+        status=status,
+    )
+
+
+@workspace_page
+@require_http_methods(["GET", "POST"])
+def show_page(request: HttpRequest, seat: Seat, show_slug: str) -> HttpResponse:
+    show = brand_shows.brand_show(user=seat.user, brand=seat.brand, slug=show_slug)
+    lineup = list(
+        LineupItem.objects.filter(show=show)
+        .select_related("product")
+        .order_by("position", "id")
+    )
+    products = _products(seat)
+    start = brand_shows.local_start(seat.brand, show)
+    initial = {
+        "title": show.title,
+        "day": start.date(),
+        "at": start.time().replace(second=0, microsecond=0, tzinfo=None),
+        "description": show.description,
+        "access_code": show.access_code,
+        "products": [str(item.product_id) for item in lineup],
+    }
+    form = ShowForm(
+        request.POST if request.method == "POST" else None,
+        initial=initial,
+        products=products,
+    )
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                brand_shows.show_edit(
+                    user=seat.user, brand=seat.brand, show=show, data=form.show_input()
+                )
+            except ShowInputError as error:
+                _refusal_on(form, error)
+            except InvalidInput as error:
+                form.add_error(None, error.message)
+            else:
+                messages.success(request, _("Saved."))
+                return redirect(
+                    "workspace_show", slug=seat.brand.slug, show_slug=show.slug
+                )
+    whip = request.build_absolute_uri(reverse("live:whip", args=[show.slug]))
+    return render(
+        request,
+        "frontend/workspace/show.html",
+        _context(
+            seat,
+            show=show,
+            form=form,
+            lineup=lineup,
+            start=start,
+            editable=show.status == Show.Status.SCHEDULED,
+            whip_url=whip,
+        ),
+        status=status,
+    )
+
+
+@workspace_page
+@require_POST
+def show_action(request: HttpRequest, seat: Seat, show_slug: str) -> HttpResponse:
+    """The line-up's up and down, the stream key's rotation, and Duplicate."""
+    show = brand_shows.brand_show(user=seat.user, brand=seat.brand, slug=show_slug)
+    action = request.POST.get("action", "")
+    target = show
+    if action in ("up", "down"):
+        try:
+            product_id = int(request.POST.get("product", ""))
+        except ValueError:
+            product_id = 0
+        brand_shows.lineup_move(
+            user=seat.user,
+            brand=seat.brand,
+            show=show,
+            product_id=product_id,
+            step=-1 if action == "up" else 1,
+        )
+        messages.success(request, _("Line-up order saved."))
+    elif action == "rotate_key":
+        brand_shows.stream_key_rotate(user=seat.user, brand=seat.brand, show=show)
+        messages.success(
+            request, _("New stream key: the old one no longer works in OBS.")
+        )
+    elif action == "duplicate":
+        target = brand_shows.show_duplicate(user=seat.user, brand=seat.brand, show=show)
+        messages.success(
+            request, _("A new show is scheduled a week later: check and change it.")
+        )
+    else:
+        messages.error(request, _("That is not something this page can do."))
+    return redirect("workspace_show", slug=seat.brand.slug, show_slug=target.slug)
