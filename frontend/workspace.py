@@ -74,6 +74,8 @@ def _nav(seat: Seat, current: str) -> list[dict[str, Any]]:
         ("catalogue", _("Catalogue"), "workspace_catalogue", Capability.CATALOG_MANAGE),
         ("orders", _("Orders"), "workspace_orders", Capability.ORDERS_MANAGE),
         ("team", _("Team"), "workspace_team", Capability.TEAM_VIEW),
+        ("settings", _("Settings"), "workspace_settings", Capability.SETTINGS_MANAGE),
+        ("audit", _("Audit"), "workspace_audit", Capability.AUDIT_VIEW),
     ]
     return [
         {"key": key, "label": label, "url": url, "current": key == current}

@@ -1,0 +1,113 @@
+"""The brand's settings and audit in the workspace (owners only)."""
+
+from __future__ import annotations
+
+import pytest
+
+from checkout.models import ShippingZone, TaxRate
+from shows import services
+from shows.models import AuditEntry, BlockedWord, Brand
+from shows.services import brand_settings
+from shows.services.workspace import NotAllowed
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def owner(make_user, brand):
+    user = make_user("Olga Owner")
+    services.membership_set(brand=brand, user=user, role="owner")
+    return user
+
+
+def test_an_owner_saves_the_brand_and_its_delivery_and_it_is_audited(
+    client, brand, owner
+):
+    client.force_login(owner)
+    url = f"/brand/{brand.slug}/settings/"
+    assert client.get(url).status_code == 200
+    saved = client.post(
+        url,
+        {
+            "action": "brand",
+            "name": "Acme Audio GmbH",
+            "description": "Speakers.",
+            "time_zone": "Europe/Vienna",
+            "blocked_words": "spam\nscam\n",
+        },
+    )
+    assert saved.status_code == 302
+    brand.refresh_from_db()
+    assert (brand.name, brand.time_zone, brand.prices_include_tax) == (
+        "Acme Audio GmbH",
+        "Europe/Vienna",
+        False,
+    )
+    assert sorted(BlockedWord.objects.values_list("word", flat=True)) == [
+        "scam",
+        "spam",
+    ]
+    client.post(
+        url,
+        {
+            "action": "zone",
+            "zone_name": "DACH",
+            "countries": "DE, AT CH",
+            "rate": "4.90",
+            "free_from": "100",
+            "currency": "EUR",
+        },
+    )
+    zone = ShippingZone.objects.get(brand=brand)
+    assert (zone.rate_minor, zone.free_from_minor) == (490, 10000)
+    assert zone.country_codes == {"DE", "AT", "CH"}
+    client.post(url, {"action": "tax", "country": "at", "percent": "20"})
+    assert TaxRate.objects.get(brand=brand, country="AT").rate_bp == 2000
+    actions = set(AuditEntry.objects.values_list("action", flat=True))
+    assert {"brand.settings", "brand.shipping", "brand.tax"} <= actions
+    page = client.get(f"/brand/{brand.slug}/audit/").content.decode()
+    assert "brand.shipping" in page
+    assert "DACH" in page
+
+
+def test_bad_settings_are_refused_next_to_the_field_and_nothing_changes(
+    client, brand, owner
+):
+    client.force_login(owner)
+    url = f"/brand/{brand.slug}/settings/"
+    answer = client.post(
+        url, {"action": "brand", "name": " ", "time_zone": "Mars/Base"}
+    )
+    assert answer.status_code == 400
+    page = answer.content.decode()
+    assert 'id="s-name-error"' in page
+    assert 'id="s-zone-error"' in page
+    brand.refresh_from_db()
+    assert brand.name == "Acme Audio"
+    bad_zone = client.post(
+        url, {"action": "zone", "zone_name": "X", "countries": "", "rate": "abc"}
+    )
+    assert bad_zone.status_code == 400
+    assert not ShippingZone.objects.exists()
+    assert not AuditEntry.objects.exists()
+
+
+def test_hosts_and_moderators_may_not_open_settings_or_audit(
+    client, brand, host, moderator
+):
+    data = brand_settings.BrandInput(
+        name="Taken", description="", time_zone="UTC", prices_include_tax=True
+    )
+    for user in (host, moderator):
+        client.force_login(user)
+        assert client.get(f"/brand/{brand.slug}/settings/").status_code == 403
+        assert client.get(f"/brand/{brand.slug}/audit/").status_code == 403
+        assert (
+            client.post(
+                f"/brand/{brand.slug}/settings/", {"action": "brand", "name": "X"}
+            ).status_code
+            == 403
+        )
+        with pytest.raises(NotAllowed):
+            brand_settings.brand_settings_save(user=user, brand=brand, data=data)
+    assert Brand.objects.get(pk=brand.pk).name == "Acme Audio"
