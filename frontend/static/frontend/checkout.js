@@ -1,7 +1,9 @@
 // Show page: the quick-checkout sheet (docs/checkout.md).
 // Opens on `showfloor:buy` {productId, variantId} from a pinned card, over the
 // video and chat; in its bag mode (the room's bag button) it lists the bag's
-// lines and pays them once. `showfloor:bag-add` puts one more in the bag. The server decides stock, prices and totals; this module
+// lines and pays them once. `showfloor:bag-add` puts one more in the bag; the
+// bag's own code is bag.js, loaded on first use (see "The bag" below). The
+// server decides stock, prices and totals; this module
 // sends intents and shows what the server answers. Card details only ever go
 // to Stripe's own elements (production) or stay a server-side test method.
 
@@ -31,6 +33,10 @@ function initSheet(sheet) {
   // Server clock minus ours: sale and hold countdowns follow the server.
   let offset = (config.server_now || Date.now()) - Date.now();
   const now = () => Date.now() + offset;
+  function syncClock(serverNow) {
+    // Each answer carries the server's clock; the freshest estimate wins.
+    if (serverNow) offset = serverNow - Date.now();
+  }
   const state = {
     product: null,
     variant: null,
@@ -45,17 +51,11 @@ function initSheet(sheet) {
     resuming: null, // the look-up of an open order, while it runs (→ found?)
     quote: null, // the server's price of the choice, delivered (before an order)
     editAddress: false, // the buyer asked to change their saved address
-    mode: "one", // "one": a one-tap Buy of `product`; "bag": the bag's lines
+    mode: "one", // "one": a one-tap Buy of `product`; "bag": the bag's lines (bag.js is loaded)
     bag: null, // the open bag as the server last sent it
-    bagKnown: false, // this page has read the bag (or knows there is none)
     pending: null, // the checked-out bag waiting for its payment
-    bagVersion: 0, // counts the bag's changes: a late quote for an older bag is dropped
-    lineErrors: new Map(), // variant id → the server's refusal of that line's change
-    linesBusy: new Set(), // variant ids with a change on its way
-    linesKey: "",
     needsRepeat: false, // a resumed bag checkout without its client secret
   };
-  const room = document.getElementById("room");
   const delivery = config.delivery || { countries: [], saved_address: null };
   const ADDRESS_FIELDS = ["name", "line1", "line2", "postal_code", "city", "area", "country"];
 
@@ -102,9 +102,8 @@ function initSheet(sheet) {
   function needsAddress() {
     // The brand ships (it has countries) and this product (a line) is posted.
     if (!delivery.countries.length) return false;
-    if (state.mode === "one") return state.product?.requires_shipping !== false;
-    const lines = state.order?.lines || state.bag?.lines || [];
-    return lines.some((line) => productOf(line.variant_id)?.requires_shipping !== false);
+    if (state.mode === "bag") return bagPart.posted();
+    return state.product?.requires_shipping !== false;
   }
 
   function productOf(variantId) {
@@ -155,7 +154,7 @@ function initSheet(sheet) {
 
   async function requote() {
     // The server prices the choice delivered to the chosen country.
-    if (state.mode === "bag") return requoteBag();
+    if (state.mode === "bag") return bagPart.requote();
     if (!state.variant || state.order) return;
     const asked = { variant_id: state.variant.id, quantity: quantity(), country: needsAddress() ? $("buy-addr-country").value : "" };
     let answer;
@@ -169,6 +168,10 @@ function initSheet(sheet) {
     const country = needsAddress() ? $("buy-addr-country").value : "";
     const current = state.variant?.id === asked.variant_id && quantity() === asked.quantity && country === asked.country;
     if (!current || state.order) return;
+    showQuote(answer);
+  }
+
+  function showQuote(answer) {
     state.quote = answer.ok ? answer.data : null;
     if (!answer.ok && answer.data.code === "not_shippable") status(answer.data.message, "error");
     else if (answer.ok && $("buy-status").dataset.kind === "error") status("");
@@ -209,21 +212,14 @@ function initSheet(sheet) {
     $("buy-qty-field").hidden = bagMode;
     $("buy-variant-field").hidden = bagMode;
     const locked = state.step !== "choose" || state.busy;
-    let soldOut = false;
-    if (bagMode) {
-      renderLines();
-      $("buy-stock").textContent = "";
-      $("buy-sale").hidden = true;
-    } else {
-      soldOut = renderChoice(locked);
-    }
+    // Sold out, or an empty bag: nothing to place.
+    const blocked = bagMode ? bagPart.render() : renderChoice(locked);
     renderDelivery(locked);
     $("buy-breakdown").textContent = breakdownText();
     $("buy-total").textContent = totalText();
     const primary = $("buy-primary");
     primary.textContent = primaryLabel();
-    const empty = bagMode && !state.order && !state.bag?.lines.length;
-    primary.disabled = state.busy || (soldOut && state.step === "choose") || empty;
+    primary.disabled = state.busy || (blocked && state.step === "choose");
     $("buy-choice").hidden = state.step === "done";
     $("buy-city-field").hidden = !$("buy-share").checked;
   }
@@ -284,14 +280,15 @@ function initSheet(sheet) {
 
   function tick() {
     if (!state.busy) showHold();
-    if (state.mode === "bag") tickLines();
+    if (state.mode === "bag") bagPart.tickLines();
     else if (sale()) render();
   }
 
   // --- Server calls ----------------------------------------------------------
-  async function call(url, body, { method = "POST", headers = {} } = {}) {
+  async function call(url, body, { method = "POST", headers = {}, keepalive = false } = {}) {
     const response = await fetch(url, {
       method,
+      keepalive,
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, ...headers },
       body: method === "GET" ? undefined : JSON.stringify(body || {}),
@@ -318,8 +315,7 @@ function initSheet(sheet) {
   }
 
   function applyOrder(order) {
-    // Each answer carries the server's clock; the freshest estimate wins.
-    if (order.server_now) offset = order.server_now - Date.now();
+    syncClock(order.server_now);
     if (order.saved_card) learnCard(order.saved_card);
     if (order.status === "reserved" && state.order && state.order.status && state.order.status !== "reserved") {
       // Answers and events cross: no order goes back to "reserved", so a pay
@@ -371,18 +367,13 @@ function initSheet(sheet) {
       body.save_address = Boolean($("buy-addr-save")?.checked);
     }
     status(t.reserving);
-    // The bag's checkout is idempotent by itself: a repeat answers the same order.
     const answer = bagMode
-      ? await call(`/api/shows/${config.show}/bag/checkout`, body)
+      ? await bagPart.checkout(body)
       : await call(`/api/shows/${config.show}/orders`, body, { headers: { "Idempotency-Key": state.key } });
     if (!answer.ok) {
       status(answer.data.message || t.network, "error");
       if (answer.data.code === "sold_out" && !bagMode) {
         state.variant.stock_available = 0;
-      }
-      if (bagMode && (answer.data.code === "bag_changed" || answer.data.code === "bag_empty")) {
-        // Changed in another tab, or holds ran out: show the bag as it is now.
-        await loadBag();
       }
       if (answer.data.code === "address_invalid" || answer.data.code === "address_required") {
         showAddressErrors(answer.data.fields || { line1: answer.data.message });
@@ -416,7 +407,7 @@ function initSheet(sheet) {
         state.key = newKey();
         if (state.mode === "bag") {
           state.pending = null;
-          await loadBag();
+          await bagPart.load();
         }
       }
       return;
@@ -481,6 +472,12 @@ function initSheet(sheet) {
     }
   }
 
+  async function toPay() {
+    // Stripe's elements in production; the test mode's method is the server's.
+    state.step = "pay";
+    if (!config.test_mode) await mountElements();
+  }
+
   async function mountElements() {
     // Production: Stripe's Payment Element and Express Checkout Element.
     const stripe = await loadStripe();
@@ -530,8 +527,7 @@ function initSheet(sheet) {
         if (config.signed_in && config.saved_card) {
           await pay("saved");
         } else {
-          state.step = "pay";
-          if (!config.test_mode) await mountElements();
+          await toPay();
         }
       } else if (state.step === "pay") {
         if (config.test_mode) await pay("test");
@@ -547,11 +543,30 @@ function initSheet(sheet) {
   }
 
   // --- The bag ---------------------------------------------------------------
-  // The bag's lines each hold stock on the server; the sheet shows them as
-  // the server last sent them (an answer or `bag.updated`) and sends the
-  // quantity the buyer asks for. Closing the sheet keeps a checked-out bag:
-  // GET /bag hands it back to pay.
+  // Its lines, their changes and its checkout are bag.js, imported when first
+  // needed: most viewers never use the bag, and the one-tap Buy never loads it.
+  // Here are the loader (below, its triggers) and the bag button's count.
   const bagHint = `showfloor:bag:${config.show}`;
+  let bagPart = null; // bag.js's functions once loaded (always, in bag mode)
+  let bagLoading = null;
+
+  function withBag() {
+    bagLoading ||= import("./bag.js").then(
+      ({ bagSheet }) => {
+        // What bag.js shares with the one-tap sheet: nothing is written twice.
+        bagPart = bagSheet({
+          sheet, state, $, t, config, call, render, status, now, clock, syncClock, showBadge,
+          needsAddress, productOf, applyOrder, toPay, showHold, show, reset, keeps, showQuote,
+        });
+        return bagPart;
+      },
+      (error) => {
+        bagLoading = null; // the next use tries again
+        throw error;
+      },
+    );
+    return bagLoading;
+  }
 
   function hintBag(held) {
     // Only a browser that may hold a bag reads it when the page loads.
@@ -571,22 +586,6 @@ function initSheet(sheet) {
     }
   }
 
-  function hasSession() {
-    return Boolean(config.signed_in) || room?.dataset.session === "1";
-  }
-
-  function written(bag) {
-    // `bag.updated` carries amounts in minor units: written out the way the
-    // page writes prices (the server's own formats, #money-format).
-    if (!bag || bag.subtotal !== undefined) return bag;
-    for (const line of bag.lines) {
-      line.unit_price = formatPrice(line.unit_price_minor, bag.currency);
-      line.total = formatPrice(line.unit_price_minor * line.quantity, bag.currency);
-    }
-    bag.subtotal = formatPrice(bag.subtotal_minor, bag.currency);
-    return bag;
-  }
-
   function bagCount() {
     if (state.bag) return state.bag.count;
     return (state.pending?.lines || []).reduce((n, line) => n + line.quantity, 0);
@@ -600,170 +599,6 @@ function initSheet(sheet) {
     $("room-bag-count").dataset.count = String(n);
     wrap.hidden = n === 0 && document.querySelector(".show")?.dataset.status !== "live";
     hintBag(n > 0);
-  }
-
-  function setBag(bag, pending) {
-    if (bag?.server_now) offset = bag.server_now - Date.now();
-    state.bag = written(bag);
-    state.bagKnown = true;
-    if (pending !== undefined) state.pending = pending;
-    state.bagVersion += 1;
-    showBadge();
-    if (state.mode === "bag" && sheet.open && !state.order) {
-      render();
-      requote();
-    }
-  }
-
-  async function loadBag() {
-    const answer = await call(`/api/shows/${config.show}/bag`, null, { method: "GET" });
-    if (answer.ok) setBag(answer.data.bag, answer.data.checkout || null);
-    return answer.ok;
-  }
-
-  async function putLine(variantId, quantity) {
-    const answer = await call(`/api/shows/${config.show}/bag/lines/${variantId}`, { quantity }, { method: "PUT" });
-    if (answer.ok && !hasSession()) {
-      // The first Add started this guest's session: a socket that connected
-      // without one hears `bag.updated` only once it connects again.
-      room.dataset.session = "1";
-      window.showfloorRoom?.reconnect();
-    }
-    return answer;
-  }
-
-  const adding = new Set();
-
-  async function addOne({ variantId, report }) {
-    // One more of the option: the request is absolute, so the page needs the
-    // bag's current line first; a double tap adds one.
-    variantId = Number(variantId);
-    if (adding.has(variantId)) return;
-    adding.add(variantId);
-    try {
-      if (!state.bagKnown && hasSession()) await loadBag();
-      const held = state.bag?.lines.find((line) => line.variant_id === variantId)?.quantity || 0;
-      const answer = await putLine(variantId, held + 1);
-      if (answer.ok) {
-        setBag(answer.data.bag);
-        report?.(t.added, "ok");
-      } else {
-        report?.(answer.data.message || t.network, "error");
-      }
-    } catch {
-      report?.(t.network, "error");
-    } finally {
-      adding.delete(variantId);
-    }
-  }
-
-  async function setLine(line, quantity) {
-    const id = line.variant_id;
-    if (state.linesBusy.has(id) || state.order || state.busy) return;
-    state.linesBusy.add(id);
-    try {
-      const answer = await putLine(id, quantity);
-      if (answer.ok) {
-        state.lineErrors.delete(id);
-        status(quantity ? `${t.quantity} ${line.product_name}: ${quantity}` : "");
-        setBag(answer.data.bag);
-      } else {
-        state.lineErrors.set(id, answer.data.message || t.network);
-        render();
-      }
-    } catch {
-      state.lineErrors.set(id, t.network);
-      render();
-    } finally {
-      state.linesBusy.delete(id);
-    }
-  }
-
-  async function requoteBag() {
-    // The bag delivered to the chosen country; only the answer for the bag
-    // and country shown now is kept.
-    if (state.order || !state.bag?.lines.length) {
-      state.quote = null;
-      return;
-    }
-    const version = state.bagVersion;
-    const country = needsAddress() ? $("buy-addr-country").value : "";
-    let answer;
-    try {
-      answer = await call(`/api/shows/${config.show}/bag/quote`, { country });
-    } catch {
-      return;
-    }
-    const now = needsAddress() ? $("buy-addr-country").value : "";
-    if (state.mode !== "bag" || state.order || version !== state.bagVersion || now !== country) return;
-    state.quote = answer.ok ? answer.data : null;
-    if (!answer.ok && answer.data.code === "not_shippable") status(answer.data.message, "error");
-    else if (answer.ok && $("buy-status").dataset.kind === "error") status("");
-    render();
-  }
-
-  function holdText(expires) {
-    const left = expires - now();
-    return left > 0 ? fill(t.heldFor, { time: clock(left) }) : t.holdRanOut;
-  }
-
-  function lineItem(line, editable, currency) {
-    const id = line.variant_id;
-    const name = line.product_name;
-    const item = el("li", { className: "buy-line", dataset: { variant: id } });
-    const head = el("p", { className: "buy-line-head" });
-    const title = el("span", { className: "buy-line-name" }, name);
-    if (line.variant_name && (productOf(id)?.variants.length ?? 2) > 1) title.append(el("span", { className: "buy-line-option" }, ` · ${line.variant_name}`));
-    const unit = line.unit_price_minor;
-    head.append(title, el("strong", { className: "buy-line-total" }, line.total || formatPrice(unit * line.quantity, currency)));
-    const meta = el("p", { className: "buy-line-meta" }, `${line.quantity} × ${editable ? line.unit_price : formatPrice(unit, currency)}`);
-    item.append(head, meta);
-    if (!editable) return item;
-    if (line.expires_at) {
-      const expires = Date.parse(line.expires_at);
-      meta.append(" · ", el("span", { className: "buy-line-hold", dataset: { expires } }, holdText(expires)));
-    }
-    const errorId = `buy-line-${id}-error`;
-    const row = el("div", { className: "buy-line-row" });
-    const stepper = el("div", { className: "buy-stepper", role: "group", "aria-label": `${t.quantity}: ${name}` });
-    const less = el("button", { type: "button", "aria-label": `${t.less}: ${name}`, dataset: { key: `less-${id}` } }, "−");
-    // Not `disabled`: the focus stays on the button the buyer just used.
-    if (line.quantity <= 1) less.setAttribute("aria-disabled", "true");
-    const more = el("button", { type: "button", "aria-label": `${t.more}: ${name}`, "aria-describedby": errorId, dataset: { key: `more-${id}` } }, "+");
-    stepper.append(less, el("span", { className: "buy-line-qty" }, line.quantity), more);
-    const remove = el("button", { type: "button", className: "link buy-line-remove", "aria-label": `${t.remove}: ${name}`, dataset: { key: `remove-${id}` } }, t.remove);
-    less.addEventListener("click", () => line.quantity > 1 && setLine(line, line.quantity - 1));
-    more.addEventListener("click", () => setLine(line, line.quantity + 1));
-    remove.addEventListener("click", () => setLine(line, 0));
-    row.append(stepper, remove);
-    item.append(row, el("p", { className: "buy-error", id: errorId }, state.lineErrors.get(id) || ""));
-    return item;
-  }
-
-  function renderLines() {
-    const editable = !state.order && state.step === "choose";
-    const source = state.order || state.bag;
-    const lines = source?.lines || [];
-    const key = JSON.stringify([editable, lines, [...state.lineErrors]]);
-    $("buy-bag-empty").hidden = lines.length > 0;
-    if (key === state.linesKey) return;
-    state.linesKey = key;
-    const list = $("buy-lines");
-    // The list is rebuilt: the focus goes back to the same control, or to the
-    // next line's when its own line went (removed, or its hold ran out).
-    const focused = list.contains(document.activeElement) ? document.activeElement : null;
-    const index = focused ? [...list.children].indexOf(focused.closest("li")) : -1;
-    list.replaceChildren(...lines.map((line) => lineItem(line, editable, source.currency)));
-    if (!focused) return;
-    const again = list.querySelector(`[data-key="${focused.dataset.key}"]`);
-    const next = list.children[Math.min(index, list.children.length - 1)]?.querySelector("button");
-    (again || next || $("buy-sheet-title")).focus();
-  }
-
-  function tickLines() {
-    for (const node of sheet.querySelectorAll(".buy-line-hold")) {
-      node.textContent = holdText(Number(node.dataset.expires));
-    }
   }
 
   // --- Opening and closing ---------------------------------------------------
@@ -812,13 +647,10 @@ function initSheet(sheet) {
     sheet.dataset.resumed = "1";
     // With a saved card the main action already pays the order in one tap.
     if (!(config.signed_in && config.saved_card)) {
-      state.step = "pay";
-      if (!config.test_mode) {
-        try {
-          await mountElements();
-        } catch {
-          status(t.network, "error");
-        }
+      try {
+        await toPay();
+      } catch {
+        status(t.network, "error");
       }
     }
     showHold();
@@ -836,8 +668,7 @@ function initSheet(sheet) {
     state.step = "choose";
     state.key = newKey();
     state.needsRepeat = false;
-    state.linesKey = "";
-    state.lineErrors.clear();
+    bagPart?.forget();
     $("buy-qty").value = "1";
     $("buy-payment").hidden = true;
     status("");
@@ -881,49 +712,6 @@ function initSheet(sheet) {
     $("buy-primary").focus();
   }
 
-  function resumeBagOrder(order) {
-    // A checked-out bag still waiting for its payment: pay it, as after Continue.
-    applyOrder(order);
-    if (state.step === "done") return;
-    sheet.dataset.orderId = order.id;
-    sheet.dataset.resumed = "1";
-    const oneTap = config.signed_in && config.saved_card;
-    // Stripe's elements need the order's client secret, which a repeat of the
-    // checkout hands back (the bag's GET does not).
-    state.needsRepeat = !config.test_mode && !oneTap && !order.client_secret;
-    if (!oneTap && !state.needsRepeat) {
-      state.step = "pay";
-      if (!config.test_mode) mountElements().catch(() => status(t.network, "error"));
-    }
-    showHold();
-    render();
-  }
-
-  async function openBag() {
-    if (!keeps("bag")) {
-      reset("bag");
-      state.product = null;
-      state.variant = null;
-    }
-    render();
-    show();
-    const primary = $("buy-primary");
-    (primary.disabled ? $("buy-sheet-title") : primary).focus();
-    if (state.order) return;
-    try {
-      await loadBag();
-    } catch {
-      status(t.network, "error");
-      return;
-    }
-    if (state.mode !== "bag" || state.order || !sheet.open) return;
-    if (state.pending) resumeBagOrder(state.pending);
-    else requote();
-    render();
-    // The bag was read: its action, unless the buyer has moved on meanwhile.
-    if (document.activeElement === $("buy-sheet-title") && !primary.disabled) primary.focus();
-  }
-
   function returnFocus() {
     // The pinned cards re-render on stock changes: find the opener's successor.
     const opener = state.opener?.isConnected
@@ -942,13 +730,8 @@ function initSheet(sheet) {
     const order = state.order;
     if (state.mode === "one" && order && order.status === "reserved" && !state.busy && state.step !== "done") {
       // Give the units back at once rather than at hold expiry.
-      fetch(`/api/orders/${order.id}/cancel`, {
-        method: "POST",
-        credentials: "same-origin",
-        keepalive: true,
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-        body: "{}",
-      }).catch(() => {});
+      // (`keepalive`: the request outlives a tab being closed.)
+      call(`/api/orders/${order.id}/cancel`, {}, { keepalive: true }).catch(() => {});
       rememberHeld(null);
       state.order = null;
     }
@@ -967,7 +750,7 @@ function initSheet(sheet) {
         render();
       }
     } else if (event.type === "bag.updated") {
-      setBag(event.bag || null);
+      withBag().then((bag) => bag.set(event.bag || null), () => {});
     } else if (event.type === "show.status") {
       showBadge();
     } else if (event.type === "snapshot") {
@@ -1007,6 +790,11 @@ function initSheet(sheet) {
     const line = (order.lines || [])[0];
     const product = line && productOf(line.variant_id);
     if (order.from_bag) {
+      try {
+        await withBag();
+      } catch {
+        return;
+      }
       reset("bag");
       show();
     } else {
@@ -1018,17 +806,23 @@ function initSheet(sheet) {
     sheet.dataset.orderId = order.id;
     if (!answer.ok) status(answer.data.message || t.failed, "error");
     else if (order.status === "reserved") {
-      state.step = "pay";
-      if (!config.test_mode) await mountElements();
+      await toPay();
       showHold();
       render();
     }
   }
 
   document.addEventListener("showfloor:buy", (e) => open(e.detail || {}));
-  document.addEventListener("showfloor:bag-add", (e) => addOne(e.detail || {}));
-  $("room-bag")?.addEventListener("click", openBag);
-  if (mayHaveBag()) loadBag().catch(() => {});
+  document.addEventListener("showfloor:bag-add", (e) => {
+    const detail = e.detail || {};
+    withBag().then((bag) => bag.addOne(detail), () => detail.report?.(t.network, "error"));
+  });
+  $("room-bag")?.addEventListener("click", () => {
+    withBag().then((bag) => bag.open(), () => {
+      $("room-bag-say").textContent = t.network;
+    });
+  });
+  if (mayHaveBag()) withBag().then((bag) => bag.load()).catch(() => {});
   returned();
   document.addEventListener("showfloor:event", (e) => onEvent(e.detail));
   form.addEventListener("submit", (e) => {
