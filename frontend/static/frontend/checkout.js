@@ -418,48 +418,35 @@ function initSheet(sheet) {
     }
   }
 
-  async function loadStripe() {
-    if (state.stripe) return state.stripe;
-    if (!window.Stripe) {
-      await new Promise((resolve, reject) => {
-        const script = el("script", { src: config.stripe_js, async: true });
-        script.addEventListener("load", resolve);
-        script.addEventListener("error", reject);
-        document.head.append(script);
-      });
-    }
-    state.stripe = window.Stripe(config.publishable_key);
-    return state.stripe;
+  // Stripe.js's part (stripe-pay.js), imported the first time a card is
+  // needed in production or a bank asks for 3-D Secure.
+  let stripeLoading = null;
+  function withStripe() {
+    stripeLoading ||= import("./stripe-pay.js").then(
+      ({ stripePay }) =>
+        stripePay({ sheet, state, $, t, config, call, status, follow, restartTimer }),
+      (error) => {
+        stripeLoading = null; // the next use tries again
+        throw error;
+      },
+    );
+    return stripeLoading;
   }
 
-  async function nonModal(action) {
-    // Stripe's 3-D Secure challenge is drawn over the page, which a modal
-    // dialog makes inert: stay open but non-modal while Stripe.js works.
-    // (`closed` does not cancel while busy.)
-    sheet.close();
-    sheet.show();
-    try {
-      return await action();
-    } finally {
-      sheet.close();
-      sheet.showModal();
-      clearInterval(state.timer);
-      state.timer = setInterval(tick, 1000);
-    }
+  function restartTimer() {
+    clearInterval(state.timer);
+    state.timer = setInterval(tick, 1000);
   }
 
   async function authenticate(clientSecret) {
-    status(t.authenticating);
+    let part;
     try {
-      const stripe = await loadStripe();
-      const result = await nonModal(() =>
-        stripe.handleNextAction ? stripe.handleNextAction({ clientSecret }) : stripe.confirmCardPayment(clientSecret),
-      );
-      if (result.error) status(result.error.message || t.failed, "error");
+      part = await withStripe();
     } catch {
       status(t.network, "error");
+      return;
     }
-    await follow();
+    await part.authenticate(clientSecret);
   }
 
   async function follow() {
@@ -479,33 +466,11 @@ function initSheet(sheet) {
   }
 
   async function mountElements() {
-    // Production: Stripe's Payment Element and Express Checkout Element.
-    const stripe = await loadStripe();
-    state.elements = stripe.elements({ clientSecret: state.order.client_secret });
-    // Wallets ask for the buyer's email (a guest's receipt and order link);
-    // the delivery address was given in the sheet and is on the order.
-    const express = state.elements.create("expressCheckout", { emailRequired: true });
-    express.on("confirm", () => confirmInBrowser());
-    express.mount("#buy-express");
-    state.elements.create("payment").mount("#buy-element");
-    $("buy-payment").hidden = false;
+    await (await withStripe()).mountElements();
   }
 
   async function confirmInBrowser() {
-    status(t.paying);
-    const result = await nonModal(() =>
-      state.stripe.confirmPayment({
-        elements: state.elements,
-        redirect: "if_required",
-        // Back to this show, marked with the order (the server's URL).
-        confirmParams: { return_url: state.order.return_url || window.location.href },
-      }),
-    );
-    if (result.error) {
-      status(result.error.message || t.failed, "error");
-      return;
-    }
-    await follow();
+    await (await withStripe()).confirmInBrowser();
   }
 
   async function primary() {
