@@ -20,7 +20,8 @@ thread's own share as ``server_loop_cpu``), RSS growth per
 connection, deliveries per CPU-second for both servers, connect time and server
 CPU per connect. Daphne runs twice, with the show's counting
 (``realtime.counting``) on and then off (``counting_cost_ratio``: deliveries
-per CPU-second on ÷ off; ``--no-counting-off`` skips the second run). The last
+per CPU-second on ÷ off; ``--counting-pairs N`` alternates N pairs and compares
+the medians; ``--no-counting-off`` skips the run without counting). The last
 line is one JSON object.
 """
 
@@ -32,6 +33,7 @@ import json
 import math
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -297,6 +299,13 @@ asyncio.run(main())
 """
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median deliveries per CPU-second (the lower middle
+    of an even number)."""
+    ordered = sorted(runs, key=lambda r: r["deliveries_per_cpu_s"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def run_daphne(
     python: str,
     env: dict[str, str],
@@ -373,6 +382,12 @@ def main() -> None:
         action="store_true",
         help="skip the second Daphne run with the show's counting off",
     )
+    parser.add_argument(
+        "--counting-pairs",
+        type=int,
+        default=1,
+        help="Daphne runs with counting on and off, in alternating order",
+    )
     args = parser.parse_args()
     ws_load.raise_fd_limit()
     workdir = Path(tempfile.mkdtemp(prefix="showfloor-bench-"))
@@ -418,19 +433,34 @@ def main() -> None:
         "read_low_water": args.read_low_water,
     }
     result: dict[str, Any] = {"viewers": args.viewers, "rate": args.rate}
-    daphne_result = run_daphne(python, env, load, cookies, counting=True)
-    print("daphne + hub:", json.dumps(daphne_result), flush=True)
-    result.update(daphne_result)
-    if not args.no_counting_off:
-        off = run_daphne(python, env, load, cookies, counting=False)
-        print("daphne + hub, counting off:", json.dumps(off), flush=True)
-        result["counting_off_deliveries_per_cpu_s"] = off["deliveries_per_cpu_s"]
+    # Pairs alternate their order (on, off, then off, on, ...), so a run's
+    # place in the invocation (a cold database, the machine's load) weighs on
+    # both sides alike; the figures of each side are the medians of its runs.
+    ons: list[dict[str, Any]] = []
+    offs: list[dict[str, Any]] = []
+    pairs = 0 if args.no_counting_off else args.counting_pairs
+    for pair in range(max(1, pairs)):
+        order = (True, False) if pair % 2 == 0 else (False, True)
+        for counting in order[: 1 if not pairs else 2]:
+            run = run_daphne(python, env, load, cookies, counting=counting)
+            label = "daphne + hub" + ("" if counting else ", counting off")
+            print(f"{label}:", json.dumps(run), flush=True)
+            (ons if counting else offs).append(run)
+    result.update(median_run(ons))
+    if offs:
+        off = median_run(offs)
+        on_median = statistics.median(r["deliveries_per_cpu_s"] for r in ons)
+        off_median = statistics.median(r["deliveries_per_cpu_s"] for r in offs)
+        result["counting_off_deliveries_per_cpu_s"] = round(off_median)
         for name in ("delivered", "p50_ms", "p99_ms", "server_cpu"):
             result[f"counting_off_{name}"] = off[name]
-        if off["deliveries_per_cpu_s"]:
-            result["counting_cost_ratio"] = round(
-                daphne_result["deliveries_per_cpu_s"] / off["deliveries_per_cpu_s"], 3
-            )
+        if off_median:
+            result["counting_cost_ratio"] = round(on_median / off_median, 3)
+        if len(ons) > 1:
+            result["counting_runs"] = [
+                [a["deliveries_per_cpu_s"], b["deliveries_per_cpu_s"]]
+                for a, b in zip(ons, offs, strict=True)
+            ]
     if not args.no_baseline:
         port = free_port()
         baseline = subprocess.Popen([python, "-c", BASELINE, str(port)], env=env)
