@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from checkout.exceptions import CheckoutError
 from checkout.models import ShippingZone, TaxRate
+from checkout.services import brand_delivery
 from frontend import workspace
 from frontend.workspace import workspace_page
 from shows.models import BlockedWord
@@ -62,7 +63,7 @@ def settings_page(request: HttpRequest, seat: Seat) -> HttpResponse:
             elif action == "zone":
                 free = request.POST.get("free_from", "").strip()
                 currency = request.POST.get("currency", "EUR").strip().upper()[:3]
-                brand_settings.shipping_zone_save(
+                brand_delivery.shipping_zone_save(
                     user=seat.user,
                     brand=brand,
                     name=request.POST.get("zone_name", ""),
@@ -78,7 +79,7 @@ def settings_page(request: HttpRequest, seat: Seat) -> HttpResponse:
                     else None,
                 )
             elif action == "tax":
-                brand_settings.tax_rate_save(
+                brand_delivery.tax_rate_save(
                     user=seat.user,
                     brand=brand,
                     country=request.POST.get("country", "").strip().upper(),

@@ -236,7 +236,14 @@ def confirmation_deliver(*, reminder_id: int) -> str:
 
 def notices_request(*, show_id: int, kind: str) -> bool:
     """Ask the worker, once per show and kind, for the batch (after the
-    caller's commit). Returns whether this call asked."""
+    caller's commit). Returns whether this call asked. A show nobody asked
+    to hear about (no confirmed reminder, and for "live now" no follower of
+    its brand) asks for nothing: no empty task in the queue."""
+    wanted = Reminder.objects.filter(show_id=show_id, confirmed_at__isnull=False)
+    if not wanted.exists() and not (
+        kind == K.LIVE_NOW and Follow.objects.filter(brand__shows__pk=show_id).exists()
+    ):
+        return False
     now = timezone.now()
     try:
         with transaction.atomic():

@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 
 from shows import services
+from shows.exceptions import InvalidInput
 from shows.models import AuditEntry, Brand, LineupItem, Show
 from shows.services import brand_shows
 from shows.services.workspace import NotAllowed
@@ -150,7 +151,7 @@ def test_a_live_show_cannot_be_rescheduled_and_moderators_may_not_touch_shows(
     data = brand_shows.ShowInput(
         title="Renamed", day=next_week().date(), at=next_week().time()
     )
-    with pytest.raises(brand_shows.InvalidInput):
+    with pytest.raises(InvalidInput):
         brand_shows.show_edit(user=host, brand=berlin_brand, show=show, data=data)
     client.force_login(moderator)
     assert client.get(url).status_code == 403

@@ -30,14 +30,10 @@ for (const el of document.querySelectorAll("[data-countdown]")) {
   tick();
 }
 
-// The status badge and the countdown follow the show's status as it changes.
+// The countdown goes once the show is live or over (room.js keeps the badge).
 document.addEventListener("showfloor:event", (event) => {
   const message = event.detail || {};
   const status = message.type === "show.status" ? message.status : message.show?.status;
   if (status !== "live" && status !== "ended") return;
-  for (const badge of document.querySelectorAll("[data-show-status]")) {
-    badge.className = `badge badge-${status}`;
-    badge.textContent = badge.dataset[status === "live" ? "labelLive" : "labelEnded"];
-  }
   for (const el of document.querySelectorAll("[data-countdown]")) el.hidden = true;
 });

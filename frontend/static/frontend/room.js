@@ -788,5 +788,16 @@ function initViewerRoom(root) {
   room.open();
 }
 
+// The page's status badge follows the show's status as it changes.
+document.addEventListener("showfloor:event", (event) => {
+  const message = event.detail || {};
+  const status = message.type === "show.status" ? message.status : message.show?.status;
+  if (status !== "live" && status !== "ended") return;
+  for (const badge of document.querySelectorAll("[data-show-status]")) {
+    badge.className = `badge badge-${status}`;
+    badge.textContent = badge.dataset[status === "live" ? "labelLive" : "labelEnded"];
+  }
+});
+
 const root = document.getElementById("room");
 if (root) initViewerRoom(root);
