@@ -345,6 +345,9 @@ SHOWFLOOR_HOLD_SECONDS = env_int("SHOWFLOOR_HOLD_SECONDS", 300)
 # How long a line added to the bag keeps its units off sale (each addition
 # its own hold); checking out gives every line SHOWFLOOR_HOLD_SECONDS more.
 SHOWFLOOR_BAG_HOLD_SECONDS = env_int("SHOWFLOOR_BAG_HOLD_SECONDS", 600)
+# Count the show's figures (viewers, watch time, chat, taps, sales) in Redis
+# and roll them up per minute (docs/analytics.md); off: nothing is counted.
+SHOWFLOOR_COUNTING = env_bool("SHOWFLOOR_COUNTING", default=True)
 # How long before a show's start the "starting soon" reminders go out.
 SHOWFLOOR_REMINDER_LEAD_MINUTES = env_int("SHOWFLOOR_REMINDER_LEAD_MINUTES", 15)
 SHOWFLOOR_MAX_PER_BUYER = env_int("SHOWFLOOR_MAX_PER_BUYER", 5)

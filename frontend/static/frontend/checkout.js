@@ -660,6 +660,7 @@ function initSheet(sheet) {
   function open({ productId, variantId }) {
     const product = products.get(Number(productId));
     if (!product) return;
+    window.showfloorRoom?.send({ type: "beacon.send", event: "sheet_open", product_id: product.id });
     const keep = keeps("one") && state.product?.id === product.id;
     if (!keep) reset("one");
     state.product = product;

@@ -476,6 +476,8 @@ function initViewerRoom(root) {
         buy.id = `pin-buy-${card.id}`;
         buy.setAttribute("aria-label", `${t.buy}: ${card.name}`);
         buy.addEventListener("click", () => {
+          // Counted for the brand's funnel (docs/analytics.md); nothing comes back.
+          window.showfloorRoom?.send({ type: "beacon.send", event: "buy_tap", product_id: card.id });
           document.dispatchEvent(new CustomEvent("showfloor:buy", { detail: { productId: card.id, variantId: chosen.id } }));
         });
         const noteId = `pin-note-${card.id}`;
