@@ -116,7 +116,7 @@ def show_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         return redirect("show_detail", slug=show.slug)
     lineup = selectors.show_lineup(show=show)
-    picture = next(
+    picture = show.cover_url or next(
         (item.product.picture_url for item in lineup if item.product.picture_url), ""
     )
     context: dict[str, Any] = {

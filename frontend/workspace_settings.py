@@ -18,6 +18,7 @@ from checkout.models import ShippingZone, TaxRate
 from checkout.services import brand_delivery
 from frontend import workspace
 from frontend.workspace import workspace_page
+from shows.exceptions import ImageInvalid
 from shows.models import BlockedWord
 from shows.services import audit, brand_settings, catalog
 from shows.services.brand_shows import ShowInputError
@@ -78,6 +79,16 @@ def settings_page(request: HttpRequest, seat: Seat) -> HttpResponse:
                     if free
                     else None,
                 )
+            elif action == "logo":
+                upload = request.FILES.get("logo")
+                if upload is None:
+                    errors["logo"] = _("Choose an image file.")
+                else:
+                    brand_settings.brand_logo_set(
+                        user=seat.user,
+                        brand=brand,
+                        upload=catalog.ImageUpload(file=upload, size=upload.size),
+                    )
             elif action == "tax":
                 brand_delivery.tax_rate_save(
                     user=seat.user,
@@ -87,6 +98,8 @@ def settings_page(request: HttpRequest, seat: Seat) -> HttpResponse:
                 )
         except ShowInputError as error:
             errors.update(error.fields)
+        except ImageInvalid as error:
+            errors["logo"] = error.message
         except (ValueError, CheckoutError) as error:
             errors[action] = str(getattr(error, "message", error))
         if not errors:
@@ -100,6 +113,7 @@ def settings_page(request: HttpRequest, seat: Seat) -> HttpResponse:
             seat,
             "settings",
             zones=brand_settings.time_zones(),
+            logo=brand.logo_url,
             blocked="\n".join(
                 BlockedWord.objects.filter(brand=brand).values_list("word", flat=True)
             ),

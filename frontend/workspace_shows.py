@@ -19,9 +19,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 from frontend import workspace
 from frontend.forms import TEXT_ERRORS
 from frontend.workspace import workspace_page
-from shows.exceptions import InvalidInput
+from shows.exceptions import ImageInvalid, InvalidInput
 from shows.models import LineupItem, Product, Show
-from shows.services import brand_shows
+from shows.services import brand_shows, catalog
 from shows.services.brand_shows import ShowInput, ShowInputError
 from shows.services.workspace import Capability, Seat, require
 
@@ -143,7 +143,29 @@ def show_page(request: HttpRequest, seat: Seat, show_slug: str) -> HttpResponse:
         products=products,
     )
     status = 200
-    if request.method == "POST":
+    cover_error = ""
+    if request.method == "POST" and request.POST.get("action") == "cover":
+        upload = request.FILES.get("cover")
+        if upload is None:
+            cover_error = _("Choose an image file.")
+        else:
+            try:
+                brand_shows.show_cover_set(
+                    user=seat.user,
+                    brand=seat.brand,
+                    show=show,
+                    upload=catalog.ImageUpload(file=upload, size=upload.size),
+                )
+            except ImageInvalid as error:
+                cover_error = error.message
+            else:
+                messages.success(request, _("The cover is saved."))
+                return redirect(
+                    "workspace_show", slug=seat.brand.slug, show_slug=show.slug
+                )
+        form = ShowForm(initial=initial, products=products)
+        status = 400
+    elif request.method == "POST":
         status = 400
         if form.is_valid():
             try:
@@ -171,6 +193,8 @@ def show_page(request: HttpRequest, seat: Seat, show_slug: str) -> HttpResponse:
             start=start,
             editable=show.status == Show.Status.SCHEDULED,
             whip_url=whip,
+            cover=show.cover_url,
+            cover_error=cover_error,
         ),
         status=status,
     )

@@ -13,8 +13,11 @@ its pinned query count.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from typing import IO, Any
 
+from django.core.files import File
 from django.db.models.fields.files import FieldFile
 from django.utils.translation import gettext as _
 from easy_thumbnails.files import get_thumbnailer
@@ -34,6 +37,10 @@ FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 # screens).
 THUMBNAILS: dict[str, dict[str, Any]] = {
     "card": {"size": (160, 160), "crop": "smart", "upscale": False},
+    # A show's cover on the home page's cards and in link previews (16:9).
+    "cover": {"size": (640, 360), "crop": "smart", "upscale": False},
+    # A brand's logo on its page, whole (not cropped).
+    "logo": {"size": (160, 160), "upscale": False},
 }
 
 
@@ -85,11 +92,40 @@ def image_check(upload: IO[bytes], *, size: int | None) -> str:
     return FORMATS[kind]
 
 
-def thumbnails_make(image: FieldFile) -> None:
-    """Make every thumbnail of ``THUMBNAILS`` for a stored image, now."""
+def thumbnails_make(image: FieldFile, kinds: Iterable[str] = ("card",)) -> None:
+    """Make the thumbnails ``kinds`` (of ``THUMBNAILS``) of a stored image, now."""
     thumbnailer = get_thumbnailer(image)
-    for options in THUMBNAILS.values():
-        thumbnailer.get_thumbnail(options, save=True, generate=True)
+    for kind in kinds:
+        thumbnailer.get_thumbnail(THUMBNAILS[kind], save=True, generate=True)
+
+
+def image_store(
+    field: FieldFile,
+    upload: IO[bytes],
+    *,
+    size: int | None,
+    folder: str,
+    kinds: Iterable[str],
+) -> str:
+    """Check ``upload`` (``image_check``), store it in ``field`` under a random
+    name in ``folder`` with its thumbnails ``kinds``, and return the name of
+    the image it replaces ("" if none). The row is not saved here. Raises
+    ``ImageInvalid`` before anything is stored."""
+    extension = image_check(upload, size=size)
+    replaced = field.name or ""
+    field.save(f"{folder}/{uuid.uuid4().hex}.{extension}", File(upload), save=False)
+    try:
+        thumbnails_make(field, kinds)
+    except Exception:
+        thumbnails_delete(field)
+        raise
+    return replaced
+
+
+def image_forget(field: FieldFile, name: str) -> None:
+    """Delete the stored image ``name`` that ``field``'s row no longer uses."""
+    if name:
+        thumbnails_delete(type(field)(field.instance, field.field, name))
 
 
 def thumbnails_delete(image: FieldFile) -> None:

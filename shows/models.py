@@ -49,6 +49,8 @@ class Brand(models.Model):
     prices_include_tax = models.BooleanField(default=True)
     # The IANA zone the brand schedules its shows in (the workspace's clock).
     time_zone = models.CharField(max_length=64, default="UTC")
+    # Its logo (shows/images.py makes the thumbnail at upload).
+    logo = models.ImageField(upload_to="logos/", max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -56,6 +58,13 @@ class Brand(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def logo_url(self) -> str:
+        """The logo's thumbnail, or ""."""
+        from shows import images  # easy-thumbnails, loaded only when drawn
+
+        return images.thumbnail_url(self.logo, "logo")
 
 
 class Membership(models.Model):
@@ -181,6 +190,8 @@ class Show(models.Model):
     # Path of the recording, relative to SHOWFLOOR_RECORDINGS_DIR, once one exists.
     recording_file = models.CharField(max_length=255, blank=True)
     slow_mode_seconds = models.PositiveSmallIntegerField(default=0)
+    # The picture on the home page's card and in link previews.
+    cover = models.ImageField(upload_to="covers/", max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -202,6 +213,13 @@ class Show(models.Model):
     @property
     def is_private(self) -> bool:
         return bool(self.access_code)
+
+    @property
+    def cover_url(self) -> str:
+        """The cover's 16:9 thumbnail for cards and link previews, or ""."""
+        from shows import images  # easy-thumbnails, loaded only when drawn
+
+        return images.thumbnail_url(self.cover, "cover")
 
 
 class LineupItem(models.Model):

@@ -13,8 +13,9 @@ from functools import cache
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from shows import images
 from shows.models import Brand, User
-from shows.services import audit, moderation
+from shows.services import audit, catalog, moderation
 from shows.services.brand_shows import ShowInputError
 from shows.services.workspace import Capability, require
 
@@ -87,4 +88,17 @@ def brand_settings_save(*, user: User, brand: Brand, data: BrandInput) -> Brand:
             },
             blocked_words=len(words),
         )
+    return brand
+
+
+def brand_logo_set(*, user: User, brand: Brand, upload: catalog.ImageUpload) -> Brand:
+    """Give the brand a logo (checked and thumbnailed at upload). Raises
+    ``ImageInvalid``."""
+    require(user, brand, Capability.SETTINGS_MANAGE)
+    replaced = images.image_store(
+        brand.logo, upload.file, size=upload.size, folder=f"{brand.pk}", kinds=("logo",)
+    )
+    brand.save(update_fields=["logo"])
+    transaction.on_commit(lambda: images.image_forget(brand.logo, replaced))
+    audit.audit_record(brand=brand, actor=user, action="brand.logo", target=brand.name)
     return brand

@@ -20,9 +20,10 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from shows import images
 from shows.exceptions import InvalidInput, NotFound
 from shows.models import Brand, LineupItem, Product, Show, User
-from shows.services import audit, lifecycle, stream
+from shows.services import audit, catalog, lifecycle, stream
 from shows.services.workspace import Capability, require
 
 TITLE_MAX = 200
@@ -232,3 +233,24 @@ def stream_key_rotate(*, user: User, brand: Brand, show: Show) -> str:
         brand=brand, actor=user, action="show.stream_key", target=show.title
     )
     return key
+
+
+def show_cover_set(
+    *, user: User, brand: Brand, show: Show, upload: catalog.ImageUpload
+) -> Show:
+    """Give the show a cover picture (checked and thumbnailed at upload, the
+    old one deleted once the new one is saved). Raises ``ImageInvalid``."""
+    require(user, brand, Capability.SHOWS_MANAGE)
+    if show.brand_id != brand.pk:
+        raise NotFound()
+    replaced = images.image_store(
+        show.cover,
+        upload.file,
+        size=upload.size,
+        folder=f"{brand.pk}",
+        kinds=("cover", "card"),
+    )
+    show.save(update_fields=["cover"])
+    transaction.on_commit(lambda: images.image_forget(show.cover, replaced))
+    audit.audit_record(brand=brand, actor=user, action="show.cover", target=show.title)
+    return show

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -18,7 +17,6 @@ from typing import IO, Any
 
 from babel.numbers import get_currency_precision, list_currencies
 from django.core.exceptions import ValidationError
-from django.core.files import File
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -94,24 +92,18 @@ def _image_store(product: Product, upload: ImageUpload) -> str:
     """Check ``upload``, store it as ``product``'s image with its thumbnails
     and return the name of the image it replaces ("" if none). The row is
     not saved here. Raises ``ImageInvalid`` before anything is stored."""
-    extension = images.image_check(upload.file, size=upload.size)
-    replaced = product.image.name or ""
-    name = f"{product.brand_id}/{uuid.uuid4().hex}.{extension}"
-    product.image.save(name, File(upload.file), save=False)
-    try:
-        images.thumbnails_make(product.image)
-    except Exception:
-        images.thumbnails_delete(product.image)
-        raise
-    return replaced
+    return images.image_store(
+        product.image,
+        upload.file,
+        size=upload.size,
+        folder=str(product.brand_id),
+        kinds=("card",),
+    )
 
 
 def _image_forget(product: Product, name: str) -> None:
     """Delete the stored image ``name`` (and its thumbnails) of ``product``."""
-    if name:
-        images.thumbnails_delete(
-            type(product.image)(product, product.image.field, name)
-        )
+    images.image_forget(product.image, name)
 
 
 def product_create(

@@ -111,3 +111,31 @@ def test_hosts_and_moderators_may_not_open_settings_or_audit(
         with pytest.raises(NotAllowed):
             brand_settings.brand_settings_save(user=user, brand=brand, data=data)
     assert Brand.objects.get(pk=brand.pk).name == "Acme Audio"
+
+
+def test_a_logo_is_checked_and_shown_on_the_brand_page(
+    client, brand, owner, settings, tmp_path
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.frontend.test_workspace_catalogue import png
+
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(owner)
+    url = f"/brand/{brand.slug}/settings/"
+    bad = client.post(
+        url,
+        {"action": "logo", "logo": SimpleUploadedFile("l.png", b"GIF89a", "image/png")},
+    )
+    assert bad.status_code == 400
+    assert 'id="logo-error"' in bad.content.decode()
+    good = client.post(
+        url, {"action": "logo", "logo": SimpleUploadedFile("l.png", png(), "image/png")}
+    )
+    assert good.status_code == 302
+    brand.refresh_from_db()
+    assert brand.logo_url
+    assert (
+        f'src="{brand.logo_url}"'
+        in client.get(f"/brands/{brand.slug}/").content.decode()
+    )

@@ -161,3 +161,42 @@ def test_a_live_show_cannot_be_rescheduled_and_moderators_may_not_touch_shows(
         brand_shows.show_schedule(user=moderator, brand=berlin_brand, data=data)
     show.refresh_from_db()
     assert show.title == "Launch night"
+
+
+def test_a_cover_picture_is_checked_stored_and_shown_on_the_home_card(
+    client, berlin_brand, host, show, settings, tmp_path
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.frontend.test_workspace_catalogue import png
+
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(host)
+    url = f"/brand/{berlin_brand.slug}/shows/{show.slug}/"
+    refused = client.post(
+        url,
+        {
+            "action": "cover",
+            "cover": SimpleUploadedFile("x.png", b"not an image", "image/png"),
+        },
+    )
+    assert refused.status_code == 400
+    assert 'id="cover-error"' in refused.content.decode()
+    show.refresh_from_db()
+    assert not show.cover
+    saved = client.post(
+        url,
+        {
+            "action": "cover",
+            "cover": SimpleUploadedFile("c.png", png((1280, 720)), "image/png"),
+        },
+    )
+    assert saved.status_code == 302
+    show.refresh_from_db()
+    assert show.cover.name.startswith(f"covers/{berlin_brand.pk}/")
+    assert show.cover_url
+    home = client.get("/").content.decode()
+    assert f'src="{show.cover_url}"' in home
+    page = client.get(f"/shows/{show.slug}/").content.decode()
+    assert 'property="og:image"' in page
+    assert AuditEntry.objects.filter(action="show.cover").exists()
