@@ -171,6 +171,7 @@ class Command(BaseCommand):
         write(self.style.SUCCESS("Showfloor demo is running."))
         write(f"  Viewer page:  {base}/shows/{show.slug}/")
         write(f"  Host studio:  {base}/shows/{show.slug}/studio/")
+        write(f"  Workspace:    {base}/brand/{data.brand.slug}/")
         write(f"  Admin:        {base}/admin/")
         write(
             f"  Private show: {base}/shows/{private.slug}/ "
