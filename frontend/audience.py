@@ -225,3 +225,23 @@ def calendar(request: HttpRequest, slug: str) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{show.slug}.ics"'
     response["Cache-Control"] = "no-cache"
     return response
+
+
+@require_GET
+def brand_theme(request: HttpRequest, slug: str) -> HttpResponse:
+    """The brand's colour as a stylesheet for its pages (light mode only: the
+    dark scheme keeps the platform's colour, checked for contrast there). A
+    file of its own, since the Content-Security-Policy allows no inline style;
+    its address carries the colour, so it can be cached."""
+    brand = Brand.objects.filter(slug=slug).first()
+    colour = brand.accent_colour if brand is not None else ""
+    css = ""
+    if colour:
+        css = (
+            "@media (prefers-color-scheme: light) {\n"
+            f"  :root {{ --accent: {colour}; --accent-text: #ffffff; }}\n"
+            "}\n"
+        )
+    response = HttpResponse(css, content_type="text/css; charset=utf-8")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

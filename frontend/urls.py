@@ -22,6 +22,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("shows/<slug:slug>/remind/", audience.remind, name="remind"),
     path("shows/<slug:slug>/calendar.ics", audience.calendar, name="show_calendar"),
     path("brands/<slug:slug>/", audience.brand_page, name="brand_page"),
+    path("brands/<slug:slug>/theme.css", audience.brand_theme, name="brand_theme"),
     path("brands/<slug:slug>/follow/", audience.follow, name="follow"),
     path(
         "reminders/confirm/<str:token>/",

@@ -59,6 +59,7 @@ def settings_page(request: HttpRequest, seat: Seat) -> HttpResponse:
                         blocked_words=request.POST.get(
                             "blocked_words", ""
                         ).splitlines(),
+                        accent_colour=request.POST.get("accent_colour", ""),
                     ),
                 )
             elif action == "zone":

@@ -51,6 +51,9 @@ class Brand(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC")
     # Its logo (shows/images.py makes the thumbnail at upload).
     logo = models.ImageField(upload_to="logos/", max_length=200, blank=True)
+    # Its colour on its viewer pages in light mode ("#rrggbb"; empty: the
+    # platform's), dark enough for white text (brand_settings checks it).
+    accent_colour = models.CharField(max_length=7, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -5,6 +5,7 @@ of its chats (where it ships and its tax rates are checkout's:
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +39,26 @@ class BrandInput:
     time_zone: str
     prices_include_tax: bool
     blocked_words: Iterable[str] = ()
+    accent_colour: str = ""
+
+
+# White text on the colour, and the colour as text on white, must both reach
+# WCAG AA for normal text.
+MIN_CONTRAST = 4.5
+
+
+def _luminance(colour: str) -> float:
+    def channel(hex_pair: str) -> float:
+        value = int(hex_pair, 16) / 255
+        return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(colour[i : i + 2]) for i in (1, 3, 5))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_with_white(colour: str) -> float:
+    """The WCAG contrast ratio of ``#rrggbb`` against white."""
+    return 1.05 / (_luminance(colour) + 0.05)
 
 
 def brand_settings_save(*, user: User, brand: Brand, data: BrandInput) -> Brand:
@@ -56,6 +77,14 @@ def brand_settings_save(*, user: User, brand: Brand, data: BrandInput) -> Brand:
         }
     if data.time_zone not in time_zones():
         errors["time_zone"] = _("Choose a time zone from the list.")
+    accent = data.accent_colour.strip().lower()
+    if accent and not re.fullmatch(r"#[0-9a-f]{6}", accent):
+        errors["accent_colour"] = _("Write the colour as # and six hex digits.")
+    elif accent and contrast_with_white(accent) < MIN_CONTRAST:
+        errors["accent_colour"] = _(
+            "Too light to read white text on (contrast %(ratio).1f:1, at least "
+            "4.5:1 is needed): choose a darker colour."
+        ) % {"ratio": contrast_with_white(accent)}
     words = [w.strip() for w in data.blocked_words if w.strip()]
     if any(len(w) > 60 for w in words):
         errors["blocked_words"] = _("Each word or phrase has at most 60 characters.")
@@ -72,6 +101,7 @@ def brand_settings_save(*, user: User, brand: Brand, data: BrandInput) -> Brand:
             description=data.description.strip(),
             time_zone=data.time_zone,
             prices_include_tax=data.prices_include_tax,
+            accent_colour=accent,
         )
         moderation.blocked_words_set(brand=brand, words=words)
         brand.refresh_from_db()

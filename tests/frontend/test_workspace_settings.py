@@ -139,3 +139,27 @@ def test_a_logo_is_checked_and_shown_on_the_brand_page(
         f'src="{brand.logo_url}"'
         in client.get(f"/brands/{brand.slug}/").content.decode()
     )
+
+
+def test_the_brand_colour_must_carry_white_text_and_reaches_its_pages(
+    client, brand, owner, show
+):
+    client.force_login(owner)
+    url = f"/brand/{brand.slug}/settings/"
+    base = {"action": "brand", "name": "Acme Audio", "time_zone": "UTC"}
+    pale = client.post(url, {**base, "accent_colour": "#ffeeaa"})
+    assert pale.status_code == 400
+    assert "Too light to read white text on" in pale.content.decode()
+    assert client.post(url, {**base, "accent_colour": "red"}).status_code == 400
+    brand.refresh_from_db()
+    assert brand.accent_colour == ""
+    assert "theme.css" not in client.get(f"/shows/{show.slug}/").content.decode()
+    assert client.post(url, {**base, "accent_colour": "#0B5D1E"}).status_code == 302
+    brand.refresh_from_db()
+    assert brand.accent_colour == "#0b5d1e"
+    page = client.get(f"/shows/{show.slug}/").content.decode()
+    assert f"/brands/{brand.slug}/theme.css?c=0b5d1e" in page
+    theme = client.get(f"/brands/{brand.slug}/theme.css")
+    assert theme["Content-Type"].startswith("text/css")
+    assert "--accent: #0b5d1e" in theme.content.decode()
+    assert brand_settings.contrast_with_white("#0b5d1e") >= 4.5
