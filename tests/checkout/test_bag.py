@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from checkout import services
@@ -314,10 +313,9 @@ def test_a_delivered_bag_is_priced_with_its_address_at_checkout(
     assert placed.expires_at > timezone.now() + timedelta(seconds=250)
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="row locks need PostgreSQL"
-)
-def test_thirty_buyers_filling_bags_at_once_never_oversell(pinned, mic, make_user):
+def test_thirty_buyers_filling_bags_at_once_never_oversell(
+    postgres, pinned, mic, make_user
+):
     """Ten units, thirty buyers adding one each at the same moment: exactly ten
     hold one, the rest are told it is sold out; stock ends at zero."""
     from django.db import close_old_connections
