@@ -153,6 +153,9 @@ def _notify_order(order: Order) -> None:
         "total_minor": order.total_minor,
         "currency": order.currency,
     }
+    if order.number is not None:
+        # The event often arrives before the pay answer: the buyer's number.
+        event["reference"] = order.reference
     if order.status == Order.Status.PAID and order.buyer_id:
         # The event often arrives before the pay answer: it carries the card
         # this payment saved, so the next Buy offers it at once.

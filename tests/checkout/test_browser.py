@@ -437,7 +437,7 @@ def test_a_stale_answer_or_a_repeated_event_does_not_undo_a_payment(
         # The answer as the server would have read it before the payment landed.
         response = route.fetch()
         body = response.json()
-        body.update(status="reserved", outcome="processing")
+        body.update(status="reserved", outcome="processing", reference=body["id"][:8])
         body.pop("saved_card", None)
         route.fulfill(response=response, body=json.dumps(body))
 
@@ -485,6 +485,8 @@ def test_a_stale_answer_or_a_repeated_event_does_not_undo_a_payment(
         )
         assert page.get_attribute("#buy-sheet", "data-order-status") == "paid"
         assert "Paid" in page.inner_text("#buy-status")
+        # The event named the order by its number, though the answer did not.
+        assert "#1001" in page.inner_text("#buy-order-link")
         page.click("#buy-close")
         page.wait_for_selector("#buy-sheet:not([open])", state="attached")
         assert Order.objects.get(pk=order.pk).status == Order.Status.PAID

@@ -319,8 +319,10 @@ function initSheet(sheet) {
     if (order.saved_card) learnCard(order.saved_card);
     if (order.status === "reserved" && state.order && state.order.status && state.order.status !== "reserved") {
       // Answers and events cross: no order goes back to "reserved", so a pay
-      // answer read before the payment landed does not undo the event's "paid".
-      order = { ...order, status: state.order.status };
+      // answer read before the payment landed is older than what the sheet
+      // knows (the event's "paid" and number) and changes nothing.
+      render();
+      return;
     }
     state.order = { ...(state.order || {}), ...order };
     const done = { paid: t.paid, fulfilled: t.paid, failed: t.failed, expired: t.expired, cancelled: t.cancelled, refunded: t.refunded };
@@ -707,7 +709,9 @@ function initSheet(sheet) {
   function onEvent(event) {
     if (!event || typeof event.type !== "string") return;
     if (event.type === "order.updated" && state.order && event.order_id === state.order.id) {
-      applyOrder({ status: event.status, saved_card: event.saved_card });
+      // A paid order's event names it (#1001) and may carry the saved card.
+      const { status, reference, saved_card: card } = event;
+      applyOrder({ status, ...(reference ? { reference } : {}), ...(card ? { saved_card: card } : {}) });
     } else if (event.type === "stock.changed") {
       const product = products.get(event.product_id);
       const variant = product?.variants.find((v) => v.id === event.variant_id);
