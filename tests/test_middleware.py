@@ -27,3 +27,31 @@ async def test_a_request_crosses_into_a_thread_only_a_few_times(monkeypatch):
     # request_finished signals, the test client's own); seventeen with every
     # middleware hook in a hop of its own.
     assert hops <= 6, hops
+
+
+def test_a_refused_page_logs_one_line_without_a_traceback(client, brand, moderator):
+    """A 403 in the workspace is how a view says no: the console gets Django's
+    line, not the PermissionDenied traceback (a 500 keeps its traceback)."""
+    import io
+    import logging
+
+    from config.logging import ClientErrorsWithoutTraceback
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(ClientErrorsWithoutTraceback())
+    logger = logging.getLogger("django.request")
+    logger.addHandler(handler)
+    try:
+        client.force_login(moderator)
+        assert client.get(f"/brand/{brand.slug}/settings/").status_code == 403
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    assert "Forbidden" in written
+    assert "Traceback" not in written
+    record = logging.LogRecord("django.request", logging.ERROR, "", 0, "x", (), None)
+    record.status_code = 500
+    record.exc_info = (ValueError, ValueError("boom"), None)
+    ClientErrorsWithoutTraceback().filter(record)
+    assert record.exc_info is not None
