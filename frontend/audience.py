@@ -49,6 +49,22 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
     return redirect(target)
 
 
+def _message(
+    request: HttpRequest,
+    title: str,
+    text: str,
+    status: int = 200,
+    show: Show | None = None,
+) -> HttpResponse:
+    """The page an emailed link ends on: what happened, or why it did not."""
+    return render(
+        request,
+        "frontend/audience/message.html",
+        {"title": title, "text": text, "show": show},
+        status=status,
+    )
+
+
 @require_POST
 def remind(request: HttpRequest, slug: str) -> HttpResponse:
     """ "Remind me": a signed-in viewer at once, a guest by the email they give
@@ -92,20 +108,12 @@ def reminder_confirm(request: HttpRequest, token: str) -> HttpResponse:
         try:
             reminder = audience.reminder_confirm(token=token)
         except InvalidInput as exc:
-            return render(
-                request,
-                "frontend/audience/message.html",
-                {"title": _("This link does not work"), "text": exc.message},
-                status=400,
-            )
-        return render(
+            return _message(request, _("This link does not work"), exc.message, 400)
+        return _message(
             request,
-            "frontend/audience/message.html",
-            {
-                "title": _("Reminder confirmed"),
-                "text": _("We will email you before it starts and when it goes live."),
-                "show": reminder.show,
-            },
+            _("Reminder confirmed"),
+            _("We will email you before it starts and when it goes live."),
+            show=reminder.show,
         )
     return render(
         request,
@@ -193,20 +201,11 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         try:
             address = audience.unsubscribe(token=token)
         except InvalidInput as exc:
-            return render(
-                request,
-                "frontend/audience/message.html",
-                {"title": _("This link does not work"), "text": exc.message},
-                status=400,
-            )
-        return render(
+            return _message(request, _("This link does not work"), exc.message, 400)
+        return _message(
             request,
-            "frontend/audience/message.html",
-            {
-                "title": _("Unsubscribed"),
-                "text": _("We will send no more reminders to %(email)s.")
-                % {"email": address},
-            },
+            _("Unsubscribed"),
+            _("We will send no more reminders to %(email)s.") % {"email": address},
         )
     return render(
         request,

@@ -174,6 +174,10 @@ def test_a_guest_must_give_a_valid_email_and_cannot_flood_an_inbox(
     run_tasks()
     assert len(outbox) == audience.CONFIRMATIONS_BURST
     assert Reminder.objects.filter(email="v@example.test").count() == 1
+    broken = client.post("/reminders/confirm/not-a-token/")
+    assert broken.status_code == 400
+    assert "This link does not work" in broken.content.decode()
+    assert not Reminder.objects.filter(confirmed_at__isnull=False).exists()
 
 
 def test_following_needs_an_account_and_settings_are_per_user(client, brand, make_user):
