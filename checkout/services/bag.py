@@ -63,8 +63,10 @@ from checkout.services.orders import (
     OrderPlaced,
     S,
     _broadcast_stock,
+    _due_order_ids,
     _intent_open,
     _lock_buyer_in_sale,
+    _lock_if_still,
     _move,
     _recipient,
     _replay,
@@ -537,21 +539,10 @@ def bag_expire_due(*, now: datetime | None = None, limit: int = 200) -> int:
     lines shrink, emptied bags expire, the buyer's sockets hear of it.
     Returns how many bags changed."""
     now = now or timezone.now()
-    due = list(
-        StockHold.objects.filter(
-            status=StockHold.Status.HELD, expires_at__lte=now, order__status=S.OPEN
-        )
-        .values_list("order_id", flat=True)
-        .distinct()[:limit]
-    )
     changed = 0
-    for order_id in due:
+    for order_id in _due_order_ids(status=S.OPEN, now=now, limit=limit):
         with transaction.atomic():
-            bag = (
-                Order.objects.select_for_update(skip_locked=True)
-                .filter(pk=order_id, status=S.OPEN)
-                .first()
-            )
+            bag = _lock_if_still(order_id, S.OPEN)
             if bag is None:
                 continue
             if _drop_expired(bag, now):

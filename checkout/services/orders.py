@@ -560,25 +560,35 @@ def order_cancel(*, order: Order, reason: str = "cancelled by the buyer") -> Ord
     return closed
 
 
-def order_expire_due(*, now: datetime | None = None, limit: int = 200) -> int:
-    """Expire reserved orders whose hold ran out: stock returns, the
-    PaymentIntent is cancelled. Returns how many orders expired."""
-    now = now or timezone.now()
-    due = list(
+def _due_order_ids(*, status: str, now: datetime, limit: int) -> list[int]:
+    """Orders in ``status`` holding units whose hold ran out (the sweeper's)."""
+    return list(
         StockHold.objects.filter(
-            status=StockHold.Status.HELD, expires_at__lte=now, order__status=S.RESERVED
+            status=StockHold.Status.HELD, expires_at__lte=now, order__status=status
         )
         .values_list("order_id", flat=True)
         .distinct()[:limit]
     )
+
+
+def _lock_if_still(order_id: int, status: str) -> Order | None:
+    """The order locked, if it is still in ``status`` and no other sweeper
+    holds it (in the caller's transaction)."""
+    return (
+        Order.objects.select_for_update(skip_locked=True)
+        .filter(pk=order_id, status=status)
+        .first()
+    )
+
+
+def order_expire_due(*, now: datetime | None = None, limit: int = 200) -> int:
+    """Expire reserved orders whose hold ran out: stock returns, the
+    PaymentIntent is cancelled. Returns how many orders expired."""
+    now = now or timezone.now()
     expired = 0
-    for order_id in due:
+    for order_id in _due_order_ids(status=S.RESERVED, now=now, limit=limit):
         with transaction.atomic():
-            order = (
-                Order.objects.select_for_update(skip_locked=True)
-                .filter(pk=order_id, status=S.RESERVED)
-                .first()
-            )
+            order = _lock_if_still(order_id, S.RESERVED)
             if order is None:
                 continue
             _release_holds(order)
