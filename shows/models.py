@@ -8,6 +8,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from shows.origins import validate_embed_origins
+
 
 class ShowfloorUserManager(UserManager["User"]):
     """Users sign in with their email; ``username`` is kept equal to it."""
@@ -54,6 +56,12 @@ class Brand(models.Model):
     # Its colour on its viewer pages in light mode ("#rrggbb"; empty: the
     # platform's), dark enough for white text (brand_settings checks it).
     accent_colour = models.CharField(max_length=7, blank=True)
+    # The origins ("https://shop.example") whose pages may frame this brand's
+    # embedded shows (frontend/embed.py sends them as frame-ancestors);
+    # canonical and checked by shows/origins.py. Empty: no one may.
+    embed_origins = models.JSONField(
+        default=list, blank=True, validators=[validate_embed_origins]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
