@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -66,10 +66,8 @@ LINEUPS: dict[int, tuple[float, frozenset[int]]] = {}
 LINEUP_SECONDS = 60.0
 
 # Per-process cache of the anonymous snapshot (see ``_anonymous_snapshot``):
-# (show id, created) → (built at, the build: its seq and frame).
-ANONYMOUS_SNAPSHOTS: dict[
-    tuple[int, float], tuple[float, asyncio.Task[tuple[int, str]]]
-] = {}
+# (show id, created) → (built at, the build).
+ANONYMOUS_SNAPSHOTS: dict[tuple[int, float], tuple[float, asyncio.Task[Snapshot]]] = {}
 ANONYMOUS_SNAPSHOT_SECONDS = 2.0
 # Seconds a client is asked to wait when the database does not answer.
 UNAVAILABLE_RETRY_SECONDS = 2
@@ -182,11 +180,18 @@ def _room_entry(
     return access, granted
 
 
-async def _snapshot_frame(
-    show: Show, user: User | None, viewers: int
-) -> tuple[int, str]:
-    """The snapshot and the seq it is consistent with, read in one database
-    snapshot (``selectors.room_snapshot_now``), with checkout's open sales."""
+class Snapshot(NamedTuple):
+    """A room snapshot as sent: the seq it is consistent with, the frame, and
+    the products pinned in it (a viewer who gets it sees their cards)."""
+
+    seq: int
+    frame: str
+    pinned: tuple[int, ...]
+
+
+async def _snapshot_frame(show: Show, user: User | None, viewers: int) -> Snapshot:
+    """The snapshot, read in one database snapshot
+    (``selectors.room_snapshot_now``), with checkout's open sales."""
     # A copy: the build refreshes fields of the show it is given.
     snapshot = await _patiently(
         _in_parallel(selectors.room_snapshot_now),
@@ -195,7 +200,11 @@ async def _snapshot_frame(
         viewers=viewers,
         parts=(checkout_selectors.room_sales,),
     )
-    return int(snapshot["seq"]), json_body(snapshot)
+    return Snapshot(
+        int(snapshot["seq"]),
+        json_body(snapshot),
+        tuple(int(card["id"]) for card in snapshot["pinned"]),
+    )
 
 
 async def _patiently(call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -407,13 +416,19 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         floor = hub.floor_seq(self.show.pk)
         viewers = await hub.viewer_count(self.show.pk)
         if self.user is None:
-            seq, frame = await self._anonymous_snapshot(floor, viewers)
+            snapshot = await self._anonymous_snapshot(floor, viewers)
         else:
-            seq, frame = await _snapshot_frame(self.show, self.user, viewers)
-        self.viewer.send_events([frame])
-        hub.release(self.viewer, after_seq=seq)
+            snapshot = await _snapshot_frame(self.show, self.user, viewers)
+        self.viewer.send_events([snapshot.frame])
+        hub.release(self.viewer, after_seq=snapshot.seq)
+        if snapshot.pinned and self.viewer.audience:
+            # Joining while products are pinned is seeing their cards (a
+            # resumed socket kept its page, and is not counted again).
+            count = dict.fromkeys(snapshot.pinned, 1)
+            counting.add(self.show.pk, "impressions", len(count), products=count)
+            counting.unique_key(self.show.pk, "saw_card", self.viewer.visitor)
 
-    async def _anonymous_snapshot(self, floor: int, viewers: int) -> tuple[int, str]:
+    async def _anonymous_snapshot(self, floor: int, viewers: int) -> Snapshot:
         """The snapshot anonymous viewers of this show get, and its seq.
 
         They all get the same one, so each process builds it at most every
@@ -442,14 +457,14 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             cached = ANONYMOUS_SNAPSHOTS[key] = (now, build)
         try:
             # Shielded: a socket that goes away does not cancel the others' build.
-            seq, frame = await asyncio.shield(cached[1])
+            snapshot = await asyncio.shield(cached[1])
         except Exception:
             if ANONYMOUS_SNAPSHOTS.get(key) is cached:
                 del ANONYMOUS_SNAPSHOTS[key]  # the next connect tries again
             raise
-        if seq < floor:  # a build that started before the room moved on
+        if snapshot.seq < floor:  # a build that started before the room moved on
             return await _snapshot_frame(self.show, None, viewers)
-        return seq, frame
+        return snapshot
 
     async def _refuse_on_connect(self, code: str, message: str) -> None:
         await self._audit("connect", code, message)
@@ -637,6 +652,9 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         if product_id in await self._lineup():
             counting.add(self.show.pk, metric, products={int(product_id or 0): 1})
+            if metric == "buy_taps" and self.viewer is not None:
+                # The funnel's third step: people who tapped Buy.
+                counting.unique_key(self.show.pk, "tapped_buy", self.viewer.visitor)
 
     async def _lineup(self) -> frozenset[int]:
         """The show's line-up product ids, read at most once a minute per

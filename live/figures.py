@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from checkout.models import FlashSale
 from realtime import counting
 from shows.models import Pin, Show
 
@@ -20,6 +22,8 @@ class ProductFigures:
     holds: int
     units: int
     revenue: dict[str, int]
+    # The product's share of refunded money (``checkout.counts.product_shares``).
+    refunded: dict[str, int]
 
 
 # At most this many minutes of a show are charted live.
@@ -35,6 +39,29 @@ class Minute:
     at: int
     viewers: int
     orders_paid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Funnel:
+    """People at each step to a purchase, each counted once for the show:
+    watched, saw a product card, tapped Buy, reserved, paid."""
+
+    viewers: int
+    saw_card: int
+    tapped_buy: int
+    reserved: int
+    paid: int
+
+
+def funnel_of(totals: dict[str, int]) -> Funnel:
+    """The funnel from a show's totals (the store's or the rolled-up ones)."""
+    return Funnel(
+        viewers=totals.get("u.viewers", 0),
+        saw_card=totals.get("u.saw_card", 0),
+        tapped_buy=totals.get("u.tapped_buy", 0),
+        reserved=totals.get("u.reserved", 0),
+        paid=totals.get("u.buyers", 0),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +86,12 @@ class LiveFigures:
     refunded: dict[str, int]
     net_revenue: dict[str, int]
     conversion: float | None
+    funnel: Funnel
     products: list[ProductFigures]
     minutes: list[Minute]
     pins: list[tuple[int, str]]
+    # Flash sales that started in the charted minutes: (start, product name).
+    sales: list[tuple[int, str]]
 
 
 def _money(values: dict[str, int], prefix: str) -> dict[str, int]:
@@ -122,6 +152,7 @@ def show_live_figures(*, show: Show, now: float | None = None) -> LiveFigures:
                 holds=totals.get(field + "holds", 0),
                 units=totals.get(field + "units", 0),
                 revenue=_money(totals, field + "revenue."),
+                refunded=_money(totals, field + "refunded."),
             )
         )
     return LiveFigures(
@@ -145,11 +176,21 @@ def show_live_figures(*, show: Show, now: float | None = None) -> LiveFigures:
         refunded=refunded,
         net_revenue=net,
         conversion=buyers / unique_viewers if unique_viewers else None,
+        funnel=funnel_of(totals),
         products=products,
         minutes=minutes,
         pins=[
             (int(pin.pinned_at.timestamp()), pin.product.name)
             for pin in pins
             if pin.pinned_at.timestamp() >= first * 60
+        ],
+        sales=[
+            (int(sale.starts_at.timestamp()), sale.product.name)
+            for sale in FlashSale.objects.filter(
+                show=show,
+                starts_at__gte=datetime.fromtimestamp(first * 60, tz=UTC),
+            )
+            .select_related("product")
+            .order_by("starts_at")
         ],
     )

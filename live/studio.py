@@ -100,6 +100,13 @@ def studio_figures(request: HttpRequest, slug: str) -> HttpResponse:
             "net_revenue": _amounts(found.net_revenue, language),
             "conversion": found.conversion,
             "conversion_formatted": conversion,
+            "funnel": {
+                "viewers": found.funnel.viewers,
+                "saw_card": found.funnel.saw_card,
+                "tapped_buy": found.funnel.tapped_buy,
+                "reserved": found.funnel.reserved,
+                "paid": found.funnel.paid,
+            },
             "products": [
                 {
                     "id": product.product_id,
@@ -110,6 +117,7 @@ def studio_figures(request: HttpRequest, slug: str) -> HttpResponse:
                     "holds": product.holds,
                     "units": product.units,
                     "revenue": _amounts(product.revenue, language),
+                    "refunded": _amounts(product.refunded, language),
                 }
                 for product in found.products
             ],
@@ -128,5 +136,6 @@ def studio_figures(request: HttpRequest, slug: str) -> HttpResponse:
                 for minute in found.minutes
             ],
             "pins": [{"at": at, "name": name} for at, name in found.pins],
+            "sales": [{"at": at, "name": name} for at, name in found.sales],
         }
     )

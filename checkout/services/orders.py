@@ -713,9 +713,12 @@ def order_create(
     proof_city: str = "",
     address: dict[str, object] | None = None,
     save_address: bool = False,
+    source: str = "",
+    share_link_id: int | None = None,
 ) -> OrderPlaced:
     """Reserve ``quantity`` of a pinned variant for ``buyer`` and open a
-    PaymentIntent for it.
+    PaymentIntent for it. ``source`` and ``share_link_id`` say where the
+    buyer came from (``frontend/attribution.py``); the order keeps them.
 
     Where the brand has set up delivery and the product is posted, the order
     needs ``address`` (checked for its country); the total is then the lines
@@ -830,6 +833,8 @@ def order_create(
                 save_card=save_card and buyer.signed_in,
                 proof_city=proof_city.strip()[:60],
                 language=translation.get_language() or "",
+                source=source[:64],
+                share_link_id=share_link_id,
             )
             if ship_to is not None:
                 delivery.order_address_record(order=order, address=ship_to)
@@ -863,7 +868,7 @@ def order_create(
                 raise SoldOut()
             left = _broadcast_stock(show.pk, variant.pk, known=taken)
             _notify_order(order)
-            counts.order_held(show_id=show.pk, product_ids=[variant.product_id])
+            counts.order_held(order, product_ids=[variant.product_id])
             # The key first, so a replay of this order is never answered early.
             transaction.on_commit(
                 partial(

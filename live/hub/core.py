@@ -241,7 +241,9 @@ class Room:
 
     def _count_impressions(self, payload: str) -> None:
         """A pin reached this room: every person watching here saw the card
-        (each process counts its own audience)."""
+        (each process counts its own audience), and each of them counts once
+        for the show among the people who saw a product card (``saw_card``,
+        the funnel's second step)."""
         try:
             product_id = int(json.loads(payload)["product"]["id"])
         except (ValueError, KeyError, TypeError):
@@ -250,6 +252,8 @@ class Room:
         counting.add(
             self.show_id, "impressions", audience, products={product_id: audience}
         )
+        for visitor in {v.visitor for v in self.viewers if v.audience}:
+            counting.unique_key(self.show_id, "saw_card", visitor)
 
     def fill(self, *, upto: int | None) -> None:
         """Fetch the persisted events after ``last_seq`` (up to ``upto``, or

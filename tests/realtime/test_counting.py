@@ -330,6 +330,11 @@ async def test_a_scripted_show_gives_exact_live_figures(
                     checkout.order_refund(order=order, amount_minor=5000)
 
         await database_sync_to_async(buy)()
+        # Joining while the mic is pinned is seeing its card; a staff member
+        # joining is not counted.
+        late = await _open(live_show)
+        sockets.append(late)
+        sockets.append(await _open(live_show, host))
         counter.flush()
 
         def figures() -> Any:
@@ -342,10 +347,10 @@ async def test_a_scripted_show_gives_exact_live_figures(
         data = json.loads(response.content)
         assert data["viewers_now"] == 3
         assert data["peak_viewers"] == 3
-        assert data["unique_viewers"] == 3  # Vera, Olga, the guest; not the host
+        assert data["unique_viewers"] == 4  # Vera, Olga, two guests; not the host
         assert data["watch_seconds"] == 180
-        assert data["average_watch_seconds"] == 60
-        assert data["average_watch"] == "1:00"
+        assert data["average_watch_seconds"] == 45  # 180 s over four people
+        assert data["average_watch"] == "0:45"
         assert data["chat"] == 3
         assert data["questions"] == 1
         assert data["reactions"] == 3
@@ -360,17 +365,31 @@ async def test_a_scripted_show_gives_exact_live_figures(
         assert data["net_revenue"] == [
             {"currency": "EUR", "minor": 3 * 8900 - 5000, "formatted": "€217.00"}
         ]
-        assert data["conversion"] == pytest.approx(2 / 3)
-        assert data["conversion_formatted"] == "66.7%"
+        # The late guest is a fourth unique viewer (joined after the heartbeat
+        # counted the peak), who saw the card in the snapshot.
+        assert data["conversion"] == pytest.approx(2 / 4)
+        assert data["conversion_formatted"] == "50.0%"
+        # Watched: Vera, Olga, two guests. Saw the card: the three watching
+        # when the pin went out and the late guest. Tapped Buy: Vera and Olga
+        # (Olga's tap on a product outside the line-up is not counted).
+        assert data["funnel"] == {
+            "viewers": 4,
+            "saw_card": 4,
+            "tapped_buy": 2,
+            "reserved": 2,
+            "paid": 2,
+        }
         [product] = data["products"]
         assert product["id"] == mic.pk
         assert product["pinned"] is True
-        # The three people watching when the pin reached the room.
-        assert product["impressions"] == 3
+        # The three people watching when the pin reached the room, and the
+        # late guest's snapshot.
+        assert product["impressions"] == 4
         assert product["buy_taps"] == 2
         assert product["holds"] == 2
         assert product["units"] == 3
         assert product["revenue"][0]["minor"] == 3 * 8900
+        assert product["refunded"][0]["minor"] == 5000
         # The chart's series: every minute since the show started, this one
         # with its peak and the two paid orders; the pin marked.
         now_minute = counting.minute_of(time.time()) * 60
@@ -420,6 +439,33 @@ def test_the_studio_sees_its_figures(client, counter, live_show, host, settings)
     assert data["conversion"] is None
     assert data["products"] == []
     assert data["minutes"][-1]["orders_paid"] == 0
+    assert data["sales"] == []
+
+
+@pytest.mark.django_db
+def test_the_chart_marks_the_flash_sales_and_pins(
+    client, counter, live_show, host, products, settings
+):
+    """A pin and the flash sale started on it are both marked at their time."""
+    from checkout.services import sale_start
+    from shows.services import room
+
+    settings.REDIS_URL = ""
+    room.product_pin(show=live_show, actor=host, product_id=products[1].pk)
+    sale = sale_start(
+        show=live_show,
+        user=host,
+        product_id=products[1].pk,
+        price_minor=4900,
+        duration_seconds=60,
+        per_buyer_limit=2,
+    )
+    client.force_login(host)
+    data = client.get(f"/api/shows/{live_show.slug}/figures").json()
+    assert data["sales"] == [
+        {"at": int(sale.starts_at.timestamp()), "name": "Desk Mic"}
+    ]
+    assert [pin["name"] for pin in data["pins"]] == ["Desk Mic"]
 
 
 @pytest.mark.django_db
@@ -432,3 +478,22 @@ def test_the_figures_answer_503_while_redis_is_down(
     response = client.get(f"/api/shows/{live_show.slug}/figures")
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("amount", "lines", "shares"),
+    [
+        (5000, [(7, 2, 8900)], {7: 5000}),
+        (100, [(1, 1, 100), (2, 1, 100), (3, 1, 100)], {1: 34, 2: 33, 3: 33}),
+        (-100, [(1, 1, 100), (2, 1, 100), (3, 1, 100)], {1: -34, 2: -33, 3: -33}),
+        (999, [(1, 1, 900), (2, 1, 100), (1, 1, 0)], {1: 899, 2: 100}),
+        (5000, [(1, 1, 1000)], {1: 1000}),
+        (10, [], {}),
+    ],
+)
+def test_a_refund_is_split_over_products_by_what_they_cost(amount, lines, shares):
+    """Whole minor units, adding up to the refund (at most the order's value),
+    the leftover unit to the largest remainder."""
+    from checkout.counts import product_shares
+
+    assert product_shares(amount, lines) == shares
