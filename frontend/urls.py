@@ -1,12 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
-from frontend import audience, csp, orders, views
+from frontend import audience, csp, orders, search, views
 from frontend.forms import LoginForm
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("search/", search.search, name="search"),
     path("csp-report", csp.csp_report, name="csp_report"),
     path("signup/", views.signup, name="signup"),
     path(

@@ -33,7 +33,7 @@ from psycopg_pool import PoolTimeout
 from config.middleware import database_unavailable, unavailable_response
 from frontend.forms import AccessCodeForm, SignupForm
 from realtime import redis as realtime_redis
-from shows import selectors, services
+from shows import discovery, selectors, services
 from shows.exceptions import ShowfloorError, TooManyAttempts
 from shows.models import Show, User
 from shows.services import access, audience
@@ -56,7 +56,15 @@ def _viewer(request: HttpRequest) -> User | None:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "frontend/home.html", {"shows": selectors.show_list_home()})
+    """Live shows first (with the people watching now, when Redis answers),
+    then upcoming ones counting down, then recent replays; bounded reads
+    (shows/discovery.py)."""
+    context = {
+        "shows": discovery.home_shows(),
+        "server_now": timezone.now(),
+        "countdown_i18n": _countdown_strings(),
+    }
+    return render(request, "frontend/home.html", context)
 
 
 def _show_or_404(slug: str) -> Show:

@@ -48,12 +48,13 @@ def refused() -> OperationalError:
 @pytest.fixture
 def database_down(monkeypatch: pytest.MonkeyPatch) -> None:
     """The selectors the home page and the API read with fail to connect."""
-    from shows import selectors
+    from shows import discovery, selectors
 
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise refused()
 
     monkeypatch.setattr(selectors, "show_list_home", fail)
+    monkeypatch.setattr(discovery, "home_shows", fail)
     monkeypatch.setattr(selectors, "show_get", fail)
 
 
@@ -133,7 +134,7 @@ def test_a_session_that_cannot_be_saved_after_the_view_is_a_503(db, monkeypatch)
 
 def test_a_query_error_that_is_not_an_outage_stays_a_500(db, monkeypatch):
     """A deadlock or a missing table is a bug to look at, not an outage."""
-    from shows import selectors
+    from shows import discovery, selectors
 
     def deadlock(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -142,6 +143,7 @@ def test_a_query_error_that_is_not_an_outage_stays_a_500(db, monkeypatch):
             raise OperationalError(*cause.args) from cause
 
     monkeypatch.setattr(selectors, "show_list_home", deadlock)
+    monkeypatch.setattr(discovery, "home_shows", deadlock)
     response = Client(raise_request_exception=False).get("/")
     assert response.status_code == 500
     assert "Retry-After" not in response

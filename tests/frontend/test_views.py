@@ -29,8 +29,9 @@ def private_show(brand, products):
     )
 
 
-def test_home_lists_live_upcoming_and_recent_public_shows(client, brand, live_show):
-    """The home page groups shows by status and leaves private ones out."""
+def test_home_lists_live_upcoming_and_replayable_public_shows(client, brand, live_show):
+    """The home page groups shows by status (ended ones with a recording, as
+    replays) and leaves private ones out."""
     upcoming = services.show_create(
         brand=brand,
         slug="next-week",
@@ -42,6 +43,8 @@ def test_home_lists_live_upcoming_and_recent_public_shows(client, brand, live_sh
     )
     services.show_start(show=ended)
     services.show_end(show=ended)
+    ended.recording_file = "old.webm"
+    ended.save(update_fields=["recording_file"])
     services.show_create(
         brand=brand,
         slug="secret",
@@ -54,7 +57,7 @@ def test_home_lists_live_upcoming_and_recent_public_shows(client, brand, live_sh
     shows = response.context["shows"]
     assert shows.live == [live_show]
     assert shows.upcoming == [upcoming]
-    assert shows.recent == [ended]
+    assert shows.replays == [ended]
     assert "Secret preview" not in response.content.decode()
 
 
