@@ -32,6 +32,7 @@ from checkout.services import delivery
 from checkout.services.resume import order_resume
 from checkout.services.sales import epoch_ms
 from checkout.webhooks import webhook_receive
+from frontend import attribution
 from shows import selectors as show_selectors
 from shows.exceptions import ShowfloorError
 from shows.models import Show, User
@@ -130,6 +131,12 @@ def _buyer(request: HttpRequest, email: str = "") -> services.Buyer:
     )
 
 
+def _attribution(request: HttpRequest, show: Show) -> dict[str, Any]:
+    """Where the buyer came from, for the order to keep (docs/audience.md)."""
+    found = attribution.attribution_for(request, show)
+    return {"source": found.source, "share_link_id": found.share_link_id}
+
+
 def _order_payload(
     order: Order, *, client_secret: str = "", **extra: Any
 ) -> dict[str, Any]:
@@ -174,6 +181,7 @@ def orders(request: HttpRequest, slug: str) -> HttpResponse:
         proof_city=city if data.get("share_city") is True else "",
         address=_address(data),
         save_address=data.get("save_address") is True,
+        **_attribution(request, show),
     )
     if not placed.created:
         _adopt_order_session(request, placed.order)
@@ -557,6 +565,7 @@ def bag_checkout(request: HttpRequest, slug: str) -> HttpResponse:
         save_address=data.get("save_address") is True,
         save_card=data.get("save_card") is True,
         proof_city=city if data.get("share_city") is True else "",
+        **_attribution(request, show),
     )
     payload = _order_payload(
         placed.order,

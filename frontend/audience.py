@@ -15,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from frontend import attribution
 from shows import selectors
 from shows.exceptions import InvalidInput
 from shows.models import Brand, Show, User
@@ -82,6 +83,7 @@ def remind(request: HttpRequest, slug: str) -> HttpResponse:
             user=user,
             email=str(request.POST.get("email") or "")[:254],
             language=get_language() or "",
+            source=attribution.source_for(request, show),
         )
     except InvalidInput as exc:
         messages.error(request, exc.message)

@@ -31,6 +31,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from psycopg_pool import PoolTimeout
 
 from config.middleware import database_unavailable, unavailable_response
+from frontend import attribution
 from frontend.forms import AccessCodeForm, SignupForm
 from realtime import redis as realtime_redis
 from shows import discovery, selectors, services
@@ -141,8 +142,12 @@ def show_detail(request: HttpRequest, slug: str) -> HttpResponse:
         # Link previews (OpenGraph, Twitter cards).
         "page_url": request.build_absolute_uri(),
         "preview_image": request.build_absolute_uri(picture) if picture else "",
+        # The share button's links, carrying this viewer's share code.
+        "share": attribution.share_urls(request, show, viewer),
     }
-    return render(request, "frontend/show.html", context)
+    response = render(request, "frontend/show.html", context)
+    attribution.note_visit(request, response, show)
+    return response
 
 
 @never_cache
@@ -173,6 +178,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            attribution.note_signup(request)
             next_url = request.GET.get("next", "")
             if not url_has_allowed_host_and_scheme(
                 next_url,

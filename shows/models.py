@@ -558,6 +558,9 @@ class Reminder(models.Model):
     email = models.EmailField(blank=True)
     # The language the emails are written in.
     language = models.CharField(max_length=16, blank=True)
+    # Where the person came from (``frontend/attribution.py``: "share.whatsapp",
+    # "ref.example.com", "direct"); empty for reminders older than that.
+    source = models.CharField(max_length=64, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -656,3 +659,40 @@ class NoticeBatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} batch of {self.show}"
+
+
+def new_share_code() -> str:
+    """64 random bits, URL-safe (11 characters): unguessable, and nothing in
+    it says who shared."""
+    return secrets.token_urlsafe(8)
+
+
+class ShareLink(models.Model):
+    """The link a viewer shares a show with: visits, reminders and orders that
+    come through it are attributed to its code (``frontend/attribution.py``).
+    One per signed-in sharer and show; guests all share the show's one link
+    without a sharer, so a guest's shares are counted by channel only."""
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="share_links")
+    sharer = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    code = models.CharField(max_length=16, unique=True, default=new_share_code)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["show", "sharer"],
+                condition=Q(sharer__isnull=False),
+                name="share_link_once_per_sharer_and_show",
+            ),
+            models.UniqueConstraint(
+                fields=["show"],
+                condition=Q(sharer__isnull=True),
+                name="share_link_once_per_show_for_guests",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"share link {self.code} of {self.show}"

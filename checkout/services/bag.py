@@ -387,11 +387,14 @@ def bag_checkout(
     save_address: bool = False,
     save_card: bool = False,
     proof_city: str = "",
+    source: str = "",
+    share_link_id: int | None = None,
 ) -> OrderPlaced:
     """Pay for the bag: price it delivered to ``address`` (shipping, tax),
     make it a ``reserved`` order whose holds all last one more hold period,
     and open its PaymentIntent. A repeat (a double tap on Pay) answers with
-    the same order.
+    the same order. ``source`` and ``share_link_id`` say where the buyer came
+    from when checking out (``frontend/attribution.py``); the order keeps them.
 
     Raises ``BagEmpty`` (nothing held any more), ``EmailRequired`` (a guest
     without a valid email), ``AddressRequired``, ``AddressInvalid``,
@@ -455,6 +458,8 @@ def bag_checkout(
             save_card=save_card and buyer.signed_in,
             proof_city=proof_city.strip()[:60],
             language=translation.get_language() or bag.language,
+            source=source[:64],
+            share_link_id=share_link_id,
         )
         bag.refresh_from_db()
         if ship_to is not None:

@@ -80,13 +80,19 @@ def confirm_url(reminder: Reminder) -> str:
 
 
 def reminder_ask(
-    *, show: Show, user: User | None = None, email: str = "", language: str = ""
+    *,
+    show: Show,
+    user: User | None = None,
+    email: str = "",
+    language: str = "",
+    source: str = "",
 ) -> Reminder:
     """Remember that someone wants to hear when ``show`` starts. A signed-in
     viewer's reminder holds at once; a guest's only once they confirm through
     the link emailed to them (sent by the worker, at most a few an hour per
-    address). Asking again changes nothing. Raises ``InvalidInput`` for an
-    ended show or a guest without a valid email."""
+    address). ``source`` is where they came from (kept from the first ask).
+    Asking again changes nothing. Raises ``InvalidInput`` for an ended show
+    or a guest without a valid email."""
     if show.status == Show.Status.ENDED:
         raise InvalidInput(_("This show has ended."))
     if user is not None and user.is_authenticated:
@@ -95,7 +101,11 @@ def reminder_ask(
                 reminder, _created = Reminder.objects.get_or_create(
                     show=show,
                     user=user,
-                    defaults={"confirmed_at": timezone.now(), "language": language},
+                    defaults={
+                        "confirmed_at": timezone.now(),
+                        "language": language,
+                        "source": source[:64],
+                    },
                 )
         except IntegrityError:
             reminder = Reminder.objects.get(show=show, user=user)
@@ -108,7 +118,10 @@ def reminder_ask(
     try:
         with transaction.atomic():
             reminder, _created = Reminder.objects.get_or_create(
-                show=show, user=None, email=address, defaults={"language": language}
+                show=show,
+                user=None,
+                email=address,
+                defaults={"language": language, "source": source[:64]},
             )
     except IntegrityError:
         reminder = Reminder.objects.get(show=show, user=None, email=address)
