@@ -2,7 +2,7 @@
 
 HTTP goes to Django, behind ``checkout.guard`` (which answers sold-out orders
 before Django runs); websockets are origin-checked against ``ALLOWED_HOSTS`` and
-carry the Django session user.
+carry the Django session user (or an embedded show's guest token).
 """
 
 import os
@@ -17,6 +17,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from checkout.guard import SoldOutGuard  # noqa: E402
+from frontend.embed import EmbedSocketMiddleware  # noqa: E402
 from live.hub.collector import collector  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
 
@@ -24,7 +25,10 @@ application = ProtocolTypeRouter(
     {
         "http": SoldOutGuard(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(
+                # An embedded show's socket is its frame's guest (?embed=).
+                EmbedSocketMiddleware(URLRouter(websocket_urlpatterns))
+            )
         ),
     }
 )

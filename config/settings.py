@@ -99,6 +99,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The checkout API of an embedded show runs as the frame's guest token
+    # (frontend/embed.py).
+    "frontend.embed.EmbedTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A login refused by the throttle answers 429 (frontend/login_throttling.py).

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
-from frontend import audience, csp, orders, search, views
+from frontend import audience, csp, embed, orders, search, views
 from frontend.forms import LoginForm
 
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -20,6 +20,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("shows/<slug:slug>/", views.show_detail, name="show_detail"),
     path("shows/<slug:slug>/studio/", views.studio, name="studio"),
+    path("embed.js", embed.embed_loader, name="embed_loader"),
+    path("embed/<slug:slug>/", embed.embed_page, name="embed_page"),
     path("shows/<slug:slug>/remind/", audience.remind, name="remind"),
     path("shows/<slug:slug>/calendar.ics", audience.calendar, name="show_calendar"),
     path("brands/<slug:slug>/", audience.brand_page, name="brand_page"),

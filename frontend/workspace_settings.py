@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -61,6 +62,12 @@ def settings_page(request: HttpRequest, seat: Seat) -> HttpResponse:
                         ).splitlines(),
                         accent_colour=request.POST.get("accent_colour", ""),
                     ),
+                )
+            elif action == "embed":
+                brand_settings.brand_embed_origins_set(
+                    user=seat.user,
+                    brand=brand,
+                    text=request.POST.get("embed_origins", ""),
                 )
             elif action == "zone":
                 free = request.POST.get("free_from", "").strip()
@@ -115,6 +122,8 @@ def settings_page(request: HttpRequest, seat: Seat) -> HttpResponse:
             "settings",
             zones=brand_settings.time_zones(),
             logo=brand.logo_url,
+            embed_origins="\n".join(brand.embed_origins),
+            embed_script=request.build_absolute_uri(reverse("embed_loader")),
             blocked="\n".join(
                 BlockedWord.objects.filter(brand=brand).values_list("word", flat=True)
             ),

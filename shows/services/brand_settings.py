@@ -11,11 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from shows import images
 from shows.models import Brand, User
+from shows.origins import parse_origins
 from shows.services import audit, catalog, moderation
 from shows.services.brand_shows import ShowInputError
 from shows.services.workspace import Capability, require
@@ -117,6 +119,41 @@ def brand_settings_save(*, user: User, brand: Brand, data: BrandInput) -> Brand:
                 "prices_include_tax": brand.prices_include_tax,
             },
             blocked_words=len(words),
+        )
+    return brand
+
+
+EMBED_ORIGINS_MAX = 20
+
+
+def brand_embed_origins_set(*, user: User, brand: Brand, text: str) -> Brand:
+    """Set the origins whose pages may frame the brand's embedded shows, one
+    a line in ``text`` (``https://shop.example``; empty: none may). Raises
+    ``ShowInputError`` on ``embed_origins`` naming each entry that is not a
+    bare origin: a path or wildcard would let unnamed pages frame checkout."""
+    require(user, brand, Capability.SETTINGS_MANAGE)
+    try:
+        origins = parse_origins(text)
+    except ValidationError as error:
+        raise ShowInputError({"embed_origins": " ".join(error.messages)}) from error
+    if len(origins) > EMBED_ORIGINS_MAX:
+        raise ShowInputError(
+            {
+                "embed_origins": _("At most %(limit)s origins.")
+                % {"limit": EMBED_ORIGINS_MAX}
+            }
+        )
+    before = list(brand.embed_origins)
+    with transaction.atomic():
+        Brand.objects.filter(pk=brand.pk).update(embed_origins=origins)
+        brand.refresh_from_db()
+        audit.audit_record(
+            brand=brand,
+            actor=user,
+            action="brand.embed_origins",
+            target=brand.name,
+            before={"embed_origins": before},
+            after={"embed_origins": origins},
         )
     return brand
 

@@ -7,7 +7,7 @@
 // sends intents and shows what the server answers. Card details only ever go
 // to Stripe's own elements (production) or stay a server-side test method.
 
-import { el, fill, formatPrice, readStrings } from "./room.js";
+import { el, embedToken, fill, formatPrice, readStrings } from "./room.js";
 
 const t = readStrings("checkout-i18n");
 const config = readStrings("checkout-data");
@@ -290,7 +290,12 @@ function initSheet(sheet) {
       method,
       keepalive,
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, ...headers },
+      headers: {
+        "Content-Type": "application/json",
+        "X-CSRFToken": csrf,
+        ...(embedToken() ? { "X-Showfloor-Embed": embedToken() } : {}),
+        ...headers,
+      },
       body: method === "GET" ? undefined : JSON.stringify(body || {}),
     });
     let data = {};
@@ -336,6 +341,7 @@ function initSheet(sheet) {
       state.busy = false;
       const paid = state.order.status === "paid" || state.order.status === "fulfilled";
       status(done[state.order.status], paid ? "ok" : "error");
+      if (paid) document.dispatchEvent(new CustomEvent("showfloor:purchased", { detail: { ...state.order } }));
       sheet.dataset.orderStatus = state.order.status;
       const link = $("buy-order-link");
       if (paid && state.order.page_url && state.order.reference) {
@@ -785,7 +791,11 @@ function initSheet(sheet) {
   document.addEventListener("showfloor:buy", (e) => open(e.detail || {}));
   document.addEventListener("showfloor:bag-add", (e) => {
     const detail = e.detail || {};
-    withBag().then((bag) => bag.addOne(detail), () => detail.report?.(t.network, "error"));
+    const report = (text, kind) => {
+      if (kind === "ok") document.dispatchEvent(new CustomEvent("showfloor:bag-added", { detail }));
+      detail.report?.(text, kind);
+    };
+    withBag().then((bag) => bag.addOne({ ...detail, report }), () => detail.report?.(t.network, "error"));
   });
   $("room-bag")?.addEventListener("click", () => {
     withBag().then((bag) => bag.open(), () => {

@@ -11,6 +11,11 @@ const NO_RETRY_CODES = new Set([4001, 4003, 4029, 4400, 4404, 4413, 1008, 1009])
 // (4503, a dependency down, is retried with the backoff like any other code.)
 const CLOSE_RESYNC = 4000;
 
+/** The embedded show's guest token (docs/embed.md), or "" on our own pages. */
+export function embedToken() {
+  return document.querySelector("meta[name=showfloor-embed]")?.content || "";
+}
+
 export function readStrings(id) {
   const node = document.getElementById(id);
   try {
@@ -95,8 +100,12 @@ export class RoomSocket {
 
   url() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const since = this.seq == null ? "" : `?since=${this.seq}`;
-    return `${scheme}://${location.host}${this.path}${since}`;
+    const query = new URLSearchParams();
+    if (this.seq != null) query.set("since", this.seq);
+    // An embedded show's guest is its token, not a cookie (docs/embed.md).
+    if (embedToken()) query.set("embed", embedToken());
+    const search = query.toString();
+    return `${scheme}://${location.host}${this.path}${search ? `?${search}` : ""}`;
   }
 
   open() {
