@@ -244,9 +244,9 @@ def test_a_forged_expired_or_foreign_token_is_refused(
         assert answer.json()["code"] == "embed_token"
     # Seven hours old: past EMBED_TOKEN_MAX_AGE.
     real_time = time.time
-    monkeypatch.setattr(signing.time, "time", lambda: real_time() - 7 * 3600)
+    monkeypatch.setattr("django.core.signing.time.time", lambda: real_time() - 7 * 3600)
     old = embed.token_mint(session_key="k" * 32, show=pinned, origin=SHOP)
-    monkeypatch.setattr(signing.time, "time", real_time)
+    monkeypatch.setattr("django.core.signing.time.time", real_time)
     assert embed.token_read(old) is None
     assert _buy(client, pinned.slug, mic, old).status_code == 401
     # A token of one show does not buy in another.
@@ -268,7 +268,7 @@ def test_the_token_guest_is_never_the_signed_in_user(
     assert Order.objects.get().buyer is None
 
 
-def test_requests_with_the_token_name_the_framing_host():
+def test_requests_with_the_token_name_the_framing_host(viewer):
     seen = {}
 
     def view(request):
@@ -284,7 +284,7 @@ def test_requests_with_the_token_name_the_framing_host():
     token = embed.token_mint(session_key=str(store.session_key), show=show, origin=SHOP)
     request = RequestFactory().get("/api/shows/s1/bag", HTTP_X_SHOWFLOOR_EMBED=token)
     request.session = embed._session_store()
-    request.user = object()
+    request.user = viewer  # signed in by cookie: the token wins
     embed.EmbedTokenMiddleware(view)(request)
     assert seen["host"] == "127.0.0.2:8001"
     assert not seen["user"].is_authenticated

@@ -59,6 +59,11 @@ document.addEventListener("showfloor:purchased", (e) => {
   );
 });
 
+video?.addEventListener("volumechange", () => {
+  if (video.muted !== lastMuted) post("muted", { muted: (lastMuted = video.muted) });
+});
+let lastMuted = video ? video.muted : true;
+
 window.addEventListener("message", (event) => {
   if (!framed || !parent || event.source !== window.parent || event.origin !== parent) return;
   const data = event.data;

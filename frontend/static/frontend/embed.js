@@ -10,7 +10,7 @@
   "use strict";
   var scripts = document.querySelectorAll("script[data-show]");
   var registry = (window.Showfloor = window.Showfloor || { embeds: [] });
-  var EVENTS = ["ready", "live", "ended", "product.pinned", "bag.added", "purchased"];
+  var EVENTS = ["ready", "live", "ended", "product.pinned", "bag.added", "purchased", "muted"];
 
   function frameFor(script) {
     var src;
