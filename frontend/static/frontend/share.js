@@ -1,26 +1,23 @@
-// The share button: the device's share sheet (Web Share API) where there is
-// one, else the link copied with a visible "Link copied". The server renders
-// the links (with the viewer's share code and the channel); this only hands
-// them over.
-const button = document.querySelector("[data-share-button]");
-const status = document.querySelector("[data-share-status]");
-if (button && status) {
-  const { urlApp, urlCopy, title, copied, copyFailed } = button.dataset;
-  button.hidden = false;
-  button.addEventListener("click", async () => {
+// Share: the device's share sheet where there is one, else copy the link and
+// say so. The server renders the links (share code + channel).
+const b = document.querySelector("[data-share-button]");
+const out = document.querySelector("[data-share-status]");
+if (b && out) {
+  const d = b.dataset;
+  b.hidden = false;
+  b.onclick = async () => {
     if (navigator.share) {
       try {
-        await navigator.share({ title, url: urlApp });
-        return;
-      } catch (error) {
-        if (error.name === "AbortError") return;
+        return await navigator.share({ title: d.title, url: d.urlApp });
+      } catch (e) {
+        if (e.name === "AbortError") return;
       }
     }
     try {
-      await navigator.clipboard.writeText(urlCopy);
-      status.textContent = copied;
+      await navigator.clipboard.writeText(d.urlCopy);
+      out.textContent = d.copied;
     } catch {
-      status.textContent = `${copyFailed} ${urlCopy}`;
+      out.textContent = `${d.copyFailed} ${d.urlCopy}`;
     }
-  });
+  };
 }
