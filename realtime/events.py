@@ -15,6 +15,9 @@ app: every app builds on it.
   every process (through the outbox).
 - ``broadcast_ephemeral(show_id, event)``: for everybody, no ``seq``, best
   effort after commit (social proof); may be coalesced or dropped.
+- ``broadcast_site(event, *, except_show)``: to the signed-in audience of every
+  open room on every process but ``except_show``'s, after commit, without a seq
+  (``brand.live``: the page shows it to those following the brand).
 
 Delivery: ``realtime.outbox`` publishes through ``realtime.bus`` (Redis, or the
 in-process bus without it); every process's hub feeds its own sockets. See
@@ -42,6 +45,8 @@ QUESTION_ASKED = "question.asked"
 QUESTION_VOTED = "question.voted"
 QUESTION_ANSWERED = "question.answered"
 QUESTION_DISMISSED = "question.dismissed"
+QUESTION_MERGED = "question.merged"
+QUESTION_SPLIT = "question.split"
 PRODUCT_PINNED = "product.pinned"
 PRODUCT_UNPINNED = "product.unpinned"
 STOCK_CHANGED = "stock.changed"
@@ -51,6 +56,7 @@ BAG_UPDATED = "bag.updated"
 USER_RESTRICTED = "user.restricted"
 VIEWERS_COUNT = "viewers.count"
 REACTIONS_BURST = "reactions.burst"
+BRAND_LIVE = "brand.live"
 
 Event = dict[str, Any]
 
@@ -105,3 +111,13 @@ def broadcast_ephemeral(show_id: int, event: Event) -> None:
                 logger.exception("could not publish an ephemeral room event")
 
     transaction.on_commit(publish)
+
+
+def broadcast_site(event: Event, *, except_show: int) -> None:
+    """After commit, send ``event`` to every signed-in viewer in every open
+    room on every process, except the room of ``except_show``. One control
+    message per call, whatever the audience (each hub fans it out to its own
+    sockets); through the outbox, so it leaves if and only if the change
+    commits. Not kept for a resume: a socket that connects later misses it."""
+    command = {"op": "site", "except_show": except_show, "event": event}
+    outbox.append(0, data="C" + busmod.json_body(command))

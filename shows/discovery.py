@@ -31,7 +31,7 @@ from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Subquery, When
 
 from realtime import counting
 from realtime import redis as rclient
-from shows.models import Brand, LineupItem, Product, Show
+from shows.models import Brand, Follow, LineupItem, Product, Show, User
 
 logger = logging.getLogger(__name__)
 
@@ -251,3 +251,10 @@ def attach_next_shows(products: Sequence[Product]) -> None:
     found = public_shows().in_bulk(wanted) if wanted else {}
     for product in products:
         product.next_show = found.get(getattr(product, "next_show_id", None))  # type: ignore[attr-defined]
+
+
+def followed_brand_ids(*, user: User | None) -> list[int]:
+    """The brands ``user`` follows (their pages show "<Brand> is live now")."""
+    if user is None:
+        return []
+    return list(Follow.objects.filter(user=user).values_list("brand_id", flat=True))

@@ -625,6 +625,24 @@ class Hub:
                     if viewer.brand_id == brand_id and viewer.user_id == user_id:
                         viewer.send_events([frame])
                         self.loop.create_task(viewer.close(4003))
+        elif command.get("op") == "site":
+            self._site_event(command)
+
+    def _site_event(self, command: dict[str, Any]) -> None:
+        """A site-wide event (``events.broadcast_site``) to the signed-in
+        viewers of this process's rooms but one; each page decides whether it
+        is for its viewer (``brand.live``: a brand they follow)."""
+        frame = json_body(command.get("event") or {})
+        for room in list(self.rooms.values()):
+            if room.show_id == command.get("except_show"):
+                continue
+            for viewer in list(room.viewers):
+                if viewer.user_id is None:
+                    continue
+                if viewer.holding:
+                    viewer.held.append((None, frame))
+                else:
+                    viewer.send_events([frame])
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = (

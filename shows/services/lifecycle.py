@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from realtime import events
@@ -80,6 +81,7 @@ def _show_transition(show: Show, *, source: str, target: str) -> Show:
 
             # "Live now" to those reminded and the brand's followers, once.
             notices.notices_request(show_id=show.pk, kind=notices.K.LIVE_NOW)
+            _announce_live(show)
         events.broadcast(
             show.pk,
             {
@@ -92,10 +94,30 @@ def _show_transition(show: Show, *, source: str, target: str) -> Show:
     return show
 
 
+def _announce_live(show: Show) -> None:
+    """ "<Brand> is live now" to the signed-in viewers of every other open room
+    (their pages show it to those who follow the brand): one message for the
+    whole site, no row per viewer. A private show is not announced."""
+    if show.is_private:
+        return
+    events.broadcast_site(
+        {
+            "type": events.BRAND_LIVE,
+            "brand_id": show.brand_id,
+            "brand": show.brand.name,
+            "show_id": show.pk,
+            "title": show.title,
+            "url": reverse("show_detail", kwargs={"slug": show.slug}),
+        },
+        except_show=show.pk,
+    )
+
+
 def show_start(*, show: Show) -> Show:
     """Move a scheduled show to live. Raises ``InvalidTransition`` otherwise.
-    Broadcasts ``show.status`` and asks the worker for the "live now" emails
-    (shows/notices.py)."""
+    Broadcasts ``show.status``, tells the viewers of every other room
+    (``brand.live``, a public show only) and asks the worker for the "live
+    now" emails (shows/notices.py)."""
     return _show_transition(show, source=Show.Status.SCHEDULED, target=Show.Status.LIVE)
 
 
