@@ -59,7 +59,13 @@ class Formats:
     def share(self, value: float | None) -> str:
         if value is None:
             return NONE
-        return str(format_percent(value, "#,##0.0%", locale=self.locale))
+        # The language's own percent pattern ("#,##0 %" in German), with
+        # one decimal.
+        head, zero, tail = str(self.locale.percent_formats[None].pattern).rpartition(
+            "0"
+        )
+        pattern = f"{head}{zero}.0{tail}" if zero else "#,##0.0%"
+        return str(format_percent(value, pattern, locale=self.locale))
 
     def money(self, values: dict[str, int]) -> str:
         if not values:
@@ -146,7 +152,7 @@ def show_report(request: HttpRequest, seat: Seat, show_slug: str) -> HttpRespons
     f = Formats()
     minutes = [
         {
-            "at": int(m.at.timestamp()),
+            "at": m.at.isoformat(),
             "label": f.clock(m.at),
             "viewers": f.count(m.viewers),
             "present": f.count(m.present),
