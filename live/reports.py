@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db.models import Q, Sum
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from checkout.models import Order
 from checkout.services.brand_orders import csv_safe
@@ -47,7 +48,7 @@ OVERVIEW_LIMIT = 500
 
 
 class ShowNotFound(NotFound):
-    code = "not_found"
+    default_message = _("There is no show at this address.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +161,6 @@ class BrandReport:
     rows: list[ShowRow]
     hours: list[int]
     heatmap: list[list[HeatCell]]  # one list per hour of ``hours``, Monday first
-
-    @property
-    def busiest(self) -> int:
-        return max((c.shows for row in self.heatmap for c in row if c.shows), default=0)
 
 
 # --- Reading the counts ----------------------------------------------------------
