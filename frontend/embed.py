@@ -10,7 +10,7 @@ refusing to be framed.
 The frame sits on another site than the page around it, so browsers keep our
 cookies from it (blocked or partitioned, and ``SameSite=None`` would need
 HTTPS). A guest in the frame is therefore not known by cookie but by an
-*embed token*: the page mints a fresh guest session and signs its key, the
+*embed token*: the page picks a fresh guest session key and signs it, the
 show and the framing origin into a token that expires after
 ``EMBED_TOKEN_MAX_AGE``. The frame's scripts send it in the
 ``X-Showfloor-Embed`` header on the checkout API (``EmbedTokenMiddleware``)
@@ -36,13 +36,18 @@ from urllib.parse import parse_qs, urlsplit
 from csp.constants import NONE
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.sessions.backends.base import (
+    VALID_KEY_CHARS,
+    CreateError,
+    SessionBase,
+)
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import cache_control
 from django.views.decorators.clickjacking import xframe_options_exempt
@@ -73,6 +78,18 @@ def _session_store(key: str | None = None) -> SessionBase:
     engine = import_module(settings.SESSION_ENGINE)
     store: SessionBase = engine.SessionStore(session_key=key)
     return store
+
+
+def _guest_session(key: str) -> SessionBase:
+    """The frame guest's session, written on its first API request (merely
+    watching an embedded show writes nothing)."""
+    session = _session_store(key)
+    if not session.exists(key):
+        try:
+            session.save(must_create=True)
+        except CreateError:  # a parallel first request made it
+            session = _session_store(key)
+    return session
 
 
 # --- The token ------------------------------------------------------------
@@ -149,9 +166,9 @@ def as_embed_guest(
 class EmbedTokenMiddleware:
     """Requests to the checkout API carrying ``X-Showfloor-Embed`` run as the
     token's guest (after ``AuthenticationMiddleware``, whose user it
-    replaces). A forged, expired or foreign token, or one whose session is
-    gone, is answered 401 ``embed_token``; CSRF is not asked of a request the
-    token authorizes, since no other site can send that header."""
+    replaces). A forged, expired or foreign token is answered 401
+    ``embed_token``. CSRF is not asked of a request the token authorizes,
+    since no other site can send that header."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]):
         self.get_response = get_response
@@ -161,8 +178,7 @@ class EmbedTokenMiddleware:
         if token is None or not request.path.startswith("/api/"):
             return self.get_response(request)
         claims = _claims_for_path(token, request.path, _SHOW_API)
-        session = _session_store(claims.session_key) if claims else None
-        if claims is None or session is None or not session.exists(claims.session_key):
+        if claims is None:
             return JsonResponse(
                 {
                     "code": "embed_token",
@@ -173,7 +189,7 @@ class EmbedTokenMiddleware:
                 status=401,
             )
         request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
-        with as_embed_guest(request, session, claims):
+        with as_embed_guest(request, _guest_session(claims.session_key), claims):
             return self.get_response(request)
 
 
@@ -235,11 +251,11 @@ def embed_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The framed show: player, pinned products and the buy sheet, for a
     fresh guest of this frame. Private shows are not embedded."""
     show = _show_or_404(slug)
-    guest = _session_store()
-    if not selectors.show_access_granted(show=show, session=guest, user=None):
+    if not selectors.show_access_granted(show=show, session={}, user=None):
         return render(request, "frontend/embed/unavailable.html", status=404)
-    guest.create()
-    key = str(guest.session_key)
+    # The guest's session key, kept only in the token until the guest
+    # reserves or bags something (EmbedTokenMiddleware writes it then).
+    key = get_random_string(32, VALID_KEY_CHARS)
     origin = _framing_origin(request, show)
     claims = EmbedClaims(session_key=key, show=show.slug, origin=origin)
     context = {
@@ -254,7 +270,8 @@ def embed_page(request: HttpRequest, slug: str) -> HttpResponse:
             "status": show.status,
         },
     }
-    with as_embed_guest(request, guest, claims):
+    # Rendered for a guest with no session yet, not the cookie's visitor.
+    with as_embed_guest(request, _session_store(), claims):
         response = render(request, "frontend/embed/show.html", context)
         if attribution is not None:
             attribution.note_visit(request, response, show)

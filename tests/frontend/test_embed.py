@@ -324,3 +324,10 @@ async def test_the_socket_takes_the_token_and_refuses_a_bad_one(live_show):
     connected, _ = await foreign.connect(timeout=5)
     assert not connected
     await get_hub().stop()
+
+
+def test_a_private_show_is_not_embedded(client, private_live_show):
+    Brand.objects.filter(pk=private_live_show.brand_id).update(embed_origins=[SHOP])
+    answer = client.get(f"/embed/{private_live_show.slug}/?host={SHOP}")
+    assert answer.status_code == 404
+    assert b"showfloor-embed" not in answer.content

@@ -15,6 +15,8 @@ import pytest
 from checkout.models import Order
 from shows.models import Brand
 from shows.services import room
+from tests.frontend.test_a11y import axe_problems, axe_script  # noqa: F401
+from tests.live.conftest import login_cookie
 
 pytestmark = [
     pytest.mark.browser,
@@ -200,3 +202,38 @@ def test_a_page_on_an_origin_the_brand_did_not_allow_gets_no_frame(
             assert "http://127.0.0.2:1" in refusals[0]
         finally:
             context.close()
+
+
+def test_the_embed_page_and_its_settings_pass_axe(
+    asgi_server,
+    page,
+    axe_script,  # noqa: F811
+    live_show,
+    products,
+    host,
+    make_user,
+):
+    """The framed page on its own (a phone-sized frame), and the owner's
+    settings section that lists the allowed sites."""
+    from shows import services
+
+    room.product_pin(show=live_show, actor=host, product_id=products[1].pk)
+    page.goto(f"{asgi_server}/embed/{live_show.slug}/")
+    page.wait_for_selector("#room-conn[data-state='live']", timeout=15000)
+    page.wait_for_selector(".room-pin .room-buy")
+    problems = axe_problems(page, axe_script, "embed")
+    page.click(".room-pin .room-buy")
+    page.wait_for_selector("#buy-sheet[open]")
+    problems += axe_problems(page, axe_script, "embed buy sheet")
+
+    owner = make_user("Olga Owner")
+    services.membership_set(brand=live_show.brand, user=owner, role="owner")
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": login_cookie(owner), "url": asgi_server}]
+    )
+    page.goto(f"{asgi_server}/brand/{live_show.brand.slug}/settings/")
+    page.fill("#e-origins", "https://shop.example/path")
+    page.click("#e-origins ~ button, form:has(#e-origins) button[type=submit]")
+    page.wait_for_selector("#e-origins-error")
+    problems += axe_problems(page, axe_script, "settings with an origin refused")
+    assert problems == []
