@@ -11,6 +11,7 @@ from typing import Any
 from django import template
 from django.templatetags.static import static
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from shows import discovery
 from shows.models import User
@@ -31,7 +32,7 @@ def live_notices(context: Any) -> dict[str, Any]:
             "brands": brands,
             "live": _("%(brand)s is live now"),
             "watch": _("Watch %(title)s"),
-            "dismiss": _("Dismiss"),
+            "dismiss": pgettext("live notice", "Dismiss"),
             "region": _("Notifications"),
             "css": static("frontend/live-notices.css"),
             "module": static("frontend/live-notice.js"),
