@@ -69,9 +69,7 @@ def page(client: Client, show: Any, query: str = "", **headers: str) -> Any:
     return answer
 
 
-def test_a_share_link_visit_counts_under_its_channel_and_keeps_the_code(
-    counter, show
-):
+def test_a_share_link_visit_counts_under_its_channel_and_keeps_the_code(counter, show):
     """``?via=<code>&ch=whatsapp`` counts a visit under ``share.whatsapp``;
     the cookie keeps the key and code, signed, HttpOnly, SameSite=Lax, 7 days."""
     link = sharing.share_link_get(show=show, user=None)
@@ -336,9 +334,7 @@ def test_traffic_sources_add_up_exactly(counter, show, make_user):
     assert gone.label == "Link on gone.test"
 
 
-def test_an_ended_shows_sources_are_read_from_the_rolled_up_minutes(
-    counter, live_show
-):
+def test_an_ended_shows_sources_are_read_from_the_rolled_up_minutes(counter, live_show):
     """Once the show ended and its minutes are in PostgreSQL, the visits are
     their sum (the store may have expired)."""
     from shows import services
@@ -354,3 +350,70 @@ def test_an_ended_shows_sources_are_read_from_the_rolled_up_minutes(
         )
     found = attribution.traffic_sources(live_show)
     assert [(s.key, s.visits) for s in found] == [("ref.blog.test", 7)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bag_checked_out_after_a_campaign_visit_keeps_the_campaign(
+    counter, stripe_settings, live_show, products, settings
+):
+    """The bag's order takes the source at checkout (the last touch by then)."""
+    settings.SHOWFLOOR_RESERVATIONS_PER_MINUTE = 0
+    client = Client(enforce_csrf_checks=True)
+    token = secrets.token_hex(16)
+    client.cookies["csrftoken"] = token
+    page(client, live_show, "?utm_source=mail&utm_medium=email&utm_campaign=vip")
+    phones = products[0].variants.get()
+    added = client.put(
+        f"/api/shows/{live_show.slug}/bag/lines/{phones.pk}",
+        data=json.dumps({"quantity": 1}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+    )
+    assert added.status_code == 200, added.content
+    placed = client.post(
+        f"/api/shows/{live_show.slug}/bag/checkout",
+        data=json.dumps({"email": "bag@example.test"}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+    )
+    assert placed.status_code == 201, placed.content
+    order = Order.objects.get(public_id=placed.json()["id"])
+    assert (order.source, order.share_link_id) == ("utm.mail.email.vip", None)
+
+
+def test_a_guests_reminder_keeps_its_source(counter, show, settings):
+    """A guest's reminder, asked for by email, keeps where they came from."""
+    client = Client()
+    page(client, show, HTTP_REFERER="https://forum.test/thread/9")
+    answer = client.post(
+        f"/shows/{show.slug}/remind/", {"email": f"{secrets.token_hex(4)}@ex.test"}
+    )
+    assert answer.status_code == 302
+    assert Reminder.objects.get(show=show).source == "ref.forum.test"
+
+
+def test_without_an_answer_from_redis_new_keys_count_as_other(
+    counter, show, monkeypatch
+):
+    """The page is still served; a key not known here counts as ``other``,
+    one this process already knows keeps its name."""
+    from realtime import redis as rclient
+
+    page(Client(), show, HTTP_REFERER="https://known.test/")
+    with monkeypatch.context() as patched:
+        patched.setattr(rclient, "is_down", lambda: True)
+        page(Client(), show, HTTP_REFERER="https://known.test/")
+        page(Client(), show, HTTP_REFERER="https://new.test/")
+    assert sources(show.pk) == {"ref.known.test": 2, "other": 1}
+
+
+def test_without_redis_the_bound_is_kept_in_this_process(
+    counter, show, monkeypatch, settings
+):
+    """The embedded demo (no Redis) bounds a show's keys the same way."""
+    settings.REDIS_URL = ""
+    monkeypatch.setattr(counting, "_memory_store", counting.MemoryStore())
+    monkeypatch.setattr(attribution, "SOURCES_PER_SHOW", 2)
+    for n in (1, 2, 3, 1):
+        page(Client(), show, HTTP_REFERER=f"https://site{n}.test/")
+    assert sources(show.pk) == {"ref.site1.test": 2, "ref.site2.test": 1, "other": 1}
