@@ -83,7 +83,14 @@ export function drawChart(Lib, box, data, series, options = {}) {
       height,
       scales,
       legend: { show: options.legend !== false },
-      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, scale: s.scale, points: { show: data[0].length < 40 } }))],
+      // The legend's values too, in the page's language.
+      series: [
+        { value: (_u, v) => (v == null ? "" : when.format(new Date(v * 1000))) },
+        ...series.map((s) => {
+          const format = numberFormat(s.kind);
+          return { label: s.label, stroke: s.stroke, width: 2, scale: s.scale, value: (_u, v) => (v == null ? "" : format.format(v)) };
+        }),
+      ],
       axes,
       hooks: { draw: [(u) => markMoments(u, options.marks ? options.marks() : [])] },
     },

@@ -72,6 +72,10 @@ function initFigures(panel) {
       return;
     }
     const Lib = await loadChart(panel.dataset.chartLib);
+    if (chart) {
+      chart.setData(data); // a poll that came meanwhile drew it
+      return;
+    }
     chart = drawMinuteChart(
       Lib,
       box,
