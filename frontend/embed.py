@@ -29,7 +29,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -58,10 +60,13 @@ from shows import selectors
 from shows.models import Show
 from shows.origins import normalise_origin
 
-try:  # share-link attribution, when it is installed (frontend/attribution.py)
-    from frontend import attribution
-except ImportError:  # pragma: no cover - depends on the tree
-    attribution = None  # type: ignore[assignment]
+# Where visits come from (frontend/attribution.py), written beside this
+# module: used when it is there; its own import errors are not hidden.
+attribution: ModuleType | None = (
+    import_module("frontend.attribution")
+    if find_spec("frontend.attribution") is not None
+    else None
+)
 
 # How long a frame's token serves its guest: longer than a show runs; a frame
 # open past it asks to be reloaded.

@@ -221,6 +221,8 @@ def test_a_guest_buys_with_the_token_and_no_cookie_or_csrf(
     order = Order.objects.get(public_id=answer.json()["id"])
     assert order.session_key == claims.session_key
     assert order.buyer is None
+    # Attributed to the page that framed it (frontend/attribution.py).
+    assert order.source == "embed.127.0.0.2"
     assert "sessionid" not in answer.cookies
     # The same guest reads its order back with the token.
     read = buyer.get(f"/api/orders/{order.public_id}", HTTP_X_SHOWFLOOR_EMBED=token)
@@ -331,3 +333,15 @@ def test_a_private_show_is_not_embedded(client, private_live_show):
     answer = client.get(f"/embed/{private_live_show.slug}/?host={SHOP}")
     assert answer.status_code == 404
     assert b"showfloor-embed" not in answer.content
+
+
+def test_a_view_of_the_embed_is_a_visit_from_the_framing_site(
+    client, allowed, live_show
+):
+    from frontend import attribution
+    from realtime import counting
+
+    client.get(f"/embed/{live_show.slug}/?host={SHOP}")
+    counting.flush()
+    sources = {source.key: source for source in attribution.traffic_sources(live_show)}
+    assert sources["embed.127.0.0.2"].visits == 1
