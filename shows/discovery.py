@@ -14,7 +14,8 @@ Search matches with PostgreSQL's full-text search where the database is
 PostgreSQL (a ``SearchVector`` in the viewer's language, ranked with
 ``SearchRank``, or-ed with a case-insensitive substring so a word's beginning,
 "Nord" for "Nordlicht", finds it too), and with the case-insensitive substring
-alone elsewhere (SQLite, the embedded demo). No index backs the vectors: they
+alone on SQLite (the embedded demo), folded by Python's ``str.casefold`` since
+SQLite folds ASCII only. No index backs the vectors: they
 are computed per row, which stays cheap at a catalogue's size and is bounded by
 the page size; a GIN index would come with its own migration.
 """
@@ -27,7 +28,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Subquery, When
+from django.db.models import (
+    Case,
+    CharField,
+    Exists,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    When,
+)
 
 from realtime import counting
 from realtime import redis as rclient
@@ -142,6 +153,8 @@ def _match(
 ) -> QuerySet[Any]:
     """``queryset`` narrowed to rows matching ``query`` in ``fields`` (the
     first weighs most): best first where the database ranks, then ``order``."""
+    if connection.vendor == "sqlite":
+        return _sqlite_match(queryset, query, fields).order_by(*order)
     substring = Q()
     for name in fields:
         substring |= Q(**{f"{name}__icontains": query})
@@ -160,6 +173,32 @@ def _match(
         .order_by("-search_rank", *order)
     )
     return matched
+
+
+class _Folded(Func):
+    """``casefold()`` of a text column, in Python (SQLite's own ``LIKE`` and
+    ``lower()`` fold ASCII only: "ÄPFEL" would not find "Äpfel")."""
+
+    function = "showfloor_casefold"
+    output_field = CharField()
+
+
+def _casefold(value: object) -> object:
+    return value.casefold() if isinstance(value, str) else value
+
+
+def _sqlite_match(
+    queryset: QuerySet[Any], query: str, fields: Sequence[str]
+) -> QuerySet[Any]:
+    connection.ensure_connection()
+    raw: Any = connection.connection
+    raw.create_function("showfloor_casefold", 1, _casefold, deterministic=True)
+    folded = query.casefold()
+    wanted = Q()
+    for index, name in enumerate(fields):
+        queryset = queryset.alias(**{f"folded_{index}": _Folded(name)})
+        wanted |= Q(**{f"folded_{index}__contains": folded})
+    return queryset.filter(wanted)
 
 
 SHOW_FIELDS = ("title", "brand__name", "description")

@@ -240,6 +240,15 @@ def test_search_finds_a_word_by_its_beginning(client, backend, catalogue):
     assert found["brands"] == [catalogue["nordlicht"]]
 
 
+def test_search_ignores_case_beyond_ascii(client, backend, brand):
+    """ "ÄPFEL" finds "Äpfel" (SQLite's own LIKE folds ASCII only)."""
+    apples = scheduled(brand, "apfel", title="Äpfel und Birnen")
+    found = groups(client.get(reverse("search"), {"q": "ÄPFEL"}))
+    assert found["upcoming"] == [apples]
+    found = groups(client.get(reverse("search"), {"q": "birnen 100%"}))
+    assert found["upcoming"] == []
+
+
 def test_full_text_search_matches_other_forms_of_a_word(client, postgres, catalogue):
     """PostgreSQL's English stemmer: "lamps" finds the "Aurora lamp"."""
     found = groups(client.get(reverse("search"), {"q": "lamps"}))
