@@ -716,6 +716,15 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             question_id=_id(msg, "question_id"),
         )
 
+    async def question_split(self, msg: dict[str, Any], ref: Any) -> None:
+        await self._service(
+            "question.split",
+            ref,
+            room.question_split,
+            actor=self.user,
+            question_id=_id(msg, "question_id"),
+        )
+
     async def product_pin(self, msg: dict[str, Any], ref: Any) -> None:
         await self._service(
             "product.pin",
@@ -786,6 +795,7 @@ HANDLERS: dict[str, tuple[bool, Handler]] = {
     "question.vote": (False, ShowConsumer.question_vote),
     "question.answer": (True, ShowConsumer.question_answer),
     "question.dismiss": (True, ShowConsumer.question_dismiss),
+    "question.split": (True, ShowConsumer.question_split),
     "product.pin": (True, ShowConsumer.product_pin),
     "product.unpin": (True, ShowConsumer.product_unpin),
     "chat.delete": (True, ShowConsumer.chat_delete),

@@ -307,6 +307,8 @@ class Question(models.Model):
         OPEN = "open", _("Open")
         ANSWERED = "answered", _("Answered")
         DISMISSED = "dismissed", _("Dismissed")
+        # Repeats an open question (``shows.similar``): kept, shown under it.
+        MERGED = "merged", _("Merged")
 
     MAX_LENGTH = 300
     ANSWER_MAX_LENGTH = 500
@@ -326,14 +328,25 @@ class Question(models.Model):
     answered_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A merged question: the one it repeats, and whether merging gave that
+    # one the asker's vote (taken back if a host splits them again).
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="merged"
+    )
+    merged_vote = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-votes", "id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["open", "answered", "dismissed"]),
+                condition=Q(status__in=["open", "answered", "dismissed", "merged"]),
                 name="question_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="merged", merged_into__isnull=False)
+                | (~Q(status="merged") & Q(merged_into__isnull=True)),
+                name="question_merged_into_one",
             ),
         ]
         indexes = [models.Index(fields=["show", "status"], name="question_show_status")]

@@ -146,6 +146,7 @@ def products_by_slug(*, brand: Brand, slugs: Iterable[str]) -> list[Product]:
 SNAPSHOT_CHAT = 50
 SNAPSHOT_QUESTIONS = 100
 SNAPSHOT_ANSWERED = 10
+SNAPSHOT_SET_ASIDE = 200
 
 
 def _ms(moment: Any) -> int | None:
@@ -224,6 +225,7 @@ def question_event(
         "answer": question.answer,
         "answered_at": _ms(question.answered_at),
         "at": _ms(question.created_at),
+        "merged_into": question.merged_into_id,
     }
 
 
@@ -327,6 +329,17 @@ def room_snapshot(
         .select_related("author")
         .order_by("-answered_at")[:SNAPSHOT_ANSWERED]
     )
+    if user is not None and roles.get(user.pk) in STAFF_ROLES:
+        # The studio's queue also lists what was merged or dismissed (to split
+        # a question off, or to look back).
+        questions += list(
+            Question.objects.filter(
+                show=show,
+                status__in=(Question.Status.MERGED, Question.Status.DISMISSED),
+            )
+            .select_related("author")
+            .order_by("-id")[:SNAPSHOT_SET_ASIDE]
+        )
     my_votes: list[int] = []
     if user is not None and user.is_authenticated and questions:
         my_votes = list(

@@ -27,3 +27,13 @@ def room_plurals() -> dict[str, dict[str, str]]:
         # After a count shown on its own: "▲ Vote 3" + "votes".
         "voteWord": _forms(lambda n: ngettext("vote", "votes", n)),
     }
+
+
+@register.simple_tag
+def studio_plurals() -> dict[str, dict[str, str]]:
+    """The studio's own count phrases (kept off the viewer's page)."""
+    return {
+        "similar": _forms(
+            lambda n: ngettext("%(n)s similar question", "%(n)s similar questions", n)
+        ),
+    }

@@ -76,7 +76,6 @@ def publish_strings() -> dict[str, str]:
             "Rotate the stream key? Encoders using the old key must be updated."
         ),
         "copied": _("Copied"),
-        "viewers": _("WebRTC viewers: %(count)s"),
         "cameraOff": _("Camera off"),
         "cameraN": _("Camera %(n)s"),
         "microphoneN": _("Microphone %(n)s"),

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from realtime import events, limiter
-from shows import selectors
+from shows import selectors, similar
 from shows.exceptions import (
     AlreadyPinned,
     AlreadyVoted,
@@ -135,6 +135,10 @@ def question_ask(
 ) -> Question:
     """Ask the hosts a question, optionally about a product of the line-up.
 
+    A question that repeats an open one (``shows.similar``) is kept merged
+    into it: the asker's vote is added to it and ``question.merged`` is
+    broadcast instead; hosts can split it off again (``question_split``).
+
     Raises ``LoginRequired``, ``ShowEnded``, ``Banned``, ``TimedOut``,
     ``Throttled``, ``NotInLineup`` or ``InvalidInput``. Broadcasts
     ``question.asked``.
@@ -157,10 +161,68 @@ def question_ask(
     ):
         raise NotInLineup()
     with transaction.atomic():
+        same = _repeated_question(show=show, text=cleaned, product_id=product_id)
+        if same is not None:
+            return _merge_asked(show=show, into=same, author=author, text=cleaned)
         question = Question.objects.create(
             show=show, author=author, text=cleaned, product_id=product_id
         )
         events.broadcast(show.pk, selectors.question_event(question, author=author))
+    return question
+
+
+def _repeated_question(
+    *, show: Show, text: str, product_id: int | None
+) -> Question | None:
+    """The open question ``text`` repeats (``shows.similar``), locked, or None."""
+    candidates = [
+        similar.Candidate(id=pk, text=other, product_id=product)
+        for pk, other, product in Question.objects.filter(
+            show=show, status=Question.Status.OPEN
+        )
+        .order_by("-id")
+        .values_list("id", "text", "product_id")[: similar.CANDIDATES]
+    ]
+    same = similar.similar_question(text, product_id, candidates)
+    if same is None:
+        return None
+    # Answered or dismissed since it was read: the new question stands alone.
+    return (
+        Question.objects.select_for_update()
+        .filter(pk=same, status=Question.Status.OPEN)
+        .first()
+    )
+
+
+def _merge_asked(*, show: Show, into: Question, author: User, text: str) -> Question:
+    """Keep the asked question merged into ``into`` (locked): the asker's
+    vote goes to it, unless they voted for it already or asked it."""
+    vote = (
+        into.author_id != author.pk
+        and not QuestionVote.objects.filter(question=into, voter=author).exists()
+    )
+    question = Question.objects.create(
+        show=show,
+        author=author,
+        text=text,
+        product_id=into.product_id,
+        status=Question.Status.MERGED,
+        merged_into=into,
+        merged_vote=vote,
+    )
+    if vote:
+        QuestionVote.objects.create(question=into, voter=author)
+        Question.objects.filter(pk=into.pk).update(votes=F("votes") + 1)
+        into.refresh_from_db(fields=["votes"])
+    events.broadcast(
+        show.pk,
+        {
+            "type": events.QUESTION_MERGED,
+            "question": selectors.question_event(question, author=author),
+            "into": into.pk,
+            "votes": into.votes,
+        },
+    )
     return question
 
 
@@ -247,6 +309,48 @@ def question_dismiss(*, show: Show, actor: User | None, question_id: int) -> Non
         events.broadcast(
             show.pk, {"type": events.QUESTION_DISMISSED, "question_id": question_id}
         )
+
+
+def question_split(*, show: Show, actor: User | None, question_id: int) -> Question:
+    """Take a merged question out of the one it was merged into: it is open
+    on its own again, and the vote its merge added is taken back. Host or
+    moderator only. Raises ``NotAHost`` or ``NotFound``. Broadcasts
+    ``question.split`` and ``question.asked`` for the question split off."""
+    require_staff(show=show, user=actor)
+    with transaction.atomic():
+        question = (
+            Question.objects.select_for_update()
+            .select_related("author")
+            .filter(pk=question_id, show=show, status=Question.Status.MERGED)
+            .first()
+        )
+        if question is None or question.merged_into_id is None:
+            raise NotFound(_("That question is not merged."))
+        into = Question.objects.select_for_update().get(pk=question.merged_into_id)
+        if question.merged_vote:
+            taken = QuestionVote.objects.filter(
+                question=into, voter_id=question.author_id
+            ).delete()[0]
+            if taken:
+                Question.objects.filter(pk=into.pk).update(votes=F("votes") - 1)
+                into.refresh_from_db(fields=["votes"])
+        question.status = Question.Status.OPEN
+        question.merged_into = None
+        question.merged_vote = False
+        question.save(update_fields=["status", "merged_into", "merged_vote"])
+        events.broadcast(
+            show.pk,
+            {
+                "type": events.QUESTION_SPLIT,
+                "question_id": question.pk,
+                "from": into.pk,
+                "votes": into.votes,
+            },
+        )
+        events.broadcast(
+            show.pk, selectors.question_event(question, author=question.author)
+        )
+    return question
 
 
 def product_pin(*, show: Show, actor: User | None, product_id: int) -> Pin:

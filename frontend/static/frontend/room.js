@@ -703,6 +703,16 @@ function initViewerRoom(root) {
       state.questions.delete(e.question_id);
       renderQuestions();
     },
+    "question.merged": (e) => {
+      // A repeat of an open question: its asker's vote went to that one.
+      const into = state.questions.get(e.into);
+      if (into) into.votes = e.votes;
+      if (state.me && e.question.author?.id === state.me.id) {
+        state.myVotes.add(e.into);
+        showError(t.merged);
+      }
+      renderQuestions();
+    },
     "product.pinned": (e) => {
       state.heldPins.push(e);
       releaseHeldPins();

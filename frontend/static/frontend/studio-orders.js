@@ -65,6 +65,16 @@ function initOrders(panel) {
     return Number.parseInt(whole + fraction.padEnd(digits, "0"), 10);
   }
 
+  function showEnded(ended) {
+    // No sale can start or run once the show has ended (sales end with it).
+    for (const control of form.querySelectorAll("select, input, button")) control.disabled = ended;
+    if (ended) {
+      const running = saleEnds > Date.now() + offset;
+      saleEnds = 0;
+      if (running) document.getElementById("studio-sale-status").textContent = t.ended;
+    }
+  }
+
   function tickSale() {
     const node = document.getElementById("studio-sale-status");
     const left = saleEnds - (Date.now() + offset);
@@ -118,7 +128,11 @@ function initOrders(panel) {
       saleEnds = 0;
       document.getElementById("studio-sale-status").textContent = t.ended;
     }
+    if (event.type === "snapshot" || event.type === "show.status") {
+      showEnded((event.show?.status || event.status) === "ended");
+    }
   });
+  showEnded(panel.closest("[data-status]")?.dataset.status === "ended");
   setInterval(tickSale, 1000);
   // Also poll slowly, so a missed event never leaves the numbers stale.
   setInterval(refresh, 15000);

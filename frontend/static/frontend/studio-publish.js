@@ -23,7 +23,6 @@ const els = root && {
   indicatorText: $("[data-indicator-text]"),
   elapsed: $("[data-elapsed]"),
   connection: $("[data-connection]"),
-  viewers: $("[data-viewers]"),
   error: $("[data-error]"),
   key: $("[data-stream-key]"),
   showKey: $("[data-show-key]"),
@@ -202,7 +201,6 @@ function applyStatus(data) {
   state.startedAt = data.started_at || state.startedAt;
   if (data.publisher && !state.pc) setConnection(T[data.publisher] || data.publisher);
   if (data.publisher === "lost" || data.publisher === "reconnecting") setConnection(T[data.publisher]);
-  els.viewers.textContent = format(T.viewers, { count: data.viewers_webrtc || 0 });
   render();
 }
 
