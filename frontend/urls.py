@@ -1,5 +1,7 @@
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import URLPattern, URLResolver, include, path
+from django.views.generic import RedirectView
 
 from frontend import audience, csp, embed, orders, search, views
 from frontend.forms import LoginForm
@@ -7,6 +9,11 @@ from frontend.forms import LoginForm
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Browsers and tools that look for the old address find the icon.
+    path(
+        "favicon.ico",
+        RedirectView.as_view(url=static("frontend/favicon.svg"), permanent=True),
+    ),
     path("search/", search.search, name="search"),
     path("csp-report", csp.csp_report, name="csp_report"),
     path("signup/", views.signup, name="signup"),
