@@ -71,8 +71,8 @@ attribution: ModuleType | None = (
 # How long a frame's token serves its guest: longer than a show runs; a frame
 # open past it asks to be reloaded.
 EMBED_TOKEN_MAX_AGE = 6 * 60 * 60
-TOKEN_HEADER = "X-Showfloor-Embed"  # noqa: S105 (a header name)
-TOKEN_QUERY = "embed"  # noqa: S105 (a parameter name)
+TOKEN_HEADER = "X-Showfloor-Embed"  # noqa: S105  # nosec B105 - a header name
+TOKEN_QUERY = "embed"  # noqa: S105  # nosec B105 - a parameter name
 _SALT = "showfloor.embed"
 _SHOW_API = re.compile(r"^/api/shows/(?P<slug>[-\w]+)/")
 _SHOW_SOCKET = re.compile(r"^/ws/shows/(?P<slug>[-\w]+)/$")
