@@ -182,14 +182,10 @@ def _admitted(show_id: int, key: str) -> str:
     if rclient.is_down():
         return "other"
     try:
-        client = rclient.sync_client()
-        admitted = client.eval(
-            ADMIT_SCRIPT,
-            1,
-            rclient.key("attr", show_id, "keys"),
-            key,
-            SOURCES_PER_SHOW,
-            SOURCES_KEEP_SECONDS,
+        admit = rclient.sync_client().register_script(ADMIT_SCRIPT)
+        admitted = admit(
+            keys=[rclient.key("attr", show_id, "keys")],
+            args=[key, SOURCES_PER_SHOW, SOURCES_KEEP_SECONDS],
         )
     except rclient.ERRORS:
         rclient.mark_down()
@@ -209,6 +205,16 @@ def _own_hosts(request: HttpRequest) -> set[str]:
     if public:
         hosts.add(public.lower())
     return hosts
+
+
+_UTM = ("source", "medium", "campaign")
+# Link previews (the messenger fetching the shared link to draw its card) and
+# crawlers: not a visit, so neither counted nor given a cookie.
+_ROBOT = re.compile(
+    r"bot\b|bot/|crawler|spider|preview|facebookexternalhit|whatsapp/|"
+    r"telegrambot|slack|discord|embedly|curl/|wget/|python-requests",
+    re.IGNORECASE,
+)
 
 
 def _touch(request: HttpRequest, show: Show) -> tuple[str, str] | None:
@@ -233,9 +239,6 @@ def _touch(request: HttpRequest, show: Show) -> tuple[str, str] | None:
     return None
 
 
-_UTM = ("source", "medium", "campaign")
-
-
 def _untracked(request: HttpRequest) -> bool:
     return "1" in (request.headers.get("DNT"), request.headers.get("Sec-GPC"))
 
@@ -246,7 +249,10 @@ def _cookie_name(show_id: int) -> str:
 
 def note_visit(request: HttpRequest, response: HttpResponse, show: Show) -> None:
     """Count a visit of the show page under its source, and keep a non-direct
-    source in the show's attribution cookie (the last one wins)."""
+    source in the show's attribution cookie (the last one wins). A link
+    preview or crawler (by its User-Agent) is not a visit."""
+    if _ROBOT.search(str(request.headers.get("User-Agent") or "")):
+        return
     touch = _touch(request, show)
     key = _admitted(show.pk, touch[0]) if touch else "direct"
     counting.add(show.pk, "visits")

@@ -6,10 +6,13 @@ codes and cookies ignored."""
 from __future__ import annotations
 
 import contextlib
+import html
 import json
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.test import Client
@@ -208,8 +211,14 @@ def test_the_share_button_links_carry_the_viewers_own_code(client, show, make_us
     mine = ShareLink.objects.get(show=show, sharer=viewer)
     assert f"via={mine.code}&amp;ch=copy" in first
     assert "wa.me/?text=" in first
-    assert str(viewer.pk) not in mine.code
-    assert ShareLink.objects.filter(show=show).count() == 1
+    # 11 random URL-safe characters; the link has nothing else of the viewer.
+    assert len(mine.code) == 11
+    copied = re.search(r'data-url-copy="([^"]+)"', first)
+    assert copied is not None
+    query = parse_qs(urlsplit(html.unescape(copied.group(1))).query)
+    assert query == {"via": [mine.code], "ch": ["copy"]}
+    assert mine.code != sharing.share_link_get(show=show, user=make_user()).code
+    assert ShareLink.objects.filter(show=show, sharer=viewer).count() == 1
     guest = page(Client(), show).content.decode()
     guests = ShareLink.objects.get(show=show, sharer=None)
     assert f"via={guests.code}" in guest
@@ -417,3 +426,26 @@ def test_without_redis_the_bound_is_kept_in_this_process(
     for n in (1, 2, 3, 1):
         page(Client(), show, HTTP_REFERER=f"https://site{n}.test/")
     assert sources(show.pk) == {"ref.site1.test": 2, "ref.site2.test": 1, "other": 1}
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "WhatsApp/2.23.20.0 A",
+        "TelegramBot (like TwitterBot)",
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    ],
+)
+def test_a_link_preview_or_crawler_is_not_a_visit(counter, show, agent):
+    """The messenger fetching a shared link to draw its card counts nothing
+    and gets no cookie; a browser's visit after it counts."""
+    link = sharing.share_link_get(show=show, user=None)
+    client = Client(HTTP_USER_AGENT=agent)
+    page(client, show, f"?via={link.code}&ch=whatsapp")
+    assert cookie(client, show.pk) is None
+    browser = Client(HTTP_USER_AGENT="Mozilla/5.0 (Linux; Android 14) Chrome/131")
+    page(browser, show, f"?via={link.code}&ch=whatsapp")
+    assert sources(show.pk) == {"share.whatsapp": 1}
+    assert totals(show.pk)["visits"] == 1
