@@ -136,7 +136,9 @@ def token_read(token: str) -> EmbedClaims | None:
     return EmbedClaims(session_key=key, show=show, origin=origin) if key else None
 
 
-def _claims_for_path(token: str, path: str, pattern: re.Pattern[str]) -> Any:
+def _claims_for_path(
+    token: str, path: str, pattern: re.Pattern[str]
+) -> EmbedClaims | None:
     """The token's claims if they hold for ``path`` (a show's API or socket
     must be the token's show), else None."""
     claims = token_read(token)
