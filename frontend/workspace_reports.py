@@ -94,13 +94,15 @@ class Formats:
             )
         )
 
-    def when(self, moment: datetime | None, zone: Any = None) -> str:
+    def when(
+        self, moment: datetime | None, zone: Any = None, length: str = "medium"
+    ) -> str:
         if moment is None:
             return NONE
         return str(
             format_datetime(
                 moment,
-                "medium",
+                length,
                 tzinfo=zone or timezone.get_current_timezone(),
                 locale=self.locale,
             )
@@ -269,7 +271,7 @@ def brand_reports(request: HttpRequest, seat: Seat) -> HttpResponse:
             rows=[
                 {
                     "show": r.show,
-                    "date": f.when(r.local_start, zone),
+                    "date": f.when(r.local_start, zone, "short"),
                     "duration": f.duration(r.duration_seconds),
                     "viewers": f.count(r.unique_viewers),
                     "peak": f.count(r.peak_viewers),

@@ -77,7 +77,8 @@ class Figures:
 @dataclass(frozen=True, slots=True)
 class FunnelStep:
     """One step: how many unique people reached it, their share of the unique
-    viewers, and how many of the step before did not (None on the first)."""
+    viewers, and how many of the step before did not (None on the first, and
+    when this step counted more than the one before)."""
 
     metric: str
     count: int
@@ -232,7 +233,10 @@ def _funnel(totals: dict[str, int]) -> list[FunnelStep]:
     before: int | None = None
     for metric in FUNNEL:
         count = totals.get(metric, 0)
-        dropped = None if before is None else before - count
+        # A step can count more people than the one before it when that one
+        # is counted by the page (Buy taps need the viewer page's beacon):
+        # then there is no drop-off to tell.
+        dropped = None if before is None or count > before else before - count
         steps.append(
             FunnelStep(
                 metric=metric,

@@ -540,6 +540,29 @@ def test_reports_are_empty_but_fine_before_anything_was_counted(
     assert "Best time to go live" in overview
 
 
+def test_a_step_counting_more_than_the_one_before_has_no_drop_off(
+    brand, owner, ended_show
+):
+    """Buy taps need the viewer page's beacon: until it sends them, more
+    people reserve than tapped Buy, and that step tells no drop-off."""
+    for metric, value in (
+        ("u.viewers", 3),
+        ("u.saw_card", 2),
+        ("u.tapped_buy", 0),
+        ("u.reserved", 1),
+        ("u.buyers", 1),
+    ):
+        ShowTotalCount.objects.create(show_id=ended_show.pk, metric=metric, value=value)
+    report = reports.show_report(user=owner, brand=brand, slug=ended_show.slug)
+    assert [(s.count, s.dropped, s.dropped_share) for s in report.funnel] == [
+        (3, None, None),
+        (2, 1, pytest.approx(1 / 3)),
+        (0, 2, 1.0),
+        (1, None, None),
+        (1, 0, 0.0),
+    ]
+
+
 def test_the_workspace_without_ended_shows_says_so(client, brand, owner):
     client.force_login(owner)
     html = client.get(f"/brand/{brand.slug}/reports/").content.decode()

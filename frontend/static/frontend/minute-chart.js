@@ -39,7 +39,8 @@ export function numberFormat(kind) {
  * Draw a chart into `box` and return it (a uPlot). `data` is
  * `[xs, ...ys]`, x in epoch seconds; `series` one `{label, stroke, scale,
  * kind}` per y; the first scale is on the left axis, a second one on the
- * right. `options.timeZone` names the zone of the time axis (default: the
+ * right. `options.timeLabel` names the time in the legend,
+ * `options.timeZone` the zone of the time axis (default: the
  * browser's), `options.dates` writes days rather than clock times,
  * `options.minSpan` the least seconds the x axis spans, `options.marks()` the
  * moments (epoch seconds) to mark with a dashed line.
@@ -85,10 +86,12 @@ export function drawChart(Lib, box, data, series, options = {}) {
       legend: { show: options.legend !== false },
       // The legend's values too, in the page's language.
       series: [
-        { value: (_u, v) => (v == null ? "" : when.format(new Date(v * 1000))) },
-        ...series.map((s) => {
+        { ...(options.timeLabel ? { label: options.timeLabel } : {}), value: (_u, v) => (v == null ? "" : when.format(new Date(v * 1000))) },
+        ...series.map((s, index) => {
           const format = numberFormat(s.kind);
-          return { label: s.label, stroke: s.stroke, width: 2, scale: s.scale, value: (_u, v) => (v == null ? "" : format.format(v)) };
+          // Every line after the first is dashed: told apart without colour.
+          const dash = index ? [8, 4] : undefined;
+          return { label: s.label, stroke: s.stroke, width: 2, dash, scale: s.scale, value: (_u, v) => (v == null ? "" : format.format(v)) };
         }),
       ],
       axes,

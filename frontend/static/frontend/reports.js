@@ -29,14 +29,15 @@ async function initReport(page) {
         { label: t.viewers, stroke: accent, scale: "y" },
         { label: t.orders, stroke: ok, scale: "orders" },
       ],
-      { timeZone: data.time_zone, minSpan: 600, marks: () => data.pins || [] },
+      { timeZone: data.time_zone, timeLabel: t.minute, minSpan: 120, marks: () => data.pins || [] },
     );
   }
   const retention = document.getElementById("report-retention-chart");
   if (retention) {
     drawChart(Lib, retention, [data.at, data.retention], [{ label: t.retention, stroke: accent, scale: "share", kind: "percent" }], {
       timeZone: data.time_zone,
-      minSpan: 600,
+      timeLabel: t.minute,
+      minSpan: 120,
     });
   }
   const trend = document.getElementById("reports-trend-chart");
@@ -49,7 +50,7 @@ async function initReport(page) {
         { label: t.viewers, stroke: accent, scale: "y" },
         { label: t.orders, stroke: ok, scale: "orders" },
       ],
-      { timeZone: data.time_zone, dates: true },
+      { timeZone: data.time_zone, timeLabel: t.started, dates: true },
     );
   }
 }
