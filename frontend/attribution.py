@@ -381,26 +381,28 @@ def label_of(key: str) -> str:
 
 
 def _counted(show: Show) -> dict[str, int]:
-    """The show's counts of ``src.*`` and ``signups.*``: from PostgreSQL once
-    the show ended and its minutes were rolled up, else from the store (and
-    from PostgreSQL when the store does not answer)."""
+    """The show's counts of ``src.*`` and ``signups.*``, each the larger of
+    the store's total and the sum of its rolled-up minutes in PostgreSQL.
+    Both fall short of the truth only: the store while the show runs is ahead
+    of the rollup (by the minute not yet closed), and once the show ended and
+    the store expired (48 h after its last count) the minutes hold it all; a
+    store that does not answer leaves the minutes."""
     wanted = Q(metric__startswith="src.") | Q(metric__startswith="signups.")
-    rows = ShowMinuteCount.objects.filter(wanted, show_id=show.pk)
-    if show.status != Show.Status.ENDED or not rows.exists():
-        try:
-            totals = counting.totals(show.pk)
-        except rclient.ERRORS:
-            rclient.mark_down()
-        else:
-            return {
-                metric: value
-                for metric, value in totals.items()
-                if metric.startswith(("src.", "signups."))
-            }
-    return {
+    found = {
         row["metric"]: int(row["total"])
-        for row in rows.values("metric").annotate(total=Sum("value"))
+        for row in ShowMinuteCount.objects.filter(wanted, show_id=show.pk)
+        .values("metric")
+        .annotate(total=Sum("value"))
     }
+    try:
+        totals = counting.totals(show.pk)
+    except rclient.ERRORS:
+        rclient.mark_down()
+        return found
+    for metric, value in totals.items():
+        if metric.startswith(("src.", "signups.")):
+            found[metric] = max(found.get(metric, 0), value)
+    return found
 
 
 @dataclass

@@ -449,3 +449,24 @@ def test_a_link_preview_or_crawler_is_not_a_visit(counter, show, agent):
     page(browser, show, f"?via={link.code}&ch=whatsapp")
     assert sources(show.pk) == {"share.whatsapp": 1}
     assert totals(show.pk)["visits"] == 1
+
+
+def test_visits_are_the_store_while_it_is_ahead_and_the_minutes_once_it_expired(
+    counter, show, monkeypatch
+):
+    """A show to come, shared early: the minutes rolled up (4 visits); the
+    store's total, while it lives, is ahead (6); once it expired and counts
+    again from zero (1), the minutes win."""
+    at = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+    ShowMinuteCount.objects.create(
+        show_id=show.pk, minute=at, metric="src.ref.blog.test", value=4
+    )
+    counting.add(show.pk, "src.ref.blog.test", 6)
+    counting.flush()
+    assert [(s.key, s.visits) for s in attribution.traffic_sources(show)] == [
+        ("ref.blog.test", 6)
+    ]
+    monkeypatch.setattr(counting, "totals", lambda _show: {"src.ref.blog.test": 1})
+    assert [(s.key, s.visits) for s in attribution.traffic_sources(show)] == [
+        ("ref.blog.test", 4)
+    ]
