@@ -13,7 +13,11 @@ import pytest
 from realtime import counting
 from shows import services
 from shows.models import Brand, Show
-from tests.frontend.test_a11y import axe_problems, axe_script  # noqa: F401
+from tests.frontend.test_a11y import (  # noqa: F401
+    AXE_TAGS,
+    axe_problems,
+    axe_script,
+)
 from tests.live.conftest import login_cookie
 
 pytestmark = [
@@ -126,6 +130,21 @@ def _drawn(page: Any, selector: str) -> bool:
     )
 
 
+# Every violation, whatever its impact (the shared helper keeps the serious
+# and critical ones), in the scheme the page is in now.
+ALL_VIOLATIONS = """async (tags) => {
+  const result = await axe.run(document, {
+    runOnly: { type: "tag", values: tags },
+    resultTypes: ["violations"],
+  });
+  return result.violations.map((v) => `${v.id} (${v.impact})`);
+}"""
+
+
+def _all_violations(page: Any) -> list[str]:
+    return list(page.evaluate(ALL_VIOLATIONS, AXE_TAGS))
+
+
 def _cells(page: Any, table: str) -> list[list[str]]:
     return page.eval_on_selector_all(
         f"{table} tbody tr",
@@ -174,6 +193,7 @@ def test_the_show_report_draws_its_charts_beside_the_same_numbers(
             )
         ]
         assert axe_problems(page, axe_script, f"report [{language}]") == []
+        assert _all_violations(page) == []
         assert errors == []
     finally:
         context.close()
@@ -222,6 +242,7 @@ def test_the_brand_overview_draws_its_trend_and_reads_without_colour(
         )
         assert _cells(page, "#reports-shows")[0][3:6] == ["5", "4", "2"]
         assert axe_problems(page, axe_script, "reports") == []
+        assert _all_violations(page) == []
         assert errors == []
     finally:
         context.close()
