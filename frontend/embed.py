@@ -259,7 +259,9 @@ def embed_page(request: HttpRequest, slug: str) -> HttpResponse:
     fresh guest of this frame. Private shows are not embedded."""
     show = _show_or_404(slug)
     if not selectors.show_access_granted(show=show, session={}, user=None):
-        return render(request, "frontend/embed/unavailable.html", status=404)
+        # Said inside the brand's frame rather than as the browser's refusal.
+        refused = render(request, "frontend/embed/unavailable.html", status=404)
+        return _framed_by_the_brand(refused, show)
     # The guest's session key, kept only in the token until the guest
     # reserves or bags something (EmbedTokenMiddleware writes it then).
     key = get_random_string(32, VALID_KEY_CHARS)
@@ -282,12 +284,18 @@ def embed_page(request: HttpRequest, slug: str) -> HttpResponse:
         response = render(request, "frontend/embed/show.html", context)
         if attribution is not None:
             attribution.note_visit(request, response, show)
-    # Only the brand's own sites may frame it ('none' when it lists none).
+    # The token inside is this visitor's alone.
+    response["Cache-Control"] = "no-store, private"
+    return _framed_by_the_brand(response, show)
+
+
+def _framed_by_the_brand(response: HttpResponse, show: Show) -> HttpResponse:
+    """Let only the brand's own sites frame ``response`` ('none' when it
+    lists none); django-csp replaces the site's ``frame-ancestors 'none'``
+    for this response alone."""
     response._csp_replace = {  # type: ignore[attr-defined]
         "frame-ancestors": list(show.brand.embed_origins) or [NONE]
     }
-    # The token inside is this visitor's alone.
-    response["Cache-Control"] = "no-store, private"
     return response
 
 

@@ -333,6 +333,10 @@ def test_a_private_show_is_not_embedded(client, private_live_show):
     answer = client.get(f"/embed/{private_live_show.slug}/?host={SHOP}")
     assert answer.status_code == 404
     assert b"showfloor-embed" not in answer.content
+    # Said in the brand's frame, not refused by the browser.
+    assert _directives(answer.headers["Content-Security-Policy"])[
+        "frame-ancestors"
+    ] == [SHOP]
 
 
 def test_a_view_of_the_embed_is_a_visit_from_the_framing_site(
