@@ -43,6 +43,8 @@ REPORT_CAPABILITY = Capability.STUDIO_OPEN
 # The funnel's steps: whole-show unique counts, each a subset of the one before.
 FUNNEL = ("u.viewers", "u.saw_card", "u.tapped_buy", "u.reserved", "u.buyers")
 PRODUCT_METRICS = ("impressions", "buy_taps", "holds", "units")
+# A show's minutes beyond this many are left out of its series (a day).
+SERIES_MAX_MINUTES = 24 * 60
 # At most this many ended shows in the brand's overview (newest first).
 OVERVIEW_LIMIT = 500
 
@@ -253,21 +255,24 @@ def _funnel(totals: dict[str, int]) -> list[FunnelStep]:
 
 
 def _minutes(show: Show, unique_viewers: int, now: datetime) -> list[ReportMinute]:
-    """Every minute from the show's start to its end (or the last one rolled
-    up while it is live), minutes without counts as zeros."""
+    """Every minute from the show's start to its end (to the last one rolled
+    up while it is live), minutes without counts as zeros; at most
+    ``SERIES_MAX_MINUTES``. Orders paid after the show (a late payment) are
+    in the show's figures, not in its minutes."""
     per_minute: dict[datetime, dict[str, int]] = defaultdict(dict)
     for minute, metric, value in ShowMinuteCount.objects.filter(
         show_id=show.pk, metric__in=("max.viewers", "u.viewers", "orders_paid")
     ).values_list("minute", "metric", "value"):
         per_minute[minute][metric] = value
-    bounds = list(per_minute)
+    watched = [m for m, values in per_minute.items() if "u.viewers" in values]
     if show.started_at:
-        bounds.append(_floor(show.started_at))
-        if show.ended_at:
-            bounds.append(_floor(show.ended_at))
-    if not bounds:
+        first = _floor(show.started_at)
+        last = _floor(show.ended_at) if show.ended_at else max([first, *watched])
+    elif watched:
+        first, last = min(watched), max(watched)
+    else:
         return []
-    first, last = min(bounds), min(max(bounds), _floor(now))
+    last = min(last, _floor(now), first + timedelta(minutes=SERIES_MAX_MINUTES - 1))
     found = []
     at = first
     while at <= last:

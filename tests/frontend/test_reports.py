@@ -563,6 +563,19 @@ def test_a_step_counting_more_than_the_one_before_has_no_drop_off(
     ]
 
 
+def test_a_late_payment_counts_in_the_figures_not_in_the_minutes(
+    brand, owner, products
+):
+    show = _end(_start(_new_show(brand, "short", products[:1]), T0 + 5), T0 + 70)
+    late = _at(T0 + 3 * 86400)
+    ShowMinuteCount.objects.create(
+        show_id=show.pk, minute=late, metric="orders_paid", value=1
+    )
+    report = reports.show_report(user=owner, brand=brand, slug="short")
+    assert report.figures.orders_paid == 1
+    assert [m.at for m in report.minutes] == [_at(T0), _at(T0 + 60)]
+
+
 def test_the_workspace_without_ended_shows_says_so(client, brand, owner):
     client.force_login(owner)
     html = client.get(f"/brand/{brand.slug}/reports/").content.decode()
