@@ -45,9 +45,10 @@ from django.contrib.sessions.backends.base import (
 )
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.translation import gettext as _
@@ -55,6 +56,8 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import etag, require_GET
 
+from checkout import selectors as checkout_selectors
+from checkout.order_links import order_link_token
 from frontend.views import _show_or_404
 from shows import selectors
 from shows.models import Show
@@ -296,6 +299,27 @@ def _framed_by_the_brand(response: HttpResponse, show: Show) -> HttpResponse:
     response._csp_replace = {  # type: ignore[attr-defined]
         "frame-ancestors": list(show.brand.embed_origins) or [NONE]
     }
+    return response
+
+
+@require_GET
+def embed_order_link(request: HttpRequest, public_id: Any) -> HttpResponse:
+    """``/api/embed/orders/<id>/link``: the signed link to an order of the
+    frame's guest (the one its email carries), for the sheet's "See your
+    order", which opens where no cookie knows the guest. 404 for any order
+    not of this token's guest, and without a token."""
+    if getattr(request, "embed_host", None) is None:
+        raise Http404
+    order = checkout_selectors.order_for_buyer(
+        public_id=str(public_id),
+        user=None,
+        session_key=request.session.session_key or "",
+    )
+    if order is None:
+        raise Http404
+    url = reverse("order_link", args=[order_link_token(order)])
+    response = JsonResponse({"url": url})
+    response["Cache-Control"] = "no-store, private"
     return response
 
 

@@ -29,6 +29,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("shows/<slug:slug>/studio/", views.studio, name="studio"),
     path("embed.js", embed.embed_loader, name="embed_loader"),
     path("embed/<slug:slug>/", embed.embed_page, name="embed_page"),
+    path(
+        "api/embed/orders/<uuid:public_id>/link",
+        embed.embed_order_link,
+        name="embed_order_link",
+    ),
     path("shows/<slug:slug>/remind/", audience.remind, name="remind"),
     path("shows/<slug:slug>/calendar.ics", audience.calendar, name="show_calendar"),
     path("brands/<slug:slug>/", audience.brand_page, name="brand_page"),

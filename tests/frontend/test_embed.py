@@ -230,6 +230,16 @@ def test_a_guest_buys_with_the_token_and_no_cookie_or_csrf(
     # Without the token there is no guest, and no CSRF token either.
     assert _buy(buyer, pinned.slug, mic, None).status_code == 403
 
+    # The signed link to the order (the email's), for this guest only.
+    link_path = f"/api/embed/orders/{order.public_id}/link"
+    link = buyer.get(link_path, HTTP_X_SHOWFLOOR_EMBED=token)
+    assert link.status_code == 200
+    assert link.json()["url"].startswith("/orders/link/")
+    assert Client().get(link.json()["url"]).status_code == 200
+    other_guest = _token(Client().get(f"/embed/{pinned.slug}/?host={SHOP}"))
+    assert buyer.get(link_path, HTTP_X_SHOWFLOOR_EMBED=other_guest).status_code == 404
+    assert buyer.get(link_path).status_code == 404
+
 
 def test_a_forged_expired_or_foreign_token_is_refused(
     stripe_settings, allowed, pinned, mic, monkeypatch, make_user, brand

@@ -160,6 +160,10 @@ def test_a_brands_page_embeds_the_live_show_hears_it_and_a_guest_buys_in_it(
                 page, "purchased", f"e.order_id === {str(order.public_id)!r}"
             )
             assert len(events_of(page, "purchased")) == 1
+            # "See your order" is the signed link: no cookie knows this guest.
+            frame.locator("#buy-order-link[href*='/orders/link/']").wait_for(
+                timeout=5000
+            )
             frame.locator("#buy-close").click()
 
             # Into the bag, from the other pinned card.

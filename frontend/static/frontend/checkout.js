@@ -341,7 +341,6 @@ function initSheet(sheet) {
       state.busy = false;
       const paid = state.order.status === "paid" || state.order.status === "fulfilled";
       status(done[state.order.status], paid ? "ok" : "error");
-      if (paid) document.dispatchEvent(new CustomEvent("showfloor:purchased", { detail: { ...state.order } }));
       sheet.dataset.orderStatus = state.order.status;
       const link = $("buy-order-link");
       if (paid && state.order.page_url && state.order.reference) {
@@ -350,6 +349,7 @@ function initSheet(sheet) {
         link.href = state.order.page_url;
         $("buy-order").hidden = false;
       }
+      if (paid) document.dispatchEvent(new CustomEvent("showfloor:purchased", { detail: { ...state.order } }));
     }
     render();
   }

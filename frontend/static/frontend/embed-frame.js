@@ -6,7 +6,7 @@
 // found in the brand's allowed list (`parent`): messages go to it by name and
 // are read only from it and from our parent window.
 
-import { readStrings } from "./room.js";
+import { embedToken, readStrings } from "./room.js";
 
 const config = readStrings("embed-config");
 const parent = config.parent || "";
@@ -49,8 +49,29 @@ document.addEventListener("showfloor:bag-added", (e) => {
   post("bag.added", { product_id: Number(productId) || null, variant_id: Number(variantId) || null });
 });
 
+// The sheet's "See your order" opens the order page in a tab of its own,
+// where no cookie knows this guest: it gets the order's signed link instead.
+const orderLinks = new Map();
+
+async function signedLink(orderId) {
+  if (!orderLinks.has(orderId)) {
+    const response = await fetch(`/api/embed/orders/${encodeURIComponent(orderId)}/link`, {
+      headers: { Accept: "application/json", "X-Showfloor-Embed": embedToken() },
+    });
+    if (!response.ok) return "";
+    orderLinks.set(orderId, (await response.json()).url || "");
+  }
+  return orderLinks.get(orderId);
+}
+
 document.addEventListener("showfloor:purchased", (e) => {
   const order = e.detail || {};
+  const link = document.getElementById("buy-order-link");
+  if (link && order.id) {
+    signedLink(order.id).then((url) => {
+      if (url) link.href = url;
+    }, () => {});
+  }
   // Once per order: the pay answer and the socket's event both say "paid".
   post(
     "purchased",
