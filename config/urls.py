@@ -20,6 +20,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         studio.studio_figures,
         name="studio_figures",
     ),
+    path(
+        "api/shows/<slug:slug>/questions/<int:question_id>/suggestion",
+        studio.question_suggestion,
+        name="question_suggestion",
+    ),
     path("", include("frontend.urls")),
 ]
 # Uploaded images from MEDIA_ROOT (frontend/uploads.py), when MEDIA_URL is a

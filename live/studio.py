@@ -1,6 +1,7 @@
 """The studio's JSON endpoints that every web process serves (the media
 routes are in ``live.views``): the show's live figures (docs/analytics.md),
-staff only, polled by the studio page every few seconds."""
+staff only, polled by the studio page every few seconds; a suggested answer
+to a question (``live.suggestions``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from checkout.money import Money, babel_locale
-from live import figures
+from live import figures, suggestions
 from realtime import redis as rclient
 from shows import selectors as show_selectors
 from shows.models import Show
@@ -137,5 +138,47 @@ def studio_figures(request: HttpRequest, slug: str) -> HttpResponse:
             ],
             "pins": [{"at": at, "name": name} for at, name in found.pins],
             "sales": [{"at": at, "name": name} for at, name in found.sales],
+        }
+    )
+
+
+@never_cache
+@require_GET
+def question_suggestion(
+    request: HttpRequest, slug: str, question_id: int
+) -> HttpResponse:
+    """A draft answer to one of the show's questions, for its brand's staff:
+    ``{"suggestion": {"text", "source", "product"}}``, or ``null`` with a
+    ``message`` when the question names no product of the line-up."""
+    try:
+        show = show_selectors.show_get(slug=slug)
+    except Show.DoesNotExist:
+        return _problem("not_found", _("There is no show at this address."), 404)
+    user = request.user if request.user.is_authenticated else None
+    if not show_selectors.user_is_show_staff(user=user, show=show):
+        return _problem(
+            "forbidden", _("Only the brand's staff can see suggested answers."), 403
+        )
+    question = suggestions.show_question(show=show, question_id=question_id)
+    if question is None:
+        return _problem("not_found", _("There is no such question in this show."), 404)
+    language = request.LANGUAGE_CODE if hasattr(request, "LANGUAGE_CODE") else "en"
+    found = suggestions.suggest_answer(question=question, language=language)
+    if found is None:
+        return JsonResponse(
+            {
+                "suggestion": None,
+                "message": _(
+                    "No suggestion: the question names no product of the line-up."
+                ),
+            }
+        )
+    return JsonResponse(
+        {
+            "suggestion": {
+                "text": found.text,
+                "source": found.source,
+                "product": {"id": found.product.pk, "name": found.product.name},
+            }
         }
     )

@@ -96,6 +96,7 @@ def test_a_chat_line_is_moderated_from_one_menu_by_keyboard(
     _studio(page, asgi_server, host, live_show)
     line = page.locator(f"#smsg-{message.pk}")
     more = line.get_by_role("button", name="Moderate message from Vera Viewer")
+    more.wait_for()
     # One compact button per line instead of four.
     assert line.locator("button").count() == 1
     more.focus()
@@ -153,3 +154,33 @@ def test_once_the_show_ends_the_rooms_controls_are_off(
     page.wait_for_selector("#studio-ended:not([hidden])", timeout=15_000)
     assert page.locator(".studio-pin").first.is_disabled()
     assert page.locator("#studio-sale-form button[type=submit]").is_disabled()
+
+
+def test_a_suggested_answer_is_edited_and_posted_by_the_host(
+    asgi_server, page, live_show, host, make_user, products
+):
+    """The draft lands in the answer field, not in the room; the host edits
+    it and answers; viewers get the host's words."""
+    question = room.question_ask(
+        show=live_show, user=make_user("Ann"), text="How much is the desk mic?"
+    )
+    _studio(page, asgi_server, host, live_show)
+    line = page.locator(f"#sq-{question.pk}")
+    line.get_by_role("button", name="Suggest an answer").click()
+    field = page.locator(f"#sq-answer-{question.pk}")
+    page.wait_for_function(
+        "(id) => document.querySelector(`#sq-answer-${id}`).value !== ''",
+        arg=question.pk,
+    )
+    assert field.input_value() == "Desk Mic costs €89.00."
+    assert "Drafted from what the shop knows about Desk Mic" in line.inner_text()
+    question.refresh_from_db()
+    assert question.status == "open"  # nothing posted by itself
+    field.fill("Desk Mic costs €89.00, and €79.00 during tonight's sale.")
+    line.get_by_role("button", name="Answer", exact=True).click()
+    page.wait_for_selector(
+        f"#studio-questions-answered > #sq-{question.pk}", state="attached"
+    )
+    question.refresh_from_db()
+    assert question.status == "answered"
+    assert question.answer == "Desk Mic costs €89.00, and €79.00 during tonight's sale."

@@ -95,9 +95,33 @@ function initStudioRoom(root) {
     answer.addEventListener("click", () => room.send({ type: "question.answer", question_id: q.id, text: input.value.trim() }));
     const dismiss = el("button", { type: "button", disabled: ended }, t.dismiss);
     dismiss.addEventListener("click", () => room.send({ type: "question.dismiss", question_id: q.id }));
-    actions.append(answer, dismiss);
-    item.append(label, input, actions);
+    const suggest = el("button", { type: "button", disabled: ended }, t.suggest);
+    const note = el("p", { className: "room-note", id: `sq-note-${q.id}`, role: "status" });
+    suggest.addEventListener("click", () => suggestAnswer(q, input, note));
+    actions.append(answer, suggest, dismiss);
+    item.append(label, input, actions, note);
     return item;
+  }
+
+  async function suggestAnswer(q, input, note) {
+    // A draft from the product's facts or an earlier answer, put in the
+    // answer field for the host to check and edit: never posted by itself.
+    const slug = root.closest("[data-show]")?.dataset.show;
+    try {
+      const response = await fetch(`/api/shows/${slug}/questions/${q.id}/suggestion`, { credentials: "same-origin" });
+      const data = await response.json();
+      if (!response.ok) throw new Error(data.message);
+      if (!data.suggestion) {
+        note.textContent = data.message;
+        return;
+      }
+      input.value = data.suggestion.text;
+      const source = data.suggestion.source === "earlier_answer" ? t.suggestedEarlier : t.suggestedFacts;
+      note.textContent = fill(source, { product: data.suggestion.product.name });
+      input.focus();
+    } catch (error) {
+      note.textContent = error.message || t.suggestFailed;
+    }
   }
 
   function mergedList(merged) {
