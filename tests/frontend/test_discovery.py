@@ -137,7 +137,11 @@ def test_home_reads_the_count_of_at_most_the_shows_it_lists(monkeypatch, brand):
     """One store read per live show on the page, capped at ``LIVE_LIMIT``."""
     read: list[int] = []
     monkeypatch.setattr(discovery, "LIVE_LIMIT", 2)
-    monkeypatch.setattr(counting, "totals", lambda pk: read.append(pk) or {})
+    def totals(pk: int) -> dict[str, int]:
+        read.append(pk)
+        return {}
+
+    monkeypatch.setattr(counting, "totals", totals)
     for n in range(4):
         live(brand, f"on-air-{n}")
     found = discovery.home_shows()
