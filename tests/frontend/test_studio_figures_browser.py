@@ -20,8 +20,19 @@ def test_the_studio_shows_live_figures_and_a_chart(
     asgi_server, page, live_show, host, products, redis_client
 ):
     """A pinned product's impressions reach the table; the chart draws the
-    last ten minutes at least. (Redis keys are removed afterwards.)"""
+    last ten minutes at least, and the minute's row names the pin and the
+    flash sale the chart marks. (Redis keys are removed afterwards.)"""
+    from checkout.services import sale_start
+
     room.product_pin(show=live_show, actor=host, product_id=products[0].pk)
+    sale_start(
+        show=live_show,
+        user=host,
+        product_id=products[0].pk,
+        price_minor=9900,
+        duration_seconds=60,
+        per_buyer_limit=1,
+    )
     counting.add(live_show.pk, "chat", 4)
     counting.add(live_show.pk, "impressions", 2, products={products[0].pk: 2})
     counting.flush()
@@ -39,6 +50,9 @@ def test_the_studio_shows_live_figures_and_a_chart(
     assert row.locator("td").first.inner_text() == "2"
     minutes = panel.locator("#studio-figures-minutes tr")
     assert minutes.count() >= 10
+    said = " ".join(minutes.all_inner_texts())
+    assert said.count("Studio Headphones pinned") == 1
+    assert said.count("Flash sale on Studio Headphones") == 1
     assert (
         panel.locator("[data-figure='conversion_formatted']").inner_text() == "\u2013"
     )

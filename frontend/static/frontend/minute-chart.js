@@ -43,7 +43,8 @@ export function numberFormat(kind) {
  * `options.timeZone` the zone of the time axis (default: the
  * browser's), `options.dates` writes days rather than clock times,
  * `options.minSpan` the least seconds the x axis spans, `options.marks()` the
- * moments (epoch seconds) to mark with a dashed line.
+ * moments to mark with a vertical line: epoch seconds (a pin), or
+ * `{at, kind}` with kind "pin" (dashed) or "sale" (dotted, thicker).
  */
 export function drawChart(Lib, box, data, series, options = {}) {
   const text = colour("--text", "#1b1b1f");
@@ -106,14 +107,22 @@ export function drawChart(Lib, box, data, series, options = {}) {
   return chart;
 }
 
+// How each kind of moment is drawn: told apart by the dash, not only colour.
+const MARKS = {
+  pin: { colour: ["--warn", "#8a4b00"], dash: [4, 4], width: 1 },
+  sale: { colour: ["--live", "#c41230"], dash: [1, 3], width: 2 },
+};
+
 function markMoments(u, moments) {
   if (!moments.length) return;
   const ctx = u.ctx;
   ctx.save();
-  ctx.strokeStyle = colour("--warn", "#8a4b00");
-  ctx.setLineDash([4, 4]);
-  ctx.lineWidth = 1;
-  for (const at of moments) {
+  for (const moment of moments) {
+    const { at, kind } = typeof moment === "number" ? { at: moment, kind: "pin" } : moment;
+    const style = MARKS[kind] || MARKS.pin;
+    ctx.strokeStyle = colour(...style.colour);
+    ctx.setLineDash(style.dash);
+    ctx.lineWidth = style.width;
     const x = Math.round(u.valToPos(at, "x", true));
     if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
     ctx.beginPath();

@@ -4,7 +4,7 @@
 // computes and formats every figure; this module only shows them.
 
 import { colour, drawChart as drawMinuteChart, loadChart } from "./minute-chart.js";
-import { el, readStrings } from "./room.js";
+import { el, fill, readStrings } from "./room.js";
 
 const root = document.getElementById("studio-figures");
 if (root) initFigures(root);
@@ -32,11 +32,14 @@ function initFigures(panel) {
       show(name, data[name]);
     }
     show("net_revenue", money(data.net_revenue));
-    renderMinutes(data.minutes || [], data.pins || []);
+    renderMinutes(data.minutes || [], [
+      ...(data.pins || []).map((p) => ({ ...p, kind: "pin" })),
+      ...(data.sales || []).map((s) => ({ ...s, kind: "sale" })),
+    ]);
     const rows = document.getElementById("studio-figures-rows");
     if (!data.products?.length) {
       const row = el("tr");
-      row.append(el("td", { colspan: 6 }, t.none));
+      row.append(el("td", { colspan: 7 }, t.none));
       rows.replaceChildren(row);
       return;
     }
@@ -45,21 +48,27 @@ function initFigures(panel) {
         const name = el("th", { scope: "row" }, p.name);
         if (p.pinned) name.append(el("span", { className: "studio-figures-pinned" }, t.pinned));
         const row = el("tr");
-        row.append(name, el("td", {}, p.impressions), el("td", {}, p.buy_taps), el("td", {}, p.holds), el("td", {}, p.units), el("td", {}, money(p.revenue)));
+        row.append(name, el("td", {}, p.impressions), el("td", {}, p.buy_taps), el("td", {}, p.holds), el("td", {}, p.units), el("td", {}, money(p.revenue)), el("td", {}, money(p.refunded)));
         return row;
       }),
     );
   }
 
-  function renderMinutes(minutes, pins) {
+  function renderMinutes(minutes, marks) {
+    // The table says in words what the chart's lines mark in each minute.
+    const said = (m) =>
+      marks
+        .filter((mark) => mark.at >= m.at && mark.at < m.at + 60)
+        .map((mark) => fill(mark.kind === "sale" ? t.saleMark : t.pinMark, { product: mark.name }))
+        .join("; ");
     document.getElementById("studio-figures-minutes").replaceChildren(
       ...minutes.map((m) => {
         const row = el("tr");
-        row.append(el("th", { scope: "row" }, m.label), el("td", {}, m.viewers), el("td", {}, m.orders_paid));
+        row.append(el("th", { scope: "row" }, m.label), el("td", {}, m.viewers), el("td", {}, m.orders_paid), el("td", {}, said(m)));
         return row;
       }),
     );
-    last = { minutes, pins };
+    last = { minutes, marks };
     drawChart().catch(() => {});
   }
 
@@ -85,7 +94,7 @@ function initFigures(panel) {
         { label: t.orders, stroke: colour("--ok", "#17663a"), scale: "orders" },
       ],
       // At least ten minutes wide, so the first minutes do not stretch.
-      { minSpan: 600, marks: () => (last?.pins || []).map((pin) => pin.at) },
+      { minSpan: 600, marks: () => last?.marks || [] },
     );
   }
 
