@@ -177,6 +177,29 @@ def test_a_brands_page_embeds_the_live_show_hears_it_and_a_guest_buys_in_it(
             context.close()
 
 
+def test_the_page_hears_when_an_embedded_show_goes_live(asgi_server, browser, show):
+    """Embedded before it starts: "ready" says scheduled, and "live" comes
+    when the host starts the show, from the room's event."""
+    from shows import services
+
+    with shop("127.0.0.2", asgi_server, show.slug) as origin:
+        Brand.objects.filter(pk=show.brand_id).update(embed_origins=[origin])
+        context = browser.new_context(bypass_csp=False)
+        try:
+            page = context.new_page()
+            page.goto(f"{origin}/")
+            wait_for_event(page, "ready", "e.status === 'scheduled'")
+            frame = page.frame_locator("iframe.showfloor-embed")
+            frame.locator("#room-conn[data-state='live']").wait_for(timeout=15000)
+            assert events_of(page, "live") == []
+            services.show_start(show=show)
+            wait_for_event(page, "live")
+            frame.locator(".badge-live").wait_for()
+            assert len(events_of(page, "live")) == 1
+        finally:
+            context.close()
+
+
 def test_a_page_on_an_origin_the_brand_did_not_allow_gets_no_frame(
     asgi_server, browser, live_show
 ):
