@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -123,7 +124,9 @@ def settings_page(request: HttpRequest, seat: Seat) -> HttpResponse:
             zones=brand_settings.time_zones(),
             logo=brand.logo_url,
             embed_origins="\n".join(brand.embed_origins),
-            embed_script=request.build_absolute_uri(reverse("embed_loader")),
+            # The loader's public address, as the order emails' links.
+            embed_script=str(settings.SHOWFLOOR_PUBLIC_URL).rstrip("/")
+            + reverse("embed_loader"),
             blocked="\n".join(
                 BlockedWord.objects.filter(brand=brand).values_list("word", flat=True)
             ),
