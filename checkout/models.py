@@ -148,7 +148,7 @@ class Order(models.Model):
     tax_rate_bp = models.PositiveIntegerField(default=0)
     tax_included = models.BooleanField(default=True)
     # Where the buyer came from when the order (or the bag's checkout) was
-    # placed (``frontend/attribution.py``), and the share link if through one.
+    # placed (``shows/attribution.py``), and the share link if through one.
     source = models.CharField(max_length=64, blank=True)
     share_link = models.ForeignKey(
         "shows.ShareLink",

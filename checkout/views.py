@@ -32,7 +32,7 @@ from checkout.services import delivery
 from checkout.services.resume import order_resume
 from checkout.services.sales import epoch_ms
 from checkout.webhooks import webhook_receive
-from frontend import attribution
+from shows import attribution
 from shows import selectors as show_selectors
 from shows.exceptions import ShowfloorError
 from shows.models import Show, User

@@ -15,8 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from frontend import attribution
-from shows import selectors
+from shows import attribution, selectors
 from shows.exceptions import InvalidInput
 from shows.models import Brand, Show, User
 from shows.services import audience

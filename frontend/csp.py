@@ -3,9 +3,9 @@ violations.
 
 The policy itself is ``CONTENT_SECURITY_POLICY`` in the settings (django-csp):
 scripts, styles, fonts and frames only from this origin, no inline script or
-style, no ``eval``, no framing by other sites (but for the embedded show,
-which the brand's own sites may frame: ``frontend/embed.py``). Every script the pages run is a
-module file under ``static/``; the pages' data and strings travel in
+style, no ``eval``, no framing by other sites (but for the embedded show, which
+the brand's own sites may frame: ``frontend/embed.py``). Every script the pages
+run is a module file under ``static/``; the pages' data and strings travel in
 ``<script type="application/json">`` blocks, which are never executed. The one
 outside origin is Stripe's (Stripe.js and its frames and API), taken from the
 settings at each response: localstripe in the demo and tests, Stripe itself in

@@ -29,9 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
-from importlib.util import find_spec
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -59,17 +57,9 @@ from django.views.decorators.http import etag, require_GET
 from checkout import selectors as checkout_selectors
 from checkout.order_links import order_link_token
 from frontend.views import _show_or_404
-from shows import selectors
+from shows import attribution, selectors
 from shows.models import Show
 from shows.origins import normalise_origin
-
-# Where visits come from (frontend/attribution.py), written beside this
-# module: used when it is there; its own import errors are not hidden.
-attribution: ModuleType | None = (
-    import_module("frontend.attribution")
-    if find_spec("frontend.attribution") is not None
-    else None
-)
 
 # How long a frame's token serves its guest: longer than a show runs; a frame
 # open past it asks to be reloaded.
@@ -285,8 +275,7 @@ def embed_page(request: HttpRequest, slug: str) -> HttpResponse:
     # Rendered for a guest with no session yet, not the cookie's visitor.
     with as_embed_guest(request, _session_store(), claims):
         response = render(request, "frontend/embed/show.html", context)
-        if attribution is not None:
-            attribution.note_visit(request, response, show)
+        attribution.note_visit(request, response, show)
     # The token inside is this visitor's alone.
     response["Cache-Control"] = "no-store, private"
     return _framed_by_the_brand(response, show)

@@ -31,10 +31,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 from psycopg_pool import PoolTimeout
 
 from config.middleware import database_unavailable, unavailable_response
-from frontend import attribution
 from frontend.forms import AccessCodeForm, SignupForm
 from realtime import redis as realtime_redis
-from shows import discovery, selectors, services
+from shows import attribution, discovery, selectors, services
 from shows.exceptions import ShowfloorError, TooManyAttempts
 from shows.models import Show, User
 from shows.services import access, audience

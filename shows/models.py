@@ -571,7 +571,7 @@ class Reminder(models.Model):
     email = models.EmailField(blank=True)
     # The language the emails are written in.
     language = models.CharField(max_length=16, blank=True)
-    # Where the person came from (``frontend/attribution.py``: "share.whatsapp",
+    # Where the person came from (``shows/attribution.py``: "share.whatsapp",
     # "ref.example.com", "direct"); empty for reminders older than that.
     source = models.CharField(max_length=64, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
@@ -682,7 +682,7 @@ def new_share_code() -> str:
 
 class ShareLink(models.Model):
     """The link a viewer shares a show with: visits, reminders and orders that
-    come through it are attributed to its code (``frontend/attribution.py``).
+    come through it are attributed to its code (``shows/attribution.py``).
     One per signed-in sharer and show; guests all share the show's one link
     without a sharer, so a guest's shares are counted by channel only."""
 

@@ -394,7 +394,7 @@ def bag_checkout(
     make it a ``reserved`` order whose holds all last one more hold period,
     and open its PaymentIntent. A repeat (a double tap on Pay) answers with
     the same order. ``source`` and ``share_link_id`` say where the buyer came
-    from when checking out (``frontend/attribution.py``); the order keeps them.
+    from when checking out (``shows/attribution.py``); the order keeps them.
 
     Raises ``BagEmpty`` (nothing held any more), ``EmailRequired`` (a guest
     without a valid email), ``AddressRequired``, ``AddressInvalid``,

@@ -718,7 +718,7 @@ def order_create(
 ) -> OrderPlaced:
     """Reserve ``quantity`` of a pinned variant for ``buyer`` and open a
     PaymentIntent for it. ``source`` and ``share_link_id`` say where the
-    buyer came from (``frontend/attribution.py``); the order keeps them.
+    buyer came from (``shows/attribution.py``); the order keeps them.
 
     Where the brand has set up delivery and the product is posted, the order
     needs ``address`` (checked for its country); the total is then the lines

@@ -1,5 +1,5 @@
 """Share links: the link a viewer shares a show with, so what follows a visit
-through it can be attributed (``frontend/attribution.py``, docs/audience.md).
+through it can be attributed (``shows/attribution.py``, docs/audience.md).
 
 A signed-in viewer has one link per show; guests share the show's one link
 without a sharer. The code is random: nothing in the link says who shared.

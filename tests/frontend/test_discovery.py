@@ -137,6 +137,7 @@ def test_home_reads_the_count_of_at_most_the_shows_it_lists(monkeypatch, brand):
     """One store read per live show on the page, capped at ``LIVE_LIMIT``."""
     read: list[int] = []
     monkeypatch.setattr(discovery, "LIVE_LIMIT", 2)
+
     def totals(pk: int) -> dict[str, int]:
         read.append(pk)
         return {}

@@ -221,7 +221,7 @@ def test_a_guest_buys_with_the_token_and_no_cookie_or_csrf(
     order = Order.objects.get(public_id=answer.json()["id"])
     assert order.session_key == claims.session_key
     assert order.buyer is None
-    # Attributed to the page that framed it (frontend/attribution.py).
+    # Attributed to the page that framed it (shows/attribution.py).
     assert order.source == "embed.127.0.0.2"
     assert "sessionid" not in answer.cookies
     # The same guest reads its order back with the token.
@@ -352,10 +352,10 @@ def test_a_private_show_is_not_embedded(client, private_live_show):
 def test_a_view_of_the_embed_is_a_visit_from_the_framing_site(
     client, allowed, live_show
 ):
-    from frontend import attribution
+    from checkout.traffic import traffic_sources
     from realtime import counting
 
     client.get(f"/embed/{live_show.slug}/?host={SHOP}")
     counting.flush()
-    sources = {source.key: source for source in attribution.traffic_sources(live_show)}
+    sources = {source.key: source for source in traffic_sources(live_show)}
     assert sources["embed.127.0.0.2"].visits == 1

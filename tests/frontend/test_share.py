@@ -1,4 +1,4 @@
-"""Share links and attribution (frontend/attribution.py): a visit's source by
+"""Share links and attribution (shows/attribution.py): a visit's source by
 kind, the cookie's last touch, the bound on a show's source keys, a reminder,
 a sign-up and an order attributed, the brand's traffic sources exact, forged
 codes and cookies ignored."""
@@ -19,9 +19,10 @@ from django.test import Client
 from django.utils import timezone
 
 from checkout.models import Order
-from frontend import attribution
+from checkout.traffic import traffic_sources
 from realtime import counting
 from realtime.models import ShowMinuteCount
+from shows import attribution
 from shows.models import Reminder, ShareLink
 from shows.services import room, sharing
 
@@ -326,7 +327,7 @@ def test_traffic_sources_add_up_exactly(counter, show, make_user):
     _order(show, "share.copy", 9999, "EUR", paid=False)
     _order(show, "ref.gone.test", 500, "EUR", paid=True)
     counting.flush()
-    found = attribution.traffic_sources(show)
+    found = traffic_sources(show)
     assert [(s.key, s.kind) for s in found] == [
         ("share.copy", "share"),
         ("direct", "direct"),
@@ -357,7 +358,7 @@ def test_an_ended_shows_sources_are_read_from_the_rolled_up_minutes(counter, liv
             metric="src.ref.blog.test",
             value=value,
         )
-    found = attribution.traffic_sources(live_show)
+    found = traffic_sources(live_show)
     assert [(s.key, s.visits) for s in found] == [("ref.blog.test", 7)]
 
 
@@ -463,10 +464,6 @@ def test_visits_are_the_store_while_it_is_ahead_and_the_minutes_once_it_expired(
     )
     counting.add(show.pk, "src.ref.blog.test", 6)
     counting.flush()
-    assert [(s.key, s.visits) for s in attribution.traffic_sources(show)] == [
-        ("ref.blog.test", 6)
-    ]
+    assert [(s.key, s.visits) for s in traffic_sources(show)] == [("ref.blog.test", 6)]
     monkeypatch.setattr(counting, "totals", lambda _show: {"src.ref.blog.test": 1})
-    assert [(s.key, s.visits) for s in attribution.traffic_sources(show)] == [
-        ("ref.blog.test", 4)
-    ]
+    assert [(s.key, s.visits) for s in traffic_sources(show)] == [("ref.blog.test", 4)]
