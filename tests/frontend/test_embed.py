@@ -109,6 +109,15 @@ def test_origins_are_bare_scheme_host_and_port_written_one_way():
             parse_origins(bad)
 
 
+def test_the_model_keeps_only_canonical_origins(brand):
+    brand.embed_origins = ["https://shop.example"]
+    brand.full_clean()
+    for bad in (["https://Shop.example/"], ["https://*.example"], "https://x.example"):
+        brand.embed_origins = bad
+        with pytest.raises(ValidationError):
+            brand.full_clean()
+
+
 def test_the_owner_sets_the_origins_on_the_settings_page_and_it_is_audited(
     client, brand, owner
 ):
