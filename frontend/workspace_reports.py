@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from checkout.money import Money, babel_locale
+from checkout.traffic import traffic_sources
 from frontend import workspace
 from frontend.workspace import workspace_page
 from live import reports
@@ -39,6 +40,7 @@ SHOW_CSV_PARTS = {
     "minutes": reports.minutes_csv_rows,
     "funnel": reports.funnel_csv_rows,
     "products": reports.products_csv_rows,
+    "sources": reports.sources_csv_rows,
 }
 
 
@@ -206,8 +208,18 @@ def show_report(request: HttpRequest, seat: Seat, show_slug: str) -> HttpRespons
             started=f.when(report.show.started_at),
             ended=f.when(report.show.ended_at),
             chart=chart,
-            # The lead adds the traffic sources' table here (docs/analytics.md).
-            traffic_sources=None,
+            traffic_sources=[
+                {
+                    "label": source.label,
+                    "kind": source.kind,
+                    "visits": f.count(source.visits),
+                    "reminders": f.count(source.reminders),
+                    "signups": f.count(source.signups),
+                    "orders": f.count(source.orders),
+                    "revenue": f.money(source.revenue),
+                }
+                for source in traffic_sources(report.show)
+            ],
         ),
     )
 

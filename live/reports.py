@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy as _
 
 from checkout.models import Order
 from checkout.services.brand_orders import csv_safe
+from checkout.traffic import traffic_sources
 from realtime.models import ShowMinuteCount, ShowTotalCount
 from shows.exceptions import NotFound
 from shows.models import Brand, LineupItem, Pin, Product, Show, User
@@ -543,6 +544,37 @@ def minutes_csv_rows(report: ShowReport) -> Iterator[list[Any]]:
             _ratio(minute.retention),
             minute.orders_paid,
         ]
+
+
+SOURCE_COLUMNS = [
+    "source",
+    "kind",
+    "label",
+    "visits",
+    "reminders",
+    "signups",
+    "orders_paid",
+    "currency",
+    "revenue_minor",
+]
+
+
+def sources_csv_rows(report: ShowReport) -> Iterator[list[Any]]:
+    """The show's traffic sources (``checkout.traffic``), one row per source
+    and currency of its paid orders."""
+    yield SOURCE_COLUMNS
+    for source in traffic_sources(report.show):
+        first = [
+            csv_safe(source.key),
+            source.kind,
+            csv_safe(str(source.label)),
+            source.visits,
+            source.reminders,
+            source.signups,
+            source.orders,
+        ]
+        for currency, minor in source.revenue.items() or [("", 0)]:
+            yield [*first, currency, minor]
 
 
 def funnel_csv_rows(report: ShowReport) -> Iterator[list[Any]]:

@@ -587,3 +587,108 @@ def test_the_overview_counts_only_ended_shows(client, brand, owner, products):
     overview = reports.brand_report(user=owner, brand=brand)
     assert overview.rows == []
     assert overview.heatmap == []
+
+
+def test_the_report_says_where_the_audience_came_from(
+    client, counter, brand, owner, host, products
+):
+    """Visits of the show page by source (a share link, a campaign, another
+    site, direct) and the paid order that followed, in the report's table
+    and its CSV file."""
+    from django.test import Client
+
+    from checkout.models import Order
+    from shows.services import sharing
+
+    show = _start(_new_show(brand, "sources-night", products), T0)
+    link = sharing.share_link_get(show=show, user=host)
+    visits = [
+        f"?via={link.code}&ch=whatsapp",
+        f"?via={link.code}&ch=whatsapp",
+        "?utm_source=news&utm_medium=email&utm_campaign=launch",
+        "",
+    ]
+    buyer = Client()
+    for query in visits:
+        assert buyer.get(f"/shows/{show.slug}/{query}").status_code == 200
+    assert (
+        Client()
+        .get(f"/shows/{show.slug}/", HTTP_REFERER="https://blog.example.test/post")
+        .status_code
+        == 200
+    )
+    Order.objects.create(
+        show=show,
+        brand=brand,
+        email="w@example.test",
+        total_minor=8900,
+        currency="EUR",
+        idempotency_key="sources-1",
+        source="share.whatsapp",
+        share_link=link,
+        status="paid",
+        paid_at=_at(T0 + 60),
+    )
+    counting.flush()
+    _end(show, T0 + 300)
+    client.force_login(owner)
+    base = f"/brand/{brand.slug}/shows/{show.slug}/report/"
+    html = client.get(base).content.decode()
+    assert "Where the audience came from" in html
+    rows = [" ".join(row.split()) for row in html.split('<tr data-kind="')[1:]]
+    # Most visits first, then most orders, then by key.
+    assert [row.split('"')[0] for row in rows] == [
+        "share",
+        "direct",
+        "referrer",
+        "campaign",
+    ]
+    assert 'Shared on WhatsApp</th><td class="num">2</td>' in rows[0]
+    assert "€89.00" in rows[0]
+    assert _csv_rows(client.get(base + "sources.csv")) == [
+        reports.SOURCE_COLUMNS,
+        [
+            "share.whatsapp",
+            "share",
+            "Shared on WhatsApp",
+            "2",
+            "0",
+            "0",
+            "1",
+            "EUR",
+            "8900",
+        ],
+        [
+            "direct",
+            "direct",
+            "Direct (typed, bookmarked or unknown)",
+            "1",
+            "0",
+            "0",
+            "0",
+            "",
+            "0",
+        ],
+        [
+            "ref.blog.example.test",
+            "referrer",
+            "Link on blog.example.test",
+            "1",
+            "0",
+            "0",
+            "0",
+            "",
+            "0",
+        ],
+        [
+            "utm.news.email.launch",
+            "campaign",
+            "Campaign “launch” (news, email)",
+            "1",
+            "0",
+            "0",
+            "0",
+            "",
+            "0",
+        ],
+    ]
