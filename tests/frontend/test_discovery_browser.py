@@ -1,5 +1,6 @@
-"""The home and search pages in Chromium: axe-clean in every language, in
-light and dark, at phone and desktop width; the upcoming cards count down."""
+"""The home, search and brand pages in Chromium: axe-clean in every language,
+in light and dark, at phone and desktop width; the upcoming cards count
+down."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def shelves(live_show: Any, brand: Any, products: list[Any]) -> Any:
 
 
 @pytest.mark.parametrize("language", [code for code, _name in settings.LANGUAGES])
-def test_home_and_search_have_no_serious_axe_violations(
+def test_home_search_and_brand_pages_have_no_serious_axe_violations(
     asgi_server, page, axe_script, shelves, language
 ):
     page.context.add_cookies(
@@ -60,6 +61,7 @@ def test_home_and_search_have_no_serious_axe_violations(
         ("/search/?q=headphone", "search"),
         ("/search/?q=headphone&in=upcoming", "search, one group"),
         ("/search/?q=zzzz", "search, nothing found"),
+        (f"/brands/{shelves.brand.slug}/", "brand page"),
     ):
         page.goto(asgi_server + path)
         assert page.locator("html").get_attribute("lang") == language
