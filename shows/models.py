@@ -5,7 +5,7 @@ from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from shows.origins import validate_embed_origins
@@ -201,6 +201,11 @@ class Show(models.Model):
     # Path of the recording, relative to SHOWFLOOR_RECORDINGS_DIR, once one exists.
     recording_file = models.CharField(max_length=255, blank=True)
     slow_mode_seconds = models.PositiveSmallIntegerField(default=0)
+    # The host's trim of the replay, in seconds of the recording: the replay
+    # starts at ``replay_start_seconds`` and stops at ``replay_end_seconds``
+    # (None: the recording's end).
+    replay_start_seconds = models.PositiveIntegerField(default=0)
+    replay_end_seconds = models.PositiveIntegerField(null=True, blank=True)
     # The picture on the home page's card and in link previews.
     cover = models.ImageField(upload_to="covers/", max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -214,6 +219,11 @@ class Show(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(slow_mode_seconds__lte=120), name="show_slow_mode_max"
+            ),
+            models.CheckConstraint(
+                condition=Q(replay_end_seconds__isnull=True)
+                | Q(replay_end_seconds__gt=F("replay_start_seconds")),
+                name="show_replay_trim_ordered",
             ),
         ]
         indexes = [models.Index(fields=["status", "scheduled_at"])]
@@ -260,6 +270,8 @@ class Pin(models.Model):
     pinned_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The host left this pin out of the replay's chapters.
+    hidden_in_replay = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["pinned_at", "id"]
