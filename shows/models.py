@@ -189,6 +189,9 @@ class Show(models.Model):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Set while the host rehearses: the stream runs for the brand's staff only
+    # and the show stays scheduled for everybody else (docs/video.md).
+    rehearsing_since = models.DateTimeField(null=True, blank=True)
     access_code = models.CharField(
         max_length=64,
         blank=True,
@@ -234,6 +237,13 @@ class Show(models.Model):
     @property
     def is_private(self) -> bool:
         return bool(self.access_code)
+
+    @property
+    def is_rehearsing(self) -> bool:
+        """Streaming to the staff only; public paths see a scheduled show."""
+        return (
+            self.status == self.Status.SCHEDULED and self.rehearsing_since is not None
+        )
 
     @property
     def cover_url(self) -> str:
