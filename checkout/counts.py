@@ -99,6 +99,10 @@ def _paid(order: Order) -> None:
     counting.add(show, "units", sum(units.values()), products=units)
     counting.add(show, f"revenue.{currency}", 0, products=revenue)
     counting.unique(show, "buyers", buyer_key(order))
+    if order.source == "replay":
+        # Sales after the show, from its replay (docs/replay.md).
+        counting.add(show, "replay.orders_paid")
+        counting.add(show, f"replay.revenue.{currency}", order.total_minor)
 
 
 def refund_recorded(show_id: int, refund: Refund, *, created: bool) -> None:

@@ -182,6 +182,10 @@ def orders(request: HttpRequest, slug: str) -> HttpResponse:
         address=_address(data),
         save_address=data.get("save_address") is True,
         **_attribution(request, show),
+        # An ended show sells from its replay to whoever may watch it.
+        replay_access=show_selectors.show_access_granted(
+            show=show, session=request.session, user=_user(request)
+        ),
     )
     if not placed.created:
         _adopt_order_session(request, placed.order)

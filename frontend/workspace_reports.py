@@ -149,6 +149,19 @@ def _figure_list(report: reports.ShowReport, f: Formats) -> list[tuple[str, str]
     ]
 
 
+def _replay_list(report: reports.ShowReport, f: Formats) -> list[tuple[str, str]]:
+    """The replay's figures as (label, value), or none before it had any."""
+    replay = report.replay
+    if replay is None or not (replay.views or replay.orders_paid):
+        return []
+    return [
+        (_("Replay views"), f.count(replay.views)),
+        (_("Unique replay viewers"), f.count(replay.unique_viewers)),
+        (_("Orders paid from the replay"), f.count(replay.orders_paid)),
+        (_("Revenue from the replay"), f.money(replay.revenue)),
+    ]
+
+
 @workspace_page
 @require_GET
 def show_report(request: HttpRequest, seat: Seat, show_slug: str) -> HttpResponse:
@@ -181,6 +194,7 @@ def show_report(request: HttpRequest, seat: Seat, show_slug: str) -> HttpRespons
             report=report,
             show=report.show,
             figures=_figure_list(report, f),
+            replay_figures=_replay_list(report, f),
             funnel=[
                 {
                     "label": FUNNEL_LABELS[step.metric],

@@ -115,6 +115,18 @@ class ProductRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplayFigures:
+    """What the show's replay did after the show (docs/replay.md): page views,
+    unique viewers, and the orders placed from it once paid, with their
+    revenue per currency in minor units."""
+
+    views: int
+    unique_viewers: int
+    orders_paid: int
+    revenue: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class ShowReport:
     show: Show
     live: bool
@@ -126,6 +138,7 @@ class ShowReport:
     products: list[ProductRow]
     buyers_new: int
     buyers_returning: int
+    replay: ReplayFigures | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +240,15 @@ def _figures(sums: dict[str, int], totals: dict[str, int]) -> Figures:
             for currency in sorted({*revenue, *refunded})
         },
         conversion=buyers / unique_viewers if unique_viewers else None,
+    )
+
+
+def _replay(sums: dict[str, int], totals: dict[str, int]) -> ReplayFigures:
+    return ReplayFigures(
+        views=sums.get("replay.views", 0),
+        unique_viewers=totals.get("u.replay_viewers", 0),
+        orders_paid=sums.get("replay.orders_paid", 0),
+        revenue=_money(sums, "replay.revenue."),
     )
 
 
@@ -393,6 +415,7 @@ def show_report(
         products=_products(show, sums),
         buyers_new=new,
         buyers_returning=returning,
+        replay=_replay(sums, totals),
     )
 
 

@@ -11,6 +11,8 @@ A visit of the show page (``note_visit``) is given a *source key*:
 ``utm.<source>.<medium>.<campaign>``  campaign parameters (``-`` if absent)
 ``ref.<domain>``            a link on another site (the Referer's host)
 ``direct``                  none of these
+``replay``                  an order placed from the show's replay (set by
+                            ``checkout.services.orders``, docs/replay.md)
 ``other``                   past ``SOURCES_PER_SHOW`` distinct keys
 ==========================  ==============================================
 
@@ -123,7 +125,8 @@ def valid_key(key: str) -> bool:
 
 
 def kind_of(key: str) -> str:
-    """``share``, ``embed``, ``campaign``, ``referrer``, ``direct`` or ``other``."""
+    """``share``, ``embed``, ``campaign``, ``referrer``, ``direct``,
+    ``replay`` or ``other``."""
     prefix = key.split(".", 1)[0]
     return {
         "share": "share",
@@ -131,6 +134,7 @@ def kind_of(key: str) -> str:
         "utm": "campaign",
         "ref": "referrer",
         "direct": "direct",
+        "replay": "replay",
     }.get(prefix, "other")
 
 
@@ -165,7 +169,7 @@ def _admitted(show_id: int, key: str) -> str:
     """``key`` if the show may have it (one of its first ``SOURCES_PER_SHOW``
     bounded keys), else ``other``. A flood of made-up referrers or campaigns
     adds at most that many keys per show to the store."""
-    if kind_of(key) in ("share", "direct", "other"):
+    if kind_of(key) in ("share", "direct", "replay", "other"):
         return key
     with _known.lock:
         if key in _known.keys.get(show_id, ()):
@@ -359,4 +363,6 @@ def label_of(key: str) -> str:
         return _("Link on %(domain)s") % {"domain": rest}
     if kind == "direct":
         return _("Direct (typed, bookmarked or unknown)")
+    if kind == "replay":
+        return _("Replay")
     return _("Other sources")

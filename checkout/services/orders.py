@@ -60,6 +60,7 @@ from checkout.models import (
 from checkout.services import delivery
 from realtime import events, limiter
 from shows.models import Show, User, Variant
+from shows.services.stream import stream_recording_path
 
 logger = logging.getLogger(__name__)
 
@@ -702,6 +703,24 @@ def _customer_for(user: User) -> str:
     return card.customer_id
 
 
+# The ``Order.source`` of an order placed from a show's replay.
+REPLAY_SOURCE = "replay"
+
+
+def selling_from_replay(show: Show, *, replay_access: bool) -> bool:
+    """False while ``show`` is live; True when it sells from its replay (it
+    ended, has a recording and the buyer may watch it); else ``ShowNotLive``."""
+    if show.status == Show.Status.LIVE:
+        return False
+    if (
+        show.status == Show.Status.ENDED
+        and replay_access
+        and stream_recording_path(show=show) is not None
+    ):
+        return True
+    raise ShowNotLive()
+
+
 def order_create(
     *,
     show: Show,
@@ -715,6 +734,7 @@ def order_create(
     save_address: bool = False,
     source: str = "",
     share_link_id: int | None = None,
+    replay_access: bool = False,
 ) -> OrderPlaced:
     """Reserve ``quantity`` of a pinned variant for ``buyer`` and open a
     PaymentIntent for it. ``source`` and ``share_link_id`` say where the
@@ -731,6 +751,11 @@ def order_create(
     ``SHOWFLOOR_HOLD_SECONDS``; the order starts ``reserved``. The same
     Idempotency-Key from the same buyer returns the same order. During a flash
     sale the sale price applies and the per-buyer limit counts earlier orders.
+
+    An ended show with a recording still sells from its replay when the
+    caller says the buyer may watch it (``replay_access``, the page's own
+    access rule): any product of the line-up, at list price (the sales ended
+    with the show), recorded with the source ``replay`` (docs/replay.md).
 
     Raises ``SoldOut``, ``ShowNotLive``, ``UnknownVariant``, ``NotPinned``,
     ``QuantityInvalid``, ``OverBuyerLimit``, ``EmailRequired``,
@@ -752,8 +777,9 @@ def order_create(
     existing = _existing(full_key)
     if existing is not None:
         return _replay(existing, buyer)
-    if show.status != Show.Status.LIVE:
-        raise ShowNotLive()
+    from_replay = selling_from_replay(show, replay_access=replay_access)
+    if from_replay:
+        source = REPLAY_SOURCE
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise QuantityInvalid()
     now = timezone.now()
@@ -763,9 +789,9 @@ def order_create(
     variant = selectors.variant_in_show(show=show, variant_id=variant_id, now=now)
     if variant is None:
         raise UnknownVariant()
-    if not variant.pinned:  # type: ignore[attr-defined]
+    if not variant.pinned and not from_replay:  # type: ignore[attr-defined]
         raise NotPinned()
-    sale = selectors.sale_for_variant(variant)
+    sale = None if from_replay else selectors.sale_for_variant(variant)
     limit = sale.per_buyer_limit if sale else settings.SHOWFLOOR_MAX_PER_BUYER
     if quantity > limit:
         raise OverBuyerLimit(

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from shows import images
 from shows.exceptions import InvalidInput, NotFound
-from shows.models import Brand, LineupItem, Product, Show, User
+from shows.models import Brand, LineupItem, Pin, Product, Show, User
 from shows.services import audit, catalog, lifecycle, stream
 from shows.services.workspace import Capability, require
 
@@ -253,4 +253,72 @@ def show_cover_set(
     show.save(update_fields=["cover"])
     transaction.on_commit(lambda: images.image_forget(show.cover, replaced))
     audit.audit_record(brand=brand, actor=user, action="show.cover", target=show.title)
+    return show
+
+
+@dataclass(frozen=True)
+class ReplayInput:
+    """The host's trim of the replay, in seconds of the recording (``end``
+    None: to its end), and the pins whose chapters are hidden."""
+
+    start: int
+    end: int | None
+    hidden_pin_ids: Sequence[int] = ()
+
+
+def show_replay_update(
+    *,
+    user: User,
+    brand: Brand,
+    show: Show,
+    data: ReplayInput,
+    duration: int | None = None,
+) -> Show:
+    """Trim the ended show's replay and hide chapters (docs/replay.md). The
+    start comes before the end and both lie within the recording's
+    ``duration`` in seconds when it is known. Raises ``ShowInputError`` with
+    the ``start`` or ``end`` field's message, or ``InvalidInput`` (the show
+    has not ended)."""
+    require(user, brand, Capability.SHOWS_MANAGE)
+    if show.brand_id != brand.pk:
+        raise NotFound()
+    if show.status != Show.Status.ENDED:
+        raise InvalidInput(_("Only an ended show has a replay to trim."))
+    errors: dict[str, str] = {}
+    if data.start < 0:
+        errors["start"] = _("The start cannot be before the recording.")
+    elif duration is not None and data.start >= duration:
+        errors["start"] = _("The start must be before the recording ends.")
+    if data.end is not None:
+        if duration is not None and data.end > duration:
+            errors["end"] = _("The end cannot be after the recording ends.")
+        elif data.end <= data.start:
+            errors["end"] = _("The end must come after the start.")
+    if errors:
+        raise ShowInputError(errors)
+    pins = Pin.objects.filter(show=show)
+    hidden = sorted(
+        set(pins.filter(pk__in=data.hidden_pin_ids).values_list("pk", flat=True))
+    )
+    before = {
+        "start": show.replay_start_seconds,
+        "end": show.replay_end_seconds,
+        "hidden": sorted(
+            pins.filter(hidden_in_replay=True).values_list("pk", flat=True)
+        ),
+    }
+    with transaction.atomic():
+        show.replay_start_seconds = data.start
+        show.replay_end_seconds = data.end
+        show.save(update_fields=["replay_start_seconds", "replay_end_seconds"])
+        pins.update(hidden_in_replay=False)
+        pins.filter(pk__in=hidden).update(hidden_in_replay=True)
+        audit.audit_record(
+            brand=brand,
+            actor=user,
+            action="show.replay",
+            target=show.title,
+            before=before,
+            after={"start": data.start, "end": data.end, "hidden": hidden},
+        )
     return show
