@@ -609,3 +609,87 @@ class TaxRate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rate_bp / 100:g} % in {self.country or 'any country'}"
+
+
+class Review(models.Model):
+    """A buyer's rating (1 to 5) and words about one product they received, once
+    per buyer (account, or email for a guest) and product; the order it rests
+    on proves the purchase. ``hidden`` reviews count in no average and show
+    nowhere but to their author and the brand: a moderator hid it
+    (``hidden_by``), or it matched the brand's blocked words when written
+    (``hidden_by`` empty), as the room keeps such chat lines."""
+
+    MAX_LENGTH = 2000
+
+    product = models.ForeignKey(
+        "shows.Product", on_delete=models.CASCADE, related_name="reviews"
+    )
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="reviews")
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="reviews",
+    )
+    # A guest's email (lower case); empty for a signed-in buyer.
+    email = models.EmailField(blank=True)
+    # What the room shows: the buyer's display name, or a guest's given name.
+    author_name = models.CharField(max_length=80)
+    rating = models.PositiveSmallIntegerField()
+    text = models.TextField(max_length=MAX_LENGTH, blank=True)
+    # The language it was written in (the page's, as the buyer read it).
+    language = models.CharField(max_length=16, blank=True)
+    hidden = models.BooleanField(default=False)
+    hidden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    hidden_at = models.DateTimeField(null=True, blank=True)
+    reply = models.TextField(max_length=MAX_LENGTH, blank=True)
+    replied_at = models.DateTimeField(null=True, blank=True)
+    replied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rating__gte=1) & Q(rating__lte=5),
+                name="review_rating_one_to_five",
+            ),
+            models.CheckConstraint(
+                condition=(Q(buyer__isnull=False) & Q(email=""))
+                | (Q(buyer__isnull=True) & ~Q(email="")),
+                name="review_by_account_or_email",
+            ),
+            models.UniqueConstraint(
+                fields=["product", "buyer"],
+                condition=Q(buyer__isnull=False),
+                name="review_once_per_buyer_and_product",
+            ),
+            models.UniqueConstraint(
+                fields=["product", "email"],
+                condition=Q(buyer__isnull=True),
+                name="review_once_per_email_and_product",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["product"],
+                condition=Q(hidden=False),
+                name="review_visible_by_product",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rating}★ on {self.product_id} by {self.author_name}"

