@@ -131,12 +131,16 @@ def brand_page(request: HttpRequest, slug: str) -> HttpResponse:
     if brand is None:
         raise Http404(_("There is no such brand."))
     user = _user(request)
+    shows = selectors.brand_public_shows(brand=brand)
     return render(
         request,
         "frontend/audience/brand.html",
         {
             "brand": brand,
-            "shows": selectors.brand_public_shows(brand=brand),
+            "shows": shows,
+            # Past shows with a recording are watched (and shopped) as replays.
+            "replays": [s for s in shows.recent if s.recording_file],
+            "past": [s for s in shows.recent if not s.recording_file],
             "following": audience.is_following(user=user, brand=brand),
             "followers": brand.follows.count(),
             "page_url": request.build_absolute_uri(),

@@ -31,9 +31,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 from psycopg_pool import PoolTimeout
 
 from config.middleware import database_unavailable, unavailable_response
+from frontend import replay as replay_views
 from frontend.forms import AccessCodeForm, SignupForm
 from realtime import redis as realtime_redis
-from shows import attribution, discovery, selectors, services
+from shows import attribution, discovery, replay, selectors, services
 from shows.exceptions import ShowfloorError, TooManyAttempts
 from shows.models import Show, User
 from shows.services import access, audience
@@ -144,6 +145,9 @@ def show_detail(request: HttpRequest, slug: str) -> HttpResponse:
         # The share button's links, carrying this viewer's share code.
         "share": attribution.share_urls(request, show, viewer),
     }
+    if replay.has_replay(show):
+        # Ended with a recording: the same address plays the shoppable replay.
+        return replay_views.replay_page(request, show, viewer, context)
     response = render(request, "frontend/show.html", context)
     attribution.note_visit(request, response, show)
     return response

@@ -18,7 +18,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from frontend import workspace
 from frontend.forms import TEXT_ERRORS
+from frontend.replay import clock
 from frontend.workspace import workspace_page
+from shows import replay
 from shows.exceptions import ImageInvalid, InvalidInput
 from shows.models import LineupItem, Product, Show
 from shows.services import brand_shows, catalog
@@ -75,6 +77,118 @@ class ShowForm(forms.Form):
             access_code=data["access_code"],
             product_ids=[int(pk) for pk in data["products"]],
         )
+
+
+def parse_clock(value: str) -> int:
+    """ "90", "1:30" or "1:02:03" as seconds; raises ``ValueError``."""
+    parts = value.strip().split(":")
+    if not 1 <= len(parts) <= 3 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(value)
+    numbers = [int(p) for p in parts]
+    if any(n >= 60 for n in numbers[1:]):
+        raise ValueError(value)
+    seconds = 0
+    for number in numbers:
+        seconds = seconds * 60 + number
+    return seconds
+
+
+class ClockField(forms.CharField):
+    """A moment of the recording as mm:ss (or h:mm:ss, or seconds)."""
+
+    def clean(self, value: Any) -> int | None:
+        text = super().clean(value)
+        if not text:
+            return None
+        try:
+            return parse_clock(text)
+        except ValueError as exc:
+            raise forms.ValidationError(
+                _("Write a time as minutes:seconds, such as 1:30."), code="invalid"
+            ) from exc
+
+
+class ReplayForm(forms.Form):
+    """The host's trim of the replay and its hidden chapters (docs/replay.md)."""
+
+    start = ClockField(
+        label=gettext_lazy("Replay starts at"),
+        required=False,
+        max_length=9,
+        help_text=gettext_lazy("Minutes:seconds into the recording; empty: 0:00."),
+    )
+    end = ClockField(
+        label=gettext_lazy("Replay ends at"),
+        required=False,
+        max_length=9,
+        help_text=gettext_lazy("Empty: the end of the recording."),
+    )
+    hidden = forms.MultipleChoiceField(
+        label=gettext_lazy("Hide these chapters"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(
+        self, *args: Any, chapters: list[replay.Chapter], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["hidden"].choices = [  # type: ignore[attr-defined]
+            (str(c.pin_id), f"{clock(c.at)} {c.name}") for c in chapters
+        ]
+
+    def replay_input(self) -> brand_shows.ReplayInput:
+        data = self.cleaned_data
+        return brand_shows.ReplayInput(
+            start=data["start"] or 0,
+            end=data["end"],
+            hidden_pin_ids=[int(pk) for pk in data["hidden"]],
+        )
+
+
+def _replay_initial(show: Show, chapters: list[replay.Chapter]) -> dict[str, Any]:
+    end = show.replay_end_seconds
+    return {
+        "start": clock(show.replay_start_seconds),
+        "end": "" if end is None else clock(end),
+        "hidden": [str(c.pin_id) for c in chapters if c.hidden],
+    }
+
+
+def _replay_part(
+    request: HttpRequest, seat: Seat, show: Show
+) -> tuple[ReplayForm | None, int | None, bool]:
+    """The replay's form for an ended show with a recording (else None), the
+    recording's length when known, and whether a POST of it was saved."""
+    if not replay.has_replay(show):
+        return None, None, False
+    duration = replay.recording_duration(show)
+    # The chapters as the recording has them, untrimmed, so any can be hidden.
+    chapters = replay.chapters(show, include_hidden=True, untrimmed=True)
+    posted = request.method == "POST" and request.POST.get("action") == "replay"
+    form = ReplayForm(
+        request.POST if posted else None,
+        initial=_replay_initial(show, chapters),
+        chapters=chapters,
+        prefix="replay",
+    )
+    if posted and form.is_valid():
+        try:
+            brand_shows.show_replay_update(
+                user=seat.user,
+                brand=seat.brand,
+                show=show,
+                data=form.replay_input(),
+                duration=duration,
+            )
+        except ShowInputError as error:
+            for field, message in error.fields.items():
+                form.add_error(field if field in form.fields else None, message)
+        except InvalidInput as error:
+            form.add_error(None, error.message)
+        else:
+            return form, duration, True
+    return form, duration, False
 
 
 def _context(seat: Seat, **extra: Any) -> dict[str, Any]:
@@ -144,7 +258,14 @@ def show_page(request: HttpRequest, seat: Seat, show_slug: str) -> HttpResponse:
     )
     status = 200
     cover_error = ""
-    if request.method == "POST" and request.POST.get("action") == "cover":
+    replay_form, duration, replay_saved = _replay_part(request, seat, show)
+    if replay_saved:
+        messages.success(request, _("The replay is saved."))
+        return redirect("workspace_show", slug=seat.brand.slug, show_slug=show.slug)
+    if request.method == "POST" and request.POST.get("action") == "replay":
+        form = ShowForm(initial=initial, products=products)
+        status = 400
+    elif request.method == "POST" and request.POST.get("action") == "cover":
         upload = request.FILES.get("cover")
         if upload is None:
             cover_error = _("Choose an image file.")
@@ -195,6 +316,8 @@ def show_page(request: HttpRequest, seat: Seat, show_slug: str) -> HttpResponse:
             whip_url=whip,
             cover=show.cover_url,
             cover_error=cover_error,
+            replay_form=replay_form,
+            replay_duration=None if duration is None else clock(duration),
         ),
         status=status,
     )

@@ -46,6 +46,22 @@ def has_replay(show: Show) -> bool:
     )
 
 
+def recording_duration(show: Show) -> int | None:
+    """The recording's length in whole seconds as its container says (PyAV
+    reads the header only), or None when there is none or it cannot tell."""
+    path = stream_recording_path(show=show)
+    if path is None:
+        return None
+    import av  # loaded only where a recording is measured
+
+    try:
+        with av.open(str(path)) as container:
+            length = container.duration
+    except (av.FFmpegError, OSError):
+        return None
+    return None if not length else int(length // av.time_base)
+
+
 def replay_seconds(show: Show, moment: datetime | None) -> float | None:
     """``moment`` of the show as a position in its replay (may be negative
     or past the end: the caller decides), or None without a start."""
@@ -68,17 +84,22 @@ def replay_length(show: Show) -> int | None:
     return show.replay_end_seconds - show.replay_start_seconds
 
 
-def chapters(show: Show, *, include_hidden: bool = False) -> list[Chapter]:
+def chapters(
+    show: Show, *, include_hidden: bool = False, untrimmed: bool = False
+) -> list[Chapter]:
     """Each pin of a product is a chapter, in order. A pin made before the
     trimmed start begins the replay (0); one after the trimmed end is left
-    out, and so are hidden ones unless ``include_hidden`` (the host's form)."""
+    out, and so are hidden ones unless ``include_hidden``. ``untrimmed``:
+    times in the whole recording, every pin (the host's form)."""
     found = []
     pins = Pin.objects.filter(show=show).select_related("product")
     for pin in pins.order_by("pinned_at", "id"):
         seconds = replay_seconds(show, pin.pinned_at)
-        if not _in_replay(show, seconds) or (
-            pin.hidden_in_replay and not include_hidden
-        ):
+        if untrimmed and seconds is not None:
+            seconds += show.replay_start_seconds
+        elif not _in_replay(show, seconds):
+            continue
+        if pin.hidden_in_replay and not include_hidden:
             continue
         found.append(
             Chapter(
