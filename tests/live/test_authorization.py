@@ -12,10 +12,11 @@ from shows.models import ChatMessage, Question, RoomAudit
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-def _payload(kind, *, product_id, question_id, message_id, user_id):
+def _payload(kind, *, product_id, question_id, message_id, user_id, merged_id):
     return {
         "question.answer": {"question_id": question_id, "text": "Yes"},
         "question.dismiss": {"question_id": question_id},
+        "question.split": {"question_id": merged_id},
         "product.pin": {"product_id": product_id},
         "product.unpin": {"product_id": product_id},
         "chat.delete": {"message_id": message_id},
@@ -28,6 +29,7 @@ def test_every_host_only_type_is_in_the_matrix():
     assert set(HOST_ONLY_TYPES) == {
         "question.answer",
         "question.dismiss",
+        "question.split",
         "product.pin",
         "product.unpin",
         "chat.delete",
@@ -43,6 +45,13 @@ def room_state(live_show, products, make_user):
     author = make_user("Asker")
     message = ChatMessage.objects.create(show=live_show, author=author, text="hi")
     question = Question.objects.create(show=live_show, author=author, text="Size?")
+    merged = Question.objects.create(
+        show=live_show,
+        author=author,
+        text="Which size?",
+        status="merged",
+        merged_into=question,
+    )
     # product.unpin needs something pinned: pin the second product directly.
     from django.utils import timezone
 
@@ -50,7 +59,12 @@ def room_state(live_show, products, make_user):
 
     Pin.objects.create(show=live_show, product=products[1], pinned_at=timezone.now())
     del room
-    return {"author": author, "message": message, "question": question}
+    return {
+        "author": author,
+        "message": message,
+        "question": question,
+        "merged": merged,
+    }
 
 
 @pytest.fixture
@@ -80,6 +94,7 @@ async def test_host_only_messages_are_refused_to_everyone_else(
             question_id=room_state["question"].pk,
             message_id=room_state["message"].pk,
             user_id=room_state["author"].pk,
+            merged_id=room_state["merged"].pk,
         ),
     )
     error = await socket.reply(ref)
@@ -100,6 +115,10 @@ async def test_host_only_messages_are_refused_to_everyone_else(
     )
     assert message.deleted_at is None
     assert question.status == "open"
+    merged = await database_sync_to_async(Question.objects.get)(
+        pk=room_state["merged"].pk
+    )
+    assert merged.status == "merged"
 
 
 @pytest.mark.parametrize("kind", HOST_ONLY_TYPES)
@@ -118,6 +137,7 @@ async def test_hosts_and_moderators_may_send_host_only_messages(
             question_id=room_state["question"].pk,
             message_id=room_state["message"].pk,
             user_id=room_state["author"].pk,
+            merged_id=room_state["merged"].pk,
         ),
     )
     reply = await socket.reply(ref)
