@@ -6,14 +6,21 @@ from django.views.generic import RedirectView
 from frontend import audience, csp, embed, orders, search, views
 from frontend.forms import LoginForm
 
+class FaviconRedirect(RedirectView):
+    """To the icon's static address, read per request (the static files'
+    manifest exists only once they are collected)."""
+
+    permanent = True
+
+    def get_redirect_url(self, *args: object, **kwargs: object) -> str:
+        return static("frontend/favicon.svg")
+
+
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     # Browsers and tools that look for the old address find the icon.
-    path(
-        "favicon.ico",
-        RedirectView.as_view(url=static("frontend/favicon.svg"), permanent=True),
-    ),
+    path("favicon.ico", FaviconRedirect.as_view(), name="favicon"),
     path("search/", search.search, name="search"),
     path("csp-report", csp.csp_report, name="csp_report"),
     path("signup/", views.signup, name="signup"),
