@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from frontend import audience, csp, embed, orders, search, views
 from frontend.forms import LoginForm
 
+
 class FaviconRedirect(RedirectView):
     """To the icon's static address, read per request (the static files'
     manifest exists only once they are collected)."""
