@@ -25,4 +25,13 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("live/<slug:slug>/stream", views.stream_status, name="stream_status"),
     path("live/<slug:slug>/stream/key", views.stream_key_rotate, name="stream_key"),
     path("live/<slug:slug>/stream/end", views.stream_end, name="stream_end"),
+    path(
+        "live/<slug:slug>/stream/rehearse",
+        views.stream_rehearse,
+        name="stream_rehearse",
+    ),
+    path(
+        "live/<slug:slug>/stream/go-live", views.stream_go_live, name="stream_go_live"
+    ),
+    path("live/<slug:slug>/preview", views.preview, name="preview"),
 ]

@@ -18,6 +18,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django import db
 from django.conf import settings
+from django.db.models import Q
 from django.http import (
     FileResponse,
     Http404,
@@ -26,6 +27,7 @@ from django.http import (
     HttpResponseBase,
     JsonResponse,
 )
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -36,7 +38,7 @@ from live.media.node import MediaError, ShowHooks, get_node
 from shows import selectors
 from shows.exceptions import ShowfloorError, TooManyAttempts
 from shows.models import Show, User
-from shows.services import access, stream
+from shows.services import access, lifecycle, stream, workspace
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +112,11 @@ async def _report_state(show_id: int, state: str) -> None:
 
 def _still_live_sync(show_id: int) -> bool:
     try:
-        return Show.objects.filter(pk=show_id, status=Show.Status.LIVE).exists()
+        return Show.objects.filter(
+            Q(status=Show.Status.LIVE)
+            | Q(status=Show.Status.SCHEDULED, rehearsing_since__isnull=False),
+            pk=show_id,
+        ).exists()
     finally:
         db.connection.close()
 
@@ -155,7 +161,11 @@ async def whip(request: HttpRequest, slug: str) -> HttpResponseBase:
     try:
         offer = _sdp_body(request)
         session, broadcast = await node.publish(
-            show_id=show.pk, slug=slug, offer=offer, hooks=SHOW_HOOKS
+            show_id=show.pk,
+            slug=slug,
+            offer=offer,
+            hooks=SHOW_HOOKS,
+            record=not show.is_rehearsing,
         )
     except MediaError as exc:
         return _problem(exc.status, exc.code, exc.message)
@@ -168,6 +178,9 @@ async def whip(request: HttpRequest, slug: str) -> HttpResponseBase:
     except ShowfloorError as exc:
         await node.end(slug)
         return _problem(409, exc.code, exc.message)
+    if show.status == Show.Status.LIVE and not broadcast.record:
+        # The rehearsal went live while this publisher was connecting.
+        broadcast.start_recording()
     location = reverse("live:whip_session", args=[slug, session.id])
     return _created(session.answer, location)
 
@@ -245,6 +258,16 @@ async def _user(request: HttpRequest) -> User | None:
     return user if isinstance(user, User) else None
 
 
+async def _may_see_stream(show: Show, user: User | None) -> bool:
+    """Whether the show's stream plays for ``user``: a live show for whoever
+    may watch it, a rehearsal for the brand's staff only."""
+    if show.status == Show.Status.LIVE:
+        return True
+    if not show.is_rehearsing:
+        return False
+    return bool(await sync_to_async(selectors.user_is_show_staff)(user=user, show=show))
+
+
 @csrf_exempt
 async def whep(request: HttpRequest, slug: str) -> HttpResponseBase:
     """``POST`` an SDP offer (recvonly) → ``201`` with the answer. Private shows
@@ -260,7 +283,7 @@ async def whep(request: HttpRequest, slug: str) -> HttpResponseBase:
     refused = await sync_to_async(_watch_refused)(request, show, user)
     if refused is not None:
         return refused
-    if show.status != Show.Status.LIVE:
+    if not await _may_see_stream(show, user):
         return _problem(409, "not_live", _("The show is not live."))
     try:
         session = await get_node().subscribe(slug=slug, offer=_sdp_body(request))
@@ -300,6 +323,9 @@ async def hls_file(request: HttpRequest, slug: str, name: str) -> HttpResponseBa
     refused = await sync_to_async(_watch_refused)(request, show, user)
     if refused is not None:
         return refused
+    if show.is_rehearsing and not await _may_see_stream(show, user):
+        # A rehearsal is not public: its files do not exist for a viewer.
+        raise Http404(_("No such HLS file."))
     path = Path(settings.SHOWFLOOR_HLS_DIR) / slug / name
     try:
         data = await sync_to_async(path.read_bytes, thread_sensitive=False)()
@@ -370,7 +396,8 @@ async def _staff_show(request: HttpRequest, slug: str) -> Show:
 def _stream_state(show: Show) -> dict[str, Any]:
     broadcast = get_node().get(show.slug)
     state: dict[str, Any] = {
-        "status": show.status,
+        # Staff only: the studio tells a rehearsal from a scheduled show.
+        "status": "rehearsal" if show.is_rehearsing else show.status,
         "started_at": int(show.started_at.timestamp() * 1000)
         if show.started_at
         else None,
@@ -405,3 +432,56 @@ async def stream_end(request: HttpRequest, slug: str) -> HttpResponseBase:
     show = await _staff_show(request, slug)
     show = await _end_stream(show)
     return JsonResponse(_stream_state(show))
+
+
+def _host_refused(exc: ShowfloorError) -> HttpResponse:
+    if isinstance(exc, workspace.NotAMember):
+        raise Http404(_("There is no show at this address."))
+    status = 403 if isinstance(exc, workspace.NotAllowed) else 409
+    return _problem(status, exc.code, str(exc.message))
+
+
+async def stream_rehearse(request: HttpRequest, slug: str) -> HttpResponseBase:
+    """The host's Start rehearsal: publishing from now on reaches the staff
+    only (owners and hosts may start it)."""
+    if request.method != "POST":
+        return _problem(405, "method_not_allowed", _("Use POST."), Allow="POST")
+    show = await _staff_show(request, slug)
+    user = await _user(request)
+    try:
+        show = await sync_to_async(lifecycle.show_rehearsal_start)(show=show, user=user)
+    except ShowfloorError as exc:
+        return _host_refused(exc)
+    return JsonResponse(_stream_state(show))
+
+
+async def stream_go_live(request: HttpRequest, slug: str) -> HttpResponseBase:
+    """The host's Go live after a rehearsal: the show becomes public and the
+    recording starts; the publisher's connection is not touched."""
+    if request.method != "POST":
+        return _problem(405, "method_not_allowed", _("Use POST."), Allow="POST")
+    show = await _staff_show(request, slug)
+    user = await _user(request)
+    broadcast = get_node().get(slug)
+    if broadcast is None or broadcast.closed or not broadcast.publisher_active:
+        return _problem(
+            409, "no_stream", _("Start the camera first: nothing is being streamed.")
+        )
+    try:
+        show = await sync_to_async(stream.stream_go_public)(
+            show=show, user=user, recording=broadcast.recording_path
+        )
+    except ShowfloorError as exc:
+        return _host_refused(exc)
+    broadcast.start_recording()
+    return JsonResponse(_stream_state(show))
+
+
+@never_cache
+async def preview(request: HttpRequest, slug: str) -> HttpResponseBase:
+    """The staff's preview of the stream: plays a rehearsal (or the live show)
+    over WHEP/HLS with the staff check; 404 for anybody else."""
+    show = await _staff_show(request, slug)
+    return await sync_to_async(render)(
+        request, "frontend/studio/preview.html", {"show": show}
+    )

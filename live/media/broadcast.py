@@ -232,6 +232,9 @@ class Broadcast:
     segment_seconds: int
     grace_seconds: float
     on_publisher_state: StateCallback
+    # False while the show rehearses: HLS and WebRTC run for the staff, and
+    # the recording starts when the show goes public (``start_recording``).
+    record: bool = True
     viewers: dict[str, Viewer] = field(default_factory=dict)
     publisher_id: str | None = None
     publisher_pc: RTCPeerConnection | None = None
@@ -252,6 +255,7 @@ class Broadcast:
             fps=self.config.fps,
             with_audio=self.with_audio,
             segment_seconds=self.segment_seconds,
+            record=self.record,
         )
         self._t0 = time.monotonic()
         self.started_at = time.time()
@@ -330,6 +334,13 @@ class Broadcast:
             await self.on_publisher_state(state)
         except Exception:
             logger.exception("could not report the publisher state of %s", self.slug)
+
+    def start_recording(self) -> None:
+        """Record from the next keyframe on (asked for now), without touching
+        the publisher's connection: a rehearsal just went public."""
+        self.record = True
+        self.writer.start_recording()
+        self.request_keyframe()
 
     # --- Encode once ------------------------------------------------------
 
@@ -486,6 +497,7 @@ class Broadcast:
             "hls_packets_dropped": self.writer.dropped,
             "ingest_frames_skipped": self._ingest.skipped if self._ingest else 0,
             "size": list(self._video.size) if self._video.size else None,
+            "recording": self.record,
         }
 
     async def close(self) -> None:

@@ -46,6 +46,9 @@ FFMPEG_PLAYLIST = "ffmpeg.m3u8"
 PROGRAM_DATE_TIME = re.compile(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)")
 # One packet on the pipe: kind (0 video, 1 audio), keyframe flag, pts, length.
 HEADER = struct.Struct("!BBqI")
+VIDEO, AUDIO = 0, 1
+# Kind of the empty message that starts the recording (after a rehearsal).
+RECORD = 2
 PIPE_BYTES = 1 << 20
 # Room kept free in the pipe: Linux counts its capacity in pages, so a little
 # less than ``capacity - queued`` may be writable without blocking.
@@ -67,6 +70,7 @@ class ShowWriter:
         with_audio: bool,
         segment_seconds: int,
         playlist_size: int = 6,
+        record: bool = True,
     ) -> None:
         self.hls_dir = hls_dir
         self.recording_path = recording_path
@@ -79,6 +83,7 @@ class ShowWriter:
         self._pipe: IO[bytes] | None = None
         self._need_keyframe = True
         self._closed = False
+        self._record = record
         self.dropped = 0
         self.failed = False
 
@@ -102,6 +107,7 @@ class ShowWriter:
                 "clock_origin": clock_origin,
                 "segment_seconds": self._segment_seconds,
                 "playlist_size": self._playlist_size,
+                "record": self._record,
                 "video_clock": VIDEO_CLOCK,
                 "audio_rate": AUDIO_RATE,
                 "audio_extradata": (
@@ -127,6 +133,20 @@ class ShowWriter:
                 logger.warning("could not enlarge the packager pipe")
             self._write([json.dumps(config).encode() + b"\n"])
 
+    def start_recording(self) -> None:
+        """Start the recording at the next keyframe (a rehearsal went live):
+        the HLS playlist goes on as it was."""
+        with self._lock:
+            if self._record:
+                return
+            self._record = True
+            if self._pipe is not None:
+                self._write([HEADER.pack(RECORD, 0, 0, 0)])
+
+    @property
+    def recording(self) -> bool:
+        return self._record
+
     @property
     def started(self) -> bool:
         return self._process is not None or self._closed
@@ -144,7 +164,10 @@ class ShowWriter:
                     return
                 self._need_keyframe = False
             header = HEADER.pack(
-                0 if kind == "video" else 1, keyframe, int(packet.pts), packet.size
+                VIDEO if kind == "video" else AUDIO,
+                keyframe,
+                int(packet.pts),
+                packet.size,
             )
             if not self._has_room(HEADER.size + packet.size):
                 # The packager is behind: drop rather than block the encoder.
@@ -300,53 +323,76 @@ class _Playlist:
         temporary.replace(self.target)
 
 
-def _open_outputs(config: dict[str, Any]) -> list[_Output]:
+def _open_hls(config: dict[str, Any]) -> _Output:
     hls_dir = Path(config["hls_dir"])
-    recording = Path(config["recording_path"])
     hls_dir.mkdir(parents=True, exist_ok=True)
-    recording.parent.mkdir(parents=True, exist_ok=True)
-    outputs: list[_Output] = []
-    try:
-        outputs.append(
-            _Output(
-                recording,
-                config=config,
-                container_format="mp4",
-                options={"movflags": "frag_keyframe+empty_moov+default_base_moof"},
-            )
+    return _Output(
+        hls_dir / FFMPEG_PLAYLIST,
+        config=config,
+        container_format="hls",
+        options={
+            "hls_time": str(config["segment_seconds"]),
+            "hls_list_size": str(config["playlist_size"]),
+            "hls_flags": (
+                "delete_segments+program_date_time+independent_segments+temp_file"
+            ),
+            "hls_segment_type": "fmp4",
+            "hls_fmp4_init_filename": "init.mp4",
+            "hls_segment_filename": str(hls_dir / "seg-%05d.m4s"),
+        },
+    )
+
+
+class _Recording:
+    """The recording, opened at the first keyframe once recording is wanted
+    (from the start, or when a rehearsal goes live). A recording started late
+    is shifted to begin at 0, the moment the show went public."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._config = config
+        self.wanted = bool(config.get("record", True))
+        self._output: _Output | None = None
+        self._origin = (0, 0)  # video pts, audio pts of the recording's 0
+
+    def want(self) -> None:
+        self.wanted = True
+
+    def write(self, kind: int, data: bytes, pts: int, keyframe: bool) -> None:
+        output = self._output
+        if output is None:
+            if not (self.wanted and kind == VIDEO and keyframe):
+                return
+            output = self._open(pts)
+        pts -= self._origin[kind]
+        if pts >= 0:
+            output.write(kind, data, pts, keyframe)
+
+    def _open(self, pts: int) -> _Output:
+        config = self._config
+        path = Path(config["recording_path"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._output = _Output(
+            path,
+            config=config,
+            container_format="mp4",
+            options={"movflags": "frag_keyframe+empty_moov+default_base_moof"},
         )
-        outputs.append(
-            _Output(
-                hls_dir / FFMPEG_PLAYLIST,
-                config=config,
-                container_format="hls",
-                options={
-                    "hls_time": str(config["segment_seconds"]),
-                    "hls_list_size": str(config["playlist_size"]),
-                    "hls_flags": (
-                        "delete_segments+program_date_time"
-                        "+independent_segments+temp_file"
-                    ),
-                    "hls_segment_type": "fmp4",
-                    "hls_fmp4_init_filename": "init.mp4",
-                    "hls_segment_filename": str(hls_dir / "seg-%05d.m4s"),
-                },
-            )
-        )
-    except Exception:
-        for output in outputs:
-            output.close()
-        raise
-    return outputs
+        if not config.get("record", True):
+            self._origin = (pts, pts * config["audio_rate"] // config["video_clock"])
+        return self._output
+
+    def close(self) -> None:
+        if self._output is not None:
+            self._output.close()
 
 
 def package(source: IO[bytes]) -> None:
     """Read the configuration line, then packets until end of file, writing
     both outputs; both containers start on a keyframe."""
     config = json.loads(source.readline())
-    outputs = _open_outputs(config)
+    hls = _open_hls(config)
+    recording = _Recording(config)
     playlist = _Playlist(Path(config["hls_dir"]), config["clock_origin"])
-    recording, hls = outputs
     try:
         started = False
         while header := source.read(HEADER.size):
@@ -356,8 +402,11 @@ def package(source: IO[bytes]) -> None:
             data = source.read(length)
             if len(data) < length:
                 break
+            if kind == RECORD:
+                recording.want()
+                continue
             if not started:
-                if not (kind == 0 and keyframe):
+                if not (kind == VIDEO and keyframe):
                     continue
                 started = True
                 playlist.started(pts / config["video_clock"])
@@ -367,7 +416,7 @@ def package(source: IO[bytes]) -> None:
             playlist.sync()
             recording.write(kind, data, pts, bool(keyframe))
     finally:
-        for output in outputs:
+        for output in (recording, hls):
             try:
                 output.close()
             except Exception:

@@ -149,7 +149,13 @@ class MediaNode:
         return self.broadcasts.get(slug)
 
     def _new_broadcast(
-        self, *, show_id: int, slug: str, with_audio: bool, report: StateReporter
+        self,
+        *,
+        show_id: int,
+        slug: str,
+        with_audio: bool,
+        record: bool,
+        report: StateReporter,
     ) -> Broadcast:
         hls_dir = Path(settings.SHOWFLOOR_HLS_DIR) / slug
         shutil.rmtree(hls_dir, ignore_errors=True)
@@ -169,12 +175,20 @@ class MediaNode:
             segment_seconds=settings.SHOWFLOOR_HLS_SEGMENT_SECONDS,
             grace_seconds=settings.SHOWFLOOR_PUBLISHER_GRACE_SECONDS,
             on_publisher_state=on_state,
+            record=record,
         )
 
     async def publish(
-        self, *, show_id: int, slug: str, offer: str, hooks: ShowHooks
+        self,
+        *,
+        show_id: int,
+        slug: str,
+        offer: str,
+        hooks: ShowHooks,
+        record: bool = True,
     ) -> tuple[Session, Broadcast]:
-        """Accept a WHIP offer: the answer and a new publisher session.
+        """Accept a WHIP offer: the answer and a new publisher session. A new
+        broadcast records only if ``record`` (not while the show rehearses).
 
         Raises ``InvalidOffer`` or ``PublisherConflict`` (a publisher is connected).
         """
@@ -194,6 +208,7 @@ class MediaNode:
                         show_id=show_id,
                         slug=slug,
                         with_audio=with_audio,
+                        record=record,
                         report=hooks.report,
                     )
                 publisher_id = secrets.token_urlsafe(12)
@@ -219,7 +234,8 @@ class MediaNode:
         return Session(publisher_id, answer), broadcast
 
     async def _watch(self, slug: str, broadcast: Broadcast, hooks: ShowHooks) -> None:
-        """Close the broadcast when its show stops being live without us."""
+        """Close the broadcast when its show stops being live (or rehearsing)
+        without us."""
         while self.broadcasts.get(slug) is broadcast:
             await asyncio.sleep(WATCH_SECONDS)
             try:

@@ -17,13 +17,15 @@ register = template.Library()
 
 
 @register.simple_tag
-def video_config(show: Show) -> dict[str, Any]:
+def video_config(show: Show, preview: bool = False) -> dict[str, Any]:
+    """``preview``: the staff's preview page, where a rehearsal plays as if
+    live (WHEP and HLS check that the viewer is on the brand's staff)."""
     base = f"/live/{show.slug}"
     started = show.started_at
     recording = stream_recording_path(show=show)
     return {
         "slug": show.slug,
-        "status": show.status,
+        "status": "live" if preview and show.is_rehearsing else show.status,
         "startedAt": int(started.timestamp() * 1000) if started else None,
         "whepUrl": f"{base}/whep",
         "whipUrl": f"{base}/whip",
@@ -71,6 +73,13 @@ def publish_strings() -> dict[str, str]:
         "none": _("No publisher"),
         "noCamera": _("No camera or microphone is available, or access was denied."),
         "goLiveFailed": _("Could not go live: %(reason)s"),
+        "rehearsal": _("Rehearsal: only your team sees this"),
+        "rehearsalFailed": _("Could not start the rehearsal: %(reason)s"),
+        "confirmEndRehearsal": _(
+            "End the rehearsal? The show stays scheduled and can go live later."
+        ),
+        "endShow": _("End show"),
+        "endRehearsal": _("End rehearsal"),
         "confirmEnd": _("End the show for everybody? This cannot be undone."),
         "confirmRotate": _(
             "Rotate the stream key? Encoders using the old key must be updated."

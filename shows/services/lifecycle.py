@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from realtime import events
 from shows.exceptions import InvalidInput, InvalidTransition, SlugTaken
-from shows.models import Brand, LineupItem, Product, Show
+from shows.models import Brand, LineupItem, Product, Show, User
+from shows.services.workspace import Capability, require
 
 
 def show_create(
@@ -61,7 +62,8 @@ def lineup_set(*, show: Show, products: Sequence[Product]) -> None:
 
 def _show_transition(show: Show, *, source: str, target: str) -> Show:
     now = timezone.now()
-    fields: dict[str, object] = {"status": target}
+    # A rehearsal ends either way: going live makes the same stream public.
+    fields: dict[str, object] = {"status": target, "rehearsing_since": None}
     if target == Show.Status.LIVE:
         fields["started_at"] = now
     else:
@@ -114,11 +116,51 @@ def _announce_live(show: Show) -> None:
 
 
 def show_start(*, show: Show) -> Show:
-    """Move a scheduled show to live. Raises ``InvalidTransition`` otherwise.
-    Broadcasts ``show.status``, tells the viewers of every other room
-    (``brand.live``, a public show only) and asks the worker for the "live
-    now" emails (shows/notices.py)."""
+    """Move a scheduled (or rehearsing) show to live. Raises
+    ``InvalidTransition`` otherwise. Broadcasts ``show.status``, tells the
+    viewers of every other room (``brand.live``, a public show only) and asks
+    the worker for the "live now" emails (shows/notices.py)."""
     return _show_transition(show, source=Show.Status.SCHEDULED, target=Show.Status.LIVE)
+
+
+def show_rehearsal_start(*, show: Show, user: User | None) -> Show:
+    """Put a scheduled show in rehearsal: a stream published from now on
+    reaches the brand's staff only, and the show stays scheduled for everybody
+    else (no ``show.status`` to the room, no notices, no recording). Owners
+    and hosts only (``NotAMember``, ``NotAllowed``); a show that is not
+    scheduled raises ``InvalidTransition``; rehearsing again is a no-op."""
+    require(user, show.brand, Capability.SHOWS_MANAGE)
+    Show.objects.filter(
+        pk=show.pk, status=Show.Status.SCHEDULED, rehearsing_since__isnull=True
+    ).update(rehearsing_since=timezone.now())
+    show.refresh_from_db(fields=["status", "rehearsing_since"])
+    if show.status != Show.Status.SCHEDULED:
+        raise InvalidTransition(
+            f"A show that is {show.get_status_display().lower()} cannot rehearse."
+        )
+    return show
+
+
+def show_rehearsal_stop(*, show: Show) -> Show:
+    """End a rehearsal without going live (the stream stopped): the show is
+    simply scheduled again and may rehearse or go live later."""
+    Show.objects.filter(pk=show.pk, status=Show.Status.SCHEDULED).update(
+        rehearsing_since=None
+    )
+    show.refresh_from_db(fields=["status", "rehearsing_since"])
+    return show
+
+
+def show_go_live(*, show: Show, user: User | None) -> Show:
+    """The host's "Go live" after a rehearsal: the show becomes public now
+    (``started_at``, ``show.status``, "live now" notices and announcement,
+    once). Owners and hosts only; raises ``InvalidTransition`` unless the
+    show is rehearsing."""
+    require(user, show.brand, Capability.SHOWS_MANAGE)
+    show.refresh_from_db(fields=["status", "rehearsing_since"])
+    if not show.is_rehearsing:
+        raise InvalidTransition("Only a show in rehearsal goes live from the studio.")
+    return show_start(show=show)
 
 
 def show_end(*, show: Show) -> Show:

@@ -14,8 +14,13 @@ from django.utils.crypto import constant_time_compare
 
 from realtime import events
 from shows.exceptions import InvalidTransition, ShowEnded
-from shows.models import Show, new_stream_key
-from shows.services.lifecycle import show_end, show_start
+from shows.models import Show, User, new_stream_key
+from shows.services.lifecycle import (
+    show_end,
+    show_go_live,
+    show_rehearsal_stop,
+    show_start,
+)
 
 STREAM_STATUS = "stream.status"
 
@@ -44,19 +49,22 @@ def stream_go_live(
     """A publisher connected on ``media_node``: record the node (and where the
     recording is being written, so it is found even if the node dies) and move
     a scheduled show to live (a live show stays live: the host reconnected).
+    A rehearsing show stays in rehearsal: only the node is recorded, and the
+    media node must not record (the caller checks ``show.status``).
 
     Raises ``ShowEnded`` for an ended show. Broadcasts ``show.status`` when the
     show goes live.
     """
     with transaction.atomic():
-        fields = {"media_node": media_node}
-        if recording is not None:
-            fields["recording_file"] = _recording_name(recording)
-        Show.objects.filter(pk=show.pk).update(**fields)
+        Show.objects.filter(pk=show.pk).update(media_node=media_node)
         show.media_node = media_node
-        show.refresh_from_db(fields=["status"])
+        show.refresh_from_db(fields=["status", "rehearsing_since"])
         if show.status == Show.Status.ENDED:
             raise ShowEnded()
+        if show.is_rehearsing:
+            return show
+        if recording is not None:
+            _recording_keep(show, recording)
         if show.status == Show.Status.SCHEDULED:
             try:
                 show = show_start(show=show)
@@ -65,6 +73,21 @@ def stream_go_live(
                 show.refresh_from_db()
                 if show.status != Show.Status.LIVE:
                     raise ShowEnded() from None
+    return show
+
+
+def _recording_keep(show: Show, recording: Path) -> None:
+    show.recording_file = _recording_name(recording)
+    Show.objects.filter(pk=show.pk).update(recording_file=show.recording_file)
+
+
+def stream_go_public(*, show: Show, user: User | None, recording: Path) -> Show:
+    """The host's "Go live" after a rehearsal: the same stream becomes public
+    (``show_go_live``) and ``recording`` (which the media node starts writing
+    now) is kept as the show's recording. Owners and hosts only."""
+    with transaction.atomic():
+        show = show_go_live(show=show, user=user)
+        _recording_keep(show, recording)
     return show
 
 
@@ -77,7 +100,8 @@ def stream_publisher_state(*, show_id: int, state: str) -> None:
 
 
 def stream_end(*, show: Show, recording: Path | None) -> Show:
-    """The host ended the stream: end the show if it is live, keep the recording
+    """The host ended the stream: end the show if it is live (a rehearsal ends
+    and the show stays scheduled), keep the recording
     (a path under ``SHOWFLOOR_RECORDINGS_DIR``), free the media node.
     Broadcasts ``show.status`` when the show ends."""
     with transaction.atomic():
@@ -85,9 +109,12 @@ def stream_end(*, show: Show, recording: Path | None) -> Show:
         if recording is not None:
             fields["recording_file"] = _recording_name(recording)
         Show.objects.filter(pk=show.pk).update(**fields)
-        show.refresh_from_db(fields=["status"])
+        show.refresh_from_db(fields=["status", "rehearsing_since"])
         if show.status == Show.Status.LIVE:
             show = show_end(show=show)
+        elif show.is_rehearsing:
+            # The end of a rehearsal: the show is still to come.
+            show = show_rehearsal_stop(show=show)
         show.refresh_from_db()
     return show
 

@@ -1,6 +1,8 @@
 // Studio: publish. Camera and microphone pickers, preview, resolution, Go live
 // over WHIP (the same endpoint OBS uses), End show, a live indicator with the
 // elapsed time and the publisher's connection state, the stream key for OBS.
+// Start rehearsal publishes for the brand's staff only; Go live then makes the
+// same stream public without touching the peer connection (docs/video.md).
 import { waitForIce } from "./webrtc.js";
 
 const root = document.querySelector("[data-publish]");
@@ -17,6 +19,7 @@ const els = root && {
   camera: $("[data-camera]"),
   microphone: $("[data-microphone]"),
   resolution: $("[data-resolution]"),
+  rehearse: $("[data-rehearse]"),
   goLive: $("[data-go-live]"),
   end: $("[data-end]"),
   indicator: $("[data-indicator]"),
@@ -35,7 +38,8 @@ const state = {
   pc: null,
   location: null,
   publishing: false, // the host wants to be live from this browser
-  status: config ? config.status : "scheduled",
+  // "scheduled", "rehearsal" (staff only), "live" or "ended".
+  status: root && root.dataset.rehearsing === "true" ? "rehearsal" : config ? config.status : "scheduled",
   startedAt: config ? config.startedAt : null,
   reconnectTimer: null,
 };
@@ -157,9 +161,51 @@ function scheduleReconnect() {
   }, RECONNECT_MS);
 }
 
+async function post(url) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "X-CSRFToken": csrfToken() },
+    credentials: "same-origin",
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.message || `HTTP ${response.status}`);
+  applyStatus(data);
+}
+
+async function rehearse() {
+  els.rehearse.disabled = true;
+  showError("");
+  try {
+    await post(root.dataset.rehearseUrl);
+  } catch (error) {
+    render();
+    showError(format(T.rehearsalFailed, { reason: error.message }));
+    return;
+  }
+  state.publishing = true;
+  try {
+    await publish();
+    render();
+  } catch (error) {
+    state.publishing = false;
+    render();
+    showError(format(T.rehearsalFailed, { reason: error.message }));
+  }
+}
+
 async function goLive() {
   els.goLive.disabled = true;
   showError("");
+  if (state.status === "rehearsal") {
+    // The stream already runs (from here or an encoder): only make it public.
+    try {
+      await post(root.dataset.goLiveUrl);
+    } catch (error) {
+      render();
+      showError(format(T.goLiveFailed, { reason: error.message }));
+    }
+    return;
+  }
   state.publishing = true;
   try {
     await publish();
@@ -173,7 +219,7 @@ async function goLive() {
 }
 
 async function endShow() {
-  if (!window.confirm(T.confirmEnd)) return;
+  if (!window.confirm(state.status === "rehearsal" ? T.confirmEndRehearsal : T.confirmEnd)) return;
   state.publishing = false;
   clearTimeout(state.reconnectTimer);
   const response = await fetch(config.endUrl, {
@@ -215,11 +261,14 @@ async function refreshStatus() {
 
 function render() {
   const live = state.status === "live";
+  const rehearsal = state.status === "rehearsal";
   els.indicator.dataset.state = state.status;
   root.dataset.status = state.status;
-  els.indicatorText.textContent = live ? T.live : state.status === "ended" ? T.ended : T.offline;
-  els.goLive.disabled = state.status === "ended" || state.publishing;
+  els.indicatorText.textContent = live ? T.live : rehearsal ? T.rehearsal : state.status === "ended" ? T.ended : T.offline;
+  els.rehearse.disabled = state.status !== "scheduled" || state.publishing;
+  els.goLive.disabled = state.status === "ended" || (state.publishing && !rehearsal);
   els.end.disabled = state.status === "ended";
+  els.end.textContent = rehearsal ? T.endRehearsal : T.endShow;
   if (state.status === "ended" && state.stream) {
     state.stream.getTracks().forEach((t) => t.stop());
     state.stream = null;
@@ -241,6 +290,7 @@ function tick() {
 
 async function init() {
   if (!root) return;
+  els.rehearse.addEventListener("click", rehearse);
   els.goLive.addEventListener("click", goLive);
   els.end.addEventListener("click", endShow);
   els.rotateKey.addEventListener("click", rotateKey);
