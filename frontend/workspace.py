@@ -73,6 +73,7 @@ def _nav(seat: Seat, current: str) -> list[dict[str, Any]]:
         ("home", _("Shows"), "workspace_home", Capability.WORKSPACE_VIEW),
         ("catalogue", _("Catalogue"), "workspace_catalogue", Capability.CATALOG_MANAGE),
         ("orders", _("Orders"), "workspace_orders", Capability.ORDERS_MANAGE),
+        ("reviews", _("Reviews"), "workspace_reviews", Capability.ROOM_MODERATE),
         ("reports", _("Reports"), "workspace_reports", Capability.STUDIO_OPEN),
         ("team", _("Team"), "workspace_team", Capability.TEAM_VIEW),
         ("settings", _("Settings"), "workspace_settings", Capability.SETTINGS_MANAGE),

@@ -21,6 +21,7 @@ BRAND_PATTERNS: list[URLPattern | URLResolver] = [
     ),
     path("catalogue/", include("frontend.workspace_catalogue_urls")),
     path("orders/", include("frontend.workspace_orders_urls")),
+    path("reviews/", include("frontend.workspace_reviews_urls")),
     path("shows/", include("frontend.workspace_shows_urls")),
     path("", include("frontend.workspace_reports_urls")),
     path("", include("frontend.workspace_settings_urls")),

@@ -198,7 +198,7 @@ async def _snapshot_frame(show: Show, user: User | None, viewers: int) -> Snapsh
         show=copy.copy(show),
         user=user,
         viewers=viewers,
-        parts=(checkout_selectors.room_sales,),
+        parts=(checkout_selectors.room_sales, checkout_selectors.room_ratings),
     )
     return Snapshot(
         int(snapshot["seq"]),

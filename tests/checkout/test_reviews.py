@@ -250,3 +250,64 @@ def test_the_host_features_a_review_in_the_live_room(
     with pytest.raises(ShowNotLive):
         svc.review_feature(show=pinned, actor=host, review_id=review.pk)
     assert len(of_type(sent, "review.featured")) == 1
+
+
+def test_the_workspace_lists_hides_and_replies_by_role(
+    stripe_settings, pinned, products, mic, buyer, brand, host, moderator
+):
+    order = delivered(paid_order(pinned, services.Buyer(user=buyer), mic))
+    review = write(order, products[1], rating=4, text="Solid.")
+    url = f"/brand/{brand.slug}/reviews/"
+    mod = Client()
+    mod.force_login(moderator)
+    page = mod.get(url).content.decode()
+    assert "Solid." in page
+    assert "★ 4.0 (1)" in page
+    assert 'name="reply"' not in page  # moderators do not reply
+    assert mod.post(f"{url}{review.pk}/", {"action": "hide"}).status_code == 302
+    assert Review.objects.get().hidden_by == moderator
+    mod.post(f"{url}{review.pk}/", {"action": "reply", "reply": "No"})
+    assert Review.objects.get().reply == ""
+    boss = Client()
+    boss.force_login(host)
+    boss.post(f"{url}{review.pk}/", {"action": "reply", "reply": "Thanks, Noor!"})
+    assert Review.objects.get().reply == "Thanks, Noor!"
+    outsider = Client()
+    outsider.force_login(buyer)
+    assert outsider.get(url).status_code == 404
+    assert outsider.post(f"{url}{review.pk}/", {"action": "show"}).status_code == 404
+    assert Review.objects.get().hidden
+
+
+def test_the_studio_lists_the_lineup_ratings_and_features_with_csrf(
+    stripe_settings, pinned, products, mic, buyer, host, sent
+):
+    order = delivered(paid_order(pinned, services.Buyer(user=buyer), mic))
+    review = write(order, products[1], rating=5, text="Love it.")
+    api = f"/brand/{pinned.brand.slug}/reviews/shows/{pinned.slug}/"
+    staff = Client(enforce_csrf_checks=True)
+    staff.force_login(host)
+    data = staff.get(api).json()
+    assert {"id": products[1].pk, "name": "Desk Mic", "average": 5.0, "count": 1} in (
+        data["lineup"]
+    )
+    assert [r["id"] for r in data["reviews"]] == [review.pk]
+    assert staff.post(f"{api}{review.pk}/feature/").status_code == 403  # no token
+    assert not of_type(sent, "review.featured")
+    token = staff.get(f"/shows/{pinned.slug}/studio/").context["csrf_token"]
+    answer = staff.post(f"{api}{review.pk}/feature/", HTTP_X_CSRFTOKEN=str(token))
+    assert answer.status_code == 200
+    assert len(of_type(sent, "review.featured")) == 1
+    viewer = Client()
+    viewer.force_login(buyer)
+    assert viewer.get(api).status_code == 404
+
+
+def test_the_room_snapshot_carries_the_lineup_ratings_in_one_query(
+    stripe_settings, pinned, products, mic, buyer, django_assert_num_queries
+):
+    order = delivered(paid_order(pinned, services.Buyer(user=buyer), mic))
+    write(order, products[1], rating=3)
+    with django_assert_num_queries(1):
+        part = selectors.room_ratings(show=pinned)
+    assert part == {"ratings": {str(products[1].pk): {"average": 3.0, "count": 1}}}

@@ -266,6 +266,7 @@ function initViewerRoom(root) {
     playback: { mode: "none", programTime: null },
     status: root.closest(".show")?.dataset.status || "",
     sales: new Map(), // product id → the server's sale card (sale.started, snapshot)
+    ratings: {}, // product id → { average, count } (snapshot)
     clockOffset: 0, // server clock minus ours, from the sales' server_now
   };
   const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
@@ -452,6 +453,12 @@ function initViewerRoom(root) {
       }
       const body = el("div", { className: "room-pin-body" });
       body.append(el("p", { className: "room-pin-name" }, card.name));
+      const r = state.ratings[card.id];
+      if (r) {
+        const p = el("p", { className: "room-stock room-rating" }, ` ★ ${r.average.toLocaleString(document.documentElement.lang, { minimumFractionDigits: 1 })} (${r.count})`);
+        p.prepend(el("span", { className: "sr-only" }, t.rating));
+        body.append(p);
+      }
       const variants = card.variants || [];
       let chosen = variants.find((v) => v.id === card.chosen) || variants.find((v) => v.stock_available > 0) || variants[0];
       if (variants.length > 1) {
@@ -648,11 +655,11 @@ function initViewerRoom(root) {
   // at a time, for a few seconds, so a flash sale does not flood the screen or
   // a screen reader.
   let proofTimer = null;
-  function showPurchase(event) {
+  function showPurchase(event, text) {
     const proof = $("room-proof");
     if (!proof || proofTimer) return;
     const values = { city: event.city, product: event.product_name };
-    proof.textContent = fill(event.city ? t.boughtIn : t.bought, values);
+    proof.textContent = text || fill(event.city ? t.boughtIn : t.bought, values);
     proof.hidden = false;
     proofTimer = setTimeout(() => {
       proof.hidden = true;
@@ -669,6 +676,7 @@ function initViewerRoom(root) {
     chat.toBottom();
     state.pins.clear();
     state.heldPins = [];
+    state.ratings = s.ratings || {};
     for (const card of s.pinned) state.pins.set(card.id, card);
     state.sales.clear();
     setSales(s.sales || []);
@@ -742,6 +750,12 @@ function initViewerRoom(root) {
     },
     "viewers.count": (e) => ($("room-viewers").textContent = counted(counts.viewers, e.count)),
     "purchase.made": showPurchase,
+    "review.featured": ({ review: r }) => {
+      // A review the host features takes the proof line, over a purchase.
+      clearTimeout(proofTimer);
+      proofTimer = null;
+      showPurchase({}, `${"★".repeat(r.rating)} ${r.text ? `“${r.text}” ` : ""}— ${r.author || t.buyer} · ${r.product.name}`);
+    },
     "reactions.burst": (e) => floatHearts(Object.values(e.counts).reduce((a, b) => a + b, 0)),
     "show.status": (e) => {
       state.status = e.status;
