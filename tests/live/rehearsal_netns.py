@@ -1,0 +1,246 @@
+"""Browser check of a rehearsal, run INSIDE a loopback-only network namespace
+(see tests/live/media/browser_netns.py for why, and for the server set-up).
+
+Steps: the host's studio (Chromium's fake camera) starts a rehearsal; a
+signed-out viewer's show page stays scheduled, plays nothing, and its browser
+is refused WHEP and HLS; the staff preview page plays the stream; the host
+clicks Go live; the viewer's page goes live and plays over WebRTC, while the
+studio's one RTCPeerConnection was never closed or replaced and kept sending
+frames. Prints one JSON object with what it saw.
+
+Usage (test_rehearsal_browser.py does this):
+ip netns exec NS python rehearsal_netns.py WORKDIR
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.netns_support import (
+    CHROMIUM,
+    NETNS_CHROMIUM_ARGS,
+    ROOT,
+    policy_bypassed,
+    run_python,
+    server_env,
+    wait_for_server,
+)
+
+PORT = 8767
+DAPHNE = [sys.executable, "-m", "daphne", "-b", "127.0.0.1"]
+SLUG = "rehearsal-show"
+
+SEED = """
+import json
+from datetime import timedelta
+import django
+django.setup()
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+from shows import services
+call_command("migrate", verbosity=0)
+brand = services.brand_create(name="Acme Audio", slug="acme")
+host = services.user_signup(
+    email="host@example.test", display_name="Hana", password="a-long-password-1"
+)
+services.membership_set(brand=brand, user=host, role="host")
+show = services.show_create(
+    brand=brand, slug="rehearsal-show", title="Launch show",
+    scheduled_at=timezone.now() + timedelta(minutes=5),
+)
+client = Client()
+client.force_login(host)
+print(json.dumps({"session": client.cookies["sessionid"].value}))
+"""
+
+# Every RTCPeerConnection the studio makes, and every close() of one.
+PEERS_WATCHED = """
+window.__peers = [];
+window.__closes = 0;
+const Native = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends Native {
+  constructor(...args) { super(...args); window.__peers.push(this); }
+  close() { window.__closes += 1; return super.close(); }
+};
+"""
+
+PUBLISHER = """async () => {
+  const pc = window.__peers[window.__peers.length - 1];
+  let sent = 0;
+  if (pc) {
+    for (const report of (await pc.getStats()).values()) {
+      if (report.type === "outbound-rtp" && report.kind === "video") {
+        sent += report.framesSent || 0;
+      }
+    }
+  }
+  return {peers: window.__peers.length, closes: window.__closes,
+          state: pc ? pc.connectionState : null, framesSent: sent};
+}"""
+
+VIDEO_PROGRESS = """async () => {
+  const video = document.querySelector('[data-player] video');
+  const start = video.currentTime;
+  await new Promise((r) => setTimeout(r, 2000));
+  return {start, end: video.currentTime, width: video.videoWidth,
+          mode: document.querySelector('[data-player]').dataset.mode || null};
+}"""
+
+# What a viewer's page shows and what its browser may fetch (same origin, the
+# viewer's own cookies): the WHEP offer is a real one from this browser.
+VIEWER_SEES = """async (slug) => {
+  const player = document.querySelector('[data-player]');
+  const video = player.querySelector('video');
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver('video', {direction: 'recvonly'});
+  pc.addTransceiver('audio', {direction: 'recvonly'});
+  await pc.setLocalDescription(await pc.createOffer());
+  const whep = await fetch(`/live/${slug}/whep`, {
+    method: 'POST', headers: {'Content-Type': 'application/sdp'},
+    body: pc.localDescription.sdp,
+  });
+  pc.close();
+  const hls = await fetch(`/live/${slug}/hls/index.m3u8`);
+  return {
+    mode: player.dataset.mode || 'none',
+    state: player.querySelector('[data-state]').textContent.trim(),
+    badgeHidden: player.querySelector('[data-badge]').hidden,
+    width: video.videoWidth,
+    currentTime: video.currentTime,
+    whep: whep.status,
+    hls: hls.status,
+    body: document.body.innerText,
+  };
+}"""
+
+
+def _recordings(workdir: Path) -> list[str]:
+    folder = workdir / "recordings"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def run(workdir: Path) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    env = server_env(workdir, ALLOWED_HOSTS="127.0.0.1,localhost")
+    seeded = run_python(SEED, env, timeout=120)
+    base = f"http://127.0.0.1:{PORT}"
+    server = subprocess.Popen(
+        [*DAPHNE, "-p", str(PORT), "config.asgi:application"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "server.log").open("w"),
+    )
+    result: dict[str, Any] = {}
+    studio = None
+    try:
+        wait_for_server(f"{base}/healthz", server=server)
+        with sync_playwright() as pw:
+            browser = policy_bypassed(
+                pw.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
+                )
+            )
+            try:
+                staff_ctx = browser.new_context()
+                staff_ctx.add_cookies(
+                    [{"name": "sessionid", "value": seeded["session"], "url": base}]
+                )
+                studio = staff_ctx.new_page()
+                studio.add_init_script(PEERS_WATCHED)
+                studio.on("dialog", lambda dialog: dialog.accept())
+                studio.goto(f"{base}/shows/{SLUG}/studio/")
+                studio.wait_for_function(
+                    "document.querySelector('[data-preview]').videoWidth > 0",
+                    timeout=15000,
+                )
+                studio.click("[data-rehearse]")
+                studio.wait_for_function(
+                    "document.querySelector('[data-indicator]').dataset.state"
+                    " === 'rehearsal'",
+                    timeout=20000,
+                )
+                studio.wait_for_function(
+                    "window.__peers.length === 1"
+                    " && window.__peers[0].connectionState === 'connected'",
+                    timeout=20000,
+                )
+                result["studio_rehearsal_text"] = studio.text_content(
+                    "[data-indicator-text]"
+                )
+                result["studio_end_label"] = studio.text_content("[data-end]")
+                result["rehearsal_publisher"] = studio.evaluate(PUBLISHER)
+
+                viewer = browser.new_context().new_page()
+                viewer.goto(f"{base}/shows/{SLUG}/")
+                viewer.wait_for_function(
+                    "document.querySelector('[data-player]') !== null"
+                )
+                result["viewer_in_rehearsal"] = viewer.evaluate(VIEWER_SEES, SLUG)
+
+                preview = staff_ctx.new_page()
+                preview.goto(f"{base}/live/{SLUG}/preview")
+                preview.wait_for_function(
+                    "document.querySelector('[data-player]').dataset.mode === 'webrtc'",
+                    timeout=20000,
+                )
+                result["preview"] = preview.evaluate(VIDEO_PROGRESS)
+                result["recordings_in_rehearsal"] = _recordings(workdir)
+                # The viewer's page has seen the whole rehearsal go by.
+                result["viewer_after_preview"] = viewer.evaluate(VIEWER_SEES, SLUG)
+
+                before = studio.evaluate(PUBLISHER)
+                studio.click("[data-go-live]")
+                studio.wait_for_function(
+                    "document.querySelector('[data-indicator]').dataset.state"
+                    " === 'live'",
+                    timeout=20000,
+                )
+                viewer.wait_for_function(
+                    "document.querySelector('[data-player]').dataset.mode === 'webrtc'",
+                    timeout=20000,
+                )
+                result["viewer_live"] = viewer.evaluate(VIDEO_PROGRESS)
+                result["publisher_before_go_live"] = before
+                result["publisher_after_go_live"] = studio.evaluate(PUBLISHER)
+                result["studio_live_text"] = studio.text_content(
+                    "[data-indicator-text]"
+                )
+                result["recordings_live"] = _recordings(workdir)
+            except Exception as exc:
+                result["error"] = f"{type(exc).__name__}: {exc}"
+                if studio is not None:
+                    result["stream_status"] = studio.evaluate(
+                        f"fetch('/live/{SLUG}/stream').then((r) => r.json())"
+                    )
+                    result["studio_error"] = studio.text_content("[data-error]")
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    return result
+
+
+if __name__ == "__main__":
+    workdir = Path(sys.argv[1])
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        output = run(workdir)
+    except Exception as exc:
+        log = workdir / "server.log"
+        output = {
+            "error": f"{type(exc).__name__}: {exc}",
+            "server_log": log.read_text()[-3000:] if log.exists() else "",
+        }
+    print(json.dumps(output))
