@@ -24,6 +24,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from checkout.money import Money
+from checkout.selectors import product_ratings
 from frontend import workspace
 from frontend.workspace import workspace_page
 from frontend.workspace_catalogue_forms import (
@@ -166,6 +167,7 @@ def _product_page(
         seat,
         product=product,
         thumbnail=images.thumbnail_url(product.image) or product.image_url,
+        rating=product_ratings([product.pk]).get(product.pk),
         product_form=product_form
         or ProductForm(
             initial={

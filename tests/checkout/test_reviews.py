@@ -311,3 +311,17 @@ def test_the_room_snapshot_carries_the_lineup_ratings_in_one_query(
     with django_assert_num_queries(1):
         part = selectors.room_ratings(show=pinned)
     assert part == {"ratings": {str(products[1].pk): {"average": 3.0, "count": 1}}}
+
+
+def test_the_catalogues_product_page_shows_the_average_and_count(
+    stripe_settings, pinned, products, mic, buyer, brand, host
+):
+    order = delivered(paid_order(pinned, services.Buyer(user=buyer), mic))
+    write(order, products[1], rating=4)
+    client = Client()
+    client.force_login(host)
+    url = f"/brand/{brand.slug}/catalogue/products/"
+    assert (
+        "★ 4.0 from 1 review" in client.get(f"{url}{products[1].pk}/").content.decode()
+    )
+    assert "No reviews yet" in client.get(f"{url}{products[0].pk}/").content.decode()
