@@ -170,7 +170,7 @@ class Journey:
         asked.wait_for()
         r["studio_votes"] = asked.locator(".room-badge").inner_text()
         asked.locator("input").fill("About 40 hours with noise cancelling on.")
-        asked.get_by_role("button", name="Answer").click()
+        asked.get_by_role("button", name="Answer", exact=True).click()
         desktop.locator(".room-q-answer", has_text="About 40 hours").wait_for()
         studio.locator(".studio-lineup-item", has_text="Polar USB microphone").locator(
             "button.studio-pin"
