@@ -154,6 +154,18 @@ function update() {
   state.answersShown = follow($("replay-answers"), answers, state.answersShown, now, answerItem);
 }
 
+// A paid order took its units: the cards say so (the page has no room socket).
+document.addEventListener("showfloor:purchased", (event) => {
+  for (const line of event.detail?.lines || []) {
+    for (const product of products.values()) {
+      const variant = product.variants.find((v) => v.id === line.variant_id);
+      if (variant) variant.stock_available = Math.max(0, variant.stock_available - line.quantity);
+    }
+  }
+  state.cards = "";
+  renderCards(position());
+});
+
 if (video) {
   video.addEventListener("loadedmetadata", () => {
     if (start && video.currentTime < start) video.currentTime = start;
