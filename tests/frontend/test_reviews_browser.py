@@ -93,6 +93,8 @@ def test_a_buyer_reviews_a_delivered_product_and_the_next_show_shows_it(
     card = viewer.locator(f".room-pin[data-product='{mic.pk}']")
     card.wait_for()
     assert "★ 5.0 (1)" in card.locator(".room-rating").inner_text()
+    problems = axe_problems(viewer, axe_script, "room, a rated card")
+    assert not problems, "\n".join(problems)
 
     # The host features it from the studio's Reviews panel; the room shows it.
     studio = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
@@ -100,11 +102,20 @@ def test_a_buyer_reviews_a_delivered_product_and_the_next_show_shows_it(
     studio.goto(f"{asgi_server}/shows/{next_show.slug}/studio/")
     panel = studio.locator("#studio-reviews")
     panel.get_by_text("Desk Mic: ★ 5.0 (1)").wait_for()
+    problems = axe_problems(studio, axe_script, "studio, reviews panel")
+    assert not problems, "\n".join(problems)
     panel.get_by_role("button", name="Feature: Desk Mic, Noor").click()
     panel.get_by_text("Shown in the room.").wait_for()
     proof = viewer.locator("#room-proof")
     proof.get_by_text("Crisp and warm, no hiss.").wait_for()
     assert proof.inner_text().startswith("★★★★★")
     assert "Noor · Desk Mic" in proof.inner_text()
+
+    # The brand's Reviews page lists it with the product's average.
+    studio.goto(f"{asgi_server}/brand/{brand.slug}/reviews/")
+    assert studio.get_by_text("★ 5.0 (1)").is_visible()
+    assert studio.get_by_text("Crisp and warm, no hiss.").is_visible()
+    problems = axe_problems(studio, axe_script, "workspace reviews")
+    assert not problems, "\n".join(problems)
     viewer.context.close()
     studio.context.close()
