@@ -168,3 +168,58 @@ def test_phone_replay_leaves_the_whole_frame_to_the_video_controls(
     )
     assert hit is True  # the player, not the room
     assert box["scrollWidth"] <= 390
+
+
+@pytest.mark.parametrize("locale", ["en-GB", "de-DE", "fr-FR", "fy-NL"])
+def test_phone_two_pinned_cards_leave_the_picture_free(
+    viewer_page, live_show, host, products, locale
+):
+    """Two pinned products at 390 x 844 in every language: the cards share
+    one strip to swipe (the second peeks in), together at most a third of
+    the video's height; a long name gets two lines; the option list shows
+    its price whole; the unmute pill keeps clear of the LIVE badge."""
+    from shows import services
+
+    services.variant_create(
+        product=products[1],
+        sku="MIC-LONG",
+        name="Matt black with a windscreen",
+        price_minor=10900,
+        currency="EUR",
+        stock_available=3,
+    )
+    room.product_pin(show=live_show, actor=host, product_id=products[1].pk)
+    page = viewer_page(390, 844, locale)
+    page.wait_for_function("document.querySelectorAll('.room-pin').length === 2")
+    # The player shows both overlays as it does while a muted stream plays.
+    page.evaluate(
+        """() => {
+          document.querySelector("[data-badge]").hidden = false;
+          document.querySelector("[data-unmute]").hidden = false;
+        }"""
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"viewer-phone-two-pins-{locale[:2]}.png"))
+    box = page.evaluate(
+        """() => {
+          const r = (s) => document.querySelector(s).getBoundingClientRect();
+          const cards = [...document.querySelectorAll(".room-pin")].map((n) => n.getBoundingClientRect());
+          const strip = r(".room-pin-list");
+          const select = document.querySelector(".room-pin select");
+          return {
+            video: r(".player-frame"), strip, cards,
+            badge: r("[data-badge]"), unmute: r("[data-unmute]"),
+            selectFits: select.scrollWidth <= select.clientWidth + 1,
+            scrollWidth: document.scrollingElement.scrollWidth,
+          };
+        }"""
+    )
+    video, strip, (first, second) = box["video"], box["strip"], box["cards"]
+    assert box["scrollWidth"] <= 390
+    assert strip["height"] <= video["height"] / 3, (strip["height"], video["height"])
+    # Side by side in one strip: the second card starts right of the first
+    # and peeks in before the strip's edge.
+    assert abs(first["top"] - second["top"]) < 1
+    assert first["right"] <= second["left"] < strip["right"]
+    assert box["selectFits"]
+    assert box["unmute"]["left"] >= box["badge"]["right"]
