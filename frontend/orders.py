@@ -158,9 +158,7 @@ def _review_rows(order: Order, errors: dict[str, Any] | None) -> list[dict[str, 
             "product_id": product_id,
             "name": names.get(product_id, ""),
             "review": written.get(product_id),
-            "errors": (errors or {})
-            if (errors or {}).get("product") == product_id
-            else {},
+            "errors": errors if errors.get("product") == product_id else {},
         }
         for product_id in allowed
     ]

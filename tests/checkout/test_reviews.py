@@ -102,6 +102,8 @@ def test_each_product_is_reviewed_once_even_from_a_second_order(
     with pytest.raises(svc.AlreadyReviewed):
         write(second, products[1], rating=1)
     assert Review.objects.get().rating == 5
+    # The second order's page shows the review instead of a form.
+    assert selectors.reviews_of_order(second)[products[1].pk].order == first
 
 
 def test_rating_and_text_are_checked(stripe_settings, pinned, products, mic, buyer):
