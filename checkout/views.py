@@ -534,6 +534,9 @@ def bag_line(request: HttpRequest, slug: str, variant_id: int) -> HttpResponse:
         buyer=_buyer(request),
         variant_id=variant_id,
         quantity=_int(data, "quantity"),
+        replay_access=show_selectors.show_access_granted(
+            show=show, session=request.session, user=_user(request)
+        ),
     )
     return _bag_answer(found)
 

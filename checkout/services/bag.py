@@ -46,7 +46,6 @@ from checkout.exceptions import (
     EmailRequired,
     OverBuyerLimit,
     QuantityInvalid,
-    ShowNotLive,
     SoldOut,
     UnknownVariant,
 )
@@ -59,6 +58,7 @@ from checkout.models import (
 )
 from checkout.services import delivery
 from checkout.services.orders import (
+    REPLAY_SOURCE,
     Buyer,
     OrderPlaced,
     S,
@@ -72,6 +72,7 @@ from checkout.services.orders import (
     _replay,
     _take_stock,
     _throttle_reservations,
+    selling_from_replay,
 )
 from realtime import events
 from shows.models import Show, Variant
@@ -259,7 +260,12 @@ def _bag_for_update(show: Show, buyer: Buyer, *, currency: str) -> Order:
 
 
 def bag_set_line(
-    *, show: Show, buyer: Buyer, variant_id: int, quantity: int
+    *,
+    show: Show,
+    buyer: Buyer,
+    variant_id: int,
+    quantity: int,
+    replay_access: bool = False,
 ) -> tuple[Order | None, Buyer]:
     """Set how many of a line-up variant the buyer's bag holds (0 removes the
     line). Takes or gives back only the difference, so a repeated request
@@ -268,17 +274,19 @@ def bag_set_line(
 
     Raises ``ShowNotLive``, ``UnknownVariant``, ``QuantityInvalid``,
     ``OverBuyerLimit``, ``SoldOut``, ``CurrencyMismatch``, ``BagFull`` or
-    ``TooManyReservations``; nothing changes then."""
+    ``TooManyReservations``; nothing changes then.
+
+    An ended show's replay fills the bag too, at list price, when the caller
+    says the buyer may watch it (``replay_access``; docs/replay.md)."""
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
         raise QuantityInvalid()
-    if show.status != Show.Status.LIVE:
-        raise ShowNotLive()
+    from_replay = selling_from_replay(show, replay_access=replay_access)
     now = timezone.now()
     seen = soldout.generation(variant_id)
     variant = selectors.variant_in_show(show=show, variant_id=variant_id, now=now)
     if variant is None:
         raise UnknownVariant()
-    sale = selectors.sale_for_variant(variant)
+    sale = None if from_replay else selectors.sale_for_variant(variant)
     limit = sale.per_buyer_limit if sale else settings.SHOWFLOOR_MAX_PER_BUYER
     if quantity > limit:
         raise OverBuyerLimit(
@@ -406,6 +414,8 @@ def bag_checkout(
             validate_email(email)
         except ValidationError as exc:
             raise EmailRequired() from exc
+    if show.status == Show.Status.ENDED:
+        source = REPLAY_SOURCE  # filled from the replay (docs/replay.md)
     now = timezone.now()
     with transaction.atomic():
         bag = _open_bag(show, buyer, lock=True)

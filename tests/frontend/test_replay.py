@@ -311,6 +311,35 @@ def test_the_api_sells_a_private_replay_only_to_who_may_watch_it(
     assert Order.objects.get().source == "replay"
 
 
+def test_the_bag_fills_from_the_replay_at_list_price_and_checks_out_as_replay(
+    stripe_settings, ended, products
+):
+    mic = products[1].variants.get()
+    FlashSale.objects.create(
+        show=ended,
+        product=products[1],
+        price_minor=100,
+        currency="EUR",
+        per_buyer_limit=1,
+        starts_at=at(ended, 600),
+        ends_at=timezone.now() + timedelta(hours=1),
+    )
+    buyer = checkout.Buyer(
+        user=None, session_key=uuid.uuid4().hex, email="guest@example.test"
+    )
+    with pytest.raises(ShowNotLive):
+        checkout.bag_set_line(show=ended, buyer=buyer, variant_id=mic.pk, quantity=1)
+    bag, _buyer = checkout.bag_set_line(
+        show=ended, buyer=buyer, variant_id=mic.pk, quantity=2, replay_access=True
+    )
+    assert bag is not None
+    assert bag.lines.get().unit_price_minor == 8900
+    mic.refresh_from_db()
+    assert mic.stock_available == 8
+    placed = checkout.bag_checkout(show=ended, buyer=buyer)
+    assert placed.order.source == "replay"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_paid_replay_order_is_counted_as_a_replay_sale(
     stripe_settings, ended, products, monkeypatch

@@ -156,6 +156,13 @@ def test_a_viewer_jumps_to_a_chapter_and_buys_from_the_replay(
     page.keyboard.press("Escape")
     page.wait_for_selector("#buy-sheet:not([open])", state="attached")
 
+    # One more for later: into the bag, whose button appears.
+    page.click(f"#replay-add-{products[1].pk}")
+    page.wait_for_selector("#room-bag-wrap:not([hidden])", timeout=10000)
+    assert page.inner_text("#room-bag-n") == "1"
+    mic.refresh_from_db()
+    assert mic.stock_available == 8
+
     # Seeking back rebuilds the chat and shows the card of that moment.
     page.evaluate("document.querySelector('[data-player] video').currentTime = 2.5")
     page.wait_for_function(

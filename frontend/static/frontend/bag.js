@@ -70,7 +70,7 @@ export function bagSheet(parts) {
     if (answer.ok && !hasSession()) {
       // The first Add started this guest's session: a socket that connected
       // without one hears `bag.updated` only once it connects again.
-      room.dataset.session = "1";
+      if (room) room.dataset.session = "1"; // the replay has no room
       window.showfloorRoom?.reconnect();
     }
     return answer;

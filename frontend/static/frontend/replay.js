@@ -73,11 +73,20 @@ function card(product) {
   const stock = el("p", { className: "room-stock" });
   const buy = el("button", { type: "button", className: "room-buy", id: `replay-buy-${product.id}` }, t.buy);
   buy.setAttribute("aria-label", `${t.buy}: ${product.name}`);
+  const noteId = `replay-note-${product.id}`;
+  const add = el("button", {
+    type: "button",
+    className: "room-add secondary small",
+    id: `replay-add-${product.id}`,
+    "aria-label": `${t.addToBag}: ${product.name}`,
+    "aria-describedby": noteId,
+  }, t.addToBag);
+  const note = el("p", { className: "room-bag-note", id: noteId });
   function show() {
     price.textContent = chosen ? formatPrice(chosen.price_minor, chosen.currency) : "";
     stock.textContent = chosen ? stockText(chosen) : "";
     stock.dataset.soldOut = chosen && chosen.stock_available > 0 ? "0" : "1";
-    buy.disabled = !chosen || chosen.stock_available <= 0;
+    buy.disabled = add.disabled = !chosen || chosen.stock_available <= 0;
   }
   if (variants.length > 1) {
     const id = `replay-variant-${product.id}`;
@@ -96,8 +105,19 @@ function card(product) {
   buy.addEventListener("click", () => {
     document.dispatchEvent(new CustomEvent("showfloor:buy", { detail: { productId: product.id, variantId: chosen.id } }));
   });
+  add.addEventListener("click", () => {
+    add.setAttribute("aria-busy", "true");
+    // checkout.js holds it in the bag (bag.js) and reports back here.
+    const report = (text, kind) => {
+      add.removeAttribute("aria-busy");
+      note.textContent = text || "";
+      note.dataset.kind = kind;
+      if (kind === "error") $("room-bag-say").textContent = text;
+    };
+    document.dispatchEvent(new CustomEvent("showfloor:bag-add", { detail: { productId: product.id, variantId: chosen.id, report } }));
+  });
   show();
-  body.append(price, stock, buy);
+  body.append(price, stock, buy, add, note);
   item.append(body);
   return item;
 }
