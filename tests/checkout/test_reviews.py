@@ -327,3 +327,13 @@ def test_the_catalogues_product_page_shows_the_average_and_count(
         "★ 4.0 from 1 review" in client.get(f"{url}{products[1].pk}/").content.decode()
     )
     assert "No reviews yet" in client.get(f"{url}{products[0].pk}/").content.decode()
+
+
+def test_the_show_pages_lineup_shows_each_products_rating(
+    stripe_settings, pinned, products, mic, buyer
+):
+    order = delivered(paid_order(pinned, services.Buyer(user=buyer), mic))
+    write(order, products[1], rating=4)
+    body = Client().get(f"/shows/{pinned.slug}/").content.decode()
+    assert body.count('class="lineup-rating"') == 1
+    assert "★ 4.0 (1)" in body
