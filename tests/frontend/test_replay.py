@@ -436,8 +436,10 @@ def test_the_trim_form_explains_a_wrong_time_next_to_its_field(
     assert response.status_code == 400
     form = response.context["replay_form"]
     assert message in " ".join(form.errors[field])
-    assert f'id="id_replay-{field}_error"' in response.content.decode() or (
-        message in response.content.decode()
+    html = response.content.decode()
+    assert f'id="id_replay-{field}_error"' in html
+    assert (
+        f'aria-describedby="id_replay-{field}_helptext id_replay-{field}_error"' in html
     )
     ended.refresh_from_db()
     assert ended.replay_start_seconds == 0
