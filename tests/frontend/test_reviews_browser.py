@@ -93,6 +93,8 @@ def test_a_buyer_reviews_a_delivered_product_and_the_next_show_shows_it(
     card = viewer.locator(f".room-pin[data-product='{mic.pk}']")
     card.wait_for()
     assert "★ 5.0 (1)" in card.locator(".room-rating").inner_text()
+    lineup = viewer.locator(f".lineup-item[data-product-id='{mic.pk}']")
+    assert "★ 5.0 (1)" in lineup.locator(".lineup-rating").inner_text()
     problems = axe_problems(viewer, axe_script, "room, a rated card")
     assert not problems, "\n".join(problems)
 
