@@ -488,3 +488,13 @@ def test_replays_are_listed_on_the_brand_page_and_the_home_page(client, ended):
     home = client.get(reverse("home"))
     assert home.context["shows"].replays == [ended]
     assert reverse("show_detail", args=[ended.slug]) in home.content.decode()
+
+
+def test_the_recordings_length_is_read_from_its_header(ended, settings):
+    from tests.frontend.test_replay_browser import SECONDS, make_recording
+
+    assert replay.recording_duration(ended) is None  # not a video: unknown
+    make_recording(settings.SHOWFLOOR_RECORDINGS_DIR / "launch.webm")
+    Show.objects.filter(pk=ended.pk).update(recording_file="launch.webm")
+    ended.refresh_from_db()
+    assert replay.recording_duration(ended) in (SECONDS - 1, SECONDS)
