@@ -42,6 +42,7 @@ const state = {
   status: root && root.dataset.rehearsing === "true" ? "rehearsal" : config ? config.status : "scheduled",
   startedAt: config ? config.startedAt : null,
   reconnectTimer: null,
+  publisher: "none", // the server's view: another tab or an encoder may publish
 };
 
 function format(template, values) {
@@ -245,6 +246,7 @@ async function rotateKey() {
 function applyStatus(data) {
   state.status = data.status;
   state.startedAt = data.started_at || state.startedAt;
+  if (data.publisher) state.publisher = data.publisher;
   if (data.publisher && !state.pc) setConnection(T[data.publisher] || data.publisher);
   if (data.publisher === "lost" || data.publisher === "reconnecting") setConnection(T[data.publisher]);
   render();
@@ -265,7 +267,9 @@ function render() {
   els.indicator.dataset.state = state.status;
   root.dataset.status = state.status;
   els.indicatorText.textContent = live ? T.live : rehearsal ? T.rehearsal : state.status === "ended" ? T.ended : T.offline;
-  els.rehearse.disabled = state.status !== "scheduled" || state.publishing;
+  // In a rehearsal (after a reload, say) it starts this browser's camera again.
+  const elsewhere = !state.pc && ["connecting", "connected"].includes(state.publisher);
+  els.rehearse.disabled = !["scheduled", "rehearsal"].includes(state.status) || state.publishing || elsewhere;
   els.goLive.disabled = state.status === "ended" || (state.publishing && !rehearsal);
   els.end.disabled = state.status === "ended";
   els.end.textContent = rehearsal ? T.endRehearsal : T.endShow;
