@@ -60,7 +60,9 @@ def lineup_set(*, show: Show, products: Sequence[Product]) -> None:
     )
 
 
-def _show_transition(show: Show, *, source: str, target: str) -> Show:
+def _show_transition(
+    show: Show, *, source: str, target: str, rehearsing: bool = False
+) -> Show:
     now = timezone.now()
     # A rehearsal ends either way: going live makes the same stream public.
     fields: dict[str, object] = {"status": target, "rehearsing_since": None}
@@ -70,9 +72,16 @@ def _show_transition(show: Show, *, source: str, target: str) -> Show:
         fields["ended_at"] = now
     with transaction.atomic():
         # Conditional update: two concurrent "go live" clicks make one transition.
-        changed = Show.objects.filter(pk=show.pk, status=source).update(**fields)
+        rows = Show.objects.filter(pk=show.pk, status=source)
+        if rehearsing:
+            rows = rows.filter(rehearsing_since__isnull=False)
+        changed = rows.update(**fields)
         if not changed:
-            show.refresh_from_db(fields=["status"])
+            show.refresh_from_db(fields=["status", "rehearsing_since"])
+            if rehearsing and show.status == source:
+                raise InvalidTransition(
+                    "Only a show in rehearsal goes live from the studio."
+                )
             raise InvalidTransition(
                 f"A show that is {show.get_status_display().lower()} cannot become "
                 f"{Show.Status(target).label.lower()}."
@@ -157,10 +166,10 @@ def show_go_live(*, show: Show, user: User | None) -> Show:
     once). Owners and hosts only; raises ``InvalidTransition`` unless the
     show is rehearsing."""
     require(user, show.brand, Capability.SHOWS_MANAGE)
-    show.refresh_from_db(fields=["status", "rehearsing_since"])
-    if not show.is_rehearsing:
-        raise InvalidTransition("Only a show in rehearsal goes live from the studio.")
-    return show_start(show=show)
+    # One conditional update: a rehearsal stopped a moment ago does not go live.
+    return _show_transition(
+        show, source=Show.Status.SCHEDULED, target=Show.Status.LIVE, rehearsing=True
+    )
 
 
 def show_end(*, show: Show) -> Show:

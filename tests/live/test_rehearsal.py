@@ -124,9 +124,18 @@ def test_rehearse_endpoint_answers_by_role(show, host, moderator, make_user):
     assert show.status == Show.Status.SCHEDULED
 
 
-def test_go_live_needs_a_rehearsal_and_a_live_show_cannot_rehearse(show, host):
-    with pytest.raises(InvalidTransition):
+def test_go_live_needs_a_rehearsal_and_a_live_show_cannot_rehearse(
+    show, host, announced, audience
+):
+    lifecycle.show_rehearsal_start(show=show, user=host)
+    lifecycle.show_rehearsal_stop(show=show)
+    with pytest.raises(InvalidTransition, match="rehearsal"):
         lifecycle.show_go_live(show=show, user=host)
+    show.refresh_from_db()
+    assert show.status == Show.Status.SCHEDULED
+    assert show.started_at is None
+    assert announced == []
+    assert not NoticeBatch.objects.filter(show=show).exists()
     services.show_start(show=show)
     with pytest.raises(InvalidTransition):
         lifecycle.show_rehearsal_start(show=show, user=host)
