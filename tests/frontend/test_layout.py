@@ -203,7 +203,8 @@ def test_phone_two_pinned_cards_leave_the_picture_free(
     box = page.evaluate(
         """() => {
           const r = (s) => document.querySelector(s).getBoundingClientRect();
-          const cards = [...document.querySelectorAll(".room-pin")].map((n) => n.getBoundingClientRect());
+          const cards = [...document.querySelectorAll(".room-pin")]
+            .map((n) => n.getBoundingClientRect());
           const strip = r(".room-pin-list");
           const select = document.querySelector(".room-pin select");
           return {
