@@ -94,8 +94,14 @@ def stream_go_public(*, show: Show, user: User | None, recording: Path) -> Show:
 def stream_publisher_state(*, show_id: int, state: str) -> None:
     """Tell the room how the publisher's connection is (``connecting``,
     ``connected``, ``reconnecting``, ``lost``, ``ended``). Broadcasts
-    ``stream.status``."""
+    ``stream.status``, except during a rehearsal, which viewers must not
+    learn about (the studio polls the node for it)."""
+    rehearsing = Show.objects.filter(
+        pk=show_id, status=Show.Status.SCHEDULED, rehearsing_since__isnull=False
+    )
     with transaction.atomic():
+        if rehearsing.exists():
+            return
         events.broadcast(show_id, {"type": STREAM_STATUS, "publisher": state})
 
 
