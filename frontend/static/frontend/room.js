@@ -793,11 +793,15 @@ function initViewerRoom(root) {
 
   wireTabs([$("room-tab-chat"), $("room-tab-qa")]);
 
+  // No maxlength on the inputs: it would cut a long paste silently. Too long
+  // is said, and the text stays to be shortened.
+  const tooLong = (input, text) => text.length > input.dataset.max && !showError(fill(t.tooLong, { n: text.length, max: input.dataset.max }));
+
   $("room-chat-form")?.addEventListener("submit", (event) => {
     event.preventDefault();
     const input = $("room-chat-input");
     const text = input.value.trim();
-    if (!text) return;
+    if (!text || tooLong(input, text)) return;
     const ref = room.send({ type: "chat.send", text });
     if (ref) {
       state.pendingChat.set(ref, text);
@@ -809,7 +813,7 @@ function initViewerRoom(root) {
     event.preventDefault();
     const input = $("room-ask-input");
     const text = input.value.trim();
-    if (!text) return;
+    if (!text || tooLong(input, text)) return;
     const product = $("room-ask-product").value;
     if (room.send({ type: "question.ask", text, ...(product ? { product_id: Number(product) } : {}) })) input.value = "";
   });
