@@ -168,6 +168,9 @@ def test_phone_replay_leaves_the_whole_frame_to_the_video_controls(
     )
     assert hit is True  # the player, not the room
     assert box["scrollWidth"] <= 390
+    # Nobody watches an ended show live, and it takes no reactions.
+    assert page.locator(".room-viewers").is_hidden()
+    assert page.locator("#room-heart").is_hidden()
 
 
 @pytest.mark.parametrize("locale", ["en-GB", "de-DE", "fr-FR", "fy-NL"])

@@ -42,3 +42,24 @@ def test_a_long_paste_is_kept_and_explained_not_cut(
     error.get_by_text("at most 300").wait_for()
     assert len(ask.input_value()) == 419
     assert not Question.objects.filter(show=live_show).exists()
+
+
+def test_when_the_show_ends_the_room_stops_taking_messages(
+    asgi_server, page, live_show, make_user
+):
+    """The chat and question boxes, the reactions and the live "watching"
+    figure go as the show ends, without a reload."""
+    from shows import services
+
+    signed_in(page, asgi_server, make_user("Vera Viewer"))
+    open_live_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    assert page.locator("#room-chat-input").is_visible()
+    services.show_end(show=live_show)
+    page.wait_for_selector(".show[data-status='ended']")
+    for selector in (
+        "#room-chat-form",
+        "#room-ask-form",
+        "#room-heart",
+        ".room-viewers",
+    ):
+        assert page.locator(selector).is_hidden(), selector
