@@ -11,6 +11,8 @@ const T = root ? JSON.parse(document.getElementById("player-i18n").textContent) 
 const WEBRTC_TIMEOUT_MS = 8000;
 const RETRY_MS = 2000;
 const PLAYBACK_TICK_MS = 250;
+// A live picture that stands still this long while playing starts over.
+const STALL_MS = 8000;
 
 const state = {
   status: config ? config.status : "none",
@@ -216,6 +218,26 @@ async function play() {
   }
 }
 
+// A live picture can stop without an error: after a server restart hls.js
+// keeps asking for a playlist that never grows again, and a WebRTC track may
+// go quiet. When the video has not moved for STALL_MS though it is not paused,
+// start over as a fresh page would (the room may say "Connected" meanwhile).
+let lastTime = -1;
+let stillSince = 0;
+function watchStall() {
+  const live = state.mode === "webrtc" || state.mode === "hls";
+  if (!live || video.paused || video.currentTime !== lastTime) {
+    lastTime = video.currentTime;
+    stillSince = Date.now();
+  } else if (Date.now() - stillSince > STALL_MS) {
+    stillSince = Date.now();
+    teardown();
+    setMode("none");
+    state.attempt = 0;
+    play();
+  }
+}
+
 function showReplay() {
   teardown();
   setMode("replay");
@@ -267,6 +289,7 @@ function init() {
   });
   window.addEventListener("pagehide", teardown);
   setInterval(emitPlayback, PLAYBACK_TICK_MS);
+  setInterval(watchStall, 1000);
   setMode("none");
   if (state.status === "live") play();
   else if (state.status === "ended") showReplay();

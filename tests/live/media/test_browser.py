@@ -68,3 +68,40 @@ def test_studio_goes_live_and_viewers_play_webrtc_hls_and_replay(
     replay = result["replay"]
     assert replay["duration"] > 2
     assert replay["currentTime"] > 0.5
+
+
+RESTART_SCRIPT = Path(__file__).with_name("restart_netns.py")
+
+
+def test_an_hls_viewer_plays_on_after_the_server_restarts_mid_show(
+    loopback_namespace, tmp_path
+):
+    """The server is stopped and started again mid-show: the studio publishes
+    again by itself and the HLS viewer's video moves on again without a
+    reload (the player starts over when its picture stands still)."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            loopback_namespace,
+            sys.executable,
+            str(RESTART_SCRIPT),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env=env,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines, done.stderr[-3000:]
+    result = json.loads(lines[-1])
+    assert "error" not in result, result
+    before, after = result["before"], result["after"]
+    assert before["mode"] == "hls"
+    assert before["end"] - before["start"] > 1.0
+    assert after["mode"] == "hls", result
+    assert after["end"] - after["start"] > 1.0, result
+    assert result["reloaded"] is False

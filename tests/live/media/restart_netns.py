@@ -1,0 +1,153 @@
+"""A server restart in the middle of a show, as an HLS viewer meets it; run
+INSIDE a loopback-only network namespace (see browser_netns.py).
+
+Steps: start Daphne; the studio (Chromium's fake camera) goes live; a viewer
+beyond the WebRTC limit (0 here) plays HLS and its video advances; Daphne is
+stopped and started again on the same port while both pages stay open; the
+studio publishes again by itself; the viewer's video advances again without
+a reload. Prints one JSON object with what it saw.
+
+Usage (test_browser.py does this): ip netns exec NS python restart_netns.py WORKDIR
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.live.media.browser_netns import DAPHNE, LIVE, PORT, seed
+from tests.netns_support import (
+    CHROMIUM,
+    NETNS_CHROMIUM_ARGS,
+    ROOT,
+    policy_bypassed,
+    server_env,
+    wait_for_server,
+)
+
+# The video's position now and a few seconds later, and how the page plays.
+ADVANCES = """async () => {
+  const video = document.querySelector('[data-player] video');
+  const start = video.currentTime;
+  await new Promise((r) => setTimeout(r, 3000));
+  return {start, end: video.currentTime,
+          mode: document.querySelector('[data-player]').dataset.mode || null};
+}"""
+
+
+def start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(  # nosec B603 - this interpreter, fixed arguments
+        [*DAPHNE, "-p", str(PORT), "config.asgi:application"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("a"),
+    )
+    wait_for_server(f"http://127.0.0.1:{PORT}/healthz", server=server)
+    return server
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def run(workdir: Path) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    env = server_env(
+        workdir,
+        SHOWFLOOR_WEBRTC_MAX_VIEWERS="0",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+    )
+    seeded = seed(env)
+    slug = seeded["slug"]
+    base = f"http://127.0.0.1:{PORT}"
+    log = workdir / "server.log"
+    server = start_server(env, log)
+    result: dict[str, Any] = {"slug": slug}
+    try:
+        with sync_playwright() as pw:
+            browser = policy_bypassed(
+                pw.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
+                )
+            )
+            try:
+                studio_ctx = browser.new_context()
+                studio_ctx.add_cookies(
+                    [{"name": "sessionid", "value": seeded["session"], "url": base}]
+                )
+                studio = studio_ctx.new_page()
+                studio.on("dialog", lambda dialog: dialog.accept())
+                studio.goto(f"{base}/shows/{slug}/studio/")
+                studio.wait_for_function(
+                    "document.querySelector('[data-preview]').videoWidth > 0",
+                    timeout=15000,
+                )
+                studio.click("[data-go-live]")
+                studio.wait_for_function(LIVE, timeout=20000)
+
+                viewer = browser.new_context().new_page()
+                viewer.goto(f"{base}/shows/{slug}/")
+                viewer.wait_for_function(
+                    "document.querySelector('[data-player]').dataset.mode === 'hls'",
+                    timeout=30000,
+                )
+                viewer.wait_for_function(
+                    "document.querySelector('[data-player] video').currentTime > 0",
+                    timeout=20000,
+                )
+                result["before"] = viewer.evaluate(ADVANCES)
+                navigations: list[str] = []
+                viewer.on("framenavigated", lambda frame: navigations.append(frame.url))
+
+                stop_server(server)
+                stopped = time.monotonic()
+                server = start_server(env, log)
+                result["down_seconds"] = round(time.monotonic() - stopped, 1)
+
+                # What the viewer had buffered is played out by now: a player
+                # left on the dead stream stands still from here on. The
+                # studio publishes again by itself; the viewer's video must
+                # move on again, without a reload.
+                viewer.wait_for_timeout(12000)
+                deadline = time.monotonic() + 60
+                while True:
+                    result["after"] = viewer.evaluate(ADVANCES)
+                    after = result["after"]
+                    moving = after["end"] - after["start"] > 1.0
+                    if moving and after["mode"] == "hls":
+                        break
+                    if time.monotonic() > deadline:
+                        break
+                result["reloaded"] = bool(navigations)
+            except Exception as exc:
+                result["error"] = f"{type(exc).__name__}: {exc}"
+            finally:
+                browser.close()
+    finally:
+        stop_server(server)
+    return result
+
+
+if __name__ == "__main__":
+    workdir = Path(sys.argv[1])
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        output = run(workdir)
+    except Exception as exc:
+        log = workdir / "server.log"
+        output = {
+            "error": f"{type(exc).__name__}: {exc}",
+            "server_log": log.read_text()[-3000:] if log.exists() else "",
+        }
+    print(json.dumps(output))
