@@ -56,7 +56,15 @@ class VideoSettings:
 def fit_size(
     width: int, height: int, *, max_width: int, max_height: int
 ) -> tuple[int, int]:
-    """The largest even size within the limits that keeps the aspect ratio."""
+    """The largest even size within the limits that keeps the aspect ratio.
+    The limits bound the long and the short side, whichever way the camera is
+    held: a phone upright gets 720 x 1280, not a 404 x 720 picture that
+    viewers' upright screens show small."""
+    long_side, short_side = max(max_width, max_height), min(max_width, max_height)
+    if height > width:
+        max_width, max_height = short_side, long_side
+    else:
+        max_width, max_height = long_side, short_side
     scale = min(1.0, max_width / width, max_height / height)
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 

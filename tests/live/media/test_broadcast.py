@@ -57,7 +57,15 @@ async def test_audio_track_sheds_old_packets_without_waiting_for_keyframes():
 
 @pytest.mark.parametrize(
     ("size", "expected"),
-    [((1920, 1080), (1280, 720)), ((640, 480), (640, 480)), ((1081, 1921), (404, 720))],
+    [
+        ((1920, 1080), (1280, 720)),
+        ((640, 480), (640, 480)),
+        # A phone held upright keeps its orientation at the full size.
+        ((1081, 1921), (720, 1278)),
+        ((1080, 1920), (720, 1280)),
+        ((480, 640), (480, 640)),
+        ((2000, 2000), (720, 720)),
+    ],
 )
 def test_fit_size_keeps_aspect_and_even_dimensions(size, expected):
     assert fit_size(*size, max_width=1280, max_height=720) == expected
