@@ -86,6 +86,9 @@ def test_home_puts_live_shows_first_then_upcoming_soonest_then_replays(client, b
     html = response.content.decode()
     assert html.index("On Air") < html.index("Sooner") < html.index("Later")
     assert html.index("Later") < html.index("Watched")
+    # A recorded show's card says it can be watched again.
+    watched_card = html[html.index("Watched") - 400 : html.index("Watched")]
+    assert '<span class="badge badge-ended">Replay</span>' in watched_card
     assert "Unrecorded" not in html
     assert "Members" not in html
 
