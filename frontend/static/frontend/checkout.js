@@ -6,13 +6,20 @@
 // server decides stock, prices and totals; this module
 // sends intents and shows what the server answers. Card details only ever go
 // to Stripe's own elements (production) or stay a server-side test method.
+// The show page imports it on first need (checkout-loader.js), and hands it
+// the room's events it missed through `replay`; the embed and replay load it.
 
 import { el, embedToken, fill, formatPrice, readStrings } from "./room.js";
 
 const t = readStrings("checkout-i18n");
 const config = readStrings("checkout-data");
 const dialog = document.getElementById("buy-sheet");
-if (dialog && config.show) initSheet(dialog);
+const heard = dialog && config.show ? initSheet(dialog) : () => {};
+
+/** The room's events from before this module was loaded (checkout-loader.js), in order. */
+export function replay(events) {
+  for (const event of events) heard(event);
+}
 
 function newKey() {
   if (window.crypto?.randomUUID) return window.crypto.randomUUID();
@@ -858,4 +865,5 @@ function initSheet(sheet) {
     addressInput("name").focus();
   });
   $("buy-share").addEventListener("change", render);
+  return onEvent;
 }
