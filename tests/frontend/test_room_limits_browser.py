@@ -63,3 +63,71 @@ def test_when_the_show_ends_the_room_stops_taking_messages(
         ".room-viewers",
     ):
         assert page.locator(selector).is_hidden(), selector
+
+
+def test_all_six_reactions_are_offered_and_reach_the_room(
+    asgi_server, page, live_show, make_user
+):
+    """Besides the heart, the other five reactions open from a small button
+    by keyboard; one sent comes back in the room's burst and floats as
+    itself."""
+    page.add_init_script(
+        """window.__bursts = [];
+        window.__floats = [];
+        document.addEventListener("showfloor:event", (e) => {
+          const d = e.detail;
+          if (d.type === "reactions.burst") window.__bursts.push(d.counts);
+        });
+        const seen = (n) =>
+          n.classList?.contains("room-float") && window.__floats.push(n.textContent);
+        new MutationObserver((all) => all.forEach((c) => c.addedNodes.forEach(seen)))
+          .observe(document, { childList: true, subtree: true });"""
+    )
+    open_live_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    offered = page.locator(".room-reaction-set [data-emoji]")
+    assert offered.count() == 5
+    assert offered.first.is_hidden()  # folded until asked for
+    summary = page.locator(".room-reactions summary")
+    assert summary.get_attribute("aria-label") == "More reactions"
+    summary.focus()
+    page.keyboard.press("Enter")
+    fire = page.get_by_role("button", name="Send fire")
+    assert fire.is_visible()
+    emojis = {offered.nth(n).get_attribute("data-emoji") for n in range(5)}
+    assert emojis | {"❤️"} == {"❤️", "🔥", "👏", "😂", "😮", "🛍️"}
+    fire.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "window.__bursts.some((counts) => counts['🔥'] >= 1)", timeout=10_000
+    )
+    assert "🔥" in page.evaluate("window.__floats")
+
+
+def test_a_long_message_shows_three_lines_and_more(asgi_server, page, live_show, host):
+    from shows.services import room
+
+    long_text = "This microphone changed how my podcast sounds, honestly. " * 8
+    room.chat_send(show=live_show, user=host, text=long_text.strip())
+    room.chat_send(show=live_show, user=host, text="Short one")
+    open_live_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    message = page.locator(".room-msg", has_text="This microphone")
+    text = message.locator(".room-text")
+    line = page.locator(".room-msg", has_text="Short one").locator(".room-text")
+    clamped = text.bounding_box()
+    one_line = line.bounding_box()
+    assert clamped is not None
+    assert one_line is not None
+    assert clamped["height"] <= 3.5 * one_line["height"]
+    more = message.get_by_role("button", name="more")
+    assert more.get_attribute("aria-expanded") == "false"
+    assert (
+        page.locator(".room-msg", has_text="Short one").locator("button").count() == 0
+    )
+    more.click()
+    assert (
+        message.get_by_role("button", name="less").get_attribute("aria-expanded")
+        == "true"
+    )
+    opened = text.bounding_box()
+    assert opened is not None
+    assert opened["height"] > clamped["height"]

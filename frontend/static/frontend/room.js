@@ -10,6 +10,8 @@ const NO_RETRY_CODES = new Set([4001, 4003, 4029, 4400, 4404, 4413, 1008, 1009])
 // The server lost the show's sequence: reconnect at once, for a fresh snapshot.
 // (4503, a dependency down, is retried with the backoff like any other code.)
 const CLOSE_RESYNC = 4000;
+// Characters beyond which a chat message shows three lines and "more".
+const LONG_MESSAGE = 160;
 
 /** The embedded show's guest token (docs/embed.md), or "" on our own pages. */
 export function embedToken() {
@@ -293,6 +295,18 @@ function initViewerRoom(root) {
     item.append(author);
     if (message.author?.role) item.append(el("span", { className: "room-role" }, t[message.author.role] || message.author.role));
     item.append(el("span", { className: "room-text" }, message.text));
+    if (message.text.length > LONG_MESSAGE) {
+      // Three lines, and "more" for the rest: one long message must not
+      // fill the chat over the video.
+      item.classList.add("room-long");
+      const more = el("button", { type: "button", className: "room-more", "aria-expanded": "false" }, t.more);
+      more.addEventListener("click", () => {
+        const open = item.classList.toggle("room-open");
+        more.setAttribute("aria-expanded", String(open));
+        more.textContent = open ? t.less : t.more;
+      });
+      item.append(more);
+    }
     if (message.hidden) {
       item.classList.add("room-msg-hidden");
       item.append(el("span", { className: "room-note" }, t.onlyYou));
@@ -638,12 +652,12 @@ function initViewerRoom(root) {
   }
 
   // Reactions -------------------------------------------------------------------
-  function floatHearts(count) {
+  function floatHearts(count, emoji = "❤️") {
     if (reducedMotion.matches) return;
     const layer = $("room-hearts");
     for (let i = 0; i < Math.min(count, 12); i++) {
       if (layer.childElementCount > 40) break;
-      const heart = el("span", { className: "room-float" }, "❤️");
+      const heart = el("span", { className: "room-float" }, emoji);
       heart.style.left = `${10 + Math.random() * 70}%`;
       heart.style.animationDelay = `${Math.random() * 400}ms`;
       heart.addEventListener("animationend", () => heart.remove());
@@ -756,7 +770,9 @@ function initViewerRoom(root) {
       proofTimer = null;
       showPurchase({}, `${"★".repeat(r.rating)} ${r.text ? `“${r.text}” ` : ""}— ${r.author || t.buyer} · ${r.product.name}`);
     },
-    "reactions.burst": (e) => floatHearts(Object.values(e.counts).reduce((a, b) => a + b, 0)),
+    "reactions.burst": (e) => {
+      for (const [emoji, n] of Object.entries(e.counts)) floatHearts(n, emoji);
+    },
     "show.status": (e) => {
       state.status = e.status;
       const show = root.closest(".show");
@@ -818,9 +834,14 @@ function initViewerRoom(root) {
     if (room.send({ type: "question.ask", text, ...(product ? { product_id: Number(product) } : {}) })) input.value = "";
   });
 
-  $("room-heart").addEventListener("click", () => {
-    room.send({ type: "reaction.send", emoji: "❤️" });
-    floatHearts(1);
+  const react = (emoji) => {
+    room.send({ type: "reaction.send", emoji });
+    floatHearts(1, emoji);
+  };
+  $("room-heart").addEventListener("click", () => react("❤️"));
+  root.querySelector(".room-reaction-set")?.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-emoji]");
+    if (button) react(button.dataset.emoji);
   });
 
   window.showfloorRoom = { send: (obj) => room.send(obj), reconnect: () => room.reconnect() };
