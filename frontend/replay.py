@@ -17,6 +17,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from checkout import selectors as checkout_selectors
 from realtime import counting
 from shows import attribution, replay, selectors
 from shows.models import Show, User
@@ -67,6 +68,8 @@ def replay_page(
     counting.add(show.pk, "replay.views")
     counting.unique(show.pk, "replay_viewers", _who(request, viewer))
     data = replay_data(show)
+    # The cards carry the products' ratings, as the room's do.
+    data["ratings"] = checkout_selectors.room_ratings(show=show)["ratings"]
     chapters = [{**c, "clock": clock(c["at"])} for c in data["chapters"]]
     response = render(
         request,

@@ -498,3 +498,33 @@ def test_the_recordings_length_is_read_from_its_header(ended, settings):
     Show.objects.filter(pk=ended.pk).update(recording_file="launch.webm")
     ended.refresh_from_db()
     assert replay.recording_duration(ended) in (SECONDS - 1, SECONDS)
+
+
+def test_the_replays_cards_carry_the_products_ratings(client, ended, products):
+    """Visible reviews rate the replay's cards, as the room's; hidden ones
+    count nowhere."""
+    from checkout.models import Order, Review
+
+    order = Order.objects.create(
+        show=ended,
+        brand=ended.brand,
+        email="r@example.test",
+        total_minor=8900,
+        currency="EUR",
+        idempotency_key="replay-rated",
+        status="paid",
+    )
+    for n, (rating, hidden) in enumerate(((5, False), (4, False), (1, True))):
+        Review.objects.create(
+            product=products[1],
+            order=order,
+            email=f"r{n}@example.test",
+            author_name="Rita",
+            rating=rating,
+            hidden=hidden,
+        )
+    html = client.get(reverse("show_detail", args=[ended.slug])).content.decode()
+    data = json.loads(
+        html.split('id="replay-data" type="application/json">')[1].split("</script>")[0]
+    )
+    assert data["ratings"] == {str(products[1].pk): {"average": 4.5, "count": 2}}

@@ -67,6 +67,12 @@ function card(product) {
   }
   const body = el("div", { className: "room-pin-body" });
   body.append(el("p", { className: "room-pin-name" }, product.name));
+  const rating = (data.ratings || {})[product.id];
+  if (rating) {
+    const line = el("p", { className: "room-stock room-rating" }, `★ ${rating.average.toLocaleString(document.documentElement.lang, { minimumFractionDigits: 1 })} (${rating.count})`);
+    line.prepend(el("span", { className: "sr-only" }, `${t.rating} `));
+    body.append(line);
+  }
   const variants = product.variants || [];
   let chosen = variants.find((v) => v.stock_available > 0) || variants[0];
   const price = el("p", { className: "room-price" });
