@@ -227,3 +227,28 @@ def test_phone_two_pinned_cards_leave_the_picture_free(
     assert first["right"] <= second["left"] < strip["right"]
     assert box["selectFits"]
     assert box["unmute"]["left"] >= box["badge"]["right"]
+
+    # The sheet's options: each checkbox in line with its label's first line,
+    # all at the same left edge.
+    page.locator(".room-pin .room-buy").first.click()
+    page.wait_for_selector("#buy-sheet[open]")
+    page.click(".buy-extras summary")
+    checks = page.evaluate(
+        """() => [...document.querySelectorAll(".buy-extras .buy-check")]
+          .filter((label) => label.offsetParent)
+          .map((label) => {
+            const box = label.querySelector("input").getBoundingClientRect();
+            // The words' first line, not the checkbox's own box.
+            const words = [...label.childNodes].find(
+              (node) => node.nodeType === Node.TEXT_NODE && node.textContent.trim());
+            const text = document.createRange();
+            text.selectNodeContents(words);
+            const first = text.getClientRects()[0];
+            return { left: box.left, middle: box.top + box.height / 2,
+                     lineTop: first.top, lineBottom: first.bottom };
+          })"""
+    )
+    assert checks
+    for check in checks:
+        assert check["lineTop"] - 2 <= check["middle"] <= check["lineBottom"] + 2
+    assert len({round(check["left"]) for check in checks}) == 1
