@@ -44,6 +44,18 @@ def _context(browser, base, *init_scripts, permissions=()):
     return context
 
 
+def _until(page, expression, timeout=15.0):
+    """Poll ``expression`` from here: the pages keep their strict CSP (no
+    ``unsafe-eval``), which refuses the string predicate Playwright's own
+    ``wait_for_function`` evaluates in the page once it has to poll."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"never true: {expression}"
+        page.wait_for_timeout(100)
+
+
 def _watch(page, problems):
     page.on(
         "console",
@@ -71,7 +83,7 @@ def test_a_copied_share_link_brings_a_purchase_attributed_to_the_sharer(
         _watch(page, problems)
         page.goto(f"{asgi_server}/shows/{live_show.slug}/")
         page.click("[data-share-button]")
-        page.wait_for_function("window.__shared.length === 1")
+        _until(page, "window.__shared.length === 1")
         shared = page.evaluate("window.__shared[0]")
         code = ShareLink.objects.get(show=live_show, sharer=sharer).code
         assert shared["url"].endswith(f"/shows/{live_show.slug}/?via={code}&ch=app")
@@ -99,9 +111,7 @@ def test_a_copied_share_link_brings_a_purchase_attributed_to_the_sharer(
         button = page.locator("[data-share-button]")
         assert button.is_visible()
         button.click()
-        page.wait_for_function(
-            "document.querySelector('[data-share-status]').textContent !== ''"
-        )
+        _until(page, "document.querySelector('[data-share-status]').textContent !== ''")
         assert page.inner_text("[data-share-status]") == "Link copied"
         assert page.get_attribute("[data-share-status]", "role") == "status"
         copied = page.evaluate("navigator.clipboard.readText()")
