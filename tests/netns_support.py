@@ -109,3 +109,59 @@ def run_python(
         check=True,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def run_in_namespace(
+    namespace: str, script: Path, workdir: Path, *, timeout: float = 280
+) -> dict[str, Any]:
+    """Run a ``*_netns.py`` script inside ``namespace`` (it imports
+    ``tests.netns_support`` from this checkout) and return the JSON object its
+    last line prints; fail with its stderr when it printed nothing."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(  # nosec B603 B607 - fixed arguments, our own script
+        ["ip", "netns", "exec", namespace, sys.executable, str(script), str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines, done.stderr[-3000:]
+    return dict(json.loads(lines[-1]))
+
+
+def start_daphne(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """Daphne serving the whole application on 127.0.0.1:``port`` (stderr
+    appended to ``log``), once ``/healthz`` answers."""
+    server = subprocess.Popen(  # nosec B603 - this interpreter, fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "config.asgi:application",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("a"),
+    )
+    try:
+        wait_for_server(f"http://127.0.0.1:{port}/healthz", timeout=90, server=server)
+    except BaseException:
+        stop_daphne(server)
+        raise
+    return server
+
+
+def stop_daphne(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 15 s."""
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()

@@ -15,7 +15,6 @@ ip netns exec NS python rehearsal_netns.py WORKDIR
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,14 @@ from typing import Any
 from tests.netns_support import (
     CHROMIUM,
     NETNS_CHROMIUM_ARGS,
-    ROOT,
     policy_bypassed,
     run_python,
     server_env,
-    wait_for_server,
+    start_daphne,
+    stop_daphne,
 )
 
 PORT = 8767
-DAPHNE = [sys.executable, "-m", "daphne", "-b", "127.0.0.1"]
 SLUG = "rehearsal-show"
 
 SEED = """
@@ -130,17 +128,10 @@ def run(workdir: Path) -> dict[str, Any]:
     env = server_env(workdir, ALLOWED_HOSTS="127.0.0.1,localhost")
     seeded = run_python(SEED, env, timeout=120)
     base = f"http://127.0.0.1:{PORT}"
-    server = subprocess.Popen(
-        [*DAPHNE, "-p", str(PORT), "config.asgi:application"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=(workdir / "server.log").open("w"),
-    )
+    server = start_daphne(env, PORT, workdir / "server.log")
     result: dict[str, Any] = {}
     studio = None
     try:
-        wait_for_server(f"{base}/healthz", server=server)
         with sync_playwright() as pw:
             browser = policy_bypassed(
                 pw.chromium.launch(
@@ -223,12 +214,7 @@ def run(workdir: Path) -> dict[str, Any]:
             finally:
                 browser.close()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_daphne(server)
     return result
 
 

@@ -5,15 +5,11 @@ connection carries on. Inside a loopback-only network namespace."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.netns_support import ROOT
+from tests.netns_support import run_in_namespace
 
 SCRIPT = Path(__file__).with_name("rehearsal_netns.py")
 
@@ -23,25 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 def test_rehearsal_is_invisible_to_viewers_and_public_after_go_live(
     loopback_namespace, tmp_path
 ):
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            loopback_namespace,
-            sys.executable,
-            str(SCRIPT),
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        env=env,
-    )
-    lines = done.stdout.strip().splitlines()
-    assert lines, done.stderr[-3000:]
-    result = json.loads(lines[-1])
+    result = run_in_namespace(loopback_namespace, SCRIPT, tmp_path)
     assert "error" not in result, result
 
     assert result["studio_rehearsal_text"] == "Rehearsal: only your team sees this"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,15 +24,14 @@ from typing import Any
 from tests.netns_support import (
     CHROMIUM,
     NETNS_CHROMIUM_ARGS,
-    ROOT,
     policy_bypassed,
     run_python,
     server_env,
-    wait_for_server,
+    start_daphne,
+    stop_daphne,
 )
 
 PORT = 8765
-DAPHNE = [sys.executable, "-m", "daphne", "-b", "127.0.0.1"]
 LIVE = "document.querySelector('[data-indicator]').dataset.state === 'live'"
 ENDED = "document.querySelector('[data-indicator]').dataset.state === 'ended'"
 
@@ -87,17 +85,10 @@ def run(workdir: Path) -> dict[str, Any]:
     seeded = seed(env)
     slug = seeded["slug"]
     base = f"http://127.0.0.1:{PORT}"
-    server = subprocess.Popen(
-        [*DAPHNE, "-p", str(PORT), "config.asgi:application"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=(workdir / "server.log").open("w"),
-    )
+    server = start_daphne(env, PORT, workdir / "server.log")
     result: dict[str, Any] = {"slug": slug}
     studio = None
     try:
-        wait_for_server(f"{base}/healthz", server=server)
         with sync_playwright() as pw:
             browser = policy_bypassed(
                 pw.chromium.launch(
@@ -206,12 +197,7 @@ def run(workdir: Path) -> dict[str, Any]:
             finally:
                 browser.close()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_daphne(server)
     return result
 
 

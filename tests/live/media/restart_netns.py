@@ -13,20 +13,19 @@ Usage (test_browser.py does this): ip netns exec NS python restart_netns.py WORK
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.live.media.browser_netns import DAPHNE, LIVE, PORT, seed
+from tests.live.media.browser_netns import LIVE, PORT, seed
 from tests.netns_support import (
     CHROMIUM,
     NETNS_CHROMIUM_ARGS,
-    ROOT,
     policy_bypassed,
     server_env,
-    wait_for_server,
+    start_daphne,
+    stop_daphne,
 )
 
 # The video's position now and a few seconds later, and how the page plays.
@@ -37,27 +36,6 @@ ADVANCES = """async () => {
   return {start, end: video.currentTime,
           mode: document.querySelector('[data-player]').dataset.mode || null};
 }"""
-
-
-def start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(  # nosec B603 - this interpreter, fixed arguments
-        [*DAPHNE, "-p", str(PORT), "config.asgi:application"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("a"),
-    )
-    wait_for_server(f"http://127.0.0.1:{PORT}/healthz", server=server)
-    return server
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 def run(workdir: Path) -> dict[str, Any]:
@@ -72,7 +50,7 @@ def run(workdir: Path) -> dict[str, Any]:
     slug = seeded["slug"]
     base = f"http://127.0.0.1:{PORT}"
     log = workdir / "server.log"
-    server = start_server(env, log)
+    server = start_daphne(env, PORT, log)
     result: dict[str, Any] = {"slug": slug}
     try:
         with sync_playwright() as pw:
@@ -110,9 +88,9 @@ def run(workdir: Path) -> dict[str, Any]:
                 navigations: list[str] = []
                 viewer.on("framenavigated", lambda frame: navigations.append(frame.url))
 
-                stop_server(server)
+                stop_daphne(server)
                 stopped = time.monotonic()
-                server = start_server(env, log)
+                server = start_daphne(env, PORT, log)
                 result["down_seconds"] = round(time.monotonic() - stopped, 1)
 
                 # What the viewer had buffered is played out by now: a player
@@ -135,7 +113,7 @@ def run(workdir: Path) -> dict[str, Any]:
             finally:
                 browser.close()
     finally:
-        stop_server(server)
+        stop_daphne(server)
     return result
 
 

@@ -4,15 +4,11 @@ that has only loopback, so no packet can leave 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.netns_support import ROOT
+from tests.netns_support import run_in_namespace
 
 SCRIPT = Path(__file__).with_name("browser_netns.py")
 
@@ -25,26 +21,7 @@ def test_studio_goes_live_and_viewers_play_webrtc_hls_and_replay(
     """Studio publishes the fake camera over WHIP; a viewer plays it over WebRTC
     (its <video> advances), a viewer beyond the WebRTC limit plays HLS with
     program times; after End show the recording plays."""
-    # The script imports tests.netns_support from the checkout.
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            loopback_namespace,
-            sys.executable,
-            str(SCRIPT),
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        env=env,
-    )
-    lines = done.stdout.strip().splitlines()
-    assert lines, done.stderr[-3000:]
-    result = json.loads(lines[-1])
+    result = run_in_namespace(loopback_namespace, SCRIPT, tmp_path)
     assert "error" not in result, result
 
     assert result["camera_options"] >= 1
@@ -79,25 +56,7 @@ def test_an_hls_viewer_plays_on_after_the_server_restarts_mid_show(
     """The server is stopped and started again mid-show: the studio publishes
     again by itself and the HLS viewer's video moves on again without a
     reload (the player starts over when its picture stands still)."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            loopback_namespace,
-            sys.executable,
-            str(RESTART_SCRIPT),
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        env=env,
-    )
-    lines = done.stdout.strip().splitlines()
-    assert lines, done.stderr[-3000:]
-    result = json.loads(lines[-1])
+    result = run_in_namespace(loopback_namespace, RESTART_SCRIPT, tmp_path)
     assert "error" not in result, result
     before, after = result["before"], result["after"]
     assert before["mode"] == "hls"
