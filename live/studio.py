@@ -48,20 +48,30 @@ def _duration(seconds: int | None) -> str | None:
     return f"{minutes}:{rest:02d}"
 
 
-@never_cache
-@require_GET
-def studio_figures(request: HttpRequest, slug: str) -> HttpResponse:
-    """The show's live figures for its brand's staff (owner, host, moderator);
-    403 for anybody else, 503 while Redis does not answer."""
+def _staff_show(request: HttpRequest, slug: str, refusal: str) -> Show | JsonResponse:
+    """The show at ``slug`` when the request comes from its brand's staff
+    (owner, host, moderator), else the answer to send: 404, or 403 saying
+    ``refusal``."""
     try:
         show = show_selectors.show_get(slug=slug)
     except Show.DoesNotExist:
         return _problem("not_found", _("There is no show at this address."), 404)
     user = request.user if request.user.is_authenticated else None
     if not show_selectors.user_is_show_staff(user=user, show=show):
-        return _problem(
-            "forbidden", _("Only the brand's staff can see the show's figures."), 403
-        )
+        return _problem("forbidden", refusal, 403)
+    return show
+
+
+@never_cache
+@require_GET
+def studio_figures(request: HttpRequest, slug: str) -> HttpResponse:
+    """The show's live figures for its brand's staff (owner, host, moderator);
+    403 for anybody else, 503 while Redis does not answer."""
+    show = _staff_show(
+        request, slug, _("Only the brand's staff can see the show's figures.")
+    )
+    if isinstance(show, JsonResponse):
+        return show
     try:
         found = figures.show_live_figures(show=show)
     except rclient.ERRORS:
@@ -150,15 +160,11 @@ def question_suggestion(
     """A draft answer to one of the show's questions, for its brand's staff:
     ``{"suggestion": {"text", "source", "product"}}``, or ``null`` with a
     ``message`` when the question names no product of the line-up."""
-    try:
-        show = show_selectors.show_get(slug=slug)
-    except Show.DoesNotExist:
-        return _problem("not_found", _("There is no show at this address."), 404)
-    user = request.user if request.user.is_authenticated else None
-    if not show_selectors.user_is_show_staff(user=user, show=show):
-        return _problem(
-            "forbidden", _("Only the brand's staff can see suggested answers."), 403
-        )
+    show = _staff_show(
+        request, slug, _("Only the brand's staff can see suggested answers.")
+    )
+    if isinstance(show, JsonResponse):
+        return show
     question = suggestions.show_question(show=show, question_id=question_id)
     if question is None:
         return _problem("not_found", _("There is no such question in this show."), 404)
