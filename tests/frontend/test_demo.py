@@ -153,9 +153,13 @@ def test_demo_command_serves_the_seeded_show_and_stops_cleanly(tmp_path):
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
+            # Every thread's stack (the demo registers SIGUSR1 for it), then
+            # what it printed: what it was waiting on.
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(1)
             proc.kill()
-            proc.wait()
-            pytest.fail("the demo did not stop on Ctrl-C:\n" + "".join(output))
+            rest = proc.communicate()[0] or ""
+            pytest.fail("the demo did not stop on Ctrl-C:\n" + "".join(output) + rest)
     assert proc.returncode == 0, "".join(output)
     deadline = time.monotonic() + 5
     while _listening(stripe_port) and time.monotonic() < deadline:

@@ -263,7 +263,8 @@ def test_a_worker_killed_mid_batch_and_restarted_sends_each_email_once(
     """Forty people wait for "live now". The worker process is killed (SIGKILL)
     after some emails; the sweeper enqueues the batch again, a new worker
     finishes it: everybody gets one email, nobody two (the one being sent at
-    the kill may be lost: at most once, and its claim shows it)."""
+    the kill may be lost, or delivered but not marked: at most once, and its
+    claim shows it)."""
     for index in range(40):
         Reminder.objects.create(
             show=show, email=f"p{index}@example.test", confirmed_at=timezone.now()
@@ -298,11 +299,18 @@ def test_a_worker_killed_mid_batch_and_restarted_sends_each_email_once(
     assert second.wait(timeout=120) == 0
     sent = _sent_to(tmp_path)
     assert len(sent) == len(set(sent)), "nobody got two"
+    # The one email under way at the kill is the only doubt: lost before the
+    # mail server had it, or delivered before it was marked sent. Either way
+    # it is not sent again (at most once), and its claim says so.
     lost = {f"p{i}@example.test" for i in range(40)} - set(sent)
-    assert len(lost) <= 1
-    for address in lost:
+    marked = set(
+        Notice.objects.filter(sent_at__isnull=False).values_list("address", flat=True)
+    )
+    assert marked <= set(sent)
+    unmarked = set(sent) - marked
+    assert len(lost | unmarked) <= 1, (lost, unmarked)
+    for address in lost | unmarked:
         assert Notice.objects.get(address=address).last_error == notices.SENDING
-    assert Notice.objects.filter(sent_at__isnull=False).count() == len(sent)
 
 
 def test_a_brand_page_lists_its_public_shows_and_follows_in_one_tap(

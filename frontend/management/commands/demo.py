@@ -10,7 +10,9 @@ on 127.0.0.1. Ctrl-C stops everything, the child process included.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
+import signal
 import socket
 import subprocess  # nosec B404 - starts the demo's own processes
 import threading
@@ -36,6 +38,11 @@ SWEEP_INTERVAL_SECONDS = 5.0
 # lock for a moment, so the demo's worker looks every two seconds, not every
 # one as ``db_worker`` does: an email reaches the console within two seconds.
 TASKS_INTERVAL_SECONDS = 2.0
+# How long Ctrl-C waits for each background thread's pass under way. The
+# threads are daemons: one still busy after that ends with the process (a
+# database transaction is all or nothing), and Ctrl-C stays quick on a
+# loaded machine.
+STOP_WAIT_SECONDS = 3.0
 
 
 @contextlib.contextmanager
@@ -50,7 +57,7 @@ def _localstripe(webhook_url: str) -> Iterator[str]:
     finally:
         child.terminate()
         try:
-            child.wait(timeout=10)
+            child.wait(timeout=5)
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
@@ -73,14 +80,14 @@ def _sweeper() -> Iterator[None]:
         yield
     finally:
         stop.set()
-        thread.join(timeout=SWEEP_INTERVAL_SECONDS + 5)
+        thread.join(timeout=STOP_WAIT_SECONDS)
 
 
 @contextlib.contextmanager
 def _task_worker(interval: float = TASKS_INTERVAL_SECONDS) -> Iterator[None]:
     """The background tasks' worker (``manage.py db_worker``: the buyer's
-    emails) in a thread, for as long as the block runs. Stopping waits for the
-    task under way, if any."""
+    emails) in a thread, for as long as the block runs. Stopping waits up to
+    ``STOP_WAIT_SECONDS`` for the task under way, if any."""
     from django_tasks.backends.database.management.commands.db_worker import Worker
 
     worker = Worker(
@@ -105,7 +112,7 @@ def _task_worker(interval: float = TASKS_INTERVAL_SECONDS) -> Iterator[None]:
     finally:
         stop.set()
         worker.running = False
-        thread.join(timeout=interval + settings.EMAIL_TIMEOUT + 5)
+        thread.join(timeout=STOP_WAIT_SECONDS)
 
 
 def _run_worker(worker: Worker, stop: threading.Event, interval: float) -> None:
@@ -139,6 +146,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # SIGUSR1 prints every thread's stack: what a demo that hangs waits on.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         port: int = options["port"]
         (settings.BASE_DIR / "var").mkdir(exist_ok=True)
         # WhiteNoise also serves collected files from here when there are any.
