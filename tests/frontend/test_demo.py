@@ -88,6 +88,10 @@ def test_the_demos_worker_thread_sends_the_emails_and_stops(show):
     assert not any(t.name == "showfloor-tasks" for t in threading.enumerate())
 
 
+def _sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _listening(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -114,6 +118,10 @@ def test_demo_command_serves_the_seeded_show_and_stops_cleanly(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # Ctrl-C as in a terminal: a suite started in the background (``cmd &``)
+        # ignores SIGINT, its children inherit that, and then neither Python
+        # nor Twisted installs a handler, so the demo would never hear it.
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     output: list[str] = []
     try:

@@ -148,6 +148,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         # SIGUSR1 prints every thread's stack: what a demo that hangs waits on.
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+        # Started from a shell's background (``cmd &``) or by a process that
+        # ignores SIGINT, this process inherits the ignoring: then neither
+        # Python nor Daphne's reactor would install a handler, and Ctrl-C (or
+        # ``kill -INT``) would never stop the demo.
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         port: int = options["port"]
         (settings.BASE_DIR / "var").mkdir(exist_ok=True)
         # WhiteNoise also serves collected files from here when there are any.
