@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,50 @@ def stop_daphne(server: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
+
+
+def script_main(run: Callable[[Path], dict[str, Any]]) -> None:
+    """A ``*_netns.py`` script's entry: ``run(WORKDIR)`` (``sys.argv[1]``),
+    printing what it returns as one JSON line, or the error and the end of
+    the server's log."""
+    workdir = Path(sys.argv[1])
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        output = run(workdir)
+    except Exception as exc:
+        log = workdir / "server.log"
+        output = {
+            "error": f"{type(exc).__name__}: {exc}",
+            "server_log": log.read_text()[-3000:] if log.exists() else "",
+        }
+    print(json.dumps(output))
+
+
+def seed_show(env: dict[str, str], *, slug: str, title: str) -> dict[str, str]:
+    """Migrate the server's SQLite database and create a brand, a host and a
+    show scheduled in five minutes; the show's slug and a logged-in session
+    cookie for the host."""
+    code = f"""
+import json
+from datetime import timedelta
+import django
+django.setup()
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+from shows import services
+call_command("migrate", verbosity=0)
+brand = services.brand_create(name="Acme Audio", slug="acme")
+host = services.user_signup(
+    email="host@example.test", display_name="Hana", password="a-long-password-1"
+)
+services.membership_set(brand=brand, user=host, role="host")
+show = services.show_create(
+    brand=brand, slug={slug!r}, title={title!r},
+    scheduled_at=timezone.now() + timedelta(minutes=5),
+)
+client = Client()
+client.force_login(host)
+print(json.dumps({{"slug": show.slug, "session": client.cookies["sessionid"].value}}))
+"""
+    return {key: str(value) for key, value in run_python(code, env).items()}

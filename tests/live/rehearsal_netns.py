@@ -14,8 +14,6 @@ ip netns exec NS python rehearsal_netns.py WORKDIR
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,8 @@ from tests.netns_support import (
     CHROMIUM,
     NETNS_CHROMIUM_ARGS,
     policy_bypassed,
-    run_python,
+    script_main,
+    seed_show,
     server_env,
     start_daphne,
     stop_daphne,
@@ -32,29 +31,6 @@ from tests.netns_support import (
 PORT = 8767
 SLUG = "rehearsal-show"
 
-SEED = """
-import json
-from datetime import timedelta
-import django
-django.setup()
-from django.core.management import call_command
-from django.test import Client
-from django.utils import timezone
-from shows import services
-call_command("migrate", verbosity=0)
-brand = services.brand_create(name="Acme Audio", slug="acme")
-host = services.user_signup(
-    email="host@example.test", display_name="Hana", password="a-long-password-1"
-)
-services.membership_set(brand=brand, user=host, role="host")
-show = services.show_create(
-    brand=brand, slug="rehearsal-show", title="Launch show",
-    scheduled_at=timezone.now() + timedelta(minutes=5),
-)
-client = Client()
-client.force_login(host)
-print(json.dumps({"session": client.cookies["sessionid"].value}))
-"""
 
 # Every RTCPeerConnection the studio makes, and every close() of one.
 PEERS_WATCHED = """
@@ -126,7 +102,7 @@ def run(workdir: Path) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     env = server_env(workdir, ALLOWED_HOSTS="127.0.0.1,localhost")
-    seeded = run_python(SEED, env, timeout=120)
+    seeded = seed_show(env, slug=SLUG, title="Launch show")
     base = f"http://127.0.0.1:{PORT}"
     server = start_daphne(env, PORT, workdir / "server.log")
     result: dict[str, Any] = {}
@@ -219,14 +195,4 @@ def run(workdir: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    workdir = Path(sys.argv[1])
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        output = run(workdir)
-    except Exception as exc:
-        log = workdir / "server.log"
-        output = {
-            "error": f"{type(exc).__name__}: {exc}",
-            "server_log": log.read_text()[-3000:] if log.exists() else "",
-        }
-    print(json.dumps(output))
+    script_main(run)

@@ -15,9 +15,7 @@ Usage (test_browser.py does this): ip netns exec NS python browser_netns.py WORK
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,8 @@ from tests.netns_support import (
     CHROMIUM,
     NETNS_CHROMIUM_ARGS,
     policy_bypassed,
-    run_python,
+    script_main,
+    seed_show,
     server_env,
     start_daphne,
     stop_daphne,
@@ -37,32 +36,8 @@ ENDED = "document.querySelector('[data-indicator]').dataset.state === 'ended'"
 
 
 def seed(env: dict[str, str]) -> dict[str, str]:
-    """Migrate the SQLite database and create a brand, a host and a show; return
-    the show's slug and a logged-in session cookie for the host."""
-    code = """
-import json
-from datetime import timedelta
-import django
-django.setup()
-from django.core.management import call_command
-from django.test import Client
-from django.utils import timezone
-from shows import services
-call_command("migrate", verbosity=0)
-brand = services.brand_create(name="Acme Audio", slug="acme")
-host = services.user_signup(
-    email="host@example.test", display_name="Hana", password="a-long-password-1"
-)
-services.membership_set(brand=brand, user=host, role="host")
-show = services.show_create(
-    brand=brand, slug="netns-show", title="Netns show",
-    scheduled_at=timezone.now() + timedelta(minutes=5),
-)
-client = Client()
-client.force_login(host)
-print(json.dumps({"slug": show.slug, "session": client.cookies["sessionid"].value}))
-"""
-    return run_python(code, env, timeout=120)
+    """The show the scripts of this folder play (``seed_show``)."""
+    return seed_show(env, slug="netns-show", title="Netns show")
 
 
 VIDEO_PROGRESS = """async (selector) => {
@@ -202,14 +177,4 @@ def run(workdir: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    workdir = Path(sys.argv[1])
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        output = run(workdir)
-    except Exception as exc:
-        log = workdir / "server.log"
-        output = {
-            "error": f"{type(exc).__name__}: {exc}",
-            "server_log": log.read_text()[-3000:] if log.exists() else "",
-        }
-    print(json.dumps(output))
+    script_main(run)

@@ -12,8 +12,6 @@ Usage (test_browser.py does this): ip netns exec NS python restart_netns.py WORK
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from tests.netns_support import (
     CHROMIUM,
     NETNS_CHROMIUM_ARGS,
     policy_bypassed,
+    script_main,
     server_env,
     start_daphne,
     stop_daphne,
@@ -118,14 +117,4 @@ def run(workdir: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    workdir = Path(sys.argv[1])
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        output = run(workdir)
-    except Exception as exc:
-        log = workdir / "server.log"
-        output = {
-            "error": f"{type(exc).__name__}: {exc}",
-            "server_log": log.read_text()[-3000:] if log.exists() else "",
-        }
-    print(json.dumps(output))
+    script_main(run)
