@@ -94,11 +94,21 @@ class LiveFigures:
     sales: list[tuple[int, str]]
 
 
-def _money(values: dict[str, int], prefix: str) -> dict[str, int]:
+def money_of(values: dict[str, int], prefix: str) -> dict[str, int]:
+    """Amounts per currency counted under ``prefix`` (``revenue.EUR`` →
+    ``{"EUR": …}``), currencies in order."""
     return {
         name[len(prefix) :]: value
         for name, value in sorted(values.items())
         if name.startswith(prefix)
+    }
+
+
+def net_of(revenue: dict[str, int], refunded: dict[str, int]) -> dict[str, int]:
+    """Revenue less refunds, per currency of either."""
+    return {
+        currency: revenue.get(currency, 0) - refunded.get(currency, 0)
+        for currency in sorted({*revenue, *refunded})
     }
 
 
@@ -111,12 +121,9 @@ def show_live_figures(*, show: Show, now: float | None = None) -> LiveFigures:
     unique_viewers = totals.get("u.viewers", 0)
     buyers = totals.get("u.buyers", 0)
     watch = totals.get("watch_seconds", 0)
-    revenue = _money(totals, "revenue.")
-    refunded = _money(totals, "refunded.")
-    net = {
-        currency: revenue.get(currency, 0) - refunded.get(currency, 0)
-        for currency in sorted({*revenue, *refunded})
-    }
+    revenue = money_of(totals, "revenue.")
+    refunded = money_of(totals, "refunded.")
+    net = net_of(revenue, refunded)
     current = counting.minute_of(moment)
     started = (
         counting.minute_of(show.started_at.timestamp()) if show.started_at else current
@@ -151,8 +158,8 @@ def show_live_figures(*, show: Show, now: float | None = None) -> LiveFigures:
                 buy_taps=totals.get(field + "buy_taps", 0),
                 holds=totals.get(field + "holds", 0),
                 units=totals.get(field + "units", 0),
-                revenue=_money(totals, field + "revenue."),
-                refunded=_money(totals, field + "refunded."),
+                revenue=money_of(totals, field + "revenue."),
+                refunded=money_of(totals, field + "refunded."),
             )
         )
     return LiveFigures(

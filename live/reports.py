@@ -33,6 +33,7 @@ from django.utils.translation import gettext_lazy as _
 from checkout.models import Order
 from checkout.services.brand_orders import csv_safe
 from checkout.traffic import traffic_sources
+from live.figures import money_of, net_of
 from realtime.models import ShowMinuteCount, ShowTotalCount
 from shows.exceptions import NotFound
 from shows.models import Brand, LineupItem, Pin, Product, Show, User
@@ -183,14 +184,6 @@ class BrandReport:
 # --- Reading the counts ----------------------------------------------------------
 
 
-def _money(values: dict[str, int], prefix: str) -> dict[str, int]:
-    return {
-        name[len(prefix) :]: value
-        for name, value in sorted(values.items())
-        if name.startswith(prefix)
-    }
-
-
 def _sums(show_id: int) -> dict[str, int]:
     """The show's sums over all its minutes (uniques and maxima left out:
     they do not add up)."""
@@ -217,8 +210,8 @@ def _figures(sums: dict[str, int], totals: dict[str, int]) -> Figures:
     unique_viewers = totals.get("u.viewers", 0)
     buyers = totals.get("u.buyers", 0)
     watch = sums.get("watch_seconds", 0)
-    revenue = _money(sums, "revenue.")
-    refunded = _money(sums, "refunded.")
+    revenue = money_of(sums, "revenue.")
+    refunded = money_of(sums, "refunded.")
     return Figures(
         unique_viewers=unique_viewers,
         peak_viewers=totals.get("max.viewers", 0),
@@ -235,10 +228,7 @@ def _figures(sums: dict[str, int], totals: dict[str, int]) -> Figures:
         refunds=sums.get("refunds", 0),
         revenue=revenue,
         refunded=refunded,
-        net_revenue={
-            currency: revenue.get(currency, 0) - refunded.get(currency, 0)
-            for currency in sorted({*revenue, *refunded})
-        },
+        net_revenue=net_of(revenue, refunded),
         conversion=buyers / unique_viewers if unique_viewers else None,
     )
 
@@ -248,7 +238,7 @@ def _replay(sums: dict[str, int], totals: dict[str, int]) -> ReplayFigures:
         views=sums.get("replay.views", 0),
         unique_viewers=totals.get("u.replay_viewers", 0),
         orders_paid=sums.get("replay.orders_paid", 0),
-        revenue=_money(sums, "replay.revenue."),
+        revenue=money_of(sums, "replay.revenue."),
     )
 
 
@@ -346,7 +336,7 @@ def _products(show: Show, sums: dict[str, int]) -> list[ProductRow]:
                 buy_taps=sums.get(field + "buy_taps", 0),
                 holds=sums.get(field + "holds", 0),
                 units=sums.get(field + "units", 0),
-                revenue=_money(sums, field + "revenue."),
+                revenue=money_of(sums, field + "revenue."),
             )
         )
     return rows
@@ -472,7 +462,7 @@ def brand_report(*, user: User, brand: Brand) -> BrandReport:
                 peak_viewers=whole.get("max.viewers", 0),
                 orders_paid=own.get("orders_paid", 0),
                 buyers=buyers,
-                revenue=_money(own, "revenue."),
+                revenue=money_of(own, "revenue."),
                 conversion=buyers / viewers if viewers else None,
             )
         )
