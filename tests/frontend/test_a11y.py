@@ -432,26 +432,24 @@ def test_hearts_float_only_without_reduced_motion(asgi_server, page, live_show, 
 def test_player_has_a_labelled_captions_track(asgi_server, page, live_show):
     """The video carries a captions text track in the page's language that
     cues can be added to, and the player still starts (it asks for WebRTC)."""
-    whep = []
-    page.on(
-        "request", lambda r: whep.append(r.url) if r.url.endswith("/whep") else None
-    )
-    open_live_room(page, f"{asgi_server}/shows/{live_show.slug}/")
-    track = page.locator(".player-video track")
-    assert track.get_attribute("kind") == "captions"
-    assert track.get_attribute("label") == "Captions"
-    assert track.get_attribute("srclang") == "en"
-    added = page.evaluate(
-        """() => {
-          const track = document.querySelector(".player-video").textTracks[0];
-          track.mode = "hidden";
-          track.addCue(new VTTCue(0, 5, "Hello"));
-          return [track.kind, track.label, track.cues.length];
-        }"""
-    )
-    assert added == ["captions", "Captions", 1]
-    page.wait_for_function("document.querySelector('[data-player]').dataset.mode")
-    assert whep
+    # The player's WHEP offer goes out after ICE gathering, some time after
+    # the page is ready: wait for the request itself, not for a page flag.
+    with page.expect_request(lambda r: r.url.endswith("/whep"), timeout=15_000) as whep:
+        open_live_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+        track = page.locator(".player-video track")
+        assert track.get_attribute("kind") == "captions"
+        assert track.get_attribute("label") == "Captions"
+        assert track.get_attribute("srclang") == "en"
+        added = page.evaluate(
+            """() => {
+              const track = document.querySelector(".player-video").textTracks[0];
+              track.mode = "hidden";
+              track.addCue(new VTTCue(0, 5, "Hello"));
+              return [track.kind, track.label, track.cues.length];
+            }"""
+        )
+        assert added == ["captions", "Captions", 1]
+    assert whep.value.method == "POST"
 
 
 OVERLAY_CONTRAST = """() => {
