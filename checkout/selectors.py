@@ -273,7 +273,7 @@ def sale_room_card(
     }
 
 
-def room_sales(*, show: Show) -> dict[str, Any]:
+def room_sales(*, show: Show, user: User | None = None) -> dict[str, Any]:
     """The snapshot's ``sales``: the show's open sales as ``sale_room_card``
     (one query, two when a sale is open). Passed to ``room_snapshot_now`` by
     the room's consumer, so the sales are read in the snapshot's transaction
@@ -544,7 +544,7 @@ def product_ratings(product_ids: Iterable[int]) -> dict[int, Rating]:
     }
 
 
-def room_ratings(*, show: Show) -> dict[str, Any]:
+def room_ratings(*, show: Show, user: User | None = None) -> dict[str, Any]:
     """The snapshot's ``ratings``: ``{product_id: {average, count}}`` for the
     line-up's reviewed products (one query). Passed to ``room_snapshot_now``
     beside ``room_sales``; a card pinned later finds its rating here too."""

@@ -29,10 +29,14 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from checkout import selectors as checkout_selectors
+from live import games
 from live.hub.collector import collector
 from live.hub.core import Viewer, get_hub
 from live.hub.writers import AsgiWriter, make_writer
 from live.i18n import scope_language
+from live.protocol import Refusal
+from live.protocol import id_field as _id
+from live.protocol import text_field as _text
 from realtime import counting
 from realtime.bus import json_body
 from realtime.limiter import Bucket
@@ -125,13 +129,6 @@ CLOSE_TOO_BIG = 4413
 CLOSE_UNAVAILABLE = 4503
 
 
-class Refusal(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(message)
-
-
 def _call_and_audit(
     service: Callable[..., Any],
     action: str,
@@ -198,7 +195,11 @@ async def _snapshot_frame(show: Show, user: User | None, viewers: int) -> Snapsh
         show=copy.copy(show),
         user=user,
         viewers=viewers,
-        parts=(checkout_selectors.room_sales, checkout_selectors.room_ratings),
+        parts=(
+            checkout_selectors.room_sales,
+            checkout_selectors.room_ratings,
+            *games.SNAPSHOT_PARTS,
+        ),
     )
     return Snapshot(
         int(snapshot["seq"]),
@@ -222,30 +223,6 @@ async def _patiently(call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> 
                 _database_failed()
                 raise
             await asyncio.sleep(0.25)
-
-
-def _text(msg: dict[str, Any], name: str, limit: int, *, required: bool = True) -> str:
-    value = msg.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str):
-        raise Refusal("invalid", _("“%(name)s” must be text.") % {"name": name})
-    if len(value) > limit:
-        raise Refusal(
-            "too_long",
-            _("“%(name)s” is longer than %(limit)d characters.")
-            % {"name": name, "limit": limit},
-        )
-    return value
-
-
-def _id(msg: dict[str, Any], name: str, *, required: bool = True) -> int | None:
-    value = msg.get(name)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**62:
-        raise Refusal("invalid", _("“%(name)s” must be an id.") % {"name": name})
-    return value
 
 
 class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
@@ -802,4 +779,5 @@ HANDLERS: dict[str, tuple[bool, Handler]] = {
     "user.restrict": (True, ShowConsumer.user_restrict),
     "show.slow_mode": (True, ShowConsumer.show_slow_mode),
 }
+HANDLERS.update(games.HANDLERS)
 HOST_ONLY_TYPES = tuple(kind for kind, (staff, _h) in HANDLERS.items() if staff)

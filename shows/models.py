@@ -257,6 +257,10 @@ class LineupItem(models.Model):
     show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="lineup")
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
     position = models.PositiveIntegerField(default=0)
+    # Comment to buy (docs/games.md): while the product is pinned, a signed-in
+    # viewer who types this word in chat (case ignored, optionally followed
+    # by a variant word) gets a stock hold. Empty: off.
+    claim_keyword = models.CharField(max_length=20, blank=True)
 
     class Meta:
         ordering = ["position", "id"]
@@ -731,3 +735,163 @@ class ShareLink(models.Model):
 
     def __str__(self) -> str:
         return f"share link {self.code} of {self.show}"
+
+
+# --- Live games (docs/games.md) ---------------------------------------------
+
+
+class Poll(models.Model):
+    """A question with two to four answers; each viewer answers once. Kept with
+    the show and its replay once closed."""
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="polls")
+    question = models.CharField(max_length=200)
+    # The answers, in the order shown: two to four strings.
+    options = models.JSONField()
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["opened_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["show"],
+                condition=Q(closed_at__isnull=True),
+                name="poll_one_open_per_show",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.question
+
+
+class PollVote(models.Model):
+    """One answer per voter: a signed-in user (``u:<id>``) or a guest's
+    session (``s:<key>``)."""
+
+    poll = models.ForeignKey(Poll, on_delete=models.CASCADE, related_name="votes")
+    voter = models.CharField(max_length=64)
+    option = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["poll", "voter"], name="poll_vote_once_per_voter"
+            ),
+            models.CheckConstraint(
+                condition=Q(option__lte=3), name="poll_vote_option_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.voter} → {self.option} in {self.poll_id}"
+
+
+class Giveaway(models.Model):
+    """A prize drawn among the entries by a committed seed (docs/games.md):
+    ``seed_hash`` is published when it opens, ``seed`` only after the draw."""
+
+    class Eligibility(models.TextChoices):
+        SIGNED_IN = "signed_in", _("Anybody signed in")
+        FOLLOWERS = "followers", _("Followers of the brand")
+        BUYERS = "buyers", _("Buyers in this show")
+
+    class Entry(models.TextChoices):
+        BUTTON = "button", _("A button")
+        KEYWORD = "keyword", _("A word in the chat")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        DRAWN = "drawn", _("Drawn")
+        CLAIMED = "claimed", _("Claimed")
+        UNCLAIMED = "unclaimed", _("Not claimed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="giveaways")
+    prize = models.CharField(max_length=200)
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    eligibility = models.CharField(
+        max_length=16, choices=Eligibility.choices, default=Eligibility.SIGNED_IN
+    )
+    entry = models.CharField(max_length=16, choices=Entry.choices, default=Entry.BUTTON)
+    keyword = models.CharField(max_length=20, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.OPEN
+    )
+    opened_at = models.DateTimeField()
+    closes_at = models.DateTimeField()
+    # The commitment: hex SHA-256 of the seed, published at the start.
+    seed_hash = models.CharField(max_length=64)
+    # The secret seed (hex), published only once the draw is made.
+    seed = models.CharField(max_length=64)
+    drawn_at = models.DateTimeField(null=True, blank=True)
+    # How long a winner has to claim the prize before the redraw.
+    claim_seconds = models.PositiveIntegerField(default=600)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["opened_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(closes_at__gt=F("opened_at")),
+                name="giveaway_closes_after_opening",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.prize
+
+
+class GiveawayEntry(models.Model):
+    """One entry per user; ``token`` is the entry's public name in the
+    published list (the entrant can find themselves in it)."""
+
+    giveaway = models.ForeignKey(
+        Giveaway, on_delete=models.CASCADE, related_name="entries"
+    )
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    token = models.CharField(max_length=32, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["giveaway", "user"], name="giveaway_entry_once_per_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.token} in {self.giveaway_id}"
+
+
+class GiveawayDraw(models.Model):
+    """One round of the draw: round 1 is the first winner, each redraw (the
+    prize went unclaimed) the next round, by the same seed and method."""
+
+    giveaway = models.ForeignKey(
+        Giveaway, on_delete=models.CASCADE, related_name="draws"
+    )
+    round = models.PositiveSmallIntegerField()
+    entry = models.ForeignKey(GiveawayEntry, on_delete=models.CASCADE, related_name="+")
+    drawn_at = models.DateTimeField()
+    claim_by = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["round"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["giveaway", "round"], name="giveaway_draw_once_per_round"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"round {self.round} of {self.giveaway_id}"

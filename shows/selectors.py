@@ -295,8 +295,9 @@ def room_snapshot(
     status, pinned products with price and stock, the last 50 visible chat
     messages, open questions by votes (and the latest answered), the viewer's
     own votes, slow mode, viewer count and ``seq``. Eight queries, plus those
-    of ``parts``: each is called with ``show=`` and its keys are added (the
-    room's consumer passes checkout's ``room_sales``)."""
+    of ``parts``: each is called with ``show=`` and ``user=`` and its keys are
+    added (the room's consumer passes checkout's ``room_sales`` and the live
+    games' parts)."""
     show.refresh_from_db(
         fields=["status", "slow_mode_seconds", "started_at", "ended_at"]
     )
@@ -378,5 +379,5 @@ def room_snapshot(
         ),
     }
     for part in parts:
-        snapshot.update(part(show=show))
+        snapshot.update(part(show=show, user=user))
     return snapshot
