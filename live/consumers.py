@@ -602,6 +602,8 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             "chat.send", ref, room.chat_send, user=self.user, text=text
         ):
             counting.add(self.show.pk, "chat")
+            for hook in games.CHAT_HOOKS:
+                await hook(self, text, ref)
 
     async def reaction_send(self, msg: dict[str, Any], ref: Any) -> None:
         emoji = msg.get("emoji")
