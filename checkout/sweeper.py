@@ -1,7 +1,8 @@
 """The sweeper: expires stock holds (stock back, PaymentIntents cancelled),
-closes flash sales whose window passed and asks for reminder emails that are
-due. ``manage.py sweep`` runs it as its own
-process; the embedded demo runs ``run`` in a thread."""
+closes flash sales whose window passed, asks for reminder emails that are
+due and ends live shows nobody has streamed to for a long time.
+``manage.py sweep`` runs it as its own process; the embedded demo runs ``run``
+in a thread."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.db import close_old_connections
 from checkout import services
 from realtime import counting
 from shows import notices
+from shows.services import stream
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ def sweep_once() -> int:
         + services.bag_expire_due()
         + services.sale_close_due()
         + notices.notices_due()
+        + stream.stream_abandoned_end_due()
     )
 
 

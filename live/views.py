@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,11 @@ async def whip(request: HttpRequest, slug: str) -> HttpResponseBase:
 async def whip_session(
     request: HttpRequest, slug: str, session_id: str
 ) -> HttpResponseBase:
-    """``DELETE`` ends the stream and the show; trickle ICE (``PATCH``) is not
+    """``DELETE`` ends the stream, not the show: OBS sends it on "Stop
+    streaming", and the show waits for the encoder's return (a rehearsal
+    ends, and the show stays scheduled). The host ends the show in the studio,
+    or the sweeper once nobody has streamed for
+    ``SHOWFLOOR_ABANDONED_SHOW_SECONDS``. Trickle ICE (``PATCH``) is not
     supported (every candidate is in the offer and the answer)."""
     if request.method == "PATCH":
         return _problem(
@@ -205,7 +210,10 @@ async def whip_session(
         node.publisher_session(slug, session_id)
     except MediaError as exc:
         return _problem(exc.status, exc.code, exc.message)
-    await _end_stream(show)
+    if show.is_rehearsing:
+        await _end_stream(show)
+    else:
+        await node.stop_publisher(slug, session_id)
     return HttpResponse(status=200)
 
 
@@ -403,6 +411,16 @@ def _stream_state(show: Show) -> dict[str, Any]:
         else None,
         "publisher": "none",
         "viewers_webrtc": 0,
+        # When the sweeper will end a live show nobody streams to (epoch ms).
+        "auto_end_at": int(
+            (
+                show.publisher_gone_since
+                + timedelta(seconds=settings.SHOWFLOOR_ABANDONED_SHOW_SECONDS)
+            ).timestamp()
+            * 1000
+        )
+        if show.publisher_gone_since and show.status == Show.Status.LIVE
+        else None,
     }
     if broadcast is not None:
         state.update(broadcast.status())

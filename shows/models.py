@@ -204,6 +204,10 @@ class Show(models.Model):
     # Path of the recording, relative to SHOWFLOOR_RECORDINGS_DIR, once one exists.
     recording_file = models.CharField(max_length=255, blank=True)
     slow_mode_seconds = models.PositiveSmallIntegerField(default=0)
+    # Since when no publisher has been streaming to the live show (stopped by
+    # the encoder or lost); cleared when one connects. The sweeper ends a show
+    # left like this past SHOWFLOOR_ABANDONED_SHOW_SECONDS (docs/video.md).
+    publisher_gone_since = models.DateTimeField(null=True, blank=True)
     # The host's trim of the replay, in seconds of the recording: the replay
     # starts at ``replay_start_seconds`` and stops at ``replay_end_seconds``
     # (None: the recording's end).
@@ -859,6 +863,8 @@ class GiveawayEntry(models.Model):
     )
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
     token = models.CharField(max_length=32, unique=True)
+    # The language the entrant entered in: the winner's email is written in it.
+    language = models.CharField(max_length=16, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -151,6 +151,8 @@ class PublisherState:
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
     LOST = "lost"
+    # The encoder said it stopped (WHIP DELETE): the show waits for it.
+    STOPPED = "stopped"
     ENDED = "ended"
 
 
@@ -289,6 +291,17 @@ class Broadcast:
         async def on_state() -> None:
             await self._publisher_state_changed(pc)
 
+        if old is not None:
+            await old.close()
+
+    async def detach_publisher(self) -> None:
+        """The publisher stopped streaming on purpose (OBS's "Stop streaming"
+        sends WHIP DELETE): close its connection and wait for the next one. The
+        broadcast, its HLS and its recording go on where they were; the show
+        is not ended (the host or the sweeper does that)."""
+        old, self.publisher_pc, self.publisher_id = self.publisher_pc, None, None
+        self._cancel_grace()
+        await self._set_publisher_state(PublisherState.STOPPED)
         if old is not None:
             await old.close()
 

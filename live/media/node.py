@@ -300,6 +300,12 @@ class MediaNode:
             raise UnknownSession(_("There is no such publishing session."))
         return broadcast
 
+    async def stop_publisher(self, slug: str, session_id: str) -> None:
+        """End the publisher's session ``session_id`` but keep the show's
+        broadcast for its return. Raises ``UnknownSession``."""
+        broadcast = self.publisher_session(slug, session_id)
+        await broadcast.detach_publisher()
+
     async def end(self, slug: str) -> Path | None:
         """Close the show's broadcast; the recording's path if one was written."""
         broadcast = self.broadcasts.pop(slug, None)

@@ -36,6 +36,7 @@ def video_config(show: Show, preview: bool = False) -> dict[str, Any]:
         "recordingUrl": f"{base}/recording.mp4" if recording else None,
         "iceServers": json.loads(settings.SHOWFLOOR_ICE_SERVERS or "[]"),
         "maxBitrate": settings.SHOWFLOOR_VIDEO_BITRATE,
+        "abandonedSeconds": settings.SHOWFLOOR_ABANDONED_SHOW_SECONDS,
     }
 
 
@@ -52,6 +53,7 @@ def player_strings() -> dict[str, str]:
         "reconnecting": _(
             "The host's connection dropped. Waiting for them to come back…"
         ),
+        "paused": _("The host paused the stream. Stay here: it comes back."),
         "ended": _("This show has ended."),
         "replay": _("This show has ended. Watch the replay below."),
         "failed": _("The video could not be played. Retrying…"),
@@ -70,6 +72,18 @@ def publish_strings() -> dict[str, str]:
         "connected": _("Connected"),
         "reconnecting": _("Connection lost, reconnecting…"),
         "lost": _("The stream has been away for a while. Reconnect or end the show."),
+        "stopped": _(
+            "The encoder stopped streaming. The show stays live until you "
+            "stream again or end it."
+        ),
+        "autoEnd": _(
+            "Nobody is streaming: the show ends by itself at %(time)s unless "
+            "you stream again."
+        ),
+        "endedAbandoned": _(
+            "The show was ended automatically: nobody had streamed to it for "
+            "%(minutes)s minutes."
+        ),
         "none": _("No publisher"),
         "noCamera": _("No camera or microphone is available, or access was denied."),
         "goLiveFailed": _("Could not go live: %(reason)s"),

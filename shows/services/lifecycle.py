@@ -61,11 +61,20 @@ def lineup_set(*, show: Show, products: Sequence[Product]) -> None:
 
 
 def _show_transition(
-    show: Show, *, source: str, target: str, rehearsing: bool = False
+    show: Show,
+    *,
+    source: str,
+    target: str,
+    rehearsing: bool = False,
+    reason: str = "",
 ) -> Show:
     now = timezone.now()
     # A rehearsal ends either way: going live makes the same stream public.
-    fields: dict[str, object] = {"status": target, "rehearsing_since": None}
+    fields: dict[str, object] = {
+        "status": target,
+        "rehearsing_since": None,
+        "publisher_gone_since": None,
+    }
     if target == Show.Status.LIVE:
         fields["started_at"] = now
     else:
@@ -93,15 +102,15 @@ def _show_transition(
             # "Live now" to those reminded and the brand's followers, once.
             notices.notices_request(show_id=show.pk, kind=notices.K.LIVE_NOW)
             _announce_live(show)
-        events.broadcast(
-            show.pk,
-            {
-                "type": events.SHOW_STATUS,
-                "status": show.status,
-                "started_at": show.started_at.isoformat() if show.started_at else None,
-                "ended_at": show.ended_at.isoformat() if show.ended_at else None,
-            },
-        )
+        status_event = {
+            "type": events.SHOW_STATUS,
+            "status": show.status,
+            "started_at": show.started_at.isoformat() if show.started_at else None,
+            "ended_at": show.ended_at.isoformat() if show.ended_at else None,
+        }
+        if reason:
+            status_event["reason"] = reason
+        events.broadcast(show.pk, status_event)
     return show
 
 
@@ -172,7 +181,10 @@ def show_go_live(*, show: Show, user: User | None) -> Show:
     )
 
 
-def show_end(*, show: Show) -> Show:
+def show_end(*, show: Show, reason: str = "") -> Show:
     """End a live show. Ending a show that never started (or already ended)
-    raises ``InvalidTransition``. Broadcasts ``show.status``."""
-    return _show_transition(show, source=Show.Status.LIVE, target=Show.Status.ENDED)
+    raises ``InvalidTransition``. Broadcasts ``show.status`` (with ``reason``
+    when given: ``abandoned`` when the sweeper ended it)."""
+    return _show_transition(
+        show, source=Show.Status.LIVE, target=Show.Status.ENDED, reason=reason
+    )

@@ -6,10 +6,12 @@ only writes the video work makes.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from realtime import events
@@ -91,18 +93,50 @@ def stream_go_public(*, show: Show, user: User | None, recording: Path) -> Show:
     return show
 
 
+# Publisher states after which nobody streams to the show until one connects.
+GONE_STATES = frozenset({"reconnecting", "lost", "stopped"})
+
+
 def stream_publisher_state(*, show_id: int, state: str) -> None:
     """Tell the room how the publisher's connection is (``connecting``,
-    ``connected``, ``reconnecting``, ``lost``, ``ended``). Broadcasts
+    ``connected``, ``reconnecting``, ``lost``, ``stopped`` by the encoder,
+    ``ended``), and keep since when nobody streams to a live show
+    (``publisher_gone_since``, for ``stream_abandoned_end_due``). Broadcasts
     ``stream.status``, except during a rehearsal, which viewers must not
     learn about (the studio polls the node for it)."""
-    rehearsing = Show.objects.filter(
-        pk=show_id, status=Show.Status.SCHEDULED, rehearsing_since__isnull=False
-    )
+    shows = Show.objects.filter(pk=show_id)
     with transaction.atomic():
-        if rehearsing.exists():
+        if state == "connected":
+            shows.update(publisher_gone_since=None)
+        elif state in GONE_STATES:
+            shows.filter(publisher_gone_since__isnull=True).update(
+                publisher_gone_since=timezone.now()
+            )
+        if shows.filter(
+            status=Show.Status.SCHEDULED, rehearsing_since__isnull=False
+        ).exists():
             return
         events.broadcast(show_id, {"type": STREAM_STATUS, "publisher": state})
+
+
+def stream_abandoned_end_due(*, now: datetime | None = None) -> int:
+    """End the live shows nobody has streamed to for
+    ``SHOWFLOOR_ABANDONED_SHOW_SECONDS`` (the encoder stopped or vanished and
+    the host never came back or ended the show). Each ends once
+    (``show_end``'s conditional update), with ``reason`` ``abandoned`` in its
+    ``show.status``, which the studio says in words. Returns how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.SHOWFLOOR_ABANDONED_SHOW_SECONDS)
+    ended = 0
+    for show in Show.objects.filter(
+        status=Show.Status.LIVE, publisher_gone_since__lte=cutoff
+    ):
+        try:
+            show_end(show=show, reason="abandoned")
+        except InvalidTransition:
+            continue  # ended meanwhile by the host or another sweeper
+        ended += 1
+    return ended
 
 
 def stream_end(*, show: Show, recording: Path | None) -> Show:

@@ -323,6 +323,8 @@ async def test_rehearsal_streams_to_staff_only_then_goes_public_on_the_same_sess
             await http.delete(publisher.location, show.stream_key)
         ).status_code == 200
         streamed_public = time.monotonic() - went_live
+        # The encoder stopped; the show ends when the host says so.
+        assert (await staff.post(f"/live/{show.slug}/stream/end")).status_code == 200
     finally:
         for player in players:
             await player.close()

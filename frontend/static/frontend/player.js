@@ -284,6 +284,7 @@ function init() {
     if (message.type === "snapshot" && message.show && message.show.status) onStatus(message.show.status);
     if (message.type === "stream.status" && state.status === "live") {
       if (message.publisher === "reconnecting" || message.publisher === "lost") showMessage(T.reconnecting);
+      else if (message.publisher === "stopped") showMessage(T.paused);
       else if (message.publisher === "connected" && state.mode !== "none") showMessage("");
     }
   });

@@ -249,6 +249,11 @@ function applyStatus(data) {
   if (data.publisher) state.publisher = data.publisher;
   if (data.publisher && !state.pc) setConnection(T[data.publisher] || data.publisher);
   if (data.publisher === "lost" || data.publisher === "reconnecting") setConnection(T[data.publisher]);
+  if (data.auto_end_at && !state.pc) {
+    const at = new Date(data.auto_end_at).toLocaleTimeString(document.documentElement.lang, { hour: "2-digit", minute: "2-digit" });
+    setConnection(`${T[state.publisher] || ""} ${format(T.autoEnd, { time: at })}`.trim());
+  }
+  if (data.reason === "abandoned") setConnection(format(T.endedAbandoned, { minutes: Math.round(data.abandoned_seconds / 60) }));
   render();
 }
 
@@ -311,7 +316,12 @@ async function init() {
   document.addEventListener("showfloor:event", (event) => {
     const message = event.detail || {};
     if (message.type === "show.status") {
-      applyStatus({ status: message.status, started_at: message.started_at ? Date.parse(message.started_at) : null });
+      applyStatus({
+        status: message.status,
+        started_at: message.started_at ? Date.parse(message.started_at) : null,
+        reason: message.reason,
+        abandoned_seconds: config.abandonedSeconds,
+      });
     } else if (message.type === "stream.status") {
       setConnection(T[message.publisher] || message.publisher);
     }

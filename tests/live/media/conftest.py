@@ -42,7 +42,8 @@ async def node(media_settings: Any, transactional_db: None) -> AsyncIterator[Any
 
 @pytest.fixture
 def http() -> Any:
-    """``post(url, sdp, token)`` and ``delete(url, token)`` through Django."""
+    """``post(url, sdp, token)``, ``delete(url, token)``, ``get(url)`` and the
+    studio's ``end_show(slug, staff)`` through Django."""
     client = AsyncClient()
 
     class Http:
@@ -63,6 +64,11 @@ def http() -> Any:
 
         async def get(self, url: str):
             return await client.get(url)
+
+        async def end_show(self, slug: str, staff: Any):
+            """The studio's "End show" (``stream/end``), as ``staff``."""
+            await client.aforce_login(staff)
+            return await client.post(f"/live/{slug}/stream/end")
 
     return Http()
 

@@ -31,9 +31,10 @@ async def _playlist(http, slug: str, segments: int, timeout: float = 15) -> str:
     raise AssertionError(f"playlist never had {segments} segments: {text!r}")
 
 
-async def test_hls_playlist_and_recording_from_the_same_packets(node, http, show):
+async def test_hls_playlist_and_recording_from_the_same_packets(node, http, show, host):
     """While live, a sliding playlist of ~1 s fMP4 segments with program date
-    times is served; after DELETE the recording is kept, served and decodable."""
+    times is served; once the encoder stopped (DELETE) and the host ended the
+    show, the recording is kept, served and decodable."""
     publisher = await publish(
         http.post,
         f"/live/{show.slug}/whip",
@@ -59,6 +60,7 @@ async def test_hls_playlist_and_recording_from_the_same_packets(node, http, show
         assert (
             await http.delete(publisher.location, show.stream_key)
         ).status_code == 200
+        assert (await http.end_show(show.slug, host)).status_code == 200
     finally:
         await publisher.close()
 

@@ -88,9 +88,10 @@ def _fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-async def test_open_close_cycles_leave_nothing_behind(node, http, show):
-    """100 viewer sessions and 5 whole broadcasts opened and closed leave no peer
-    connection, thread or file descriptor behind."""
+async def test_open_close_cycles_leave_nothing_behind(node, http, show, host):
+    """100 viewer sessions and 5 whole broadcasts opened, stopped by the
+    encoder (DELETE) and ended by the host leave no peer connection, thread or
+    file descriptor behind."""
 
     async def broadcast_cycle() -> None:
         await sync_to_async(Show.objects.filter(pk=show.pk).update)(
@@ -107,6 +108,7 @@ async def test_open_close_cycles_leave_nothing_behind(node, http, show):
         assert await _wait(lambda: broadcast.counters.keyframes > 0)
         await http.delete(publisher.location, show.stream_key)
         await publisher.close()
+        assert (await http.end_show(show.slug, host)).status_code == 200
 
     async def viewer_cycle(index: int) -> None:
         player = await play(http.post, f"/live/{show.slug}/whep", stamps=False)
@@ -139,6 +141,7 @@ async def test_open_close_cycles_leave_nothing_behind(node, http, show):
     await http.delete(publisher.location, show.stream_key)
     await publisher.close()
     del publisher
+    assert (await http.end_show(show.slug, host)).status_code == 200
 
     assert await _wait(lambda: len(_threads()) <= len(threads), 5), _threads()
     assert await _wait(lambda: _fds() <= fds, 5)

@@ -3,13 +3,18 @@ controls, authorization, methods and content types."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from realtime import outbox
 from shows.models import Show
+from shows.services import stream
 from shows.services.access import ACCESS_CODE_ATTEMPTS
 from tests.shows.test_access import clear_access_limits
 
@@ -230,3 +235,58 @@ def test_show_page_renders_player_config_and_studio_the_publisher(host_client, s
     assert show.stream_key in studio
     assert f"http://testserver/live/{show.slug}/whip" in studio
     assert 'id="publish-i18n"' in studio
+
+
+def test_a_live_show_nobody_streams_to_is_ended_by_the_sweeper_and_says_why(
+    host_client, live_show, settings
+):
+    """Once the encoder stopped (or was lost), the studio's status says when
+    the show will end by itself; the sweeper ends it once
+    ``SHOWFLOOR_ABANDONED_SHOW_SECONDS`` passed (not before), once, with
+    ``reason: abandoned`` in the room's ``show.status``. A publisher coming
+    back in time keeps it live."""
+    settings.SHOWFLOOR_ABANDONED_SHOW_SECONDS = 600
+    stream.stream_publisher_state(show_id=live_show.pk, state="stopped")
+    live_show.refresh_from_db()
+    gone = live_show.publisher_gone_since
+    assert gone is not None
+    # Later reports while still gone keep the first moment.
+    stream.stream_publisher_state(show_id=live_show.pk, state="lost")
+    live_show.refresh_from_db()
+    assert live_show.publisher_gone_since == gone
+    state = host_client.get(f"/live/{live_show.slug}/stream").json()
+    assert state["auto_end_at"] == int(
+        (gone + timedelta(seconds=600)).timestamp() * 1000
+    )
+
+    assert stream.stream_abandoned_end_due(now=gone + timedelta(seconds=599)) == 0
+    live_show.refresh_from_db()
+    assert live_show.status == Show.Status.LIVE
+
+    seq = outbox.current_seq(live_show.pk)
+    assert stream.stream_abandoned_end_due(now=gone + timedelta(seconds=601)) == 1
+    assert stream.stream_abandoned_end_due(now=gone + timedelta(seconds=700)) == 0
+    live_show.refresh_from_db()
+    assert live_show.status == Show.Status.ENDED
+    assert live_show.publisher_gone_since is None
+    events = [json.loads(e) for _s, e in outbox.events_between(live_show.pk, seq)]
+    assert [(e["type"], e.get("status"), e.get("reason")) for e in events] == [
+        ("show.status", "ended", "abandoned")
+    ]
+    assert (
+        host_client.get(f"/live/{live_show.slug}/stream").json()["auto_end_at"] is None
+    )
+
+
+def test_a_publisher_back_in_time_keeps_the_show_live(live_show, settings):
+    """``connected`` clears the moment the stream went away: the sweeper then
+    leaves the show alone however long ago that was."""
+    settings.SHOWFLOOR_ABANDONED_SHOW_SECONDS = 60
+    stream.stream_publisher_state(show_id=live_show.pk, state="reconnecting")
+    stream.stream_publisher_state(show_id=live_show.pk, state="connected")
+    live_show.refresh_from_db()
+    assert live_show.publisher_gone_since is None
+    later = timezone.now() + timedelta(hours=5)
+    assert stream.stream_abandoned_end_due(now=later) == 0
+    live_show.refresh_from_db()
+    assert live_show.status == Show.Status.LIVE

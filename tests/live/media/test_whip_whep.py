@@ -30,13 +30,19 @@ async def _wait(predicate, timeout: float = 10.0) -> bool:
     return bool(predicate())
 
 
-async def test_publish_and_play_moves_show_live_and_delivers_frames(node, http, show):
+async def test_publish_and_play_moves_show_live_and_delivers_frames(
+    node, http, show, host
+):
     """A WHIP publisher makes the show live; two WHEP viewers get decoded frames,
-    each starting at a keyframe; DELETE on the Location ends stream and show."""
+    each starting at a keyframe. DELETE on the Location (OBS's "Stop
+    streaming") ends the stream, not the show: the room hears ``stopped``, the
+    next publisher carries on the same broadcast, and only the studio's "End
+    show" ends the show."""
     url = f"/live/{show.slug}/whip"
     publisher = await publish(
         http.post, url, show.stream_key, video=StampedVideoTrack(320, 240)
     )
+    again = None
     try:
         assert publisher.status == 201, publisher.body
         assert re.fullmatch(rf"/live/{show.slug}/whip/[\w-]+", publisher.location)
@@ -58,12 +64,37 @@ async def test_publish_and_play_moves_show_live_and_delivers_frames(node, http, 
             await player.close()
         assert broadcast.viewers == {}
 
-        ended = await http.delete(publisher.location, show.stream_key)
+        stopped = await http.delete(publisher.location, show.stream_key)
+        assert stopped.status_code == 200
+        assert await _status(show) == Show.Status.LIVE
+        assert node.get(show.slug) is broadcast
+        assert broadcast.publisher_state == "stopped"
+        await sync_to_async(show.refresh_from_db)()
+        assert show.publisher_gone_since is not None
+        # The same session cannot be stopped twice.
+        assert (
+            await http.delete(publisher.location, show.stream_key)
+        ).status_code == 404
+
+        frames = broadcast.counters.frames_encoded
+        again = await publish(
+            http.post, url, show.stream_key, video=StampedVideoTrack(320, 240)
+        )
+        assert again.status == 201, again.body
+        assert node.get(show.slug) is broadcast
+        assert await _wait(lambda: broadcast.counters.frames_encoded > frames + 5)
+        assert await _wait(lambda: broadcast.publisher_state == "connected")
+        await sync_to_async(show.refresh_from_db)()
+        assert show.publisher_gone_since is None
+
+        ended = await http.end_show(show.slug, host)
         assert ended.status_code == 200
         assert await _status(show) == Show.Status.ENDED
         assert node.get(show.slug) is None
     finally:
         await publisher.close()
+        if again is not None:
+            await again.close()
 
 
 async def test_whip_refuses_wrong_key_second_publisher_and_bad_offer(node, http, show):
