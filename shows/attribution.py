@@ -13,6 +13,8 @@ A visit of the show page (``note_visit``) is given a *source key*:
 ``direct``                  none of these
 ``replay``                  an order placed from the show's replay (set by
                             ``checkout.services.orders``, docs/replay.md)
+``comment``                 an order a chat claim placed (comment to buy,
+                            ``checkout.services.claims``)
 ``other``                   past ``SOURCES_PER_SHOW`` distinct keys
 ==========================  ==============================================
 
@@ -126,7 +128,7 @@ def valid_key(key: str) -> bool:
 
 def kind_of(key: str) -> str:
     """``share``, ``embed``, ``campaign``, ``referrer``, ``direct``,
-    ``replay`` or ``other``."""
+    ``replay``, ``comment`` or ``other``."""
     prefix = key.split(".", 1)[0]
     return {
         "share": "share",
@@ -135,6 +137,7 @@ def kind_of(key: str) -> str:
         "ref": "referrer",
         "direct": "direct",
         "replay": "replay",
+        "comment": "comment",
     }.get(prefix, "other")
 
 
@@ -169,7 +172,7 @@ def _admitted(show_id: int, key: str) -> str:
     """``key`` if the show may have it (one of its first ``SOURCES_PER_SHOW``
     bounded keys), else ``other``. A flood of made-up referrers or campaigns
     adds at most that many keys per show to the store."""
-    if kind_of(key) in ("share", "direct", "replay", "other"):
+    if kind_of(key) in ("share", "direct", "replay", "comment", "other"):
         return key
     with _known.lock:
         if key in _known.keys.get(show_id, ()):
@@ -365,4 +368,6 @@ def label_of(key: str) -> str:
         return _("Direct (typed, bookmarked or unknown)")
     if kind == "replay":
         return _("Replay")
+    if kind == "comment":
+        return _("Claimed in the chat (comment to buy)")
     return _("Other sources")
