@@ -3,7 +3,7 @@ from django.templatetags.static import static
 from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import RedirectView
 
-from frontend import audience, csp, embed, orders, search, views
+from frontend import audience, csp, embed, giveaways, orders, search, views
 from frontend.forms import LoginForm
 
 
@@ -35,6 +35,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("shows/<slug:slug>/", views.show_detail, name="show_detail"),
     path("shows/<slug:slug>/studio/", views.studio, name="studio"),
+    path(
+        "shows/<slug:slug>/giveaways/<int:giveaway_id>/",
+        giveaways.giveaway_verify,
+        name="giveaway_verify",
+    ),
     path("embed.js", embed.embed_loader, name="embed_loader"),
     path("embed/<slug:slug>/", embed.embed_page, name="embed_page"),
     path(
