@@ -333,6 +333,15 @@ LOGGING = {
 SHOWFLOOR_PUBLIC_URL = env("SHOWFLOOR_PUBLIC_URL", "http://127.0.0.1:8000")
 # This process's name as a media node; live shows are assigned to one node.
 SHOWFLOOR_MEDIA_NODE = env("SHOWFLOOR_MEDIA_NODE", "embedded")
+# This node's public base URL (scheme and host, no path), where a WHEP POST that
+# reached another node is redirected (307) when this node is the show's origin.
+# Not SHOWFLOOR_MEDIA_URL: that one is Django's MEDIA_URL for uploads.
+SHOWFLOOR_MEDIA_NODE_URL = env("SHOWFLOOR_MEDIA_NODE_URL", "")
+# The shared publisher lock's TTL: a node that stops renewing it (it died) loses
+# the show's lock after this long and another node may take the show.
+SHOWFLOOR_MEDIA_LOCK_SECONDS = env_int("SHOWFLOOR_MEDIA_LOCK_SECONDS", 15)
+# How often each media node reports its load to Redis (kept for three periods).
+SHOWFLOOR_MEDIA_REPORT_SECONDS = env_int("SHOWFLOOR_MEDIA_REPORT_SECONDS", 5)
 # Whether this process serves the /live/ media routes (WHIP, WHEP, HLS packaging).
 SHOWFLOOR_SERVE_MEDIA = env_bool("SHOWFLOOR_SERVE_MEDIA", default=True)
 # ICE servers handed to every peer connection, as JSON ([] means host candidates only).
@@ -360,6 +369,9 @@ SHOWFLOOR_COUNTING = env_bool("SHOWFLOOR_COUNTING", default=True)
 # How long before a show's start the "starting soon" reminders go out.
 SHOWFLOOR_REMINDER_LEAD_MINUTES = env_int("SHOWFLOOR_REMINDER_LEAD_MINUTES", 15)
 SHOWFLOOR_MAX_PER_BUYER = env_int("SHOWFLOOR_MAX_PER_BUYER", 5)
+# How long an auction's winner (then each next bidder offered it) has to pay
+# when the off-session charge of their saved card fails (docs/auctions.md).
+SHOWFLOOR_AUCTION_PAY_SECONDS = env_int("SHOWFLOOR_AUCTION_PAY_SECONDS", 600)
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", "sk_test_showfloor_demo")
 STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", "pk_test_showfloor_demo")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", "whsec_showfloor_demo")

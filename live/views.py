@@ -35,7 +35,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from live.media.muxing import PLAYLIST_NAME
-from live.media.node import MediaError, ShowHooks, get_node
+from live.media.node import MediaError, NotLiveHere, ShowHooks, get_node
+from live.media.registry import whep_url
 from shows import selectors
 from shows.exceptions import ShowfloorError, TooManyAttempts
 from shows.models import Show, User
@@ -279,7 +280,9 @@ async def _may_see_stream(show: Show, user: User | None) -> bool:
 @csrf_exempt
 async def whep(request: HttpRequest, slug: str) -> HttpResponseBase:
     """``POST`` an SDP offer (recvonly) → ``201`` with the answer. Private shows
-    need the access code as Bearer token or an unlocked session."""
+    need the access code as Bearer token or an unlocked session. A node without
+    the show's broadcast sends the viewer on to the origin node holding it
+    (``307``: the client repeats the same POST there)."""
     if request.method == "OPTIONS":
         return _options("OPTIONS, POST")
     if request.method != "POST":
@@ -293,8 +296,17 @@ async def whep(request: HttpRequest, slug: str) -> HttpResponseBase:
         return refused
     if not await _may_see_stream(show, user):
         return _problem(409, "not_live", _("The show is not live."))
+    node = get_node()
     try:
-        session = await get_node().subscribe(slug=slug, offer=_sdp_body(request))
+        session = await node.subscribe(slug=slug, offer=_sdp_body(request))
+    except NotLiveHere as exc:
+        origin = await node.registry.origin(slug)
+        if origin is None:
+            return _problem(exc.status, exc.code, exc.message)
+        redirect = HttpResponse(status=307)
+        redirect["Location"] = whep_url(origin, slug)
+        redirect["Cache-Control"] = "no-store"
+        return redirect
     except MediaError as exc:
         return _problem(exc.status, exc.code, exc.message)
     return _created(

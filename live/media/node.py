@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from live.media.broadcast import Broadcast, Viewer
 from live.media.codecs import VideoSettings
 from live.media.network import read_ingest_eagerly, rtc_configuration
+from live.media.registry import Heartbeat, Load, new_registry
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,11 @@ class InvalidOffer(MediaError):
 class PublisherConflict(MediaError):
     status = 409
     code = "already_publishing"
+
+
+class PublisherElsewhere(MediaError):
+    status = 409
+    code = "publisher_elsewhere"
 
 
 class NotLiveHere(MediaError):
@@ -144,6 +150,25 @@ class MediaNode:
         self.broadcasts: dict[str, Broadcast] = {}
         self._lock = asyncio.Lock()
         self._watchers: dict[str, asyncio.Task[None]] = {}
+        # Shared with the other media nodes: the publisher locks, the loads.
+        self.registry = new_registry()
+        self.heartbeat = Heartbeat(
+            self.registry,
+            held=lambda: list(self.broadcasts),
+            load=self.load,
+            lost=self._lost,
+        )
+
+    def load(self) -> Load:
+        return Load(
+            viewers=sum(len(b.viewers) for b in self.broadcasts.values()),
+            broadcasts=len(self.broadcasts),
+        )
+
+    async def _lost(self, slug: str) -> None:
+        # Another node took the show while this one could not reach Redis: the
+        # show goes on there, so only this node's copy closes (not the show).
+        await self.end(slug)
 
     def get(self, slug: str) -> Broadcast | None:
         return self.broadcasts.get(slug)
@@ -190,14 +215,20 @@ class MediaNode:
         """Accept a WHIP offer: the answer and a new publisher session. A new
         broadcast records only if ``record`` (not while the show rehearses).
 
-        Raises ``InvalidOffer`` or ``PublisherConflict`` (a publisher is connected).
+        Raises ``InvalidOffer``, ``PublisherConflict`` (a publisher is
+        connected) or ``PublisherElsewhere`` (another node holds the show).
         """
         parsed = parse_offer(offer, need_video=True)
+        self.heartbeat.start()
         async with self._lock:
             broadcast = self.broadcasts.get(slug)
             if broadcast is not None and broadcast.publisher_active:
                 raise PublisherConflict(
                     _("Another publisher is already live for this show; end it first.")
+                )
+            if not await self.registry.hold(slug):
+                raise PublisherElsewhere(
+                    _("This show is being published to another media node.")
                 )
             pc = RTCPeerConnection(configuration=rtc_configuration())
             created = broadcast is None
@@ -225,6 +256,8 @@ class MediaNode:
                 await pc.close()
                 if created and broadcast is not None:
                     await broadcast.close()
+                if created:
+                    await self.registry.release(slug)
                 raise
             self.broadcasts[slug] = broadcast
             if created:
@@ -268,6 +301,7 @@ class MediaNode:
         Raises ``InvalidOffer``, ``NotLiveHere`` or ``ViewerLimit``.
         """
         parse_offer(offer, need_video=False)
+        self.heartbeat.start()
         broadcast = self.broadcasts.get(slug)
         if broadcast is None or broadcast.closed:
             raise NotLiveHere(_("This show is not being broadcast right now."))
@@ -314,11 +348,15 @@ class MediaNode:
             watcher.cancel()
         if broadcast is None:
             return None
-        await broadcast.close()
+        try:
+            await broadcast.close()
+        finally:
+            await self.registry.release(slug)
         path = broadcast.recording_path
         return path if path.exists() and path.stat().st_size > 0 else None
 
     async def close_all(self) -> None:
+        await self.heartbeat.stop()
         for slug in list(self.broadcasts):
             await self.end(slug)
 

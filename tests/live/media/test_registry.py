@@ -1,0 +1,266 @@
+"""Two media nodes (two Daphne processes with their own node ids) against the
+real Redis: one publisher per show whichever node it reaches, viewers sent on
+to the show's origin, and a dead node's shows free for another node once its
+lock has expired."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import aiohttp
+import pytest
+
+from live.media.clients import StampedVideoTrack, play, publish
+from live.media.registry import NodeReport
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+LOCK_SECONDS = 3
+
+
+@dataclass
+class Node:
+    name: str
+    base: str
+    process: Any
+
+
+@contextlib.contextmanager
+def media_nodes(names: list[str], tmp_path: Any) -> Iterator[list[Node]]:
+    """A Daphne process per name serving the whole app as that media node
+    (short lock TTL, reports every second), on the test database and Redis."""
+    from channels.testing.live import make_application, set_database_connection
+    from daphne.testing import DaphneProcess
+    from django.conf import settings
+
+    nodes: list[Node] = []
+    try:
+        for name in names:
+            port = free_port()
+            overrides = {
+                "SHOWFLOOR_MEDIA_NODE": name,
+                "SHOWFLOOR_MEDIA_NODE_URL": f"http://127.0.0.1:{port}",
+                "SHOWFLOOR_MEDIA_LOCK_SECONDS": LOCK_SECONDS,
+                "SHOWFLOOR_MEDIA_REPORT_SECONDS": 1,
+                "SHOWFLOOR_HLS_DIR": tmp_path / name / "hls",
+                "SHOWFLOOR_RECORDINGS_DIR": tmp_path / name / "recordings",
+                "SHOWFLOOR_VIDEO_MAX_WIDTH": 320,
+                "SHOWFLOOR_VIDEO_MAX_HEIGHT": 240,
+                "SHOWFLOOR_VIDEO_PRESET": "ultrafast",
+                "SHOWFLOOR_MEDIA_ADDRESSES": ["127.0.0.1"],
+                "SHOWFLOOR_ICE_SERVERS": "[]",
+            }
+
+            def setup(overrides: dict[str, Any] = overrides) -> None:
+                set_database_connection()
+                for key, value in overrides.items():
+                    setattr(settings, key, value)
+
+            process = DaphneProcess(
+                "127.0.0.1",
+                partial(make_application, static_wrapper=None),
+                setup=setup,
+                port=port,
+            )
+            process.start()
+            nodes.append(Node(name, f"http://127.0.0.1:{port}", process))
+        for node in nodes:
+            if not node.process.ready.wait(timeout=30):
+                pytest.fail(f"Daphne ({node.name}) did not start")
+        yield nodes
+    finally:
+        for node in nodes:
+            if node.process.is_alive():
+                node.process.terminate()
+            node.process.join(timeout=10)
+
+
+class Poster:
+    """POSTs SDP like a WHIP/WHEP client that follows redirects (as fetch and
+    OBS do); remembers each answer's redirects."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self.redirects: list[tuple[int, str]] = []
+
+    async def __call__(
+        self, url: str, sdp: str, token: str
+    ) -> tuple[int, dict[str, str], str]:
+        headers = {"Content-Type": "application/sdp"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        async with self.session.post(url, data=sdp, headers=headers) as response:
+            self.redirects = [
+                (r.status, r.headers["Location"]) for r in response.history
+            ]
+            return (
+                response.status,
+                {k.lower(): v for k, v in response.headers.items()},
+                await response.text(),
+            )
+
+
+async def _wait(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return bool(predicate())
+
+
+async def test_one_publisher_per_show_across_nodes_and_viewers_follow_the_origin(
+    show, redis_client, media_settings, tmp_path
+):
+    """A publisher on node A holds the show: a second publisher on node B gets
+    ``409 publisher_elsewhere`` (naming no node); a viewer POSTing WHEP to B
+    is redirected (307) to A's WHEP URL and plays. Both nodes report their
+    load. Once A is killed, B still refuses until A's lock expires, then
+    accepts a publisher."""
+    from django.conf import settings
+
+    prefix = settings.REDIS_PREFIX
+    async with aiohttp.ClientSession() as session:
+        post = Poster(session)
+        with media_nodes(["media-a", "media-b"], tmp_path) as (a, b):
+            first = await publish(
+                post, f"{a.base}/live/{show.slug}/whip", show.stream_key,
+                video=StampedVideoTrack(320, 240),
+            )  # fmt: skip
+            publishers = [first]
+            player = None
+            try:
+                assert first.status == 201, first.body
+                second = await publish(
+                    post, f"{b.base}/live/{show.slug}/whip", show.stream_key
+                )
+                publishers.append(second)
+                assert second.status == 409
+                problem = json.loads(second.body)
+                assert problem["code"] == "publisher_elsewhere"
+                assert "media-a" not in second.body
+                assert a.base not in second.body
+
+                player = await play(post, f"{b.base}/live/{show.slug}/whep")
+                assert player.status == 201, player.body
+                assert post.redirects == [(307, f"{a.base}/live/{show.slug}/whep")]
+                assert player.location.startswith(f"/live/{show.slug}/whep/")
+                assert await _wait(lambda: player.frames >= 10, 15)
+
+                def report(name: str) -> NodeReport | None:
+                    raw = redis_client.get(f"{prefix}:media:node:{name}")
+                    return NodeReport.parse(raw) if raw else None
+
+                # Reports come every second: wait for one after the player.
+                assert await _wait(
+                    lambda: (
+                        (r := report("media-a")) is not None
+                        and (r.broadcasts, r.viewers) == (1, 1)
+                    ),
+                    5,
+                )
+                a_report, b_report = report("media-a"), report("media-b")
+                assert a_report is not None
+                assert b_report is not None
+                assert (a_report.url, b_report.url) == (a.base, b.base)
+                assert (b_report.broadcasts, b_report.viewers) == (0, 0)
+                assert a_report.cpu > 0
+
+                a.process.kill()
+                a.process.join(timeout=10)
+                killed_at = time.monotonic()
+                early = await publish(
+                    post, f"{b.base}/live/{show.slug}/whip", show.stream_key
+                )
+                publishers.append(early)
+                assert early.status == 409
+                assert time.monotonic() - killed_at < LOCK_SECONDS * 2 / 3
+
+                taken = None
+                while time.monotonic() - killed_at < LOCK_SECONDS + 10:
+                    await asyncio.sleep(0.5)
+                    taken = await publish(
+                        post,
+                        f"{b.base}/live/{show.slug}/whip",
+                        show.stream_key,
+                        video=StampedVideoTrack(320, 240),
+                    )
+                    publishers.append(taken)
+                    if taken.status != 409:
+                        break
+                assert taken is not None
+                assert taken.status == 201, taken.body
+                # A's last renewal was at most a third of the TTL before the kill.
+                assert time.monotonic() - killed_at >= LOCK_SECONDS * 2 / 3 - 0.1
+                lock = redis_client.get(f"{prefix}:media:publisher:{show.slug}")
+                assert lock == b"media-b"
+            finally:
+                if player is not None:
+                    await player.close()
+                for publisher in publishers:
+                    await publisher.close()
+
+
+async def test_a_node_whose_lock_another_node_took_closes_its_copy_not_the_show(
+    node, http, show, redis_client
+):
+    """A node cut off from Redis for longer than the TTL may find its show's
+    lock held by another node: its heartbeat closes the local broadcast and
+    leaves the show live and the other node's lock alone."""
+    from asgiref.sync import sync_to_async
+    from django.conf import settings
+
+    from shows.models import Show
+
+    publisher = await publish(
+        http.post,
+        f"/live/{show.slug}/whip",
+        show.stream_key,
+        video=StampedVideoTrack(320, 240),
+    )
+    try:
+        assert publisher.status == 201, publisher.body
+        lock = f"{settings.REDIS_PREFIX}:media:publisher:{show.slug}"
+        assert redis_client.get(lock) == settings.SHOWFLOOR_MEDIA_NODE.encode()
+        await node.heartbeat.beat()
+        assert node.get(show.slug) is not None
+
+        redis_client.set(lock, b"media-elsewhere")
+        await node.heartbeat.beat()
+        assert node.get(show.slug) is None
+        assert redis_client.get(lock) == b"media-elsewhere"
+        await sync_to_async(show.refresh_from_db)()
+        assert show.status == Show.Status.LIVE
+    finally:
+        await publisher.close()
+
+
+async def test_ending_the_broadcast_frees_the_show_for_any_node(
+    node, http, show, host, redis_client
+):
+    """The host's End show closes the broadcast and releases its lock."""
+    from django.conf import settings
+
+    publisher = await publish(
+        http.post,
+        f"/live/{show.slug}/whip",
+        show.stream_key,
+        video=StampedVideoTrack(320, 240),
+    )
+    try:
+        assert publisher.status == 201, publisher.body
+        lock = f"{settings.REDIS_PREFIX}:media:publisher:{show.slug}"
+        assert redis_client.get(lock) is not None
+        ended = await http.end_show(show.slug, host)
+        assert ended.status_code == 200
+        assert redis_client.get(lock) is None
+    finally:
+        await publisher.close()
