@@ -249,3 +249,65 @@ class AddressCountryChanged(CheckoutError):
         "This order was priced for delivery to another country: choose that "
         "country in the sheet to see its shipping and tax."
     )
+
+
+# --- Auctions (docs/auctions.md) ---------------------------------------------
+
+
+class AuctionInvalid(CheckoutError):
+    code = "auction_invalid"
+    status = 400
+    default_message = _(
+        "The auction needs a starting price, a duration from 10 seconds to "
+        "15 minutes and valid increments."
+    )
+
+
+class AuctionRunning(CheckoutError):
+    code = "auction_running"
+    status = 409
+    default_message = _("An auction is already running in this show.")
+
+
+class VariantRequired(CheckoutError):
+    code = "variant_required"
+    status = 400
+    default_message = _("This product has several options: choose the one to sell.")
+
+
+class AuctionNotFound(CheckoutError):
+    code = "not_found"
+    status = 404
+    default_message = _("There is no such auction in this show.")
+
+
+class AuctionClosed(CheckoutError):
+    code = "auction_closed"
+    status = 409
+    default_message = _("This auction has ended.")
+
+
+class BidTooLow(CheckoutError):
+    code = "bid_too_low"
+    status = 409
+    default_message = _("Your bid is lower than the next amount.")
+
+
+class AlreadyLeading(CheckoutError):
+    code = "already_leading"
+    status = 409
+    default_message = _(
+        "You are already the highest bidder. You can raise your maximum instead."
+    )
+
+
+class CardRequired(CheckoutError):
+    code = "card_required"
+    status = 409
+    default_message = _("Save a card before you bid: a won auction is paid with it.")
+
+
+class BuyNowUnavailable(CheckoutError):
+    code = "buy_now_unavailable"
+    status = 409
+    default_message = _("Buy now is no longer available in this auction.")

@@ -157,6 +157,14 @@ class Order(models.Model):
         on_delete=models.SET_NULL,
         related_name="orders",
     )
+    # The auction this order settles (its bids stay with it).
+    auction = models.ForeignKey(
+        "Auction",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="orders",
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -693,3 +701,207 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rating}★ on {self.product_id} by {self.author_name}"
+
+
+# --- Auctions (docs/auctions.md) ---------------------------------------------
+
+
+class Auction(models.Model):
+    """A live auction of one unit of a line-up variant, decided by the server.
+
+    Bids are serialised by a row lock on this row (``services.auctions``); the
+    current price, the leader and the close are kept here so a bid reads and
+    writes one row. One unit of the variant is taken out of stock when the
+    auction starts (``unit_held``), becomes the winner's order's hold at the
+    close and returns to stock when nobody buys it."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        CLOSED = "closed", _("Closed")
+
+    class Close(models.TextChoices):
+        EXTEND = "extend", _("Extended by late bids")
+        SUDDEN_DEATH = "sudden_death", _("Sudden death")
+
+    class Outcome(models.TextChoices):
+        SOLD = "sold", _("Sold")
+        NO_BIDS = "no_bids", _("No bids")
+        RESERVE_NOT_MET = "reserve_not_met", _("Reserve not met")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class Settlement(models.TextChoices):
+        PAID = "paid", _("Paid")
+        UNPAID = "unpaid", _("Unpaid")
+
+    show = models.ForeignKey(
+        "shows.Show", on_delete=models.CASCADE, related_name="auctions"
+    )
+    product = models.ForeignKey(
+        "shows.Product", on_delete=models.PROTECT, related_name="+"
+    )
+    variant = models.ForeignKey(
+        "shows.Variant", on_delete=models.PROTECT, related_name="+"
+    )
+    currency = models.CharField(max_length=3)
+    start_minor = models.BigIntegerField()
+    # [[from_minor, step_minor], ...] sorted by from_minor, the first from 0.
+    increments = models.JSONField()
+    reserve_minor = models.BigIntegerField(null=True, blank=True)
+    buy_now_minor = models.BigIntegerField(null=True, blank=True)
+    close = models.CharField(max_length=16, choices=Close.choices)
+    extend_within_seconds = models.PositiveIntegerField(default=10)
+    extend_by_seconds = models.PositiveIntegerField(default=10)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.RUNNING
+    )
+    started_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    # The price now (None before the first bid) and who leads at it.
+    current_minor = models.BigIntegerField(null=True, blank=True)
+    leader = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    leader_name = models.CharField(max_length=50, blank=True)
+    # The leader's proxy maximum (None: they lead by a tap): a bid reads
+    # everything it needs from this one locked row.
+    leader_max_minor = models.BigIntegerField(null=True, blank=True)
+    bid_count = models.PositiveIntegerField(default=0)
+    extensions = models.PositiveIntegerField(default=0)
+    # Bumped by every accepted action: orders proxy maximums by arrival.
+    arrivals = models.PositiveIntegerField(default=0)
+    unit_held = models.BooleanField(default=False)
+    # After a sale: whose turn it is to pay (round 0 is the winner, then the
+    # next bidders), at what amount, the round's order and its deadline.
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    buyer_name = models.CharField(max_length=50, blank=True)
+    amount_minor = models.BigIntegerField(null=True, blank=True)
+    round = models.PositiveIntegerField(default=0)
+    order = models.ForeignKey(
+        "Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    pay_by = models.DateTimeField(null=True, blank=True)
+    # The round whose off-session charge was claimed (-1: none): one try each.
+    charged_round = models.IntegerField(default=-1)
+    # The off-session PaymentIntent of the round being charged, kept between
+    # its creation and its confirmation: a charge that went through while its
+    # answer was lost is still found and recorded (``auction_settle``).
+    charge_intent_id = models.CharField(max_length=255, blank=True)
+    settlement = models.CharField(max_length=8, choices=Settlement.choices, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["show"],
+                condition=Q(status="running"),
+                name="auction_one_running_per_show",
+            ),
+            models.CheckConstraint(
+                condition=Q(start_minor__gte=0)
+                & (Q(current_minor__isnull=True) | Q(current_minor__gte=0))
+                & (Q(reserve_minor__isnull=True) | Q(reserve_minor__gte=0))
+                & (Q(buy_now_minor__isnull=True) | Q(buy_now_minor__gte=0))
+                & (Q(amount_minor__isnull=True) | Q(amount_minor__gte=0)),
+                name="auction_amounts_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("started_at")),
+                name="auction_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["running", "closed"]),
+                name="auction_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["ends_at"],
+                condition=Q(status="running"),
+                name="auction_running_by_end",
+            ),
+            models.Index(
+                fields=["pay_by"],
+                condition=Q(status="closed", outcome="sold", settlement=""),
+                name="auction_unsettled_by_pay_by",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Auction {self.pk} of {self.variant_id} in {self.show_id}"
+
+
+class Bid(models.Model):
+    """One accepted bid; the id orders them by arrival. Kept with the order
+    the auction made (``Order.auction``)."""
+
+    auction = models.ForeignKey(Auction, on_delete=models.CASCADE, related_name="bids")
+    bidder = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    bidder_name = models.CharField(max_length=50)
+    amount_minor = models.BigIntegerField()
+    # Placed by the server for the bidder, up to their maximum.
+    proxy = models.BooleanField(default=False)
+    buy_now = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_minor__gte=0), name="bid_amount_not_negative"
+            ),
+        ]
+        indexes = [models.Index(fields=["auction", "-id"], name="bid_auction_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.amount_minor} by {self.bidder_id} on {self.auction_id}"
+
+
+class AuctionMax(models.Model):
+    """A bidder's proxy maximum in one auction: the server bids for them up to
+    it. ``placed`` is the auction's arrival count when it was set: of two
+    equal maximums the earlier one wins."""
+
+    auction = models.ForeignKey(
+        Auction, on_delete=models.CASCADE, related_name="maximums"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    max_minor = models.BigIntegerField()
+    placed = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["auction", "user"], name="auction_max_one_per_bidder"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_minor__gte=0), name="auction_max_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"max {self.max_minor} of {self.user_id} on {self.auction_id}"

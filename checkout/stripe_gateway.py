@@ -232,6 +232,128 @@ def intent_create(
     return _intent(obj)
 
 
+def intent_create_off_session(
+    *,
+    amount_minor: int,
+    currency: str,
+    customer_id: str,
+    payment_method_id: str,
+    idempotency_key: str,
+    metadata: dict[str, str],
+) -> Intent:
+    """A PaymentIntent to charge a saved card while the buyer is away (an
+    auction won), confirmed by ``intent_confirm_off_session``. Cards only, no
+    redirect: nobody is there to follow one. The caller keeps its id before
+    confirming, so a charge whose answer is lost can still be found."""
+    obj = _call(
+        "intent_create",
+        _client().v1.payment_intents.create,
+        params={
+            "amount": amount_minor,
+            "currency": currency.lower(),
+            "customer": customer_id,
+            "payment_method": payment_method_id,
+            "metadata": metadata,
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+        },
+        options={"idempotency_key": idempotency_key},
+    )
+    return _intent(obj)
+
+
+def intent_confirm_off_session(*, intent_id: str, payment_method_id: str) -> Intent:
+    """Confirm ``off_session``: the bank may decline or want the buyer
+    (``authentication_required``); both raise ``CardDeclined`` with the
+    intent. An intent already past confirmation is returned as it is."""
+    current = intent_retrieve(intent_id)
+    if current.status not in ("requires_payment_method", "requires_confirmation"):
+        return current
+    try:
+        obj = _call(
+            "intent_confirm",
+            _client().v1.payment_intents.confirm,
+            intent_id,
+            params={"payment_method": payment_method_id, "off_session": True},
+        )
+    except CardDeclined as exc:
+        raise CardDeclined(exc.code, intent_retrieve(intent_id)) from exc
+    return _intent(obj)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A SetupIntent: saving a card for later without paying now."""
+
+    id: str
+    status: str
+    client_secret: str
+    payment_method_id: str
+    customer_id: str
+
+
+def _setup(obj: Any) -> Setup:
+    payment_method = _field(obj, "payment_method", "") or ""
+    if not isinstance(payment_method, str):
+        payment_method = str(_field(payment_method, "id", ""))
+    customer = _field(obj, "customer", "") or ""
+    if not isinstance(customer, str):
+        customer = str(_field(customer, "id", ""))
+    return Setup(
+        id=str(_field(obj, "id")),
+        status=str(_field(obj, "status", "")),
+        client_secret=str(_field(obj, "client_secret", "") or ""),
+        payment_method_id=payment_method,
+        customer_id=customer,
+    )
+
+
+def setup_create(*, customer_id: str, idempotency_key: str) -> Setup:
+    """A SetupIntent for the customer to save a card usable off-session
+    (``SAVED_CARD_USAGE``); Stripe.js confirms it in the browser with the
+    client secret, or ``setup_confirm`` does in test mode."""
+    obj = _call(
+        "setup_create",
+        _client().v1.setup_intents.create,
+        params={
+            "customer": customer_id,
+            "usage": SAVED_CARD_USAGE,
+            "payment_method_types": ["card"],
+        },
+        options={"idempotency_key": idempotency_key},
+    )
+    return _setup(obj)
+
+
+def setup_confirm(*, setup_id: str, payment_method_id: str) -> Setup:
+    """Confirm a SetupIntent on the server with a payment method (test mode:
+    a Stripe test method). Raises ``CardDeclined``."""
+    obj = _call(
+        "setup_confirm",
+        _client().v1.setup_intents.confirm,
+        setup_id,
+        params={"payment_method": payment_method_id},
+    )
+    return _setup(obj)
+
+
+def setup_retrieve(setup_id: str) -> Setup:
+    return _setup(
+        _call("setup_retrieve", _client().v1.setup_intents.retrieve, setup_id)
+    )
+
+
+def payment_method_attach(*, payment_method_id: str, customer_id: str) -> Card:
+    """Attach a payment method to a customer (a succeeded SetupIntent does
+    this at Stripe; localstripe needs it asked). Raises ``CardDeclined``."""
+    obj = _call(
+        "payment_method_attach",
+        _client().v1.payment_methods.attach,
+        payment_method_id,
+        params={"customer": customer_id},
+    )
+    return _card(obj)
+
+
 def intent_retrieve(intent_id: str) -> Intent:
     return _intent(
         _call("intent_retrieve", _client().v1.payment_intents.retrieve, intent_id)

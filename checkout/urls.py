@@ -41,5 +41,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="checkout_refresh",
     ),
     path("api/me/card", views.saved_card, name="checkout_saved_card"),
+    path(
+        "api/me/card/setup",
+        views.saved_card_setup,
+        name="checkout_saved_card_setup",
+    ),
     path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
 ]

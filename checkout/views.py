@@ -28,7 +28,7 @@ from checkout.exceptions import (
 )
 from checkout.models import Order, OrderAddress
 from checkout.money import Money
-from checkout.services import delivery
+from checkout.services import cards, delivery
 from checkout.services.resume import order_resume
 from checkout.services.sales import epoch_ms
 from checkout.webhooks import webhook_receive
@@ -430,6 +430,39 @@ def saved_card(request: HttpRequest) -> HttpResponse:
         return _error("login_required", _("Log in to manage your saved card."), 403)
     services.saved_card_remove(user=user)
     return JsonResponse({"saved_card": None})
+
+
+@require_POST
+@api
+def saved_card_setup(request: HttpRequest) -> HttpResponse:
+    """POST: save a card without paying (before a first bid, docs/auctions.md).
+
+    ``{}`` opens a SetupIntent: in test mode the server confirms it with a
+    test method (``test_payment_method`` may name one) and the card is saved;
+    in production the answer's ``client_secret`` is for Stripe.js
+    (``stripe.confirmCardSetup``), after which the page posts
+    ``{"setup_intent_id": …}`` and the server reads it from Stripe and keeps
+    the card. Answers ``{status, client_secret, setup_intent_id,
+    saved_card}``."""
+    user = _user(request)
+    if user is None:
+        return _error("login_required", _("Log in to save a card."), 403)
+    data = _body(request)
+    setup_id = data.get("setup_intent_id") or ""
+    test_method = data.get("test_payment_method") or ""
+    if not isinstance(setup_id, str) or not isinstance(test_method, str):
+        raise BadRequest()
+    setup = cards.saved_card_setup(
+        user=user, setup_id=setup_id[:255], test_payment_method=test_method[:100]
+    )
+    return JsonResponse(
+        {
+            "status": setup.status,
+            "client_secret": setup.client_secret,
+            "setup_intent_id": setup.setup_id,
+            "saved_card": setup.saved_card,
+        }
+    )
 
 
 @require_POST

@@ -1,5 +1,15 @@
 """Every write of the checkout: orders and payments, flash sales, refunds."""
 
+from checkout.services.auctions import (
+    BidPlaced,
+    auction_bid,
+    auction_buy_now,
+    auction_cancel,
+    auction_close,
+    auction_close_due,
+    auction_settle,
+    auction_start,
+)
 from checkout.services.bag import (
     bag_checkout,
     bag_checkout_resume,
@@ -30,8 +40,16 @@ from checkout.services.refunds import (
 from checkout.services.sales import sale_close_due, sale_start
 
 __all__ = [
+    "BidPlaced",
     "Buyer",
     "PayResult",
+    "auction_bid",
+    "auction_buy_now",
+    "auction_cancel",
+    "auction_close",
+    "auction_close_due",
+    "auction_settle",
+    "auction_start",
     "bag_checkout",
     "bag_checkout_resume",
     "bag_expire_due",

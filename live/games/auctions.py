@@ -1,10 +1,331 @@
-"""The auctions game's socket interface (docs/games.md)."""
+"""The auctions game's socket interface (docs/auctions.md): parse, authorize,
+call one service; and the timely close.
+
+The close does not wait for the sweeper: every process that sees an auction
+(it started it, took a bid on it, or a viewer's clock ping arrived while its
+snapshot showed it running) keeps one asyncio timer for it that wakes at its
+end, re-reads the end (bids in the last seconds move it) and closes it. Every
+process may try at once: the close takes the auction's row lock and only the
+first finds it running. After a sale the same timer waits for the buyer's
+``pay_by`` and moves the sale on (``auction_settle``). The sweeper calls
+``checkout.services.auction_close_due`` as a backstop.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import datetime
 from typing import Any
 
+from channels.db import database_sync_to_async
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from checkout import auction_cards, services
+from checkout.models import Auction
+from live.protocol import Refusal
+from live.protocol import id_field as _id
+from live.protocol import int_field as _int
+from realtime.limiter import Bucket
+from shows.models import Show, User
+
+logger = logging.getLogger(__name__)
+
+MAX_MINOR = 10**12
+MAX_INCREMENT_ROWS = 20
+# clock.ping: a burst of 5, then 2 a second; pings past it are dropped.
+PING_BURST, PING_RATE = 5, 2.0
+# Bids, buy-now: per socket, a burst of 6, then 3 a second.
+BID_BURST, BID_RATE = 6, 3.0
+# A timer that cannot reach the database tries again after this long.
+RETRY_SECONDS = 1.0
+
+# auction id → this process's timer for it.
+_timers: dict[int, asyncio.Task[None]] = {}
+# show id → the running auction the last snapshot built here showed (written
+# from the snapshot's worker thread; read on the event loop).
+_running: dict[int, int] = {}
+
+
+# --- The timer ----------------------------------------------------------------
+
+
+def _db(func: Any) -> Any:
+    return database_sync_to_async(func, thread_sensitive=False)
+
+
+def _unsettled_pay_by(auction_id: int) -> datetime | None:
+    """The sale's ``pay_by`` while it waits for a payment, else None."""
+    close_old_connections()
+    row = (
+        Auction.objects.filter(
+            pk=auction_id,
+            status=Auction.Status.CLOSED,
+            outcome=Auction.Outcome.SOLD,
+            settlement="",
+        )
+        .values_list("pay_by", flat=True)
+        .first()
+    )
+    return row
+
+
+def _close(auction_id: int) -> datetime | None:
+    close_old_connections()
+    return services.auction_close(auction_id=auction_id)
+
+
+def _settle(auction_id: int) -> int:
+    close_old_connections()
+    return services.auction_settle(auction_id=auction_id)
+
+
+async def _sleep_until(moment: datetime) -> None:
+    await asyncio.sleep(max(0.0, (moment - timezone.now()).total_seconds()))
+
+
+async def _watch(auction_id: int) -> None:
+    """Close the auction at its end (re-read after every wake: anti-sniping
+    moves it), then follow its sale's payment deadlines until it settles."""
+    while True:
+        try:
+            ends_at = await _db(_close)(auction_id)
+            if ends_at is None:
+                break
+            await _sleep_until(ends_at)
+        except DatabaseError:
+            logger.warning("auction %s: close failed, trying again", auction_id)
+            await asyncio.sleep(RETRY_SECONDS)
+    while True:
+        try:
+            pay_by = await _db(_unsettled_pay_by)(auction_id)
+            if pay_by is None:
+                return
+            await _sleep_until(pay_by)
+            await _db(_settle)(auction_id)
+        except DatabaseError:
+            await asyncio.sleep(RETRY_SECONDS)
+
+
+def arm(auction_id: int) -> None:
+    """Make sure this process has a timer for the auction (on the running
+    event loop)."""
+    loop = asyncio.get_running_loop()
+    task = _timers.get(auction_id)
+    if task is not None and not task.done() and task.get_loop() is loop:
+        return
+    task = loop.create_task(_watch(auction_id))
+    _timers[auction_id] = task
+    task.add_done_callback(lambda done: _forget(auction_id, done))
+
+
+def _forget(auction_id: int, task: asyncio.Task[None]) -> None:
+    if _timers.get(auction_id) is task:
+        del _timers[auction_id]
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("auction %s timer failed", auction_id, exc_info=task.exception())
+
+
+def _arm_for_show(show_id: int) -> None:
+    auction_id = _running.get(show_id)
+    if auction_id is not None:
+        arm(auction_id)
+
+
+# --- Snapshot -----------------------------------------------------------------
+
+
+def room_auction(*, show: Show, user: User | None = None) -> dict[str, Any]:
+    """The snapshot's ``auction`` (``checkout.auction_cards.room_auction``);
+    remembers a running one, so this process keeps its timer once a viewer
+    of it is here."""
+    part = auction_cards.room_auction(show=show, user=user)
+    card = part["auction"]
+    if card is not None and card["status"] == Auction.Status.RUNNING:
+        _running[show.pk] = int(card["id"])
+    else:
+        _running.pop(show.pk, None)
+    return part
+
+
+# --- Handlers -----------------------------------------------------------------
+
+
+def _limited(consumer: Any, name: str, burst: int, rate: float) -> float:
+    bucket = consumer.__dict__.get(name)
+    if bucket is None:
+        bucket = Bucket(burst)
+        setattr(consumer, name, bucket)
+    return float(bucket.take(capacity=burst, rate=rate))
+
+
+async def clock_ping(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
+    """``{t}`` → a private ``clock.pong`` with the same ``t`` and the server's
+    epoch ms, for the page to measure its clock offset; past the limit the
+    ping is dropped (the page keeps its last measure)."""
+    t = msg.get("t")
+    if isinstance(t, bool) or not isinstance(t, int | float):
+        raise Refusal("invalid", _("“t” must be a number."))
+    if _limited(consumer, "clock_pings", PING_BURST, PING_RATE):
+        return
+    frame: dict[str, Any] = {
+        "type": "clock.pong",
+        "t": t,
+        "server_now": int(time.time() * 1000),
+    }
+    if ref is not None:
+        frame["ref"] = ref
+    consumer._frame(frame)
+    _arm_for_show(consumer.show.pk)
+
+
+def _increments(msg: dict[str, Any]) -> list[list[int]] | None:
+    rows = msg.get("increments")
+    if rows is None:
+        return None
+    if not isinstance(rows, list) or not 1 <= len(rows) <= MAX_INCREMENT_ROWS:
+        raise Refusal(
+            "invalid", _("“increments” is a list of [from_minor, step_minor] pairs.")
+        )
+    table = []
+    for row in rows:
+        if (
+            not isinstance(row, list)
+            or len(row) != 2
+            or any(
+                isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < MAX_MINOR
+                for v in row
+            )
+        ):
+            raise Refusal(
+                "invalid",
+                _("“increments” is a list of [from_minor, step_minor] pairs."),
+            )
+        table.append([int(row[0]), int(row[1])])
+    return table
+
+
+async def auction_start(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
+    consumer._require_login()
+    close = msg.get("close", Auction.Close.EXTEND)
+    if close not in Auction.Close.values:
+        raise Refusal("invalid", _("“close” is “extend” or “sudden_death”."))
+    fields = {
+        "product_id": _id(msg, "product_id"),
+        "variant_id": _id(msg, "variant_id", required=False),
+        "start_minor": _int(msg, "start_minor", low=1, high=MAX_MINOR),
+        "duration_seconds": _int(msg, "duration_seconds", low=10, high=900),
+        "increments": _increments(msg),
+        "reserve_minor": _int(
+            msg, "reserve_minor", low=1, high=MAX_MINOR, required=False
+        ),
+        "buy_now_minor": _int(
+            msg, "buy_now_minor", low=1, high=MAX_MINOR, required=False
+        ),
+        "close": close,
+        "extend_within_seconds": _int(
+            msg, "extend_within_seconds", low=0, high=60, required=False, default=10
+        ),
+        "extend_by_seconds": _int(
+            msg, "extend_by_seconds", low=1, high=60, required=False, default=10
+        ),
+    }
+    started: list[Auction] = []
+
+    def start(**kwargs: Any) -> None:
+        started.append(services.auction_start(**kwargs))
+
+    if await consumer._service(
+        "auction.start", ref, start, user=consumer.user, **fields
+    ):
+        _running[consumer.show.pk] = started[0].pk
+        arm(started[0].pk)
+
+
+def _bid_limited(consumer: Any, ref: Any) -> bool:
+    wait = _limited(consumer, "auction_bids", BID_BURST, BID_RATE)
+    if wait:
+        consumer._error(
+            ref,
+            "rate_limited",
+            _("You are bidding too fast. Please wait a moment."),
+            max(1, round(wait)),
+        )
+    return bool(wait)
+
+
+async def auction_bid(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
+    """``{auction_id, amount_minor}`` (one tap) or ``{auction_id,
+    max_minor}`` (a proxy maximum); answered ``ack`` once the bid (and its
+    events) committed."""
+    consumer._require_login()
+    auction_id = _id(msg, "auction_id")
+    amount = _int(msg, "amount_minor", low=1, high=MAX_MINOR, required=False)
+    maximum = _int(msg, "max_minor", low=1, high=MAX_MINOR, required=False)
+    if (amount is None) == (maximum is None):
+        raise Refusal("invalid", _("Send “amount_minor” or “max_minor”."))
+    if _bid_limited(consumer, ref):
+        return
+    if await consumer._service(
+        "auction.bid",
+        ref,
+        services.auction_bid,
+        user=consumer.user,
+        auction_id=auction_id,
+        amount_minor=amount,
+        max_minor=maximum,
+    ):
+        arm(int(auction_id or 0))
+    else:
+        _arm_for_show(consumer.show.pk)
+
+
+async def auction_buy_now(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
+    consumer._require_login()
+    auction_id = _id(msg, "auction_id")
+    if _bid_limited(consumer, ref):
+        return
+    if await consumer._service(
+        "auction.buy_now",
+        ref,
+        services.auction_buy_now,
+        user=consumer.user,
+        auction_id=auction_id,
+    ):
+        arm(int(auction_id or 0))
+
+
+async def auction_cancel(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
+    consumer._require_login()
+    await consumer._service(
+        "auction.cancel",
+        ref,
+        services.auction_cancel,
+        user=consumer.user,
+        auction_id=_id(msg, "auction_id"),
+    )
+
+
+async def shutdown() -> None:
+    """Stop this process's timers (tests, a server stopping)."""
+    for task in list(_timers.values()):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    _timers.clear()
+
+
 # type → (hosts and moderators only, async handler(consumer, msg, ref))
-HANDLERS: dict[str, tuple[bool, Any]] = {}
+HANDLERS: dict[str, tuple[bool, Any]] = {
+    "clock.ping": (False, clock_ping),
+    "auction.start": (True, auction_start),
+    "auction.bid": (False, auction_bid),
+    "auction.buy_now": (False, auction_buy_now),
+    "auction.cancel": (True, auction_cancel),
+}
 # Called with show= and user=; each returns keys for the room snapshot.
-SNAPSHOT_PARTS: tuple[Any, ...] = ()
+SNAPSHOT_PARTS: tuple[Any, ...] = (room_auction,)

@@ -1,0 +1,997 @@
+"""Auctions: every write, decided by the server (docs/auctions.md).
+
+Bids are accepted or refused in the order they arrive: each takes the
+auction's row lock (``select_for_update``) in a short transaction that
+reads the bidders' maximums, inserts the bids and appends the events to the
+outbox, so an acknowledged bid is committed with its events. Stripe is never
+called inside one of these transactions.
+
+Stock: one unit of the variant leaves stock when the auction starts
+(``Auction.unit_held``); at the close it becomes the hold of the winner's
+order, and it goes back to stock when nobody buys it. The winner's saved
+card is charged off-session once the close committed; when that fails the
+order waits for them until ``pay_by``, then the next bidder is offered it at
+their highest bid, under the same rules, until someone pays or nobody is
+left (``auction.settled``).
+
+Lock order: the auction row, then the order, then stock-hold and variant rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, Min
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from checkout import auction_cards as cards
+from checkout import counts, soldout
+from checkout import stripe_gateway as gateway
+from checkout.exceptions import (
+    AlreadyLeading,
+    AuctionClosed,
+    AuctionInvalid,
+    AuctionNotFound,
+    AuctionRunning,
+    BidTooLow,
+    BuyNowUnavailable,
+    CardRequired,
+    NotAHost,
+    ShowNotLive,
+    SoldOut,
+    UnknownVariant,
+    VariantRequired,
+)
+from checkout.models import (
+    Auction,
+    AuctionMax,
+    Bid,
+    Order,
+    OrderLine,
+    OrderTransition,
+    Payment,
+    SavedCard,
+    StockHold,
+)
+from checkout.money import Money
+from checkout.services.orders import (
+    S,
+    _broadcast_stock,
+    _move,
+    _notify_order,
+    _take_stock,
+    order_mark_paid,
+)
+from realtime import events
+from shows.exceptions import NotInLineup
+from shows.models import LineupItem, Show, User, Variant
+from shows.selectors import STAFF_ROLES, membership_role
+
+logger = logging.getLogger(__name__)
+
+AUCTION_STARTED = "auction.started"
+AUCTION_BID = "auction.bid"
+AUCTION_CLOSED = "auction.closed"
+AUCTION_OFFERED = "auction.offered"
+AUCTION_SETTLED = "auction.settled"
+AUCTION_OUTBID = "auction.outbid"
+AUCTION_MAX = "auction.max"
+AUCTION_WON = "auction.won"
+
+MIN_SECONDS, MAX_SECONDS = 10, 900
+MAX_INCREMENT_ROWS = 20
+# A round's stock hold outlives its pay_by by this much, so the auction, not
+# the hold sweeper, decides what happens to the unit when the buyer is late.
+HOLD_GRACE_SECONDS = 120
+ORDER_SOURCE = "auction"
+
+
+def _ms(moment: datetime) -> int:
+    return cards.epoch_ms(moment)
+
+
+# --- Starting -----------------------------------------------------------------
+
+
+def _clean_increments(
+    increments: list[list[int]] | None, currency: str
+) -> list[list[int]]:
+    if increments is None:
+        return cards.default_increments(currency)
+    rows = [list(row) for row in increments]
+    if not 1 <= len(rows) <= MAX_INCREMENT_ROWS or rows[0][0] != 0:
+        raise AuctionInvalid(_("The increments start from 0, at most 20 rows."))
+    for index, (start, step) in enumerate(rows):
+        if step < 1 or (index and start <= rows[index - 1][0]):
+            raise AuctionInvalid(
+                _(
+                    "Each increment row starts higher than the last one and "
+                    "steps by 1 or more."
+                )
+            )
+    return [[int(start), int(step)] for start, step in rows]
+
+
+def _variant_for(*, show: Show, product_id: int, variant_id: int | None) -> Variant:
+    if not LineupItem.objects.filter(show=show, product_id=product_id).exists():
+        raise NotInLineup()
+    variants = list(
+        Variant.objects.filter(product_id=product_id)
+        .select_related("product")
+        .order_by("id")
+    )
+    if variant_id is None:
+        if len(variants) != 1:
+            raise VariantRequired()
+        return variants[0]
+    for variant in variants:
+        if variant.pk == variant_id:
+            return variant
+    raise UnknownVariant()
+
+
+def _require_staff(*, show: Show, user: User | None) -> None:
+    if membership_role(user=user, brand_id=show.brand_id) not in STAFF_ROLES:
+        raise NotAHost()
+
+
+def auction_start(
+    *,
+    show: Show,
+    user: User,
+    product_id: int,
+    variant_id: int | None = None,
+    start_minor: int,
+    duration_seconds: int,
+    increments: list[list[int]] | None = None,
+    reserve_minor: int | None = None,
+    buy_now_minor: int | None = None,
+    close: str = Auction.Close.EXTEND,
+    extend_within_seconds: int = 10,
+    extend_by_seconds: int = 10,
+) -> Auction:
+    """Start an auction of one unit of a line-up variant in a live show, now,
+    for ``duration_seconds``. The brand's owners, hosts and moderators may.
+
+    Takes one unit out of stock (a conditional UPDATE). Raises ``NotAHost``,
+    ``ShowNotLive``, ``NotInLineup``, ``VariantRequired``, ``UnknownVariant``,
+    ``AuctionInvalid``, ``SoldOut`` or ``AuctionRunning``. Broadcasts
+    ``stock.changed`` and ``auction.started`` with the CARD."""
+    _require_staff(show=show, user=user)
+    if show.status != Show.Status.LIVE:
+        raise ShowNotLive()
+    variant = _variant_for(show=show, product_id=product_id, variant_id=variant_id)
+    table = _clean_increments(increments, variant.currency)
+    if (
+        not MIN_SECONDS <= duration_seconds <= MAX_SECONDS
+        or start_minor < 1
+        or close not in Auction.Close.values
+        or not 0 <= extend_within_seconds <= 60
+        or not 1 <= extend_by_seconds <= 60
+    ):
+        raise AuctionInvalid()
+    if reserve_minor is not None and reserve_minor < start_minor:
+        raise AuctionInvalid(_("The reserve is at least the starting price."))
+    if buy_now_minor is not None and buy_now_minor <= max(
+        start_minor, reserve_minor or 0
+    ):
+        raise AuctionInvalid(_("Buy now is above the starting price and the reserve."))
+    auction_close_due(show=show)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            auction = Auction.objects.create(
+                show=show,
+                product=variant.product,
+                variant=variant,
+                currency=variant.currency,
+                start_minor=start_minor,
+                increments=table,
+                reserve_minor=reserve_minor,
+                buy_now_minor=buy_now_minor,
+                close=close,
+                extend_within_seconds=extend_within_seconds,
+                extend_by_seconds=extend_by_seconds,
+                started_at=now,
+                ends_at=now + timedelta(seconds=duration_seconds),
+                unit_held=True,
+                created_by=user,
+            )
+            taken = _take_stock(variant.pk, 1)
+            if taken is None:
+                raise SoldOut()
+            _broadcast_stock(show.pk, variant.pk, known=taken)
+            events.broadcast(
+                show.pk,
+                {
+                    "type": AUCTION_STARTED,
+                    "auction": cards.auction_card(auction, history=[], now=now),
+                    "server_now": _ms(now),
+                },
+            )
+    except IntegrityError as exc:
+        raise AuctionRunning() from exc
+    return auction
+
+
+# --- Bidding ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BidPlaced:
+    """What a bid did: the auction's end after it, and whether the bidder
+    leads."""
+
+    auction_id: int
+    ends_at: datetime
+    leading: bool
+
+
+@dataclass
+class _Placed:
+    user_id: int
+    name: str
+    amount_minor: int
+    proxy: bool = False
+    buy_now: bool = False
+
+
+def _require_card(user: User) -> None:
+    if not SavedCard.objects.filter(user=user).exclude(payment_method_id="").exists():
+        raise CardRequired()
+
+
+def _locked(show: Show, auction_id: int) -> Auction:
+    auction = (
+        Auction.objects.select_for_update().filter(pk=auction_id, show=show).first()
+    )
+    if auction is None:
+        raise AuctionNotFound()
+    return auction
+
+
+def _require_open(auction: Auction, now: datetime) -> None:
+    if auction.status != Auction.Status.RUNNING or auction.ends_at <= now:
+        raise AuctionClosed()
+
+
+def _name(user: User) -> str:
+    return (user.display_name or str(user.pk))[:50]
+
+
+def _leader_price(auction: Auction, *, cap: int, beaten: int | None, floor: int) -> int:
+    """What a proxy maximum ``cap`` pays to lead: one increment above the cap
+    it beat (``beaten``), at least ``floor`` (the next amount), at most its
+    cap; and up to the reserve when its cap reaches that far."""
+    price = (
+        floor if beaten is None else beaten + cards.step_at(auction.increments, beaten)
+    )
+    price = min(cap, max(price, floor))
+    if auction.reserve_minor is not None and price < auction.reserve_minor:
+        price = max(price, min(cap, auction.reserve_minor))
+    return price
+
+
+def _resolve(
+    auction: Auction,
+    *,
+    user: User,
+    amount_minor: int | None,
+    max_minor: int | None,
+) -> list[_Placed]:
+    """The bids one arrival makes, in order, eBay's way: a challenger who
+    offers more than the leader's cap leads, one increment above it (after the
+    leader's proxy bid its whole cap); otherwise the leader's proxy answers
+    one increment above the challenger, up to its cap. Equal caps: the
+    earlier one (the leader) wins. Updates ``leader_max_minor``."""
+    floor = cards.next_minor(auction)
+    me = _name(user)
+    if auction.leader_id == user.pk:
+        # Raising one's own maximum: no bid, except up to a reserve not met.
+        if max_minor is None or auction.current_minor is None:
+            raise AlreadyLeading()
+        auction.leader_max_minor = max_minor
+        if not cards.reserve_met(auction):
+            price = _leader_price(
+                auction, cap=max_minor, beaten=None, floor=auction.current_minor
+            )
+            if price > auction.current_minor:
+                return [_Placed(user.pk, me, price, proxy=True)]
+        return []
+    cap = amount_minor if amount_minor is not None else max_minor
+    assert cap is not None  # noqa: S101 - one of the two is given
+    if auction.leader_id is None:
+        price = (
+            amount_minor
+            if amount_minor is not None
+            else _leader_price(auction, cap=cap, beaten=None, floor=floor)
+        )
+        auction.leader_max_minor = max_minor
+        return [_Placed(user.pk, me, price)]
+    current = auction.current_minor or 0
+    leader_cap = max(current, auction.leader_max_minor or 0)
+    if cap > leader_cap:
+        placed = []
+        if leader_cap > current:
+            placed.append(
+                _Placed(auction.leader_id, auction.leader_name, leader_cap, proxy=True)
+            )
+        price = (
+            amount_minor
+            if amount_minor is not None
+            else _leader_price(
+                auction,
+                cap=cap,
+                beaten=leader_cap,
+                floor=max(floor, leader_cap + 1),
+            )
+        )
+        placed.append(_Placed(user.pk, me, price))
+        auction.leader_max_minor = max_minor
+        return placed
+    # The leader's maximum holds: the challenger's bid, then the answer.
+    answer = min(leader_cap, cap + cards.step_at(auction.increments, cap))
+    if auction.reserve_minor is not None and answer < auction.reserve_minor:
+        answer = max(answer, min(leader_cap, auction.reserve_minor))
+    return [
+        _Placed(user.pk, me, cap),
+        _Placed(auction.leader_id, auction.leader_name, answer, proxy=True),
+    ]
+
+
+def _extend(auction: Auction, now: datetime) -> bool:
+    """Anti-sniping: a bid within ``extend_within_seconds`` of the end moves
+    it to ``extend_by_seconds`` from now (never earlier); sudden death never
+    moves."""
+    if auction.close != Auction.Close.EXTEND:
+        return False
+    if (auction.ends_at - now).total_seconds() > auction.extend_within_seconds:
+        return False
+    moved = now + timedelta(seconds=auction.extend_by_seconds)
+    if moved <= auction.ends_at:
+        return False
+    auction.ends_at = moved
+    auction.extensions += 1
+    return True
+
+
+def _apply(
+    auction: Auction, placed: list[_Placed], *, now: datetime, extended: bool
+) -> None:
+    """Insert the bids, update the row and broadcast one ``auction.bid`` per
+    bid, in order (all in the caller's locked transaction)."""
+    rows = Bid.objects.bulk_create(
+        [
+            Bid(
+                auction=auction,
+                bidder_id=one.user_id,
+                bidder_name=one.name,
+                amount_minor=one.amount_minor,
+                proxy=one.proxy,
+                buy_now=one.buy_now,
+                created_at=now,
+            )
+            for one in placed
+        ]
+    )
+    for index, (one, row) in enumerate(zip(placed, rows, strict=True)):
+        auction.current_minor = one.amount_minor
+        auction.leader_id, auction.leader_name = one.user_id, one.name
+        auction.bid_count += 1
+        events.broadcast(
+            auction.show_id,
+            {
+                "type": AUCTION_BID,
+                "auction_id": auction.pk,
+                "bid": cards.bid_json(row, auction.currency),
+                **cards.price_state(auction),
+                "extended": extended and index == 0,
+                "server_now": _ms(now),
+            },
+        )
+
+
+def _save_progress(auction: Auction) -> None:
+    Auction.objects.filter(pk=auction.pk).update(
+        current_minor=auction.current_minor,
+        leader_id=auction.leader_id,
+        leader_name=auction.leader_name,
+        leader_max_minor=auction.leader_max_minor,
+        bid_count=auction.bid_count,
+        arrivals=auction.arrivals,
+        ends_at=auction.ends_at,
+        extensions=auction.extensions,
+    )
+
+
+def _notify(auction: Auction, user_id: int, event: dict[str, Any]) -> None:
+    events.notify(auction.show_id, events.user_recipient(user_id), event)
+
+
+def _notify_outbid(auction: Auction, user_id: int) -> None:
+    _notify(
+        auction,
+        user_id,
+        {
+            "type": AUCTION_OUTBID,
+            "auction_id": auction.pk,
+            "amount_minor": auction.current_minor,
+            "amount": cards.written(auction.current_minor, auction.currency),
+        },
+    )
+
+
+def auction_bid(
+    *,
+    show: Show,
+    user: User,
+    auction_id: int,
+    amount_minor: int | None = None,
+    max_minor: int | None = None,
+) -> BidPlaced:
+    """Bid in a running auction: ``amount_minor`` (one tap at the shown next
+    amount, recorded at that amount) or ``max_minor`` (a proxy maximum: the
+    server bids for the user up to it, see ``_resolve``). Needs a saved card.
+
+    Raises ``AuctionInvalid``, ``CardRequired``, ``AuctionNotFound``,
+    ``AuctionClosed``, ``BidTooLow`` or ``AlreadyLeading``. Broadcasts one
+    ``auction.bid`` per bid placed (a challenger's and a proxy's answer make
+    two), notifies ``auction.outbid`` to whoever lost the lead (or never got
+    it) and ``auction.max`` to a bidder who set a maximum."""
+    if (amount_minor is None) == (max_minor is None):
+        raise AuctionInvalid(_("Send either an amount or a maximum."))
+    _require_card(user)
+    now = timezone.now()
+    with transaction.atomic():
+        auction = _locked(show, auction_id)
+        _require_open(auction, now)
+        floor = cards.next_minor(auction)
+        offered = amount_minor if amount_minor is not None else max_minor
+        if offered is None or offered < floor:
+            raise BidTooLow(
+                _("The next bid is at least %(next)s.")
+                % {"next": Money(floor, auction.currency).format()}
+            )
+        if (
+            max_minor is not None
+            and auction.leader_id == user.pk
+            and max_minor <= (auction.leader_max_minor or 0)
+        ):
+            raise BidTooLow(
+                _("Your maximum is already %(max)s: raise it above that.")
+                % {
+                    "max": Money(
+                        int(auction.leader_max_minor or 0), auction.currency
+                    ).format()
+                }
+            )
+        placed = _resolve(
+            auction,
+            user=user,
+            amount_minor=amount_minor,
+            max_minor=max_minor,
+        )
+        auction.arrivals += 1
+        if max_minor is not None:
+            AuctionMax.objects.bulk_create(
+                [
+                    AuctionMax(
+                        auction=auction,
+                        user=user,
+                        max_minor=max_minor,
+                        placed=auction.arrivals,
+                    )
+                ],
+                update_conflicts=True,
+                unique_fields=["auction", "user"],
+                update_fields=["max_minor", "placed", "updated_at"],
+            )
+        before = auction.leader_id
+        extended = _extend(auction, now) if placed else False
+        _apply(auction, placed, now=now, extended=extended)
+        _save_progress(auction)
+        if before is not None and before != user.pk and auction.leader_id != before:
+            _notify_outbid(auction, before)
+        if auction.leader_id != user.pk:
+            _notify_outbid(auction, user.pk)
+        if max_minor is not None:
+            _notify(
+                auction,
+                user.pk,
+                {
+                    "type": AUCTION_MAX,
+                    "auction_id": auction.pk,
+                    "max_minor": max_minor,
+                    "max": cards.written(max_minor, auction.currency),
+                },
+            )
+    return BidPlaced(
+        auction_id=auction.pk,
+        ends_at=auction.ends_at,
+        leading=auction.leader_id == user.pk,
+    )
+
+
+def auction_buy_now(*, show: Show, user: User, auction_id: int) -> BidPlaced:
+    """Take the unit at the buy-now price while no bid reached it: the
+    auction closes sold to ``user`` at once, then their card is charged.
+
+    Raises ``CardRequired``, ``AuctionNotFound``, ``AuctionClosed`` or
+    ``BuyNowUnavailable``. Broadcasts ``auction.bid`` and ``auction.closed``."""
+    _require_card(user)
+    now = timezone.now()
+    with transaction.atomic():
+        auction = _locked(show, auction_id)
+        _require_open(auction, now)
+        if not cards.buy_now_open(auction):
+            raise BuyNowUnavailable()
+        price = int(auction.buy_now_minor or 0)
+        auction.arrivals += 1
+        _apply(
+            auction,
+            [_Placed(user.pk, _name(user), price, buy_now=True)],
+            now=now,
+            extended=False,
+        )
+        _save_progress(auction)
+        _close_locked(auction, now=now, outcome=Auction.Outcome.SOLD)
+    _charge_round(auction.pk)
+    return BidPlaced(auction_id=auction.pk, ends_at=now, leading=True)
+
+
+# --- Closing ------------------------------------------------------------------
+
+
+def _unit_back(auction: Auction) -> None:
+    """Give the auction's unit back to stock (in the caller's transaction)."""
+    if not Auction.objects.filter(pk=auction.pk, unit_held=True).update(
+        unit_held=False
+    ):
+        return
+    auction.unit_held = False
+    Variant.objects.filter(pk=auction.variant_id).update(
+        stock_available=F("stock_available") + 1
+    )
+    _broadcast_stock(auction.show_id, auction.variant_id)
+    transaction.on_commit(partial(soldout.clear, auction.variant_id))
+
+
+def _round_order(
+    auction: Auction, *, user_id: int, amount_minor: int, now: datetime
+) -> Order:
+    """The order of one round of the sale: reserved for ``user_id`` at
+    ``amount_minor``, holding the auction's unit (no stock moves), payable
+    until ``pay_by`` (in the caller's transaction)."""
+    pay_by = now + timedelta(seconds=settings.SHOWFLOOR_AUCTION_PAY_SECONDS)
+    email = User.objects.values_list("email", flat=True).get(pk=user_id)
+    order = Order.objects.create(
+        show_id=auction.show_id,
+        buyer_id=user_id,
+        email=email,
+        total_minor=amount_minor,
+        subtotal_minor=amount_minor,
+        currency=auction.currency,
+        idempotency_key=f"auction:{auction.pk}:round:{auction.round}",
+        auction=auction,
+        source=ORDER_SOURCE,
+    )
+    variant = Variant.objects.select_related("product").get(pk=auction.variant_id)
+    OrderLine.objects.create(
+        order=order,
+        variant=variant,
+        product_name=variant.product.name,
+        variant_name=variant.name,
+        quantity=1,
+        unit_price_minor=amount_minor,
+        currency=auction.currency,
+    )
+    StockHold.objects.create(
+        order=order,
+        variant=variant,
+        quantity=1,
+        expires_at=pay_by + timedelta(seconds=HOLD_GRACE_SECONDS),
+    )
+    Payment.objects.create(
+        order=order,
+        provider=gateway.PROVIDER,
+        amount_minor=amount_minor,
+        currency=auction.currency,
+    )
+    OrderTransition.objects.create(
+        order=order,
+        from_status="",
+        to_status=S.RESERVED,
+        reason=f"auction {auction.pk}, round {auction.round}",
+    )
+    auction.unit_held = False
+    auction.order = order
+    auction.pay_by = pay_by
+    auction.buyer_id = user_id
+    auction.amount_minor = amount_minor
+    Auction.objects.filter(pk=auction.pk).update(
+        unit_held=False,
+        charge_intent_id="",
+        order=order,
+        pay_by=pay_by,
+        buyer_id=user_id,
+        buyer_name=auction.buyer_name,
+        amount_minor=amount_minor,
+        round=auction.round,
+    )
+    _notify_order(order)
+    counts.order_held(order, product_ids=[variant.product_id])
+    return order
+
+
+def _close_locked(auction: Auction, *, now: datetime, outcome: str) -> None:
+    """Close a row-locked running auction with ``outcome`` ("sold" only when
+    it has a leader at or above the reserve): the winner's order, or the unit
+    back to stock; broadcasts ``auction.closed``."""
+    if outcome == Auction.Outcome.SOLD and auction.leader_id is None:
+        outcome = Auction.Outcome.NO_BIDS
+    if outcome == Auction.Outcome.SOLD and not cards.reserve_met(auction):
+        outcome = Auction.Outcome.RESERVE_NOT_MET
+    auction.status, auction.outcome, auction.closed_at = (
+        Auction.Status.CLOSED,
+        outcome,
+        now,
+    )
+    Auction.objects.filter(pk=auction.pk).update(
+        status=auction.status, outcome=outcome, closed_at=now
+    )
+    sold = outcome == Auction.Outcome.SOLD
+    if sold:
+        auction.buyer_name = auction.leader_name
+        _round_order(
+            auction,
+            user_id=int(auction.leader_id or 0),
+            amount_minor=int(auction.current_minor or 0),
+            now=now,
+        )
+    else:
+        _unit_back(auction)
+    events.broadcast(
+        auction.show_id,
+        {
+            "type": AUCTION_CLOSED,
+            "auction_id": auction.pk,
+            "outcome": outcome,
+            "winner": auction.leader_name if sold else None,
+            "amount_minor": auction.current_minor if sold else None,
+            "amount": cards.written(auction.current_minor, auction.currency)
+            if sold
+            else None,
+            "bids": auction.bid_count,
+            "ends_at": _ms(auction.ends_at),
+            "server_now": _ms(now),
+        },
+    )
+
+
+def auction_close(*, auction_id: int, now: datetime | None = None) -> datetime | None:
+    """Close the auction if its end has come; safe to call from every process
+    at once (the row lock lets one close it; the others find it closed). A
+    sale's charge follows, outside the transaction.
+
+    Returns None once it is closed, else its (possibly extended) end."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        auction = Auction.objects.select_for_update().filter(pk=auction_id).first()
+        if auction is None or auction.status != Auction.Status.RUNNING:
+            return None
+        if auction.ends_at > now:
+            return auction.ends_at
+        _close_locked(auction, now=now, outcome=Auction.Outcome.SOLD)
+    if auction.outcome == Auction.Outcome.SOLD:
+        _charge_round(auction.pk)
+    return None
+
+
+def auction_cancel(*, show: Show, user: User, auction_id: int) -> Auction:
+    """End a running auction without a sale (owners, hosts, moderators): the
+    unit returns to stock. Raises ``NotAHost``, ``AuctionNotFound`` or
+    ``AuctionClosed``. Broadcasts ``auction.closed`` (``cancelled``)."""
+    _require_staff(show=show, user=user)
+    now = timezone.now()
+    with transaction.atomic():
+        auction = _locked(show, auction_id)
+        if auction.status != Auction.Status.RUNNING:
+            raise AuctionClosed()
+        _close_locked(auction, now=now, outcome=Auction.Outcome.CANCELLED)
+    return auction
+
+
+def auction_close_due(*, now: datetime | None = None, show: Show | None = None) -> int:
+    """The sweeper's backstop (each process closes its rooms' auctions on time
+    itself, ``live/games/auctions.py``): close the running auctions whose end
+    passed, and move sales on whose payment is settled or overdue (a charge
+    never tried, a buyer who paid, a ``pay_by`` that passed). Returns how many
+    auctions it closed or moved on."""
+    now = now or timezone.now()
+    running = Auction.objects.filter(status=Auction.Status.RUNNING, ends_at__lte=now)
+    if show is not None:
+        running = running.filter(show=show)
+    done = 0
+    for auction_id in list(running.values_list("pk", flat=True)[:200]):
+        if auction_close(auction_id=auction_id, now=now) is None:
+            done += 1
+    if show is None:
+        unsettled = Auction.objects.filter(
+            status=Auction.Status.CLOSED,
+            outcome=Auction.Outcome.SOLD,
+            settlement="",
+        ).values_list("pk", flat=True)[:200]
+        for auction_id in list(unsettled):
+            done += auction_settle(auction_id=auction_id, now=now)
+    return done
+
+
+# --- Paying -------------------------------------------------------------------
+
+
+def _won(auction: Auction, order: Order, status: str) -> None:
+    _notify(
+        auction,
+        int(order.buyer_id or 0),
+        {
+            "type": AUCTION_WON,
+            "auction_id": auction.pk,
+            "order_id": str(order.public_id),
+            "status": status,
+            "amount_minor": order.total_minor,
+            "amount": cards.written(order.total_minor, order.currency),
+            "pay_by": _ms(auction.pay_by)
+            if status == "pay_now" and auction.pay_by
+            else None,
+        },
+    )
+
+
+def _settle_locked(auction: Auction, outcome: str, now: datetime) -> None:
+    Auction.objects.filter(pk=auction.pk).update(settlement=outcome, settled_at=now)
+    auction.settlement, auction.settled_at = outcome, now
+    events.broadcast(
+        auction.show_id,
+        {
+            "type": AUCTION_SETTLED,
+            "auction_id": auction.pk,
+            "outcome": outcome,
+            "server_now": _ms(now),
+        },
+    )
+
+
+def _paid(auction_id: int, *, notify: bool) -> None:
+    """The round's order is paid: the sale is settled."""
+    now = timezone.now()
+    with transaction.atomic():
+        auction = Auction.objects.select_for_update().get(pk=auction_id)
+        if auction.settlement:
+            return
+        order = Order.objects.get(pk=int(auction.order_id or 0))
+        if order.status not in (S.PAID, S.FULFILLED):
+            return
+        if notify:
+            _won(auction, order, "paid")
+        _settle_locked(auction, Auction.Settlement.PAID, now)
+
+
+def _open_for_sheet(order: Order, customer_id: str) -> None:
+    """The order's own PaymentIntent, which the buyer pays in the sheet
+    (``order_pay``) before ``pay_by``."""
+    try:
+        intent = gateway.intent_create(
+            amount_minor=order.total_minor,
+            currency=order.currency,
+            idempotency_key=f"showfloor-order-{order.public_id}-intent",
+            metadata={"order": str(order.public_id), "show": str(order.show_id)},
+            customer_id=customer_id,
+        )
+    except gateway.GatewayError:
+        logger.warning("could not open the intent of auction order %s", order.public_id)
+        return
+    Payment.objects.filter(order=order, intent_id__isnull=True).update(
+        intent_id=intent.id, status=intent.status, updated_at=timezone.now()
+    )
+
+
+def _charge_round(auction_id: int) -> None:
+    """Charge the round's buyer's saved card off-session, once per round (a
+    conditional UPDATE claims it), with an idempotency key from the order.
+    Paid: the order is marked paid through ``order_mark_paid`` (as the pay
+    path and the webhook do) and the sale settled. Declined, or no card: the
+    order waits in the sheet until ``pay_by`` (``auction.won`` ``pay_now``).
+
+    The off-session intent names the order under ``auction_order``, not
+    ``order``: a decline's webhook then leaves the order payable."""
+    claimed = Auction.objects.filter(
+        pk=auction_id, charged_round__lt=F("round"), settlement=""
+    ).update(charged_round=F("round"))
+    if not claimed:
+        return
+    auction = Auction.objects.select_related("order").get(pk=auction_id)
+    order = auction.order
+    if order is None or order.status != S.RESERVED:
+        return
+    card = SavedCard.objects.filter(user_id=int(order.buyer_id or 0)).first()
+    intent = None
+    if card is not None and card.usable:
+        try:
+            created = gateway.intent_create_off_session(
+                amount_minor=order.total_minor,
+                currency=order.currency,
+                customer_id=card.customer_id,
+                payment_method_id=card.payment_method_id,
+                idempotency_key=f"showfloor-order-{order.public_id}-auction-charge",
+                metadata={
+                    "auction_order": str(order.public_id),
+                    "auction": str(auction.pk),
+                    "show": str(order.show_id),
+                },
+            )
+            Auction.objects.filter(pk=auction.pk).update(charge_intent_id=created.id)
+            intent = gateway.intent_confirm_off_session(
+                intent_id=created.id, payment_method_id=card.payment_method_id
+            )
+        except gateway.CardDeclined as exc:
+            logger.info("auction %s: card declined (%s)", auction.pk, exc.code)
+        except gateway.GatewayError:
+            logger.warning("auction %s: the off-session charge failed", auction.pk)
+    if intent is not None and intent.status == "succeeded":
+        _record_charge(auction.pk, order, intent)
+        return
+    _open_for_sheet(order, card.customer_id if card is not None else "")
+    with transaction.atomic():
+        _won(auction, order, "pay_now")
+
+
+def _record_charge(auction_id: int, order: Order, intent: gateway.Intent) -> None:
+    """A succeeded off-session charge becomes the order's payment: marked
+    paid by ``order_mark_paid`` as the pay path and the webhook do."""
+    Payment.objects.filter(order=order).exclude(status=Payment.Status.SUCCEEDED).update(
+        intent_id=intent.id, updated_at=timezone.now()
+    )
+    order_mark_paid(intent=intent, reason="auction won: saved card charged")
+    _paid(auction_id, notify=True)
+
+
+def _charge_went_through(auction: Auction, order: Order) -> bool:
+    """Whether the round's off-session charge succeeded though its answer was
+    never recorded (the process stopped); records it if so."""
+    if not auction.charge_intent_id or auction.charged_round != auction.round:
+        return False
+    try:
+        intent = gateway.intent_retrieve(auction.charge_intent_id)
+    except gateway.GatewayError:
+        return False
+    if intent.status != "succeeded" or intent.amount_minor != order.total_minor:
+        return False
+    _record_charge(auction.pk, order, intent)
+    return True
+
+
+def _next_bidder(auction: Auction) -> tuple[int, str, int] | None:
+    """The highest bidder not offered the sale yet, at their highest bid (at
+    or above the reserve); of equal bids the earlier one."""
+    tried = Order.objects.filter(auction=auction).values_list("buyer_id", flat=True)
+    rows = (
+        Bid.objects.filter(auction=auction)
+        .exclude(bidder_id__in=tried)
+        .values("bidder_id")
+        .annotate(top=Max("amount_minor"), first=Min("id"), name=Max("bidder_name"))
+        .order_by("-top", "first")
+    )
+    for row in rows[:1]:
+        if auction.reserve_minor is not None and row["top"] < auction.reserve_minor:
+            return None
+        return int(row["bidder_id"]), str(row["name"]), int(row["top"])
+    return None
+
+
+def auction_settle(*, auction_id: int, now: datetime | None = None) -> int:
+    """Move a sold auction's payment on: charge a round never charged, settle
+    a paid one, and when the round's order was not paid by ``pay_by`` (or was
+    closed unpaid) offer the sale to the next bidder (``auction.offered``,
+    then their card is charged under the same rules), or settle it unpaid
+    with the unit back in stock. Returns 1 when something moved, else 0."""
+    now = now or timezone.now()
+    auction = Auction.objects.filter(pk=auction_id).first()
+    if auction is None or auction.settlement or auction.order_id is None:
+        return 0
+    if auction.charged_round < auction.round:
+        _charge_round(auction_id)
+        return 1
+    order = Order.objects.get(pk=int(auction.order_id))
+    if (
+        order.status == S.RESERVED
+        and auction.pay_by is not None
+        and auction.pay_by <= now
+        and _charge_went_through(auction, order)
+    ):
+        return 1
+    cancel: Order | None = None
+    with transaction.atomic():
+        auction = Auction.objects.select_for_update().get(pk=auction_id)
+        if auction.settlement:
+            return 0
+        order = Order.objects.select_for_update().get(pk=int(auction.order_id or 0))
+        if order.status in (S.PAID, S.FULFILLED, S.REFUNDED):
+            _settle_locked(auction, Auction.Settlement.PAID, now)
+            return 1
+        if order.status == S.RESERVED:
+            if auction.pay_by is not None and auction.pay_by > now:
+                return 0
+            # The unit passes to the next round: the hold ends, stock stays.
+            StockHold.objects.filter(order=order, status=StockHold.Status.HELD).update(
+                status=StockHold.Status.RELEASED, settled_at=now
+            )
+            Auction.objects.filter(pk=auction.pk).update(unit_held=True)
+            auction.unit_held = True
+            _move(order, S.EXPIRED, "auction: not paid by the deadline")
+            cancel = order
+        offered = _offer_next(auction, now)
+    if cancel is not None:
+        _cancel_late_intent(cancel)
+    if offered:
+        _charge_round(auction_id)
+    return 1
+
+
+def _offer_next(auction: Auction, now: datetime) -> bool:
+    """Offer the sale to the next bidder, or settle it unpaid (in the
+    caller's locked transaction)."""
+    found = _next_bidder(auction)
+    if found is not None and not auction.unit_held:
+        # The last round's order gave its unit back to stock: take it again.
+        taken = _take_stock(auction.variant_id, 1)
+        if taken is None:
+            found = None
+        else:
+            auction.unit_held = True
+            _broadcast_stock(auction.show_id, auction.variant_id, known=taken)
+    if found is None:
+        _unit_back(auction)
+        _settle_locked(auction, Auction.Settlement.UNPAID, now)
+        return False
+    user_id, name, amount = found
+    auction.round += 1
+    auction.buyer_name = name
+    _round_order(auction, user_id=user_id, amount_minor=amount, now=now)
+    events.broadcast(
+        auction.show_id,
+        {
+            "type": AUCTION_OFFERED,
+            "auction_id": auction.pk,
+            "to": name,
+            "amount_minor": amount,
+            "amount": cards.written(amount, auction.currency),
+            "pay_by": _ms(auction.pay_by) if auction.pay_by else None,
+            "round": auction.round,
+            "server_now": _ms(now),
+        },
+    )
+    return True
+
+
+def _cancel_late_intent(order: Order) -> None:
+    """Cancel the expired round's PaymentIntent; one that succeeded meanwhile
+    is recorded (``order_mark_paid`` refunds it: the unit went on)."""
+    intent_id = (
+        Payment.objects.filter(order=order).values_list("intent_id", flat=True).first()
+    )
+    if not intent_id:
+        return
+    try:
+        intent = gateway.intent_cancel(intent_id)
+    except gateway.GatewayError:
+        logger.warning("could not cancel intent %s", intent_id)
+        return
+    if intent.status == "succeeded":
+        order_mark_paid(intent=intent, reason="paid after the auction's deadline")
