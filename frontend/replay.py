@@ -38,7 +38,7 @@ def _who(request: HttpRequest, user: User | None) -> str:
 
 def replay_data(show: Show) -> dict[str, Any]:
     """What replay.js needs: the trim, the chapters, when each card was up,
-    and the chat and answers with their times (seconds of the replay)."""
+    and the chat, answers and polls with their times (seconds of the replay)."""
     return {
         "start": show.replay_start_seconds,
         "end": show.replay_end_seconds,
@@ -47,6 +47,7 @@ def replay_data(show: Show) -> dict[str, Any]:
             for c in replay.chapters(show)
         ],
         "spans": replay.pin_spans(show),
+        "polls": replay.polls(show),
         **replay.timeline(show),
     }
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from django.db.models import Q
 
-from shows.models import ChatMessage, Pin, Question, Show
+from shows import poll_cards
+from shows.models import ChatMessage, Pin, Poll, Question, Show
 from shows.services.stream import stream_recording_path
 
 # The chat the page replays: the last messages of the show, at most this many.
@@ -185,6 +186,23 @@ def timeline(show: Show) -> dict[str, list[dict[str, Any]]]:
             )
     chat.sort(key=lambda m: (m["at"], m["id"]))
     return {"chat": chat, "answers": answers}
+
+
+def polls(show: Show) -> list[dict[str, Any]]:
+    """The polls asked in the replay, each with ``at`` (when it was asked, in
+    seconds of the replay) and its final counts and ``winners``; one asked
+    before the trimmed start shows from the start, one after the end not."""
+    asked = {
+        p.pk: p.opened_at for p in Poll.objects.filter(show=show).only("opened_at")
+    }
+    found = []
+    for card in poll_cards.show_polls(show=show):
+        at = _at(show, asked.get(card["id"]))
+        if at is not None:
+            found.append(
+                {**card, "at": at, "winners": poll_cards.winners(card["counts"])}
+            )
+    return found
 
 
 def _name(user: Any) -> str:

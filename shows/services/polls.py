@@ -173,7 +173,7 @@ def poll_vote(
         voter = poll_cards.session_voter(session_key)
         recipient = events.session_recipient(session_key)
     else:
-        raise LoginRequired(_("Reload the page to answer the poll."))
+        raise LoginRequired(_("Log in to answer the poll."))
     if isinstance(option, bool) or not isinstance(option, int) or option < 0:
         raise InvalidInput(_("That answer is not in the poll."))
     if option >= MAX_OPTIONS:

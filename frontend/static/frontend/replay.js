@@ -15,7 +15,10 @@ const start = Number(data.start) || 0;
 const end = data.end == null ? null : Number(data.end);
 const chat = data.chat || [];
 const answers = data.answers || [];
-const state = { cards: "", chatShown: 0, answersShown: 0, chapter: -1 };
+const polls = data.polls || [];
+const state = { cards: "", chatShown: 0, answersShown: 0, pollsShown: 0, chapter: -1 };
+// The polls' results list comes with their module, fetched only for a replay that has polls.
+let pollKit = null;
 
 /** The playback position in seconds of the replay (after the trim). */
 function position() {
@@ -160,6 +163,20 @@ function answerItem(question) {
   return item;
 }
 
+/** A poll of the show, from the moment it was asked, with its final result. */
+function pollItem(poll) {
+  const { resultList, strings, votesText } = pollKit;
+  const t = strings();
+  const item = el("li", { className: "poll", dataset: { at: poll.at, poll: poll.id } });
+  item.append(
+    el("p", { className: "poll-kicker" }, t.poll),
+    el("h3", { className: "poll-question" }, poll.question),
+    resultList(t, poll),
+    el("p", { className: "poll-total" }, votesText(t, poll.total)),
+  );
+  return item;
+}
+
 /** Show the items of `all` written up to `now`: append going forward, rebuild after a seek back. */
 function follow(list, all, shown, now, make) {
   let upTo = 0;
@@ -178,6 +195,18 @@ function update() {
   renderCards(now);
   state.chatShown = follow($("replay-chat"), chat, state.chatShown, now, chatItem);
   state.answersShown = follow($("replay-answers"), answers, state.answersShown, now, answerItem);
+  if (pollKit) {
+    state.pollsShown = follow($("replay-polls"), polls, state.pollsShown, now, pollItem);
+    $("replay-polls-empty").hidden = state.pollsShown > 0;
+  }
+}
+
+if (polls.length && $("replay-polls")) {
+  import("./game-poll.js").then((kit) => {
+    pollKit = kit;
+    kit.loadStyles();
+    if (video) update();
+  });
 }
 
 // A paid order took its units: the cards say so (the page has no room socket).
