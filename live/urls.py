@@ -21,6 +21,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="whep_session",
     ),
     path("live/<slug:slug>/hls/<str:name>", views.hls_file, name="hls"),
+    path("live/<slug:slug>/hls-auth", views.hls_auth, name="hls_auth"),
     path("live/<slug:slug>/recording.mp4", views.recording, name="recording"),
     path("live/<slug:slug>/stream", views.stream_status, name="stream_status"),
     path("live/<slug:slug>/stream/key", views.stream_key_rotate, name="stream_key"),

@@ -359,6 +359,39 @@ async def hls_file(request: HttpRequest, slug: str, name: str) -> HttpResponseBa
     return response
 
 
+# How long nginx may reuse an auth answer for the same show and credentials.
+HLS_AUTH_CACHE_SECONDS = 5
+
+
+@never_cache
+async def hls_auth(request: HttpRequest, slug: str) -> HttpResponseBase:
+    """nginx's ``auth_request`` for the HLS files it serves from the shared
+    volume (``deploy/nginx.conf``): ``204`` when the request's credentials
+    (the access code as Bearer token, a session that entered it, the brand's
+    staff) may fetch ``slug``'s files, under the same rules and the same
+    wrong-code limit as ``hls_file``; ``403`` otherwise (auth_request passes
+    only 401 and 403 on; a missing show, a rehearsal and too many wrong codes
+    are 403 too). ``X-Showfloor-Access`` tells nginx whether the show is
+    ``public`` (its files may sit in shared caches) or ``private``."""
+    denied = HttpResponse(status=403)
+    try:
+        show = await sync_to_async(selectors.show_get)(slug=slug)
+    except Show.DoesNotExist:
+        return denied
+    user = await _user(request)
+    refused = await sync_to_async(_watch_refused)(request, show, user)
+    if refused is not None:
+        return denied
+    if show.is_rehearsing and not await _may_see_stream(show, user):
+        return denied
+    allowed = HttpResponse(status=204)
+    allowed["X-Showfloor-Access"] = "private" if show.is_private else "public"
+    # nginx's auth cache (keyed by show and credentials) honours this ahead
+    # of never_cache's Cache-Control.
+    allowed["X-Accel-Expires"] = str(HLS_AUTH_CACHE_SECONDS)
+    return allowed
+
+
 def _range_response(path: Path, header: str) -> HttpResponseBase:
     size = path.stat().st_size
     match = RANGE.match(header.strip())
