@@ -217,3 +217,96 @@ async def test_a_burst_of_votes_reaches_each_socket_as_a_couple_of_frames(
         assert 1 <= len(with_results) <= 3, len(with_results)
         assert with_results[-1]["total"] == 20
         assert with_results[-1]["counts"] == [7, 7, 6]
+
+
+async def _open_on(base, show, user):
+    import json
+
+    import websockets
+
+    from tests.live.conftest import login_cookie
+
+    cookie = await database_sync_to_async(login_cookie)(user)
+    socket = await websockets.connect(
+        f"{base}/ws/shows/{show.slug}/",
+        origin="http://127.0.0.1",
+        additional_headers={"Cookie": f"sessionid={cookie}"},
+        open_timeout=10,
+    )
+    socket.events = json.loads(await asyncio.wait_for(socket.recv(), 10))
+    return socket
+
+
+async def _drain(socket, seconds: float) -> None:
+    import json
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        try:
+            socket.events.extend(
+                json.loads(await asyncio.wait_for(socket.recv(), left))
+            )
+        except TimeoutError:
+            return
+
+
+@pytest.mark.slow
+async def test_votes_on_two_processes_reach_the_viewers_of_both_with_the_totals(
+    daphne_pair, live_show, host, make_user
+):
+    """Ten viewers vote at once, half through each of two Daphne processes:
+    the watchers on both see the exact totals, in a few ``poll.results``
+    (the processes share each window through Redis, not one frame each)."""
+    import json
+
+    one, two = daphne_pair
+    hosting = await _open_on(one, live_show, host)
+    people = [await database_sync_to_async(make_user)() for _ in range(12)]
+    watchers = [
+        await _open_on(one, live_show, people[0]),
+        await _open_on(two, live_show, people[1]),
+    ]
+    voters = [
+        await _open_on((one, two)[i % 2], live_show, person)
+        for i, person in enumerate(people[2:])
+    ]
+    sockets = [hosting, *watchers, *voters]
+    try:
+        await hosting.send(
+            json.dumps(
+                {
+                    "type": "poll.open",
+                    "ref": "ask",
+                    "question": "Which colour next?",
+                    "options": ["Red", "Blue"],
+                }
+            )
+        )
+        await _drain(hosting, 1.0)
+        [opened] = [e for e in hosting.events if e.get("type") == "poll.opened"]
+        poll_id = opened["poll"]["id"]
+        await asyncio.gather(
+            *(
+                socket.send(
+                    json.dumps(
+                        {
+                            "type": "poll.vote",
+                            "ref": "v",
+                            "poll_id": poll_id,
+                            "option": index % 2,
+                        }
+                    )
+                )
+                for index, socket in enumerate(voters)
+            )
+        )
+        await asyncio.gather(*(_drain(socket, 4.0) for socket in sockets))
+        for socket in sockets:
+            results = [e for e in socket.events if e.get("type") == "poll.results"]
+            assert results, socket.events
+            assert (results[-1]["counts"], results[-1]["total"]) == ([5, 5], 10)
+            assert len(results) <= 4, results
+    finally:
+        for socket in sockets:
+            await socket.close()
