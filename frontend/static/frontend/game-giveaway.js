@@ -45,8 +45,8 @@ function rules(card) {
       : card.eligibility === "buyers"
         ? t.buyers
         : t.everyone;
-  const how = card.entry === "keyword" ? `${fill(t.keyword, { keyword: card.keyword })}.` : t.button;
-  return `${who} ${how} ${t.once}`;
+  // A keyword giveaway says how to enter in its own line, in bold.
+  return card.entry === "keyword" ? `${who} ${t.once}` : `${who} ${t.button} ${t.once}`;
 }
 
 function lastDraw(card) {
