@@ -1,0 +1,425 @@
+"""The live auction in Chromium (docs/auctions-ui.md): a viewer bids with one
+tap and is told when they lead and when they are outbid, the countdown follows
+the server's clock whatever the page's clock says, a late bid's extension is
+shown, a viewer without a card saves one before the first bid, the winner is
+told how it was paid, and the studio starts an auction; axe in two languages
+and the card clear of the video's middle on a phone."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from checkout.models import Auction, SavedCard
+from checkout.services import auction_bid, auction_start
+from shows import services
+from tests.frontend.test_a11y import axe_problems, axe_script, signed_in  # noqa: F401
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Every room event the page dispatched, for the test to wait on.
+RECORD = """window.__events = [];
+document.addEventListener("showfloor:event", (e) => window.__events.push(e.detail));"""
+# The page's clock 90 s fast, as on a phone set by hand.
+SKEWED_CLOCK = """(() => {
+  const real = Date.now.bind(Date);
+  Date.now = () => real() + 90000;
+})();"""
+FEED = """(events) => events.forEach((e) =>
+  document.dispatchEvent(new CustomEvent("showfloor:event", { detail: e })))"""
+
+
+def wait_until(page: Any, script: str, arg: Any = None, timeout: float = 15) -> Any:
+    """Poll a predicate from Python (the page's CSP refuses Playwright's own
+    polling of a string predicate)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(script, arg)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never true: {script}")
+        page.wait_for_timeout(100)
+
+
+def text_is(page: Any, selector: str, text: str, *, prefix: bool = False) -> None:
+    """Wait until the element's text is (or starts with) ``text``."""
+    wait_until(
+        page,
+        "([s, t, p]) => { const v = document.querySelector(s)?.textContent ?? '';"
+        " return p ? v.startsWith(t) : v === t; }",
+        [selector, text, prefix],
+    )
+
+
+def open_room(page: Any, url: str, *init_scripts: str) -> None:
+    """The show page, once its snapshot has come."""
+    for script in (RECORD, *init_scripts):
+        page.add_init_script(script)
+    page.goto(url)
+    wait_until(
+        page, "() => window.__events.some((e) => e.type === 'snapshot')", timeout=40
+    )
+
+
+@pytest.fixture
+def bidder(make_user):
+    """``bidder("Ana")``: a signed-in user with a saved card (a row only:
+    bids never call Stripe)."""
+
+    def make(name: str) -> Any:
+        user = make_user(name)
+        SavedCard.objects.create(
+            user=user,
+            customer_id=f"cus_fake_{user.pk}",
+            payment_method_id=f"pm_fake_{user.pk}",
+            brand="visa",
+            last4="4242",
+        )
+        return user
+
+    return make
+
+
+def start(show: Any, host: Any, product: Any, **fields: Any) -> Auction:
+    """An auction from €20.00 stepping by €1.00 (unless told otherwise)."""
+    kw: dict[str, Any] = {
+        "start_minor": 2000,
+        "duration_seconds": 120,
+        "increments": [[0, 100]],
+    }
+    kw.update(fields)
+    return auction_start(show=show, user=host, product_id=product.pk, **kw)
+
+
+def viewer_page(browser: Any, asgi_server: str, user: Any, **context: Any) -> Any:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, **context)
+    page = ctx.new_page()
+    signed_in(page, asgi_server, user)
+    return page
+
+
+def test_a_viewer_bids_with_one_tap_and_leads_and_a_second_viewer_is_outbid_and_told(
+    asgi_server, browser, live_show, products, host, bidder
+):
+    ana, bob = bidder("Ana"), bidder("Bob")
+    auction = start(live_show, host, products[1])
+    url = f"{asgi_server}/shows/{live_show.slug}/"
+    ana_page = viewer_page(browser, asgi_server, ana)
+    bob_page = viewer_page(browser, asgi_server, bob)
+    open_room(ana_page, url)
+    open_room(bob_page, url)
+
+    tap = ana_page.get_by_role("button", name="Bid €20.00")
+    tap.click()
+    leading = ana_page.get_by_role("button", name="You are leading")
+    leading.wait_for()
+    assert leading.is_disabled()
+    assert ana_page.inner_text("#auction-leader") == "You"
+    text_is(ana_page, "#auction-say", "You are leading at €20.00", prefix=True)
+    # Bob sees Ana lead and the next amount; he taps it.
+    bob_page.get_by_role("button", name="Bid €21.00").click()
+    bob_page.get_by_role("button", name="You are leading").wait_for()
+    text_is(ana_page, "#auction-say", "You were outbid: the bid is now €21.00.")
+    assert ana_page.get_by_role("button", name="Bid €22.00").is_enabled()
+    assert ana_page.inner_text("#auction-leader") == "Bob"
+    assert ana_page.inner_text("#auction-current") == "€21.00"
+    assert ana_page.inner_text("#auction-bids") == "2"
+    # The history, newest first.
+    ana_page.locator("#auction-more summary").click()
+    history = ana_page.locator("#auction-history li")
+    assert history.count() == 2
+    assert history.nth(0).inner_text().startswith("€21.00 Bob")
+    assert history.nth(1).inner_text().startswith("€20.00 Ana")
+    auction.refresh_from_db()
+    assert (auction.current_minor, auction.leader_name) == (2100, "Bob")
+    # A maximum from the allowed amounts: Ana's proxy answers Bob's next tap.
+    ana_page.select_option("#auction-max", "2500")
+    ana_page.get_by_role("button", name="Set maximum").click()
+    text_is(ana_page, "#auction-my-max", "Your maximum: €25.00")
+    bob_page.get_by_role("button", name="Bid €23.00").click()
+    text_is(bob_page, "#auction-say", "You were outbid", prefix=True)
+    assert ana_page.get_by_role("button", name="You are leading").is_visible()
+    for page in (ana_page, bob_page):
+        page.context.close()
+
+
+def test_the_countdown_shows_the_servers_time_left_on_a_page_whose_clock_is_90_s_fast(
+    asgi_server, page, live_show, products, host, bidder
+):
+    auction = start(live_show, host, products[1], duration_seconds=300)
+    signed_in(page, asgi_server, bidder("Ana"))
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/", SKEWED_CLOCK)
+    assert (
+        page.evaluate("Date.now() - performance.timeOrigin - performance.now()")
+        > 85_000
+    )
+    # The pings have measured the page's clock as 90 s fast.
+    offset = wait_until(
+        page, "() => document.querySelector('#room-auction').dataset.clockOffset"
+    )
+    assert -91_500 < int(offset) < -88_500
+    shown_ms = int(page.get_attribute("#auction-left", "data-ms-left"))
+    true_ms = (auction.ends_at - timezone.now()).total_seconds() * 1000
+    assert abs(shown_ms - true_ms) < 1500
+    text = page.inner_text("#auction-left")
+    assert text in {f"4:{s:02d} left" for s in range(50, 60)} | {"5:00 left"}
+
+
+def test_a_late_bid_extends_the_close_and_the_bidder_sees_it(
+    asgi_server, page, live_show, products, host, bidder
+):
+    """A bid in the last 10 s resets the clock to 10 s: the rule is written on
+    the card and the extension shows."""
+    auction = start(live_show, host, products[1])
+    signed_in(page, asgi_server, bidder("Ana"))
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    assert (
+        page.inner_text("#auction-rule")
+        == "A bid in the last 10 s resets the clock to 10 s."
+    )
+    # Five seconds left (the room's card learns it from the bid's event).
+    Auction.objects.filter(pk=auction.pk).update(
+        ends_at=timezone.now() + timedelta(seconds=5)
+    )
+    page.get_by_role("button", name="Bid €20.00").click()
+    page.locator(".auction-extended").wait_for()
+    assert page.inner_text(".auction-extended") == "Extended to 10 s"
+    auction.refresh_from_db()
+    assert auction.extensions == 1
+    left = int(page.get_attribute("#auction-left", "data-ms-left"))
+    assert 8_000 < left <= 10_000
+
+
+def test_a_sudden_death_auction_says_so(
+    asgi_server, page, live_show, products, host, bidder
+):
+    start(live_show, host, products[1], close="sudden_death", reserve_minor=5000)
+    signed_in(page, asgi_server, bidder("Ana"))
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    page.locator("#room-auction").wait_for()
+    assert page.inner_text("#auction-rule") == "Sudden death: no extension."
+    assert page.inner_text("#auction-reserve") == "Reserve not met"
+
+
+def test_a_viewer_without_a_card_saves_one_before_the_first_bid(
+    stripe_settings, asgi_server, page, live_show, products, host, make_user
+):
+    start(live_show, host, products[1])
+    cara = make_user("Cara")
+    signed_in(page, asgi_server, cara)
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    save = page.get_by_role("button", name="Save a card to bid")
+    save.wait_for()
+    assert page.locator("#auction-bid").is_hidden()
+    assert "winner's saved card is charged" in page.inner_text("#auction-card-why")
+    save.click()
+    page.get_by_role("button", name="Bid €20.00").wait_for()
+    assert SavedCard.objects.filter(user=cara).exclude(payment_method_id="").exists()
+    assert "Card saved" in page.inner_text("#auction-say")
+
+
+def test_a_signed_out_viewer_is_asked_to_log_in_to_bid(
+    asgi_server, page, live_show, products, host
+):
+    start(live_show, host, products[1])
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    login = page.get_by_role("link", name="Log in to bid")
+    login.wait_for()
+    assert login.get_attribute("href").endswith(f"?next=/shows/{live_show.slug}/")
+    assert page.locator("#auction-bid").is_hidden()
+
+
+def test_the_winner_is_told_it_was_paid_or_to_pay_before_the_deadline(
+    asgi_server, page, live_show, products, host, bidder
+):
+    """``auction.won`` as the server notifies it (fed here: the charge is
+    tested with the service): paid with the saved card, or a Pay now that
+    asks checkout for the sheet of that order."""
+    ana = bidder("Ana")
+    auction = start(live_show, host, products[1])
+    auction_bid(show=live_show, user=ana, auction_id=auction.pk, amount_minor=2000)
+    signed_in(page, asgi_server, ana)
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    page.locator("#room-auction").wait_for()
+    now_ms = int(time.time() * 1000)
+    closed = {
+        "type": "auction.closed",
+        "auction_id": auction.pk,
+        "outcome": "sold",
+        "winner": "Ana",
+        "amount_minor": 2000,
+        "amount": {"en": "€20.00"},
+        "bids": 1,
+        "server_now": now_ms,
+    }
+    won = {
+        "type": "auction.won",
+        "auction_id": auction.pk,
+        "order_id": "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed",
+        "status": "paid",
+        "amount_minor": 2000,
+        "amount": {"en": "€20.00"},
+        "pay_by": None,
+    }
+    page.evaluate(FEED, [closed, won])
+    assert page.inner_text("#auction-outcome") == "Sold to Ana for €20.00"
+    assert (
+        page.inner_text("#auction-won-text")
+        == f"You won {products[1].name} for €20.00! Paid with Visa •••• 4242."
+    )
+    assert page.locator("#auction-pay").is_hidden()
+
+    pay_by = now_ms + 15 * 60_000
+    page.evaluate(FEED, [{**won, "status": "pay_now", "pay_by": pay_by}])
+    time_text = page.evaluate(
+        "(ms) => new Intl.DateTimeFormat('en', {hour: '2-digit', minute: '2-digit'})"
+        ".format(new Date(ms))",
+        pay_by,
+    )
+    assert page.inner_text("#auction-won-text").endswith(f"Pay now before {time_text}.")
+    page.evaluate("""() => document.addEventListener("showfloor:pay-order", (e) => {
+      window.__payOrder = e.detail.orderId;
+      e.preventDefault();
+    })""")
+    page.get_by_role("button", name="Pay now").click()
+    assert page.evaluate("window.__payOrder") == won["order_id"]
+
+
+def test_the_studio_starts_an_auction_and_shows_it_running(
+    asgi_server,
+    page,
+    live_show,
+    products,
+    host,
+    axe_script,  # noqa: F811
+):
+    signed_in(page, asgi_server, host)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/studio/")
+    form = page.locator("#studio-auction-form")
+    form.wait_for()
+    # The server's default bid steps are shown.
+    assert page.input_value("#sa-steps tr:nth-child(2) input[data-part='from']") == "1"
+    assert (
+        page.input_value("#sa-steps tr:nth-child(2) input[data-part='step']") == "0.25"
+    )
+    problems = axe_problems(page, axe_script, "studio auction form")
+    page.select_option("#sa-product", label=f"{products[1].name} (€89.00)")
+    page.fill("#sa-start", "25.50")
+    page.fill("#sa-duration", "90")
+    page.fill("#sa-within", "15")
+    page.fill("#sa-by", "20")
+    page.fill("#sa-buy-now", "1.000")  # a thousands mark, not a decimal one
+    page.get_by_role("button", name="Start the auction").click()
+    page.locator("#studio-auction-live").wait_for()
+    auction = Auction.objects.get(show=live_show)
+    assert (auction.start_minor, auction.buy_now_minor, auction.reserve_minor) == (
+        2550,
+        100000,
+        None,
+    )
+    assert (auction.extend_within_seconds, auction.extend_by_seconds) == (15, 20)
+    assert auction.product_id == products[1].pk
+    assert page.inner_text("#sa-live-current") == "€25.50"
+    assert (
+        page.inner_text("#sa-live-rule")
+        == "A bid in the last 15 s resets the clock to 20 s."
+    )
+    assert page.inner_text("#sa-live-left") in {"1:30 left", "1:29 left", "1:28 left"}
+    assert form.is_hidden()
+    problems += axe_problems(page, axe_script, "studio running auction")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_studio_says_what_it_refuses_and_cancels_on_confirmation(
+    asgi_server, page, live_show, products, host, bidder
+):
+    signed_in(page, asgi_server, host)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/studio/")
+    page.fill("#sa-start", "twenty")
+    page.get_by_role("button", name="Start the auction").click()
+    assert "“twenty” is not an amount" in page.inner_text("#sa-error")
+    assert Auction.objects.count() == 0
+    auction = start(live_show, host, products[0])
+    auction_bid(
+        show=live_show, user=bidder("Ana"), auction_id=auction.pk, amount_minor=2000
+    )
+    page.locator("#sa-live-history li").first.wait_for()
+    assert page.inner_text("#sa-live-history li").startswith("€20.00 Ana")
+    page.get_by_role("button", name="Cancel the auction").click()
+    page.get_by_role("button", name="Yes, cancel it: nothing is sold").click()
+    text_is(page, "#sa-live-outcome", "The auction was cancelled.")
+    auction.refresh_from_db()
+    assert auction.outcome == "cancelled"
+
+
+def test_the_studio_controls_are_off_once_the_show_has_ended(
+    asgi_server, page, live_show, host
+):
+    signed_in(page, asgi_server, host)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/studio/")
+    assert page.locator("#sa-start").is_enabled()
+    services.show_end(show=live_show)
+    page.locator("#studio-auction-ended").wait_for()
+    assert page.locator("#sa-start").is_disabled()
+    assert page.get_by_role("button", name="Start the auction").is_disabled()
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_the_viewer_card_has_no_serious_axe_violations(
+    asgi_server,
+    page,
+    live_show,
+    products,
+    host,
+    bidder,
+    axe_script,  # noqa: F811
+    language,
+):
+    auction = start(
+        live_show, host, products[1], reserve_minor=5000, buy_now_minor=9000
+    )
+    auction_bid(
+        show=live_show, user=bidder("Bob"), auction_id=auction.pk, amount_minor=2000
+    )
+    page.context.add_cookies(
+        [{"name": "django_language", "value": language, "url": asgi_server}]
+    )
+    signed_in(page, asgi_server, bidder("Ana"))
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    page.locator("#auction-bid").wait_for()
+    assert page.evaluate("document.documentElement.lang") == language
+    page.locator("#auction-more summary").click()
+    problems = axe_problems(page, axe_script, f"auction, phone, {language}")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    problems += axe_problems(page, axe_script, f"auction, desktop, {language}")
+    assert not problems, "\n".join(problems)
+
+
+def test_on_a_phone_the_card_leaves_the_videos_middle_free(
+    asgi_server, page, live_show, products, host, bidder
+):
+    start(live_show, host, products[1], reserve_minor=5000, buy_now_minor=9000)
+    signed_in(page, asgi_server, bidder("Ana"))
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    card = page.locator("#room-auction")
+    card.wait_for()
+    assert page.viewport_size["width"] == 390
+    frame = page.locator(".player-frame").bounding_box()
+    box = card.bounding_box()
+    middle_y = frame["y"] + frame["height"] / 2
+    # The card lies over the video's top, under the live badge, clear of its middle.
+    assert box["y"] >= frame["y"]
+    assert box["y"] + box["height"] < middle_y
+    assert box["width"] <= frame["width"]
+    # The bid button is in reach on the first screen.
+    bid = page.locator("#auction-bid").bounding_box()
+    assert bid["y"] + bid["height"] < 844
