@@ -428,6 +428,38 @@ def _notify_outbid(auction: Auction, user_id: int) -> None:
     )
 
 
+def _too_low(floor: int, currency: str) -> BidTooLow:
+    return BidTooLow(
+        _("The next bid is at least %(next)s.")
+        % {"next": Money(floor, currency).format()}
+    )
+
+
+def _refuse_stale(*, show: Show, auction_id: int, offered: int) -> None:
+    """Refuse, without taking the lock, a bid in a closed auction or below the
+    next amount as the last committed state has it: neither ever goes back,
+    so it would be refused under the lock too, and a crowd tapping at an
+    amount already passed does not queue behind the bids that can still
+    win."""
+    row = (
+        Auction.objects.filter(pk=auction_id, show=show)
+        .values("status", "current_minor", "start_minor", "increments", "currency")
+        .first()
+    )
+    if row is None:
+        return
+    if row["status"] != Auction.Status.RUNNING:
+        raise AuctionClosed()
+    current = row["current_minor"]
+    floor = (
+        row["start_minor"]
+        if current is None
+        else current + cards.step_at(row["increments"], current)
+    )
+    if offered < floor:
+        raise _too_low(floor, row["currency"])
+
+
 def auction_bid(
     *,
     show: Show,
@@ -448,17 +480,15 @@ def auction_bid(
     if (amount_minor is None) == (max_minor is None):
         raise AuctionInvalid(_("Send either an amount or a maximum."))
     _require_card(user)
+    offered = amount_minor if amount_minor is not None else max_minor
+    _refuse_stale(show=show, auction_id=auction_id, offered=int(offered or 0))
     now = timezone.now()
     with transaction.atomic():
         auction = _locked(show, auction_id)
         _require_open(auction, now)
         floor = cards.next_minor(auction)
-        offered = amount_minor if amount_minor is not None else max_minor
         if offered is None or offered < floor:
-            raise BidTooLow(
-                _("The next bid is at least %(next)s.")
-                % {"next": Money(floor, auction.currency).format()}
-            )
+            raise _too_low(floor, auction.currency)
         if (
             max_minor is not None
             and auction.leader_id == user.pk
