@@ -126,8 +126,7 @@ def _lock_open(giveaway_id: int) -> bool:
         ).exists()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT 1 FROM {Giveaway._meta.db_table} "  # noqa: S608 (our table)
-            "WHERE id = %s AND status = %s FOR SHARE",
+            "SELECT 1 FROM shows_giveaway WHERE id = %s AND status = %s FOR SHARE",
             [giveaway_id, Giveaway.Status.OPEN.value],
         )
         return cursor.fetchone() is not None

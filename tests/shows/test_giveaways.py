@@ -12,7 +12,13 @@ from django.core import mail
 from django.db import connection, transaction
 from django.utils import timezone, translation
 
-from shows.exceptions import LoginRequired, NotAHost, NotInLineup, ShowNotLive
+from shows.exceptions import (
+    InvalidInput,
+    LoginRequired,
+    NotAHost,
+    NotInLineup,
+    ShowNotLive,
+)
 from shows.giveaway_cards import room_giveaway
 from shows.giveaway_emails import giveaway_won_email_attempt
 from shows.models import Follow, Giveaway, GiveawayDraw, GiveawayEntry
@@ -130,7 +136,7 @@ def test_a_product_prize_must_be_in_the_line_up_and_names_the_prize(
 
 
 def test_a_keyword_giveaway_needs_one_short_word(live_show, host, sent):
-    with pytest.raises(gs.InvalidInput):
+    with pytest.raises(InvalidInput):
         open_giveaway(live_show, host, entry="keyword", keyword="two words")
     giveaway = open_giveaway(live_show, host, entry="keyword", keyword="GIVE")
     assert giveaway.keyword == "GIVE"
@@ -416,7 +422,7 @@ def test_the_winner_gets_an_email_in_the_language_they_entered_in(
     assert giveaway_won_email_attempt(draw_id=draw.pk) == "sent"
     (message,) = mail.outbox
     assert message.to == [entry.user.email]
-    html = message.alternatives[0][0]
+    html = message.alternatives[0][0]  # type: ignore[attr-defined]
     assert '<html lang="de">' in html
     assert f"/shows/{live_show.slug}/giveaways/{giveaway.pk}/" in message.body
     assert entry.token in message.body
