@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,6 +35,7 @@ from checkout.services.brand_orders import csv_safe
 from checkout.traffic import traffic_sources
 from live.figures import money_of, net_of
 from realtime.models import ShowMinuteCount, ShowTotalCount
+from shows import poll_cards
 from shows.exceptions import NotFound
 from shows.models import Brand, LineupItem, Pin, Product, Show, User
 from shows.services.workspace import Capability, require
@@ -140,6 +141,9 @@ class ShowReport:
     buyers_new: int
     buyers_returning: int
     replay: ReplayFigures | None = None
+    # The show's polls in the order asked (``shows.poll_cards``'s cards), each
+    # with ``rows``: (answer, votes, whether it won).
+    polls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +410,16 @@ def show_report(
         buyers_new=new,
         buyers_returning=returning,
         replay=_replay(sums, totals),
+        polls=[
+            {
+                **card,
+                "rows": [
+                    (option, card["counts"][i], i in poll_cards.winners(card["counts"]))
+                    for i, option in enumerate(card["options"])
+                ],
+            }
+            for card in poll_cards.show_polls(show=show)
+        ],
     )
 
 

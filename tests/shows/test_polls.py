@@ -387,3 +387,44 @@ def test_votes_racing_a_close_are_either_in_the_final_counts_or_refused(
     [event] = [e for e in sent if e["type"] == "poll.closed"]
     assert event["total"] == accepted
     assert event["counts"] == poll_cards.counts_of(poll.pk, 2)
+
+
+def test_the_report_lists_the_shows_polls_with_votes_and_winner(
+    client, live_show, host, make_user
+):
+    poll = _open(live_show, host, "Red", "Blue")
+    for option in (1, 1, 0):
+        polls.poll_vote(
+            show=live_show, poll_id=poll.pk, option=option, user=make_user()
+        )
+    lifecycle.show_end(show=live_show)
+    polls.poll_close_for_show(show=live_show)
+    client.force_login(host)
+    page = client.get(f"/brand/acme/shows/{live_show.slug}/report/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    section = html[html.index('id="report-polls"') :]
+    assert "Which colour next? · 3 votes" in section
+    assert (
+        '<th scope="row">Blue <strong>(winner)</strong></th><td class="num">2</td>'
+        in (section)
+    )
+    assert '<th scope="row">Red</th><td class="num">1</td>' in section
+
+
+def test_the_replay_has_each_poll_at_its_moment_after_the_trim(live_show, host):
+    from shows import replay
+
+    poll = _open(live_show, host)
+    polls.poll_close(show=live_show, actor=host)
+    later = _open(live_show, host, "Yes", "No")
+    polls.poll_close(show=live_show, actor=host)
+    started = timezone.now() - timedelta(hours=1)
+    live_show.started_at = started
+    live_show.replay_start_seconds = 10
+    Poll.objects.filter(pk=poll.pk).update(opened_at=started + timedelta(seconds=4))
+    Poll.objects.filter(pk=later.pk).update(opened_at=started + timedelta(seconds=40))
+    found = replay.polls(live_show)
+    assert [(p["id"], p["at"]) for p in found] == [(poll.pk, 0.0), (later.pk, 30.0)]
+    live_show.replay_end_seconds = 30
+    assert [p["id"] for p in replay.polls(live_show)] == [poll.pk]
