@@ -11,6 +11,7 @@ import pytest
 from django.core import mail
 from django.db import connection, transaction
 from django.utils import timezone, translation
+from django_tasks.backends.database.models import DBTaskResult
 
 from shows.exceptions import (
     InvalidInput,
@@ -419,6 +420,9 @@ def test_the_winner_gets_an_email_in_the_language_they_entered_in(
     assert entry.language == "de"
     gs.giveaway_draw(show=live_show, user=host, giveaway_id=giveaway.pk)
     draw = GiveawayDraw.objects.get(giveaway=giveaway)
+    (task,) = DBTaskResult.objects.filter(status="READY")
+    assert task.task_path == "shows.giveaway_emails.giveaway_won_email_deliver"
+    assert task.args_kwargs["kwargs"] == {"draw_id": draw.pk}
     assert giveaway_won_email_attempt(draw_id=draw.pk) == "sent"
     (message,) = mail.outbox
     assert message.to == [entry.user.email]
@@ -428,3 +432,45 @@ def test_the_winner_gets_an_email_in_the_language_they_entered_in(
     assert entry.token in message.body
     gs.giveaway_claim(show=live_show, user=entry.user, giveaway_id=giveaway.pk)
     assert giveaway_won_email_attempt(draw_id=draw.pk) == "skipped"
+
+
+def test_entries_racing_the_draw_are_in_the_published_list_or_refused(
+    live_show, host, make_user, sent
+):
+    """Twelve entrants and the draw at once: every entry that went in is in
+    the list the draw published, and every other entrant was told it closed."""
+    giveaway = open_giveaway(live_show, host)
+    people = [make_user(f"Racer {n}") for n in range(12)]
+    barrier = threading.Barrier(len(people) + 1)
+    outcomes: dict[int, str] = {}
+
+    def enter(person):
+        barrier.wait()
+        try:
+            gs.giveaway_enter(show=live_show, user=person, giveaway_id=giveaway.pk)
+            outcomes[person.pk] = "in"
+        except gs.GiveawayClosed:
+            outcomes[person.pk] = "closed"
+        finally:
+            connection.close()
+
+    def draw():
+        barrier.wait()
+        try:
+            gs.giveaway_draw(show=live_show, user=host, giveaway_id=giveaway.pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=enter, args=(p,)) for p in people]
+    threads.append(threading.Thread(target=draw))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (drawn,) = of_type(sent, "giveaway.drawn")
+    listed = {row["token"] for row in drawn["entries"]}
+    stored = set(GiveawayEntry.objects.values_list("token", flat=True))
+    assert listed == stored
+    entered = {pk for pk, outcome in outcomes.items() if outcome == "in"}
+    assert entered == set(GiveawayEntry.objects.values_list("user", flat=True))
+    assert len(outcomes) == len(people)
