@@ -314,11 +314,7 @@ def setup_create(*, customer_id: str, idempotency_key: str) -> Setup:
     obj = _call(
         "setup_create",
         _client().v1.setup_intents.create,
-        params={
-            "customer": customer_id,
-            "usage": SAVED_CARD_USAGE,
-            "payment_method_types": ["card"],
-        },
+        params={"customer": customer_id, "usage": SAVED_CARD_USAGE},
         options={"idempotency_key": idempotency_key},
     )
     return _setup(obj)

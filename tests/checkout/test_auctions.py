@@ -689,3 +689,43 @@ def test_bidders_racing_in_threads_leave_the_highest_maximum_winning(
     order = Order.objects.get(auction=auction)
     assert (order.buyer_id, order.total_minor) == (top, auction.current_minor)
     assert Variant.objects.get(pk=mic.pk).stock_available == 9
+
+
+def test_the_off_session_charge_sends_only_published_stripe_parameters(
+    live_show, products, host, make_user, stripe_settings, monkeypatch
+):
+    """The charge's create and confirm, checked against the ``stripe``
+    library's declared parameters as ``test_gateway_params`` checks the
+    other flows."""
+    from checkout import stripe_gateway as gateway
+    from tests.checkout.test_gateway_params import params_type, problems
+
+    calls = []
+    real = gateway._call
+
+    def record(what, fn, *args, **kwargs):
+        calls.append((what, fn, kwargs.get("params") or {}))
+        return real(what, fn, *args, **kwargs)
+
+    auction = start(live_show, host, products[1])
+    ann = stripe_bidder(make_user, "Ann")
+    auction_bid(show=live_show, user=ann, auction_id=auction.pk, amount_minor=1000)
+    end_now(auction)
+    monkeypatch.setattr(gateway, "_call", record)
+    auction_close(auction_id=auction.pk)
+    sent = {what: params for what, _, params in calls}
+    assert sent["intent_confirm"]["off_session"] is True
+    assert sent["intent_create"]["automatic_payment_methods"] == {
+        "enabled": True,
+        "allow_redirects": "never",
+    }
+    assert "order" not in sent["intent_create"]["metadata"]
+    found = []
+    for what, method, params in calls:
+        declared = params_type(method)
+        found += [
+            f"{what} {problem}"
+            for problem in problems(params, declared, "", declared.__module__)
+        ]
+    assert found == []
+    assert Order.objects.get().status == "paid"

@@ -28,6 +28,7 @@ from typing_extensions import is_typeddict
 from checkout import services
 from checkout import stripe_gateway as gateway
 from checkout.models import Order, Payment
+from checkout.services.cards import saved_card_setup
 from tests.checkout.conftest import new_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -205,6 +206,10 @@ def test_every_request_of_the_flows_uses_published_parameters(
     services.order_refresh(order=place(pinned, buyer, mic))
     services.order_cancel(order=place(pinned, buyer, mic))
     services.saved_card_remove(user=user)
+    # A card saved before a first bid (docs/auctions.md), and read back.
+    bidder = make_user("Bidding Bea")
+    setup = saved_card_setup(user=bidder)
+    saved_card_setup(user=bidder, setup_id=setup.setup_id)
 
     assert {what for what, _, _ in recorded} == gateway_call_names()
     found: list[str] = []
