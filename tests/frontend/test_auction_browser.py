@@ -337,15 +337,23 @@ def test_the_studio_starts_an_auction_and_shows_it_running(
     assert not problems, "\n".join(problems)
 
 
-def test_the_studio_says_what_it_refuses_and_cancels_on_confirmation(
-    asgi_server, page, live_show, products, host, bidder
+def test_a_moderator_is_told_what_is_refused_and_cancels_on_confirmation(
+    asgi_server, page, live_show, products, host, moderator, bidder
 ):
-    signed_in(page, asgi_server, host)
+    """A typed amount the page cannot read is refused before sending; a
+    number the server refuses comes back beside the form."""
+    signed_in(page, asgi_server, moderator)
     page.set_viewport_size({"width": 1280, "height": 900})
     open_room(page, f"{asgi_server}/shows/{live_show.slug}/studio/")
     page.fill("#sa-start", "twenty")
     page.get_by_role("button", name="Start the auction").click()
     assert "“twenty” is not an amount" in page.inner_text("#sa-error")
+    assert page.evaluate("document.activeElement.id") == "sa-start"
+    page.fill("#sa-start", "20")
+    page.fill("#sa-duration", "5")
+    page.get_by_role("button", name="Start the auction").click()
+    wait_until(page, "() => document.querySelector('#sa-error').textContent !== ''")
+    assert "duration_seconds" in page.inner_text("#sa-error")
     assert Auction.objects.count() == 0
     auction = start(live_show, host, products[0])
     auction_bid(
