@@ -43,6 +43,7 @@ PING_BURST, PING_RATE = 5, 2.0
 BID_BURST, BID_RATE = 6, 3.0
 # A timer that cannot reach the database tries again after this long.
 RETRY_SECONDS = 1.0
+WAKE_SLACK_SECONDS = 0.005
 
 # auction id → this process's timer for it.
 _timers: dict[int, asyncio.Task[None]] = {}
@@ -85,7 +86,9 @@ def _settle(auction_id: int) -> int:
 
 
 async def _sleep_until(moment: datetime) -> None:
-    await asyncio.sleep(max(0.0, (moment - timezone.now()).total_seconds()))
+    # A hair past the moment: a timer that wakes early re-reads it for nothing.
+    delay = (moment - timezone.now()).total_seconds() + WAKE_SLACK_SECONDS
+    await asyncio.sleep(max(0.0, delay))
 
 
 async def _watch(auction_id: int) -> None:

@@ -729,3 +729,24 @@ def test_the_off_session_charge_sends_only_published_stripe_parameters(
         ]
     assert found == []
     assert Order.objects.get().status == "paid"
+
+
+def test_the_card_setup_endpoint_saves_a_card_for_a_signed_in_buyer(
+    client, make_user, stripe_settings
+):
+    refused = client.post(
+        "/api/me/card/setup", data="{}", content_type="application/json"
+    )
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "login_required"
+    user = make_user("Sam")
+    client.force_login(user)
+    answer = client.post(
+        "/api/me/card/setup", data="{}", content_type="application/json"
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "succeeded"
+    assert body["setup_intent_id"].startswith("seti_")
+    assert body["saved_card"]["last4"] == "4242"
+    assert SavedCard.objects.get(user=user).usable
