@@ -205,7 +205,8 @@ function apply(event) {
     if (state.card?.id === event.giveaway_id) {
       state.myToken = event.token;
       render();
-      $("giveaway-claim").focus({ preventScroll: true });
+      // Said once (a status line), without taking the focus from the chat.
+      say(fill(t.youWon, { left: left(event.claim_by - serverNow()) }));
     }
   } else if (type === "clock.pong" && typeof event.t === "number") {
     const now = Date.now();
