@@ -96,6 +96,8 @@ from importlib import import_module
 import stripe
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
+from django.utils.crypto import get_random_string
 from django.utils import timezone
 from checkout.models import SavedCard
 from shows import services
@@ -119,13 +121,24 @@ delivery.shipping_zone_set(brand=brand, name="EU", countries=["DE", "FR", "NL"],
                            rate_minor=490, currency="EUR", free_from_minor=10000)
 delivery.tax_rate_set(brand=brand, country="DE", rate_bp=1900)
 
-def cookie(user):
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    return session.session_key
+store = SessionStore()
+
+def sessions(users):
+    # A signed-in session per user (one INSERT for all); their keys.
+    rows = [
+        store.get_model_class()(
+            session_key=get_random_string(32, VALID_KEY_CHARS),
+            session_data=store.encode({
+                SESSION_KEY: str(user.pk),
+                BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+                HASH_SESSION_KEY: user.get_session_auth_hash(),
+            }),
+            expire_date=timezone.now() + timedelta(days=1),
+        )
+        for user in users
+    ]
+    store.get_model_class().objects.bulk_create(rows)
+    return [row.session_key for row in rows]
 
 users = User.objects.bulk_create(
     User(email=f"bidder{i}@bench.test", username=f"bidder{i}@bench.test",
@@ -156,8 +169,8 @@ print(json.dumps({
     "slug": show.slug,
     "product_id": product.pk,
     "variant_id": variant.pk,
-    "host": cookie(host),
-    "bidders": [[u.pk, u.display_name, cookie(u)] for u in users],
+    "host": sessions([host])[0],
+    "bidders": [[u.pk, u.display_name, key] for u, key in zip(users, sessions(users))],
 }))
 """
 
@@ -197,6 +210,8 @@ class Room:
         # Every auction.bid event, by seq (the room's order).
         self.bid_events: dict[int, dict[str, Any]] = {}
         self.duplicates = 0
+        # Why connects were tried again, and how often.
+        self.connect_retries: collections.Counter[str] = collections.Counter()
 
     def frame(self, text: str) -> Frame:
         known = self.cache.get(text)
@@ -286,18 +301,28 @@ class Bidder:
         self.lost = False
         self.reader: asyncio.Task[None] | None = None
 
-    async def connect(self, base: str, slug: str) -> None:
+    async def connect(self, base: str, slug: str, attempts: int = 5) -> None:
+        """Open the socket; a refused handshake is tried again after a pause,
+        as the page reconnects (counted in ``Room.connect_retries``)."""
         import websockets
 
-        self.ws = await websockets.connect(
-            f"{base}/ws/shows/{slug}/",
-            origin=base.replace("ws://", "http://"),
-            additional_headers={"Cookie": f"sessionid={self.cookie}"},
-            compression=None,
-            ping_interval=None,
-            max_size=None,
-            open_timeout=60,
-        )
+        for attempt in range(attempts):
+            try:
+                self.ws = await websockets.connect(
+                    f"{base}/ws/shows/{slug}/",
+                    origin=base.replace("ws://", "http://"),
+                    additional_headers={"Cookie": f"sessionid={self.cookie}"},
+                    compression=None,
+                    ping_interval=None,
+                    max_size=None,
+                    open_timeout=60,
+                )
+                break
+            except (websockets.InvalidStatus, OSError) as exc:
+                self.room.connect_retries[str(exc)[:80]] += 1
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.5 * 2**attempt)
         self.reader = asyncio.create_task(self.read())
 
     async def read(self) -> None:
@@ -625,7 +650,7 @@ async def loop_lag(stop: asyncio.Event, lags: list[float]) -> None:
 
 
 async def drive(
-    args: argparse.Namespace, seeded: dict[str, Any], ports: list[int]
+    args: argparse.Namespace, seeded: dict[str, Any], ports: list[int], pids: list[int]
 ) -> dict[str, Any]:
     """Connect, start the auction, bid, and wait until every socket saw the
     close and the sale settled."""
@@ -639,7 +664,7 @@ async def drive(
     storm, pair = everyone[: args.bidders], everyone[args.bidders :]
     host = Bidder(room, -1, 0, "Host", seeded["host"])
     await host.connect(bases[0], seeded["slug"])
-    connect_s = await open_sockets(everyone, bases, seeded["slug"], 64)
+    connect_s = await open_sockets(everyone, bases, seeded["slug"], 32)
     note(f"{len(everyone)} bidders connected in {connect_s:.1f} s")
     refs = Refs()
     stop = asyncio.Event()
@@ -670,7 +695,7 @@ async def drive(
         f"auction {auction_id} started, ends in {first_end / 1000 - time.time():.1f} s"
     )
     held_back: collections.Counter[str] = collections.Counter()
-    server_cpu = sum(cpu_seconds(p) for p in args.daphne_pids)
+    server_cpu = sum(cpu_seconds(pid) for pid in pids)
     client_cpu = time.process_time()
     await asyncio.gather(
         *(
@@ -712,7 +737,7 @@ async def drive(
             break
         await asyncio.sleep(0.05)
     note("settled")
-    server_cpu = sum(cpu_seconds(p) for p in args.daphne_pids) - server_cpu
+    server_cpu = sum(cpu_seconds(pid) for pid in pids) - server_cpu
     client_cpu = time.process_time() - client_cpu
     stop.set()
     await lagging
@@ -851,7 +876,7 @@ def main() -> None:
     parser.add_argument(
         "--window", type=float, default=3.0, help="seconds before the first end"
     )
-    parser.add_argument("--duration", type=int, default=20, help="seconds (10-900)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds (10-900)")
     parser.add_argument("--extend-within", type=int, default=10)
     parser.add_argument("--extend-by", type=int, default=10)
     parser.add_argument("--start-minor", type=int, default=1000)
@@ -889,8 +914,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     servers: Servers | None = None
     try:
         servers = start_servers(args, database, logs, migrate=not args.database)
-        args.daphne_pids = [p.pid for p in servers.daphnes]
-        outcome = asyncio.run(drive(args, servers.seeded, servers.ports))
+        outcome = asyncio.run(
+            drive(
+                args,
+                servers.seeded,
+                servers.ports,
+                [daphne.pid for daphne in servers.daphnes],
+            )
+        )
         rows = check_database(servers.env, outcome["auction_id"])
         order = rows.get("order") or {}
         charges = charges_at_localstripe(
@@ -995,7 +1026,7 @@ def summarize(
         and auction["buyer_id"] == truth["winner"]
         and order.get("buyer_id") == truth["winner"]
         and closed.get("winner") == names.get(truth["winner"])
-        and price == max(amount for _, _, amount, _, _ in bids)
+        and price == max((amount for _, _, amount, _, _ in bids), default=None)
         and order.get("total_minor") == price
         and order.get("line_minor") == price
         and closed.get("amount_minor") == price
@@ -1101,6 +1132,7 @@ def summarize(
         "payment_intents_succeeded": charges["succeeded"],
         "payment_intents": charges["intents"],
         "connect_s": round(outcome["connect_s"], 1),
+        "connect_retries": dict(outcome["room"].connect_retries),
         "clock_offset_ms_max": round(
             max((abs(b.offset_ms) for b in everyone), default=0.0), 1
         ),

@@ -31,7 +31,7 @@ COMMAND = [
     "--window", "3",
     "--duration", "10",
     "--extend-within", "3",
-    "--extend-by", "3",
+    "--extend-by", "5",
     "--tie",
 ]  # fmt: skip
 
