@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from shows import services
 from shows.models import GiveawayEntry
 from tests.frontend.test_a11y import axe_problems, axe_script, signed_in  # noqa: F401
 
@@ -142,6 +143,13 @@ def test_two_viewers_enter_and_the_drawn_winner_is_the_recomputed_one(
         page,
         "() => document.querySelector('#sg-live-status').textContent === 'Claimed'",
     )
+
+    # Once the show ends, the studio's giveaway controls are off.
+    services.show_end(show=live_show)
+    page.wait_for_selector("#studio-giveaway-ended:not([hidden])")
+    assert page.locator("#studio-giveaway-form").is_hidden()
+    assert page.locator("#sg-new").is_hidden()
+    assert page.locator("#sg-cancel").is_hidden()
 
     # The verification page recomputes it too, and passes axe.
     other_page.goto(f"{asgi_server}{first.get_attribute('#giveaway-verify', 'href')}")
