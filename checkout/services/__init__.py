@@ -1,5 +1,6 @@
 """Every write of the checkout: orders and payments, flash sales, refunds."""
 
+from checkout.services.auction_sales import auction_settle
 from checkout.services.auctions import (
     BidPlaced,
     auction_bid,
@@ -7,7 +8,6 @@ from checkout.services.auctions import (
     auction_cancel,
     auction_close,
     auction_close_due,
-    auction_settle,
     auction_start,
 )
 from checkout.services.bag import (
