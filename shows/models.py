@@ -757,6 +757,9 @@ class Poll(models.Model):
     )
     opened_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
+    # When the host showed the live results to everybody, also to those who
+    # have not answered (a closed poll's result is everybody's anyway).
+    results_shown_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["opened_at", "id"]

@@ -88,6 +88,8 @@ def poll_card(poll: Poll, counts: list[int] | None = None) -> dict[str, Any]:
         "counts": counts,
         "total": sum(counts),
         "winners": winners(counts) if closed else [],
+        # Everybody sees the results: the host showed them, or it closed.
+        "results_shown": closed or poll.results_shown_at is not None,
     }
 
 
@@ -126,7 +128,7 @@ def room_poll(*, show: Show, user: User | None) -> dict[str, Any]:
     poll = (
         _with_counts(polls)
         .order_by("-opened_at", "-id")
-        .only("id", "question", "options", "opened_at", "closed_at")
+        .only("id", "question", "options", "opened_at", "closed_at", "results_shown_at")
         .first()
     )
     if poll is None:

@@ -161,6 +161,16 @@ async def poll_close(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
     )
 
 
+async def poll_show_results(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
+    await consumer._service(
+        "poll.show_results",
+        ref,
+        polls.poll_results_show,
+        actor=consumer.user,
+        poll_id=id_field(msg, "poll_id", required=False),
+    )
+
+
 async def poll_vote(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
     poll_id = id_field(msg, "poll_id")
     option = int_field(msg, "option", low=0, high=polls.MAX_OPTIONS - 1)
@@ -207,6 +217,7 @@ async def poll_mine(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
 HANDLERS: dict[str, tuple[bool, Any]] = {
     "poll.open": (True, poll_open),
     "poll.close": (True, poll_close),
+    "poll.show_results": (True, poll_show_results),
     "poll.vote": (False, poll_vote),
     "poll.mine": (False, poll_mine),
 }

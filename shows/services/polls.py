@@ -41,6 +41,7 @@ POLL_OPENED = "poll.opened"
 POLL_CLOSED = "poll.closed"
 POLL_RESULTS = "poll.results"
 POLL_VOTED = "poll.voted"
+POLL_RESULTS_SHOWN = "poll.results_shown"
 
 QUESTION_MAX = 200
 OPTION_MAX = 80
@@ -249,6 +250,45 @@ def poll_close(*, show: Show, actor: User | None, poll_id: int | None = None) ->
         if poll.closed_at is not None:
             raise PollClosed()
         _close_locked(show=show, poll=poll)
+    return poll
+
+
+def poll_results_show(
+    *, show: Show, actor: User | None, poll_id: int | None = None
+) -> Poll:
+    """Show the open poll's live results to everybody, also to viewers who
+    have not answered (they may still answer). The brand's owners, hosts and
+    moderators only; once per poll (again: nothing changes).
+
+    Raises ``NotAHost``, ``NotFound`` or ``PollClosed`` (a closed poll's
+    result is shown anyway). Broadcasts ``poll.results_shown`` with the
+    counts.
+    """
+    require_staff(show=show, user=actor)
+    with transaction.atomic():
+        polls = Poll.objects.select_for_update().filter(show=show)
+        if poll_id is not None:
+            poll = polls.filter(pk=poll_id).first()
+        else:
+            poll = polls.filter(closed_at__isnull=True).first()
+        if poll is None:
+            raise NotFound(_("There is no such poll in this show."))
+        if poll.closed_at is not None:
+            raise PollClosed()
+        if poll.results_shown_at is not None:
+            return poll
+        poll.results_shown_at = timezone.now()
+        poll.save(update_fields=["results_shown_at"])
+        counts = poll_cards.counts_of(poll.pk, len(poll.options))
+        events.broadcast(
+            show.pk,
+            {
+                "type": POLL_RESULTS_SHOWN,
+                "poll_id": poll.pk,
+                "counts": counts,
+                "total": sum(counts),
+            },
+        )
     return poll
 
 

@@ -89,6 +89,14 @@ def test_a_host_asks_two_viewers_answer_and_everyone_sees_the_results(
     assert member.locator("#room-poll input[type=radio]").count() == 3
     problems = axe_problems(member, axe_script, "viewer, open poll")
 
+    # The host shows the results to everybody: still to answer, one sees them.
+    page.click("#studio-poll-show")
+    expect(page.locator("#studio-poll-shown")).to_be_visible()
+    expect(page.locator("#studio-poll-close")).to_be_focused()
+    expect(member.locator("#room-poll .poll-result")).to_have_count(3, timeout=15_000)
+    expect(member.locator("#room-poll .poll-vote")).to_be_visible()
+    expect(member.locator("#room-poll .poll-total")).to_have_text("0 votes")
+
     # The member answers by keyboard: arrows move between the radios.
     member.locator("#room-poll input[type=radio]").first.focus()
     member.keyboard.press("ArrowDown")

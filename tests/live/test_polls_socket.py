@@ -85,6 +85,10 @@ async def test_owners_hosts_and_moderators_may_ask_and_close(
         "Blue",
         "Green",
     ]
+    ref = await socket.send("poll.show_results", poll_id=poll_id)
+    assert (await socket.reply(ref))["type"] == "ack"
+    shown = await watcher.wait_for("poll.results_shown", poll_id=poll_id)
+    assert (shown["counts"], shown["total"]) == ([0, 0, 0], 0)
     ref = await socket.send("poll.close", poll_id=poll_id)
     assert (await socket.reply(ref))["type"] == "ack"
     closed = await watcher.wait_for("poll.closed", poll_id=poll_id)
@@ -106,8 +110,9 @@ async def test_everyone_else_is_refused_asking_and_closing(
     assert not await database_sync_to_async(Poll.objects.exists)()
     hosting = await connect(live_show, host)
     poll_id = (await _ask(hosting))["poll"]["id"]
-    ref = await socket.send("poll.close", poll_id=poll_id)
-    assert (await socket.reply(ref))["code"] == "forbidden"
+    for kind in ("poll.close", "poll.show_results"):
+        ref = await socket.send(kind, poll_id=poll_id)
+        assert (await socket.reply(ref))["code"] == "forbidden"
     poll = await database_sync_to_async(Poll.objects.get)(pk=poll_id)
     assert poll.closed_at is None
 

@@ -428,3 +428,31 @@ def test_the_replay_has_each_poll_at_its_moment_after_the_trim(live_show, host):
     assert [(p["id"], p["at"]) for p in found] == [(poll.pk, 0.0), (later.pk, 30.0)]
     live_show.replay_end_seconds = 30
     assert [p["id"] for p in replay.polls(live_show)] == [poll.pk]
+
+
+def test_the_host_shows_the_live_results_to_everybody_once(
+    live_show, host, make_user, published, django_capture_on_commit_callbacks
+):
+    poll = _open(live_show, host, "Red", "Blue")
+    polls.poll_vote(show=live_show, poll_id=poll.pk, option=1, user=make_user())
+    assert poll_cards.room_poll(show=live_show, user=None)["poll"]["results_shown"] is (
+        False
+    )
+    with pytest.raises(NotAHost):
+        polls.poll_results_show(show=live_show, actor=make_user(), poll_id=poll.pk)
+    published.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        polls.poll_results_show(show=live_show, actor=host, poll_id=poll.pk)
+        polls.poll_results_show(show=live_show, actor=host)  # again: nothing
+    assert [e for _k, _s, e in published] == [
+        {
+            "type": "poll.results_shown",
+            "poll_id": poll.pk,
+            "counts": [0, 1],
+            "total": 1,
+        }
+    ]
+    assert poll_cards.room_poll(show=live_show, user=None)["poll"]["results_shown"]
+    polls.poll_close(show=live_show, actor=host)
+    with pytest.raises(polls.PollClosed):
+        polls.poll_results_show(show=live_show, actor=host, poll_id=poll.pk)

@@ -159,6 +159,10 @@ export default function start(eventsSoFar = []) {
         const input = box.querySelector(`input[value="${checked}"]`);
         if (input) input.checked = true;
       }
+      if (card.results_shown) {
+        // The host showed the results to everybody: those still to answer too.
+        box.append(resultList(t, card), el("p", { className: "poll-total" }, votesText(t, card.total)));
+      }
     } else {
       box.append(resultList(t, card, { mine: state.mine }));
       box.append(el("p", { className: "poll-total" }, votesText(t, card.total)));
@@ -210,10 +214,18 @@ export default function start(eventsSoFar = []) {
       if (!card || card.id !== e.poll_id || card.status !== "open" || e.total < card.total) return;
       card.counts = e.counts.slice(0, card.options.length);
       card.total = e.total;
-      if (state.mine != null || document.getElementById("room-poll-join")) {
+      if (state.mine != null || card.results_shown || document.getElementById("room-poll-join")) {
         render();
         sayResultsSoon();
       }
+    },
+    "poll.results_shown": (e) => {
+      const card = state.card;
+      if (!card || card.id !== e.poll_id) return;
+      card.results_shown = true;
+      if (e.total >= card.total) Object.assign(card, { counts: e.counts, total: e.total });
+      render();
+      announce(fill(t.summary, { results: resultsSentence(t, card) }));
     },
     "poll.voted": (e) => {
       if (!state.card || state.card.id !== e.poll_id) return;
@@ -224,7 +236,7 @@ export default function start(eventsSoFar = []) {
     "poll.closed": (e) => {
       const card = state.card;
       if (!card || card.id !== e.poll_id) return;
-      Object.assign(card, { status: "closed", counts: e.counts, total: e.total, winners: e.winners, closed_at: e.closed_at });
+      Object.assign(card, { status: "closed", counts: e.counts, total: e.total, winners: e.winners, closed_at: e.closed_at, results_shown: true });
       state.pending = null;
       state.error = "";
       hideLater(card);

@@ -67,6 +67,13 @@ if (root) {
     showError("");
   });
 
+  $("studio-poll-show").addEventListener("click", () => {
+    if (!state.card) return;
+    const ref = send({ type: "poll.show_results", poll_id: state.card.id });
+    if (!ref) return showError(t.offline);
+    state.pending = { ref, kind: "show" };
+  });
+
   $("studio-poll-close").addEventListener("click", () => {
     if (!state.card) return;
     const ref = send({ type: "poll.close", poll_id: state.card.id });
@@ -85,6 +92,9 @@ if (root) {
     $("studio-poll-live").hidden = !card;
     $("studio-poll-close").hidden = !open;
     $("studio-poll-close").disabled = state.ended;
+    $("studio-poll-show").hidden = !open || Boolean(card?.results_shown);
+    $("studio-poll-show").disabled = state.ended;
+    $("studio-poll-shown").hidden = !open || !card?.results_shown;
     if (!card) return;
     $("studio-poll-state").textContent = open ? t.open : t.closedAt;
     $("studio-poll-q").textContent = card.question;
@@ -127,12 +137,18 @@ if (root) {
     "poll.closed": (e) => {
       const card = state.card;
       if (!card || card.id !== e.poll_id) return false;
-      Object.assign(card, { status: "closed", counts: e.counts, total: e.total, winners: e.winners });
+      Object.assign(card, { status: "closed", counts: e.counts, total: e.total, winners: e.winners, results_shown: true });
+    },
+    "poll.results_shown": (e) => {
+      const card = state.card;
+      if (!card || card.id !== e.poll_id) return false;
+      card.results_shown = true;
+      if (e.total >= card.total) Object.assign(card, { counts: e.counts, total: e.total });
     },
     ack: (e) => {
       if (!state.pending || e.ref !== state.pending.ref) return false;
       // The part the button was in goes away: the focus moves to what follows.
-      state.focusAfter = state.pending.kind === "open" ? "studio-poll-close" : "studio-poll-question";
+      state.focusAfter = { open: "studio-poll-close", show: "studio-poll-close", close: "studio-poll-question" }[state.pending.kind];
       state.pending = null;
       $("studio-poll-ask").removeAttribute("aria-busy");
       $("studio-poll-close").removeAttribute("aria-busy");
