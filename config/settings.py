@@ -346,6 +346,16 @@ SHOWFLOOR_MEDIA_REPORT_SECONDS = env_int("SHOWFLOOR_MEDIA_REPORT_SECONDS", 5)
 SHOWFLOOR_SERVE_MEDIA = env_bool("SHOWFLOOR_SERVE_MEDIA", default=True)
 # ICE servers handed to every peer connection, as JSON ([] means host candidates only).
 SHOWFLOOR_ICE_SERVERS = env("SHOWFLOOR_ICE_SERVERS", "[]")
+# TURN for viewers and hosts behind NAT or strict firewalls (live/turn.py): the
+# TURN server's URLs (comma-separated, e.g. turn:turn.example.com:3478?transport=udp)
+# and the secret it shares with the web tier (coturn's static-auth-secret). With
+# both set, every page gets a TURN entry with credentials valid for
+# SHOWFLOOR_TURN_TTL_SECONDS.
+SHOWFLOOR_TURN_URLS = env_list("SHOWFLOOR_TURN_URLS", "")
+SHOWFLOOR_TURN_SECRET = env("SHOWFLOOR_TURN_SECRET", "")
+SHOWFLOOR_TURN_TTL_SECONDS = env_int("SHOWFLOOR_TURN_TTL_SECONDS", 3600)
+# The pages' RTCPeerConnection iceTransportPolicy: "all", or "relay" (TURN only).
+SHOWFLOOR_ICE_TRANSPORT_POLICY = env("SHOWFLOOR_ICE_TRANSPORT_POLICY", "all")
 # Addresses the media node gathers and announces ICE candidates on (comma-separated).
 SHOWFLOOR_MEDIA_ADDRESSES = env_list("SHOWFLOOR_MEDIA_ADDRESSES", "127.0.0.1")
 SHOWFLOOR_WEBRTC_MAX_VIEWERS = env_int("SHOWFLOOR_WEBRTC_MAX_VIEWERS", 200)

@@ -3,13 +3,13 @@ publisher need, rendered with ``json_script`` by the video partials."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import template
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from live.turn import page_ice_servers
 from shows.models import Show
 from shows.services.stream import stream_recording_path
 
@@ -34,7 +34,11 @@ def video_config(show: Show, preview: bool = False) -> dict[str, Any]:
         "endUrl": f"{base}/stream/end",
         "keyUrl": f"{base}/stream/key",
         "recordingUrl": f"{base}/recording.mp4" if recording else None,
-        "iceServers": json.loads(settings.SHOWFLOOR_ICE_SERVERS or "[]"),
+        # TURN credentials are made per page (live/turn.py).
+        "iceServers": page_ice_servers(),
+        "iceTransportPolicy": "relay"
+        if settings.SHOWFLOOR_ICE_TRANSPORT_POLICY == "relay"
+        else "all",
         "maxBitrate": settings.SHOWFLOOR_VIDEO_BITRATE,
         "abandonedSeconds": settings.SHOWFLOOR_ABANDONED_SHOW_SECONDS,
     }

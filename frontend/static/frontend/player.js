@@ -108,7 +108,10 @@ function retry(fn) {
 }
 
 async function playWebRTC() {
-  const pc = new RTCPeerConnection({ iceServers: config.iceServers });
+  const pc = new RTCPeerConnection({
+    iceServers: config.iceServers,
+    iceTransportPolicy: config.iceTransportPolicy || "all",
+  });
   state.pc = pc;
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });

@@ -119,7 +119,10 @@ async function publish() {
   if (!state.stream) await openCamera();
   if (!state.stream) return;
   closePeer();
-  const pc = new RTCPeerConnection({ iceServers: config.iceServers });
+  const pc = new RTCPeerConnection({
+    iceServers: config.iceServers,
+    iceTransportPolicy: config.iceTransportPolicy || "all",
+  });
   state.pc = pc;
   for (const track of state.stream.getTracks()) {
     const init = { direction: "sendonly", streams: [state.stream] };
