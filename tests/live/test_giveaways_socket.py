@@ -185,3 +185,17 @@ async def test_the_host_draws_early_and_cancels_the_next_one(
     assert (await studio.reply(ref))["type"] == "ack"
     cancelled = await room.wait_for("giveaway.cancelled")
     assert cancelled["giveaway"]["status"] == "cancelled"
+
+
+async def test_an_anonymous_viewer_is_asked_to_log_in_to_enter(
+    connect, live_show, host
+):
+    studio = await connect(live_show, host)
+    card = await start(studio)
+    consumers.ANONYMOUS_SNAPSHOTS.clear()
+    anonymous = await connect(live_show)
+    assert anonymous.events[0]["giveaway"]["id"] == card["id"]
+    ref = await anonymous.send("giveaway.enter", giveaway_id=card["id"])
+    reply = await anonymous.reply(ref)
+    assert reply["code"] == "login_required"
+    assert not await database_sync_to_async(GiveawayEntry.objects.exists)()
