@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Min, Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from checkout.models import Order, StockHold
 from checkout.money import Money
 from checkout.selectors import money_in_every_language, saved_card_summary
-from shows.models import LineupItem, Show, User
+from shows.models import LineupItem, Show, User, Variant
 
 # ``Order.source`` of an order a chat claim placed (shows/attribution.py).
 COMMENT_SOURCE = "comment"
@@ -35,7 +35,8 @@ def claim_card(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """A held claim as its claimer's card shows it (``claim.held`` and the
-    snapshot's ``claim.mine``): the order to pay, what it holds, the total
+    snapshot's ``claim.mine``): the order to pay, what it holds (the
+    variant's name is "" for a product that has just one), the total
     in minor units and written out in every language (the order's total:
     shipping and tax included where the brand adds them), when the hold ends
     (server epoch ms) and the saved card that pays it in one tap, if any."""
@@ -58,7 +59,8 @@ def open_claims(
     *, show: Show, user: User, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """The user's claims in ``show`` that still hold stock, as ``claim_card``
-    (two queries, three with a claim: its saved card)."""
+    (one query; four with a claim: its lines, their products' options and
+    the saved card)."""
     now = now or timezone.now()
     orders = list(
         Order.objects.filter(
@@ -79,16 +81,26 @@ def open_claims(
     if not orders:
         return []
     card = saved_card_summary(user_id=user.pk)
+    lines = [order.lines.all()[0] for order in orders]
+    options = dict(
+        Variant.objects.filter(
+            product_id__in={line.variant.product_id for line in lines}
+        )
+        .values("product_id")
+        .annotate(n=Count("id"))
+        .values_list("product_id", "n")
+    )
     cards = []
-    for order in orders:
-        line = order.lines.all()[0]
+    for order, line in zip(orders, lines, strict=True):
         cards.append(
             claim_card(
                 order,
                 product_id=line.variant.product_id,
                 product_name=line.product_name,
                 variant_id=line.variant_id,
-                variant_name=line.variant_name,
+                variant_name=line.variant_name
+                if options.get(line.variant.product_id, 1) > 1
+                else "",
                 expires_at=order.hold_expires_at,
                 saved_card=card,
                 now=now,
@@ -102,7 +114,8 @@ def room_claims(*, show: Show, user: User | None = None) -> dict[str, Any]:
     [{product_id, keyword}], pinned or not: the page shows the hint under
     the pinned ones) and, for a signed-in viewer, their held claims
     (``mine``); null when there is neither, so the page loads nothing for
-    it. One query, three more for a viewer with a claim."""
+    it. One query, and one more for a signed-in viewer (three more with a
+    claim)."""
     now = timezone.now()
     keywords = [
         {"product_id": product_id, "keyword": keyword}

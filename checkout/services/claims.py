@@ -281,18 +281,18 @@ def _hold(*, show: Show, user: User, item: LineupItem, words: ChatWords) -> Clai
             order_id=str(placed.order.public_id),
         )
     now = timezone.now()
+    # The option is named (on the card, in the room) only where there is a choice.
+    label = variant.name if len(variants) > 1 else ""
     card = claim_cards.claim_card(
         placed.order,
         product_id=product.pk,
         product_name=product.name,
         variant_id=variant.pk,
-        variant_name=variant.name,
+        variant_name=label,
         expires_at=placed.expires_at or now,
         saved_card=saved_card_summary(user_id=user.pk),
         now=now,
     )
-    # The option is named in the room's line only where there is a choice.
-    label = variant.name if len(variants) > 1 else ""
     _announce(show=show, user=user, product=product, variant=label, card=card, now=now)
     return Claim(order=placed.order, card=card)
 

@@ -8,6 +8,8 @@
 // to Stripe's own elements (production) or stay a server-side test method.
 // The show page imports it on first need (checkout-loader.js), and hands it
 // the room's events it missed through `replay`; the embed and replay load it.
+// `showfloor:buy` with `orderId` opens on that held order (a chat claim,
+// game-claim.js) and leaves it to its hold when the sheet is closed.
 
 import { el, embedToken, fill, formatPrice, readStrings } from "./room.js";
 
@@ -672,19 +674,21 @@ function initSheet(sheet) {
     state.timer = setInterval(tick, 1000);
   }
 
-  function open({ productId, variantId }) {
+  function open({ productId, variantId, orderId }) {
     const product = products.get(Number(productId));
     if (!product) return;
     window.showfloorRoom?.send({ type: "beacon.send", event: "sheet_open", product_id: product.id });
     const keep = keeps("one") && state.product?.id === product.id;
     if (!keep) reset("one");
+    // A claim's order (game-claim.js): resumed here, left to its hold on close.
+    state.held = Boolean(orderId);
     state.product = product;
     state.variant = product.variants.find((v) => v.id === Number(variantId)) || product.variants[0];
     render();
     show();
     if (!keep) {
       requote();
-      const lookup = mayHoldOne() ? resume(state.variant.id) : Promise.resolve(false);
+      const lookup = orderId || mayHoldOne() ? resume(state.variant.id) : Promise.resolve(false);
       state.resuming = lookup;
       lookup.finally(() => {
         if (state.resuming === lookup) state.resuming = null;
@@ -709,7 +713,7 @@ function initSheet(sheet) {
     returnFocus();
     clearInterval(state.timer);
     const order = state.order;
-    if (state.mode === "one" && order && order.status === "reserved" && !state.busy && state.step !== "done") {
+    if (state.mode === "one" && !state.held && order && order.status === "reserved" && !state.busy && state.step !== "done") {
       // Give the units back at once rather than at hold expiry.
       // (`keepalive`: the request outlives a tab being closed.)
       call(`/api/orders/${order.id}/cancel`, {}, { keepalive: true }).catch(() => {});
