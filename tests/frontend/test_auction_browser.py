@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from checkout.models import Auction, SavedCard
-from checkout.services import auction_bid, auction_start
+from checkout.models import Auction, Order, SavedCard
+from checkout.services import auction_bid, auction_close, auction_start
+from checkout.services.cards import saved_card_setup
 from shows import services
-from tests.frontend.test_a11y import axe_problems, axe_script, signed_in  # noqa: F401
+from tests.frontend.test_a11y import AXE_TAGS, axe_script, signed_in  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,6 +32,33 @@ SKEWED_CLOCK = """(() => {
 })();"""
 FEED = """(events) => events.forEach((e) =>
   document.dispatchEvent(new CustomEvent("showfloor:event", { detail: e })))"""
+
+
+# axe-core on one part of the page (the other games' parts have their own tests).
+RUN_AXE_IN = """async ([selector, tags]) => {
+  const result = await axe.run(selector, {
+    runOnly: { type: "tag", values: tags },
+    resultTypes: ["violations"],
+  });
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help}: `
+      + v.nodes.map((n) => n.target.join(" ")).join(", "));
+}"""
+
+
+def axe_problems(page: Any, axe: Any, where: str, selector: str) -> list[str]:
+    """Serious and critical violations inside ``selector``, in the light and
+    the dark colour scheme."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(axe))
+    problems: list[str] = []
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        found = page.evaluate(RUN_AXE_IN, [selector, AXE_TAGS])
+        problems.extend(f"{where} [{scheme}] {line}" for line in found)
+    page.emulate_media(color_scheme="light")
+    return problems
 
 
 def wait_until(page: Any, script: str, arg: Any = None, timeout: float = 15) -> Any:
@@ -106,13 +134,16 @@ def viewer_page(browser: Any, asgi_server: str, user: Any, **context: Any) -> An
 def test_a_viewer_bids_with_one_tap_and_leads_and_a_second_viewer_is_outbid_and_told(
     asgi_server, browser, live_show, products, host, bidder
 ):
+    """The auction starts while both watch (the card and its module arrive
+    with ``auction.started``)."""
     ana, bob = bidder("Ana"), bidder("Bob")
-    auction = start(live_show, host, products[1])
     url = f"{asgi_server}/shows/{live_show.slug}/"
     ana_page = viewer_page(browser, asgi_server, ana)
     bob_page = viewer_page(browser, asgi_server, bob)
     open_room(ana_page, url)
     open_room(bob_page, url)
+    assert ana_page.locator("#room-auction").is_hidden()
+    auction = start(live_show, host, products[1])
 
     tap = ana_page.get_by_role("button", name="Bid €20.00")
     tap.click()
@@ -309,7 +340,7 @@ def test_the_studio_starts_an_auction_and_shows_it_running(
     assert (
         page.input_value("#sa-steps tr:nth-child(2) input[data-part='step']") == "0.25"
     )
-    problems = axe_problems(page, axe_script, "studio auction form")
+    problems = axe_problems(page, axe_script, "studio auction form", "#studio-auction")
     page.select_option("#sa-product", label=f"{products[1].name} (€89.00)")
     page.fill("#sa-start", "25.50")
     page.fill("#sa-duration", "90")
@@ -333,7 +364,9 @@ def test_the_studio_starts_an_auction_and_shows_it_running(
     )
     assert page.inner_text("#sa-live-left") in {"1:30 left", "1:29 left", "1:28 left"}
     assert form.is_hidden()
-    problems += axe_problems(page, axe_script, "studio running auction")
+    problems += axe_problems(
+        page, axe_script, "studio running auction", "#studio-auction"
+    )
     assert not problems, "\n".join(problems)
 
 
@@ -406,9 +439,13 @@ def test_the_viewer_card_has_no_serious_axe_violations(
     page.locator("#auction-bid").wait_for()
     assert page.evaluate("document.documentElement.lang") == language
     page.locator("#auction-more summary").click()
-    problems = axe_problems(page, axe_script, f"auction, phone, {language}")
+    problems = axe_problems(
+        page, axe_script, f"auction, phone, {language}", "#room-auction"
+    )
     page.set_viewport_size({"width": 1280, "height": 900})
-    problems += axe_problems(page, axe_script, f"auction, desktop, {language}")
+    problems += axe_problems(
+        page, axe_script, f"auction, desktop, {language}", "#room-auction"
+    )
     assert not problems, "\n".join(problems)
 
 
@@ -431,3 +468,84 @@ def test_on_a_phone_the_card_leaves_the_videos_middle_free(
     # The bid button is in reach on the first screen.
     bid = page.locator("#auction-bid").bounding_box()
     assert bid["y"] + bid["height"] < 844
+
+
+def test_a_winner_whose_card_failed_pays_the_order_in_the_buy_sheet(
+    stripe_settings, asgi_server, page, live_show, products, host, make_user
+):
+    """``auction.won`` ``pay_now``: the deadline in words, and Pay now opens
+    the buy sheet on that very order (today through the sheet's own resume
+    path, ``?order=<id>``, as nothing handles ``showfloor:pay-order`` yet)."""
+    ann = make_user("Ann")
+    assert saved_card_setup(
+        user=ann, test_payment_method="pm_card_chargeCustomerFail"
+    ).saved_card
+    auction = start(live_show, host, products[1])
+    auction_bid(show=live_show, user=ann, auction_id=auction.pk, amount_minor=3000)
+    signed_in(page, asgi_server, ann)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    page.get_by_role("button", name="You are leading").wait_for()
+    Auction.objects.filter(pk=auction.pk).update(
+        ends_at=timezone.now() - timedelta(milliseconds=1)
+    )
+    auction_close(auction_id=auction.pk)
+    order = Order.objects.get(auction=auction)
+    assert order.status == "reserved"
+    auction.refresh_from_db()
+    pay = page.get_by_role("button", name="Pay now")
+    pay.wait_for()
+    assert page.inner_text("#auction-outcome") == "Sold to Ann for €30.00"
+    pay_by = page.evaluate(
+        "(ms) => new Intl.DateTimeFormat('en', {hour: '2-digit', minute: '2-digit'})"
+        ".format(new Date(ms))",
+        int(auction.pay_by.timestamp() * 1000),
+    )
+    assert page.inner_text("#auction-won-text") == (
+        f"You won {products[1].name} for €30.00! Pay now before {pay_by}."
+    )
+    pay.click()
+    sheet = page.locator("#buy-sheet")
+    sheet.wait_for(state="visible", timeout=30_000)
+    wait_until(
+        page,
+        "(id) => document.querySelector('#buy-sheet').dataset.orderId === id",
+        str(order.public_id),
+        timeout=30,
+    )
+
+
+def test_the_studio_part_has_no_serious_axe_violations_in_german(
+    asgi_server,
+    page,
+    live_show,
+    products,
+    host,
+    bidder,
+    axe_script,  # noqa: F811
+):
+    page.context.add_cookies(
+        [{"name": "django_language", "value": "de", "url": asgi_server}]
+    )
+    signed_in(page, asgi_server, host)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/studio/")
+    assert page.evaluate("document.documentElement.lang") == "de"
+    page.locator("#studio-auction-form").wait_for()
+    # German writes the default steps with a decimal comma.
+    assert page.input_value("#sa-steps tr:nth-child(2) input[data-part='step']") == (
+        "0,25"
+    )
+    problems = axe_problems(
+        page, axe_script, "studio auction form, de", "#studio-auction"
+    )
+    auction = start(live_show, host, products[1], reserve_minor=5000)
+    auction_bid(
+        show=live_show, user=bidder("Ana"), auction_id=auction.pk, amount_minor=2000
+    )
+    page.locator("#sa-live-history li").wait_for()
+    assert page.inner_text("#sa-live-current") == "20,00\xa0€"
+    problems += axe_problems(
+        page, axe_script, "studio running auction, de", "#studio-auction"
+    )
+    assert not problems, "\n".join(problems)

@@ -118,6 +118,12 @@ function showError(text) {
   $("auction-error").textContent = text || "";
 }
 
+/** The saved card as the page was served ("Visa •••• 4242"), or "". */
+function savedCardLabel() {
+  const saved = readStrings("checkout-data").saved_card;
+  return (typeof saved === "string" ? saved : saved?.label) || "";
+}
+
 function isMe(name, id) {
   if (!state.me) return false;
   if (id != null) return id === state.me.id;
@@ -226,8 +232,7 @@ function renderOutcome() {
   if (!w) return;
   const lines = [fill(t.won, { product: card.product?.name ?? "", amount: written(w.amount, w.amount_minor) })];
   if (w.status === "paid") {
-    const saved = readStrings("checkout-data").saved_card; // "Visa •••• 4242" or ""
-    const label = w.card?.label || state.cardLabel || (typeof saved === "string" ? saved : saved?.label);
+    const label = w.card?.label || state.cardLabel || savedCardLabel();
     lines.push(label ? fill(t.paidWith, { card: label }) : t.paid);
   } else if (w.pay_by) {
     lines.push(fill(t.payBy, { time: timeOfDay(w.pay_by) }));
@@ -293,7 +298,8 @@ const handlers = {
     state.me = s.me || null;
     state.pending.clear();
     setCard(s.auction || null, { fromSnapshot: true });
-    if (s.auction && s.auction.card_saved == null) state.cardSaved = false;
+    // Without an auction the snapshot does not say; the buy sheet's data does.
+    if (!s.auction) state.cardSaved = Boolean(savedCardLabel());
     pingBurst();
     render();
   },
