@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
@@ -224,7 +225,21 @@ async def test_a_burst_of_votes_reaches_each_socket_as_a_couple_of_frames(
         assert with_results[-1]["counts"] == [7, 7, 6]
 
 
-async def _open_on(base, show, user):
+class Remote:
+    """A socket to a Daphne process and every event it received."""
+
+    def __init__(self, ws: Any, events: list[dict[str, Any]]) -> None:
+        self.ws = ws
+        self.events = events
+
+    async def send(self, text: str) -> None:
+        await self.ws.send(text)
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def _open_on(base, show, user) -> Remote:
     import json
 
     import websockets
@@ -232,28 +247,26 @@ async def _open_on(base, show, user):
     from tests.live.conftest import login_cookie
 
     cookie = await database_sync_to_async(login_cookie)(user)
-    socket = await websockets.connect(
+    ws = await websockets.connect(
         f"{base}/ws/shows/{show.slug}/",
         origin="http://127.0.0.1",
         additional_headers={"Cookie": f"sessionid={cookie}"},
         open_timeout=10,
     )
-    socket.events = json.loads(await asyncio.wait_for(socket.recv(), 10))
-    return socket
+    return Remote(ws, json.loads(await asyncio.wait_for(ws.recv(), 10)))
 
 
-async def _drain(socket, seconds: float) -> None:
+async def _drain(socket: Remote, seconds: float) -> None:
     import json
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while (left := deadline - loop.time()) > 0:
         try:
-            socket.events.extend(
-                json.loads(await asyncio.wait_for(socket.recv(), left))
-            )
+            frame = await asyncio.wait_for(socket.ws.recv(), left)
         except TimeoutError:
             return
+        socket.events.extend(json.loads(frame))
 
 
 @pytest.mark.slow

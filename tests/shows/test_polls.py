@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from realtime import events
 from shows import poll_cards
 from shows.exceptions import (
     AlreadyVoted,
@@ -348,13 +349,13 @@ def test_votes_racing_a_close_are_either_in_the_final_counts_or_refused(
     ``poll.closed``'s counts, every other one was refused ``poll_closed``."""
     poll = _open(live_show, host, "Red", "Blue")
     sent: list[dict] = []
-    real = polls.events.broadcast
+    real = events.broadcast
 
     def broadcast(show_id, event):
         sent.append(event)
         return real(show_id, event)
 
-    monkeypatch.setattr(polls.events, "broadcast", broadcast)
+    monkeypatch.setattr(events, "broadcast", broadcast)
     voters = [make_user() for _ in range(20)]
     start = threading.Barrier(21)
 
