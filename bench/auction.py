@@ -6,7 +6,8 @@ the last seconds of an auction with anti-sniping.
 Like bench/flash_sale.py it creates a fresh PostgreSQL database
 (``showfloor_bench_<pid>`` on 127.0.0.1:5432), migrates and seeds it, starts
 localstripe and P Daphne processes on loopback (Redis for the room events) and
-the sweeper (``manage.py sweep``), everything on 127.0.0.1. The seed is a live
+the sweeper (``manage.py sweep``, the backstop that closes auctions a process
+did not; ``--no-sweeper`` leaves it out), everything on 127.0.0.1. The seed is a live
 show with one product (one unit) in its line-up, a host, and N bidders, each
 signed in (a session cookie) with a saved card: a localstripe customer with a
 card attached, which the server can charge off-session.
@@ -571,13 +572,14 @@ def start_servers(
             )  # fmt: skip
             servers.procs.append(daphne)
             servers.daphnes.append(daphne)
-        servers.procs.append(
-            spawn(
-                [sys.executable, "manage.py", "sweep", "--interval", "1"],
-                env,
-                logs / "sweep.log",
+        if args.sweeper:
+            servers.procs.append(
+                spawn(
+                    [sys.executable, "manage.py", "sweep", "--interval", "1"],
+                    env,
+                    logs / "sweep.log",
+                )
             )
-        )
         wait_port(stripe_port)
         # While the servers start. The webhook is registered afterwards: the
         # seed's customers' events would only add noise.
@@ -901,6 +903,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--tie", action="store_true", help="two more bidders tie at the top"
+    )
+    parser.add_argument(
+        "--no-sweeper",
+        dest="sweeper",
+        action="store_false",
+        help="no manage.py sweep: the processes' own timers close the auction",
     )
     parser.add_argument(
         "--database",
