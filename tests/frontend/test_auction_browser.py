@@ -7,6 +7,7 @@ and the card clear of the video's middle on a phone."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -549,3 +550,39 @@ def test_the_studio_part_has_no_serious_axe_violations_in_german(
         page, axe_script, "studio running auction, de", "#studio-auction"
     )
     assert not problems, "\n".join(problems)
+
+
+def test_a_tap_at_an_amount_already_passed_is_refused_beside_the_button(
+    asgi_server, page, live_show, products, host, bidder
+):
+    """Ana's page has not yet heard of Bob's bid when she taps (its
+    ``auction.bid`` is held back on the way): the server refuses, and says
+    the next amount next to the button."""
+    held = {"on": False}
+
+    def route(socket: Any) -> None:
+        server = socket.connect_to_server()
+
+        def from_server(message: Any) -> None:
+            if held["on"] and '"auction.bid"' in str(message):
+                return
+            socket.send(message)
+
+        server.on_message(from_server)
+
+    page.route_web_socket(re.compile(r"/ws/shows/"), route)
+    auction = start(live_show, host, products[1])
+    signed_in(page, asgi_server, bidder("Ana"))
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    tap = page.get_by_role("button", name="Bid €20.00")
+    tap.wait_for()
+    held["on"] = True
+    auction_bid(
+        show=live_show, user=bidder("Bob"), auction_id=auction.pk, amount_minor=2000
+    )
+    tap.click()
+    text_is(page, "#auction-error", "The next bid is at least €21.00.")
+    assert page.get_attribute("#auction-bid", "aria-describedby") == "auction-error"
+    auction.refresh_from_db()
+    assert (auction.bid_count, auction.leader_name) == (1, "Bob")
