@@ -1,6 +1,8 @@
 """The sweeper: expires stock holds (stock back, PaymentIntents cancelled),
 closes flash sales whose window passed, asks for reminder emails that are
-due and ends live shows nobody has streamed to for a long time.
+due, ends live shows nobody has streamed to for a long time, and is the
+backstop of the live games' own timers: auctions past their end are closed
+and their sales moved on, giveaways past their close are drawn.
 ``manage.py sweep`` runs it as its own process; the embedded demo runs ``run``
 in a thread."""
 
@@ -12,9 +14,10 @@ import threading
 from django.db import close_old_connections
 
 from checkout import services
+from checkout.services import auctions
 from realtime import counting
 from shows import notices
-from shows.services import stream
+from shows.services import giveaways, stream
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +31,10 @@ def sweep_once() -> int:
         services.order_expire_due()
         + services.bag_expire_due()
         + services.sale_close_due()
+        + auctions.auction_close_due()
         + notices.notices_due()
         + stream.stream_abandoned_end_due()
+        + giveaways.giveaway_draw_due()
     )
 
 
