@@ -586,3 +586,32 @@ def test_a_tap_at_an_amount_already_passed_is_refused_beside_the_button(
     assert page.get_attribute("#auction-bid", "aria-describedby") == "auction-error"
     auction.refresh_from_db()
     assert (auction.bid_count, auction.leader_name) == (1, "Bob")
+
+
+def test_a_runner_up_offered_the_unit_after_the_card_is_gone_is_told_they_won(
+    asgi_server, page, live_show, bidder
+):
+    """``auction.won`` long after the close (the winner did not pay and the
+    unit went to the next bidder; fed here, the offer is tested with the
+    service): the card comes back with the win alone."""
+    signed_in(page, asgi_server, bidder("Bob"))
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    assert page.locator("#room-auction").is_hidden()
+    won = {
+        "type": "auction.won",
+        "auction_id": 999,
+        "order_id": "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed",
+        "status": "paid",
+        "amount_minor": 2000,
+        "amount": {"en": "€20.00", "de": "20,00\xa0€"},
+        "pay_by": None,
+    }
+    page.evaluate(FEED, [won])
+    page.locator("#room-auction").wait_for()
+    assert page.inner_text("#auction-won-text") == (
+        "You won the auction for €20.00! Paid with Visa •••• 4242."
+    )
+    assert page.inner_text("#auction-outcome") == "Sold to Bob for €20.00"
+    assert page.locator(".auction-main").is_hidden()
+    assert page.locator("#auction-more").is_hidden()
+    text_is(page, "#auction-say", "You won the auction for €20.00!", prefix=True)

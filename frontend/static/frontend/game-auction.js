@@ -139,7 +139,16 @@ function render() {
   if (!card) return;
   const running = card.status === "running";
   root.dataset.status = card.status;
+  // A card made from a win alone has no figures to show.
+  root.querySelector(".auction-main").hidden = Boolean(card.brief);
+  root.querySelector(".auction-rules").hidden = !running;
   $("auction-product").textContent = [card.product?.name, card.variant?.name].filter(Boolean).join(" · ");
+  $("auction-more").hidden = Boolean(card.brief);
+  if (card.brief) {
+    renderOutcome();
+    tick();
+    return;
+  }
 
   const hasBids = card.current_minor != null;
   $("auction-current-label").textContent = hasBids ? t.currentBid : t.startingBid;
@@ -230,7 +239,8 @@ function renderOutcome() {
   const w = state.won && state.won.auction_id === card.id ? state.won : null;
   won.hidden = !w;
   if (!w) return;
-  const lines = [fill(t.won, { product: card.product?.name ?? "", amount: written(w.amount, w.amount_minor) })];
+  const amount = written(w.amount, w.amount_minor);
+  const lines = [card.product?.name ? fill(t.won, { product: card.product.name, amount }) : fill(t.wonPlain, { amount })];
   if (w.status === "paid") {
     const label = w.card?.label || state.cardLabel || savedCardLabel();
     lines.push(label ? fill(t.paidWith, { card: label }) : t.paid);
@@ -374,6 +384,11 @@ const handlers = {
   "auction.won"(e) {
     state.won = e;
     clearTimeout(state.closedTimer);
+    if (state.card?.id !== e.auction_id) {
+      // Offered to this viewer long after the close (the winner did not pay),
+      // or after a reload: the card is gone, the win still needs saying.
+      state.card = { id: e.auction_id, status: "closed", outcome: "sold", winner: state.me?.name ?? null, amount: e.amount, amount_minor: e.amount_minor, history: [], brief: true };
+    }
     render();
     if (state.card?.id === e.auction_id) say($("auction-won-text").textContent);
   },
