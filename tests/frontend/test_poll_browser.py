@@ -250,3 +250,36 @@ def test_the_replay_shows_the_poll_from_when_it_was_asked_with_its_result(
     # Back before it was asked: gone again.
     page.evaluate("document.querySelector('video').currentTime = 1")
     expect(page.locator("#replay-polls .poll")).to_have_count(0)
+
+
+def test_a_german_page_writes_shares_and_counts_in_german(
+    asgi_server, browser, live_show, host, make_user
+):
+    """Numbers and percentages follow the page's language (Intl), the count
+    words its catalogue."""
+    poll = polls.poll_open(
+        show=live_show, actor=host, question="Farbe?", options=["Rot", "Blau"]
+    )
+    polls.poll_vote(show=live_show, poll_id=poll.pk, option=1, user=make_user())
+    for _ in range(3):
+        polls.poll_vote(show=live_show, poll_id=poll.pk, option=0, user=make_user())
+    polls.poll_results_show(show=live_show, actor=host)
+    context = browser.new_context(
+        locale="de-DE", viewport={"width": 390, "height": 844}
+    )
+    page = context.new_page()
+    _room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    assert page.evaluate("document.documentElement.lang") == "de"
+    figures = page.locator("#room-poll .poll-figure")
+    expect(figures).to_have_count(2, timeout=15_000)
+    # German puts a (narrow) no-break space before the per cent sign.
+    assert (
+        figures.nth(0).inner_text().replace("\u202f", " ").replace("\xa0", " ")
+        == "75 % · 3 Stimmen"
+    )
+    assert (
+        figures.nth(1).inner_text().replace("\u202f", " ").replace("\xa0", " ")
+        == "25 % · 1 Stimme"
+    )
+    expect(page.locator("#room-poll .poll-total")).to_have_text("4 Stimmen")
+    context.close()
