@@ -31,15 +31,17 @@ After the close the bench reads the database, and checks independently of the
 service's own answer:
 
 - ``winner_is_highest_valid_bid``: the bidder who reached the highest amount
-  with an accepted bid (a tap at its amount, a maximum at its maximum; equal
-  ones go to the earlier arrival, by the database's order) is the auction's
-  winner and the buyer of its order, the order's price is the highest bid
-  row's amount, and no more than that bidder's reach nor less than the
-  runner-up's;
+  with an accepted bid (a tap at its amount, a maximum at its maximum, from
+  the bid and maximum rows; of two equal maximums the one the auction counted
+  first, of a tap and a maximum the one answered before the other was sent)
+  is the auction's leader at the close, the winner every socket was told and
+  the buyer of its order; the price (the auction's, the order's and its
+  line's) is the highest bid row's amount, at most the winner's reach and at
+  least the runner-up's;
 - ``accepted_bids_lost``: acknowledged bids that are not in the database (a
-  tap as a bid row of its amount, a maximum as the bidder's maximum or a bid
-  row), plus bid rows that some open socket never received as an
-  ``auction.bid`` event;
+  tap as the bidder's bid row at its amount, a maximum as the bidder's stored
+  maximum at or above it), plus bid rows that some socket open to the end
+  never received as an ``auction.bid`` event;
 - ``charges``: succeeded PaymentIntents at localstripe for the auction's order.
 
 It measures the bid answer times at the bidders (send to ``ack``/``error``),
@@ -270,7 +272,6 @@ class Answer:
     sent: float  # perf_counter
     ms: float = 0.0
     code: str = ""  # "ack" or the error code
-    at: float = 0.0  # epoch ms of the answer
 
 
 class Bidder:
@@ -403,7 +404,6 @@ class Bidder:
             answer, done = self.waiting.pop(event["ref"])
             answer.ms = (time.perf_counter() - answer.sent) * 1000
             answer.code = "ack" if kind == "ack" else str(event.get("code"))
-            answer.at = now_ms
             if not done.done():
                 done.set_result(None)
         elif kind == "clock.pong" and self.pong is not None:
