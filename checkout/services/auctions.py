@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -421,19 +422,27 @@ def _too_low(floor: int, currency: str) -> BidTooLow:
     )
 
 
-def _refuse_stale(*, show: Show, auction_id: int, offered: int) -> None:
-    """Refuse, without taking the lock, a bid in a closed auction or below the
-    next amount as the last committed state has it: neither ever goes back,
-    so it would be refused under the lock too, and a crowd tapping at an
+def _precheck(*, show: Show, user: User, auction_id: int, offered: int) -> None:
+    """Before any lock, in one query: the bidder's saved card
+    (``CardRequired``), then a bid in a closed auction or below the next
+    amount as the last committed state has it. Neither ever goes back, so
+    such a bid would be refused under the lock too, and a crowd tapping at an
     amount already passed does not queue behind the bids that can still
     win."""
+    card = SavedCard.objects.filter(user=user).exclude(payment_method_id="")
     row = (
         Auction.objects.filter(pk=auction_id, show=show)
-        .values("status", "current_minor", "start_minor", "increments", "currency")
+        .annotate(card=Exists(card))
+        .values(
+            "status", "current_minor", "start_minor", "increments", "currency", "card"
+        )
         .first()
     )
     if row is None:
+        _require_card(user)
         return
+    if not row["card"]:
+        raise CardRequired()
     if row["status"] != Auction.Status.RUNNING:
         raise AuctionClosed()
     current = row["current_minor"]
@@ -465,9 +474,8 @@ def auction_bid(
     it) and ``auction.max`` to a bidder who set a maximum."""
     if (amount_minor is None) == (max_minor is None):
         raise AuctionInvalid(_("Send either an amount or a maximum."))
-    _require_card(user)
     offered = amount_minor if amount_minor is not None else max_minor
-    _refuse_stale(show=show, auction_id=auction_id, offered=int(offered or 0))
+    _precheck(show=show, user=user, auction_id=auction_id, offered=int(offered or 0))
     now = timezone.now()
     with transaction.atomic():
         auction = _locked(show, auction_id)
