@@ -91,7 +91,8 @@ if (root) {
     syncRows();
     $("studio-poll-live").hidden = !card;
     $("studio-poll-close").hidden = !open;
-    $("studio-poll-close").disabled = state.ended;
+    // A poll left open when the show ended can still be closed.
+    $("studio-poll-close").disabled = false;
     $("studio-poll-show").hidden = !open || Boolean(card?.results_shown);
     $("studio-poll-show").disabled = state.ended;
     $("studio-poll-shown").hidden = !open || !card?.results_shown;
