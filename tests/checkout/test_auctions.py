@@ -750,3 +750,83 @@ def test_the_card_setup_endpoint_saves_a_card_for_a_signed_in_buyer(
     assert body["setup_intent_id"].startswith("seti_")
     assert body["saved_card"]["last4"] == "4242"
     assert SavedCard.objects.get(user=user).usable
+
+
+def test_a_declined_charges_webhook_leaves_the_order_payable_in_the_sheet(
+    live_show, products, host, make_user, stripe_settings, settings, sent
+):
+    """Stripe reports the declined off-session charge: the order stays
+    reserved, the winner pays it in the sheet as any order, and the sale is
+    settled paid on the next pass."""
+    import json
+
+    from checkout.services import Buyer, order_pay
+    from checkout.webhooks import webhook_receive
+    from tests.checkout.conftest import sign
+
+    auction = start(live_show, host, products[1])
+    ann = stripe_bidder(make_user, "Ann", "pm_card_chargeCustomerFail")
+    auction_bid(show=live_show, user=ann, auction_id=auction.pk, amount_minor=1000)
+    end_now(auction)
+    auction_close(auction_id=auction.pk)
+    auction.refresh_from_db()
+    order = Order.objects.get()
+    assert auction.charge_intent_id.startswith("pi_")
+    payload = json.dumps(
+        {
+            "id": "evt_auction_declined",
+            "type": "payment_intent.payment_failed",
+            "data": {
+                "object": {
+                    "object": "payment_intent",
+                    "id": auction.charge_intent_id,
+                    "status": "requires_payment_method",
+                    "amount": 1000,
+                    "currency": "eur",
+                    "metadata": {"auction_order": str(order.public_id)},
+                    "last_payment_error": {"code": "card_declined"},
+                }
+            },
+        }
+    ).encode()
+    webhook_receive(
+        payload=payload, signature=sign(payload, settings.STRIPE_WEBHOOK_SECRET)
+    )
+    order.refresh_from_db()
+    assert order.status == "reserved"
+    paid = order_pay(order=order, buyer=Buyer(user=ann), method="test")
+    assert paid.outcome == "paid"
+    assert auction_close_due() >= 1
+    auction.refresh_from_db()
+    assert auction.settlement == "paid"
+    assert [e["outcome"] for e in of_type(sent, "auction.settled")] == ["paid"]
+
+
+def test_a_winner_who_cancels_passes_the_unit_to_the_next_bidder(
+    live_show, products, host, make_user, stripe_settings, mic, sent
+):
+    """The cancelled order gave the unit back to stock: the offer takes it
+    again, once."""
+    from checkout.services import order_cancel
+
+    auction = start(live_show, host, products[1])
+    ann = stripe_bidder(make_user, "Ann", "pm_card_chargeCustomerFail")
+    bob = stripe_bidder(make_user, "Bob")
+    auction_bid(show=live_show, user=bob, auction_id=auction.pk, amount_minor=1000)
+    auction_bid(show=live_show, user=ann, auction_id=auction.pk, amount_minor=1500)
+    end_now(auction)
+    auction_close(auction_id=auction.pk)
+    first = Order.objects.get()
+    order_cancel(order=first)
+    mic.refresh_from_db()
+    assert mic.stock_available == 10
+    auction_settle(auction_id=auction.pk)
+    second = Order.objects.exclude(pk=first.pk).get()
+    assert (second.buyer_id, second.total_minor, second.status) == (
+        bob.pk,
+        1000,
+        "paid",
+    )
+    mic.refresh_from_db()
+    assert mic.stock_available == 9
+    assert of_type(sent, "auction.offered")[0]["to"] == "Bob"
