@@ -59,8 +59,8 @@ def open_claims(
     *, show: Show, user: User, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """The user's claims in ``show`` that still hold stock, as ``claim_card``
-    (one query; four with a claim: its lines, their products' options and
-    the saved card)."""
+    (one query; four more with a claim: its lines and variants, their
+    products' options and the saved card)."""
     now = now or timezone.now()
     orders = list(
         Order.objects.filter(
@@ -114,7 +114,7 @@ def room_claims(*, show: Show, user: User | None = None) -> dict[str, Any]:
     [{product_id, keyword}], pinned or not: the page shows the hint under
     the pinned ones) and, for a signed-in viewer, their held claims
     (``mine``); null when there is neither, so the page loads nothing for
-    it. One query, and one more for a signed-in viewer (three more with a
+    it. One query, and one more for a signed-in viewer (four more with a
     claim)."""
     now = timezone.now()
     keywords = [

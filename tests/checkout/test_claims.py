@@ -374,3 +374,17 @@ def test_200_keyword_claims_for_5_units_make_exactly_5_holds(
     assert held.count() == 5
     assert Order.objects.filter(source="comment").count() == 5
     assert {str(h.order.public_id) for h in held} == {r for k, r in outcomes if r}
+
+
+def test_the_snapshot_part_reads_one_query_and_a_few_more_for_a_claimer(
+    sold, viewer, stripe_settings, django_assert_num_queries
+):
+    """The room snapshot is a hot path: the keywords in one query, the
+    viewer's claims in one more, their cards (lines, options, card) in four."""
+    with django_assert_num_queries(1):
+        claim_cards.room_claims(show=sold, user=None)
+    with django_assert_num_queries(2):
+        claim_cards.room_claims(show=sold, user=viewer)
+    claim_from_chat(show=sold, user=viewer, text="SOLD")
+    with django_assert_num_queries(6):
+        claim_cards.room_claims(show=sold, user=viewer)
