@@ -29,6 +29,7 @@ const state = {
   closedTimer: null,
   tick: null,
   styled: false,
+  bidIn: new Set(), // the auctions this viewer has bid in
 };
 
 // --- The server's clock ---------------------------------------------------------
@@ -124,10 +125,13 @@ function savedCardLabel() {
   return (typeof saved === "string" ? saved : saved?.label) || "";
 }
 
+/** Whether the leader named by the server is this viewer: their display
+ *  name, and only once they have bid in this auction (a namesake who never
+ *  bid is not told they lead). */
 function isMe(name, id) {
   if (!state.me) return false;
   if (id != null) return id === state.me.id;
-  return name != null && name === state.me.name;
+  return name != null && name === state.me.name && state.bidIn.has(state.card?.id);
 }
 
 // --- Drawing ---------------------------------------------------------------------------
@@ -286,6 +290,7 @@ function setCard(card, { fromSnapshot = false } = {}) {
   if (!card) return;
   heardServerNow(card);
   if (fromSnapshot) {
+    if (card.my_max_minor != null || (state.me && (card.history || []).some((b) => b.bidder === state.me.name))) state.bidIn.add(card.id);
     state.cardSaved = Boolean(card.card_saved);
     state.myMax = card.my_max_minor != null ? { minor: card.my_max_minor, text: written(card.my_max, card.my_max_minor) } : null;
   }
@@ -397,6 +402,8 @@ const handlers = {
     if (!sent) return;
     state.pending.delete(e.ref);
     showError("");
+    const card = state.card;
+    if (card?.status === "running") setLeading(isMe(card.leader, card.leader_id), written(card.current, card.current_minor));
     render();
   },
   error(e) {
@@ -422,6 +429,7 @@ function send(message, kind) {
     return;
   }
   state.pending.set(ref, { kind });
+  if (message.auction_id != null) state.bidIn.add(message.auction_id);
   // A lost answer must not leave the button off for good.
   setTimeout(() => {
     if (state.pending.delete(ref)) render();
