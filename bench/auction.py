@@ -303,14 +303,18 @@ class Bidder:
         self.ping_sent = 0.0
         self.pong: asyncio.Future[tuple[float, float]] | None = None
         self.lost = False
+        self.ready = asyncio.Event()
         self.reader: asyncio.Task[None] | None = None
 
-    async def connect(self, base: str, slug: str, attempts: int = 5) -> None:
-        """Open the socket; a refused handshake is tried again after a pause,
-        as the page reconnects (counted in ``Room.connect_retries``)."""
+    async def connect(self, base: str, slug: str, attempts: int = 6) -> None:
+        """Open the socket and wait for its snapshot; a refused handshake or a
+        socket closed before its snapshot (4503: the database did not answer
+        in time) is tried again after a pause, as the page reconnects
+        (counted in ``Room.connect_retries``)."""
         import websockets
 
         for attempt in range(attempts):
+            self.lost, self.ready = False, asyncio.Event()
             try:
                 self.ws = await websockets.connect(
                     f"{base}/ws/shows/{slug}/",
@@ -321,13 +325,22 @@ class Bidder:
                     max_size=None,
                     open_timeout=60,
                 )
-                break
             except (websockets.InvalidStatus, OSError) as exc:
-                self.room.connect_retries[str(exc)[:80]] += 1
-                if attempt == attempts - 1:
-                    raise
-                await asyncio.sleep(0.5 * 2**attempt)
-        self.reader = asyncio.create_task(self.read())
+                why = str(exc)[:80]
+            else:
+                self.reader = asyncio.create_task(self.read())
+                waiting = asyncio.create_task(self.ready.wait())
+                await asyncio.wait(
+                    [waiting, self.reader], return_when=asyncio.FIRST_COMPLETED
+                )
+                if self.ready.is_set():
+                    return
+                waiting.cancel()
+                why = f"closed {self.ws.close_code} before the snapshot"
+            self.room.connect_retries[why] += 1
+            if attempt == attempts - 1:
+                raise ConnectionError(f"{self.name}: {why}")
+            await asyncio.sleep(0.5 * 2**attempt)
 
     async def read(self) -> None:
         import websockets
@@ -400,6 +413,7 @@ class Bidder:
         if kind == "snapshot":
             self.last_seq = event["seq"]
             self.show_card(event.get("auction"))
+            self.ready.set()
         elif kind in ("ack", "error") and event.get("ref") in self.waiting:
             answer, done = self.waiting.pop(event["ref"])
             answer.ms = (time.perf_counter() - answer.sent) * 1000
@@ -415,14 +429,18 @@ class Bidder:
     async def measure_clock(self, pings: int = 3) -> None:
         """The server clock's offset from this one, from the ping with the
         shortest round trip (as NTP picks its samples)."""
+        import websockets
+
         best: tuple[float, float] | None = None
         for _ in range(pings):
             self.pong = asyncio.get_running_loop().create_future()
             self.ping_sent = time.time() * 1000
-            await self.ws.send(json.dumps({"type": "clock.ping", "t": self.ping_sent}))
             try:
+                await self.ws.send(
+                    json.dumps({"type": "clock.ping", "t": self.ping_sent})
+                )
                 server_now, back = await asyncio.wait_for(self.pong, 10)
-            except TimeoutError:
+            except (TimeoutError, ConnectionError, websockets.ConnectionClosed):
                 continue
             rtt = back - self.ping_sent
             if best is None or rtt < best[0]:
@@ -433,14 +451,18 @@ class Bidder:
     async def send(
         self, ref: int, message: dict[str, Any], kind: str, value: int
     ) -> Answer:
+        """Send one message with ``ref`` and wait for its answer (up to 30 s;
+        ``no_answer`` when none came or the socket was gone)."""
+        import websockets
+
         answer = Answer(kind=kind, value=value, sent=time.perf_counter())
         done = asyncio.get_running_loop().create_future()
         self.waiting[ref] = (answer, done)
         self.answers.append(answer)
-        await self.ws.send(json.dumps({**message, "ref": ref}))
         try:
+            await self.ws.send(json.dumps({**message, "ref": ref}))
             await asyncio.wait_for(done, 30)
-        except TimeoutError:
+        except (TimeoutError, ConnectionError, websockets.ConnectionClosed):
             self.waiting.pop(ref, None)
             answer.code = "no_answer"
         return answer
