@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists
+from django.db.models import Exists, F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -53,6 +53,7 @@ from checkout.models import (
     Auction,
     AuctionMax,
     Bid,
+    Order,
     SavedCard,
 )
 from checkout.money import Money
@@ -666,11 +667,21 @@ def auction_close_due(*, now: datetime | None = None, show: Show | None = None) 
         if auction_close(auction_id=auction_id, now=now) is None:
             done += 1
     if show is None:
-        unsettled = Auction.objects.filter(
-            status=Auction.Status.CLOSED,
-            outcome=Auction.Outcome.SOLD,
-            settlement="",
-        ).values_list("pk", flat=True)[:200]
+        # Only sales with something to do: a charge never tried, a deadline
+        # passed, or an order that moved on (paid in the sheet, or closed).
+        unsettled = (
+            Auction.objects.filter(
+                status=Auction.Status.CLOSED,
+                outcome=Auction.Outcome.SOLD,
+                settlement="",
+            )
+            .filter(
+                Q(charged_round__lt=F("round"))
+                | Q(pay_by__lte=now)
+                | ~Q(order__status=Order.Status.RESERVED)
+            )
+            .values_list("pk", flat=True)[:200]
+        )
         for auction_id in list(unsettled):
             done += auction_settle(auction_id=auction_id, now=now)
     return done
