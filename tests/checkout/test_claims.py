@@ -388,3 +388,37 @@ def test_the_snapshot_part_reads_one_query_and_a_few_more_for_a_claimer(
     claim_from_chat(show=sold, user=viewer, text="SOLD")
     with django_assert_num_queries(6):
         claim_cards.room_claims(show=sold, user=viewer)
+
+
+def test_a_posted_product_is_claimed_to_the_saved_address_with_its_shipping(
+    sold, viewer, brand, stripe_settings, sent
+):
+    """Where the brand delivers, the claim uses the viewer's saved address and
+    the card's amount includes shipping; without a saved address it is
+    refused, saying how to give one."""
+    from checkout.addresses import address_clean
+    from checkout.models import OrderAddress
+    from checkout.services import delivery
+
+    delivery.shipping_zone_set(
+        brand=brand, name="Europe", countries=["DE"], rate_minor=490, currency="EUR"
+    )
+    refused = refusal(sold, viewer, "SOLD")
+    assert refused.code == "address_required"
+    assert "Buy" in refused.message
+    delivery.saved_address_set(
+        user=viewer,
+        address=address_clean(
+            {
+                "name": "Ana Vogel",
+                "line1": "Torstraße 1",
+                "postal_code": "10119",
+                "city": "Berlin",
+                "country": "DE",
+            }
+        ),
+    )
+    claim = claim_from_chat(show=sold, user=viewer, text="SOLD")
+    assert claim.order.total_minor == 8900 + 490
+    assert claim.card["amount"]["en"] == "€93.90"
+    assert OrderAddress.objects.get(order=claim.order).city == "Berlin"

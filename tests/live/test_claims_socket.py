@@ -123,6 +123,26 @@ async def test_sold_sold_makes_one_hold_and_tells_the_second_which(
     assert await database_sync_to_async(Order.objects.count)() == 1
 
 
+async def test_a_flood_of_keywords_is_limited_as_chat_and_holds_one(
+    connect, live_show, mic_sold, viewer, stripe_settings
+):
+    """Ten "SOLD" at once from one viewer: the chat's own rate limit refuses
+    those past its burst (they claim nothing), the first holds one, the other
+    claims that went through are told they hold one already."""
+    socket = await connect(live_show, viewer)
+    refs = [await socket.send("chat.send", text="SOLD") for _ in range(10)]
+    replies = [await socket.reply(ref) for ref in refs]
+    limited = [r for r in replies if r["type"] == "error"]
+    assert limited
+    assert {r["code"] for r in limited} == {"rate_limited"}
+    passed = len(replies) - len(limited)
+    await socket.wait_for("claim.held")
+    for _ in range(passed - 1):
+        refused = await socket.wait_for("claim.refused")
+        assert refused["code"] == "already_claimed"
+    assert await database_sync_to_async(Order.objects.count)() == 1
+
+
 async def test_only_the_brands_staff_set_keywords(
     connect, live_show, products, host, moderator, viewer
 ):
