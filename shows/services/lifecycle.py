@@ -12,6 +12,7 @@ from django.utils import timezone
 from realtime import events
 from shows.exceptions import InvalidInput, InvalidTransition, SlugTaken
 from shows.models import Brand, LineupItem, Product, Show, User
+from shows.services import polls
 from shows.services.workspace import Capability, require
 
 
@@ -182,9 +183,14 @@ def show_go_live(*, show: Show, user: User | None) -> Show:
 
 
 def show_end(*, show: Show, reason: str = "") -> Show:
-    """End a live show. Ending a show that never started (or already ended)
-    raises ``InvalidTransition``. Broadcasts ``show.status`` (with ``reason``
-    when given: ``abandoned`` when the sweeper ended it)."""
-    return _show_transition(
-        show, source=Show.Status.LIVE, target=Show.Status.ENDED, reason=reason
-    )
+    """End a live show, and its open poll. Ending a show that never started (or
+    already ended) raises ``InvalidTransition``. Broadcasts ``show.status``
+    (with ``reason`` when given: ``abandoned`` when the sweeper ended it) and
+    ``poll.closed`` when a poll was open."""
+    with transaction.atomic():
+        show = _show_transition(
+            show, source=Show.Status.LIVE, target=Show.Status.ENDED, reason=reason
+        )
+        # An open poll closes with the show, its final counts to the room.
+        polls.poll_close_for_show(show=show)
+    return show

@@ -245,6 +245,19 @@ def test_the_show_ending_closes_its_open_poll(live_show, host, make_user):
     assert polls.poll_close_for_show(show=live_show) is None
 
 
+def test_ending_the_show_closes_its_open_poll_with_the_final_counts(
+    live_show, host, make_user
+):
+    """``show_end`` closes the poll in the same transaction: the room gets
+    ``show.status`` and then ``poll.closed`` with the counts."""
+    poll = _open(live_show, host)
+    polls.poll_vote(show=live_show, poll_id=poll.pk, option=0, user=make_user())
+    lifecycle.show_end(show=live_show)
+    poll.refresh_from_db()
+    assert poll.closed_at is not None
+    assert live_show.status == "ended"
+
+
 def test_the_results_broadcast_is_one_query_and_ephemeral(
     live_show,
     host,
