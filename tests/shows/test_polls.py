@@ -248,8 +248,7 @@ def test_the_show_ending_closes_its_open_poll(live_show, host, make_user):
 def test_ending_the_show_closes_its_open_poll_with_the_final_counts(
     live_show, host, make_user
 ):
-    """``show_end`` closes the poll in the same transaction: the room gets
-    ``show.status`` and then ``poll.closed`` with the counts."""
+    """``show_end`` closes the show's open poll too (in its transaction)."""
     poll = _open(live_show, host)
     polls.poll_vote(show=live_show, poll_id=poll.pk, option=0, user=make_user())
     lifecycle.show_end(show=live_show)
