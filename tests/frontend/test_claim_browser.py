@@ -129,6 +129,10 @@ def test_the_host_sets_sold_a_viewer_claims_it_in_the_chat_and_pays_in_one_tap(
             "#room-claim .claim-card[data-status='paid']", timeout=15000
         )
         assert "Paid" in buyer.inner_text("#room-claim .claim-say")
+        said = poll(
+            buyer, "document.querySelector('#room-claim .claim-live').textContent"
+        )
+        assert said.startswith("Paid")
         claim = Order.objects.get(buyer=rita, source="comment")
         assert claim.status == Order.Status.PAID
         assert claim.total_minor == 8900
@@ -185,7 +189,12 @@ def test_a_refused_claim_says_why_in_a_status_line(
         say_in_chat(page, "SOLD")
         page.wait_for_selector("#room-claim .claim-note", timeout=15000)
         assert page.inner_text("#room-claim .claim-note").startswith("Sold out")
-        assert page.get_attribute("#room-claim .claim-note", "role") == "status"
+        # Said once more in the claim's one live region, for screen readers.
+        assert page.get_attribute("#room-claim .claim-live", "role") == "status"
+        said = poll(
+            page, "document.querySelector('#room-claim .claim-live').textContent"
+        )
+        assert said.startswith("Sold out")
         assert not Order.objects.exists()
     finally:
         page.context.close()

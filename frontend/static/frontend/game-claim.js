@@ -105,7 +105,7 @@ function cardNode(card) {
     });
     node.append(close);
   }
-  node.append(el("p", { className: "claim-say", id: `${id}-say`, role: "status", dataset: { kind: card.kind || "" } }, card.say || ""));
+  node.append(el("p", { className: "claim-say", id: `${id}-say`, dataset: { kind: card.kind || "" } }, card.say || ""));
   return node;
 }
 
@@ -122,7 +122,7 @@ function render() {
     for (const card of state.cards.values()) cards.append(cardNode(card));
     box.append(cards);
   }
-  if (state.note) box.append(el("p", { className: "claim-note", role: "status" }, state.note));
+  if (state.note) box.append(el("p", { className: "claim-note" }, state.note));
   if (!box.isConnected) root.prepend(box);
   root.hidden = !box.children.length;
   if (focused) root.querySelector(`[data-key="${focused}"]`)?.focus();
@@ -146,7 +146,22 @@ function tick() {
   if (ended) render();
 }
 
+// One live region for everything said (the cards are redrawn, and a region
+// drawn anew with its words is not read out).
+// Set on the next turn: after the redraw that may have just shown #room-claim.
+function announce(text) {
+  let region = root.querySelector(".claim-live");
+  if (!region) {
+    region = el("p", { className: "claim-live sr-only", role: "status", "aria-atomic": "true" });
+    root.append(region);
+  }
+  setTimeout(() => {
+    region.textContent = text;
+  }, 50);
+}
+
 function say(card, text, kind = "") {
+  announce(text);
   card.say = text;
   card.kind = kind;
   const node = document.getElementById(`claim-${card.order_id}-say`);
@@ -160,6 +175,7 @@ function close(card, status, text) {
   card.status = status;
   card.say = text || (status === "paid" ? t.paid : status === "expired" ? t.expired : t.closed);
   card.kind = status === "paid" ? "ok" : "error";
+  announce(card.say);
   setTimeout(() => {
     if (state.cards.get(card.order_id) === card && card.status === status && status !== "paid") {
       state.cards.delete(card.order_id);
@@ -170,6 +186,7 @@ function close(card, status, text) {
 
 let noteTimer = null;
 function showNote(text) {
+  announce(text);
   state.note = text;
   clearTimeout(noteTimer);
   noteTimer = setTimeout(() => {
@@ -260,6 +277,7 @@ const handlers = {
     syncClock(e);
     state.cards.set(e.order_id, { ...e, status: "held" });
     state.note = "";
+    announce(`${fill(t.title, { product: productLabel(e) })}. ${fill(t.heldFor, { time: clock(e.expires_at - serverNow()) })}`);
   },
   "claim.refused": (e) => showNote(e.message),
   "claim.made": chatLine,
@@ -281,6 +299,7 @@ function apply(event) {
 export default function start(eventsSoFar) {
   if (!root) return;
   loadStyles();
+  announce("");
   // Only the snapshot onward: a chat line is drawn once, after the chat
   // the snapshot filled in.
   const from = eventsSoFar.map((e) => e.type).lastIndexOf("snapshot");
