@@ -447,8 +447,12 @@ def test_the_viewer_card_has_no_serious_axe_violations(
         page, axe_script, f"auction, phone, {language}", "#room-auction"
     )
     page.set_viewport_size({"width": 1280, "height": 900})
+    # Leading (the button's own colours) and with the history filled.
+    page.locator("#auction-bid").click()
+    page.locator("#auction-bid[data-leading='1']").wait_for()
+    page.locator("#auction-history li:nth-child(2)").wait_for()
     problems += axe_problems(
-        page, axe_script, f"auction, desktop, {language}", "#room-auction"
+        page, axe_script, f"auction, desktop, leading, {language}", "#room-auction"
     )
     assert not problems, "\n".join(problems)
 
