@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from channels.db import database_sync_to_async
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 from django.utils.translation import gettext as _
 
 from checkout import claim_cards
@@ -34,6 +34,15 @@ KEYWORDS_SECONDS = 1.0
 _keywords: dict[int, tuple[float, frozenset[str]]] = {}
 
 
+def _in_thread(func: Any) -> Any:
+    """``database_sync_to_async(func)`` on a thread of its own on PostgreSQL
+    (one claim waiting on the payment provider does not hold up the
+    process's other database calls); SQLite takes one writer at a time."""
+    if connections["default"].vendor == "sqlite":
+        return database_sync_to_async(func)
+    return database_sync_to_async(func, thread_sensitive=False)
+
+
 def _known_keywords(show_id: int) -> frozenset[str]:
     return frozenset(claim_keywords.show_keywords(show_id=show_id))
 
@@ -42,7 +51,7 @@ async def _keywords_of(show_id: int) -> frozenset[str]:
     cached = _keywords.get(show_id)
     if cached is not None and time.monotonic() - cached[0] < KEYWORDS_SECONDS:
         return cached[1]
-    found: frozenset[str] = await database_sync_to_async(_known_keywords)(show_id)
+    found: frozenset[str] = await _in_thread(_known_keywords)(show_id)
     if len(_keywords) > 1000:
         _keywords.clear()
     _keywords[show_id] = (time.monotonic(), found)
@@ -60,7 +69,7 @@ async def on_chat(consumer: Any, text: str, ref: Any) -> None:
     try:
         if first not in await _keywords_of(consumer.show.pk):
             return
-        await database_sync_to_async(claim_from_chat)(
+        await _in_thread(claim_from_chat)(
             show=consumer.show, user=consumer.user, text=text
         )
     except ClaimRefused as refusal:
