@@ -23,7 +23,10 @@ from tests.conftest import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-LOCK_SECONDS = 3
+LOCK_SECONDS = 5
+# The nodes renew their locks every second (the report period); allowing for a
+# slow heartbeat, a dead node's lock lives at least this long after its death.
+LOCK_OUTLIVES_NODE = LOCK_SECONDS - 2
 
 
 @dataclass
@@ -73,7 +76,7 @@ def media_nodes(names: list[str], tmp_path: Any) -> Iterator[list[Node]]:
             process.start()
             nodes.append(Node(name, f"http://127.0.0.1:{port}", process))
         for node in nodes:
-            if not node.process.ready.wait(timeout=30):
+            if not node.process.ready.wait(timeout=60):
                 pytest.fail(f"Daphne ({node.name}) did not start")
         yield nodes
     finally:
@@ -182,7 +185,7 @@ async def test_one_publisher_per_show_across_nodes_and_viewers_follow_the_origin
                 )
                 publishers.append(early)
                 assert early.status == 409
-                assert time.monotonic() - killed_at < LOCK_SECONDS * 2 / 3
+                assert time.monotonic() - killed_at < LOCK_OUTLIVES_NODE
 
                 taken = None
                 while time.monotonic() - killed_at < LOCK_SECONDS + 10:
@@ -198,8 +201,7 @@ async def test_one_publisher_per_show_across_nodes_and_viewers_follow_the_origin
                         break
                 assert taken is not None
                 assert taken.status == 201, taken.body
-                # A's last renewal was at most a third of the TTL before the kill.
-                assert time.monotonic() - killed_at >= LOCK_SECONDS * 2 / 3 - 0.1
+                assert time.monotonic() - killed_at >= LOCK_OUTLIVES_NODE
                 lock = redis_client.get(f"{prefix}:media:publisher:{show.slug}")
                 assert lock == b"media-b"
             finally:
