@@ -248,15 +248,16 @@ def _hold(*, show: Show, user: User, item: LineupItem, words: ChatWords) -> Clai
     show.refresh_from_db(fields=["status"])
     if show.status != Show.Status.LIVE:
         raise ShowNotLive()
-    variants = list(Variant.objects.filter(product=product).order_by("id"))
-    variant = claim_variant(
-        product=product, variants=variants, words=words.rest, keyword=item.claim_keyword
-    )
+    # First: a viewer who holds one is told so, whatever the words or stock.
     held = _open_claim(show=show, user=user, product_id=product.pk)
     if held is not None:
         raise ClaimRefused(
             AlreadyClaimed(), product_id=product.pk, order_id=str(held.public_id)
         )
+    variants = list(Variant.objects.filter(product=product).order_by("id"))
+    variant = claim_variant(
+        product=product, variants=variants, words=words.rest, keyword=item.claim_keyword
+    )
     try:
         placed = order_create(
             show=show,

@@ -422,3 +422,16 @@ def test_a_posted_product_is_claimed_to_the_saved_address_with_its_shipping(
     assert claim.order.total_minor == 8900 + 490
     assert claim.card["amount"]["en"] == "€93.90"
     assert OrderAddress.objects.get(order=claim.order).city == "Berlin"
+
+
+def test_a_viewer_holding_one_is_told_so_before_words_or_stock(
+    tee_show, viewer, stripe_settings
+):
+    """The second "+1" of a viewer who holds a Tee says they hold one, not
+    that the options need naming or that it sold out meanwhile."""
+    claim = claim_from_chat(show=tee_show.lineup_show, user=viewer, text="+1 blue")
+    Variant.objects.filter(product=tee_show).update(stock_available=0)
+    for text in ("+1", "+1 red", "+1 blue"):
+        refused = refusal(tee_show.lineup_show, viewer, text)
+        assert refused.code == "already_claimed"
+        assert refused.order_id == str(claim.order.public_id)
