@@ -627,3 +627,20 @@ def test_a_runner_up_offered_the_unit_after_the_card_is_gone_is_told_they_won(
     assert page.locator(".auction-main").is_hidden()
     assert page.locator("#auction-more").is_hidden()
     text_is(page, "#auction-say", "You won the auction for €20.00!", prefix=True)
+
+
+def test_buy_now_takes_the_unit_at_its_price_and_closes_the_auction(
+    stripe_settings, asgi_server, page, live_show, products, host, make_user
+):
+    ana = make_user("Ana")
+    assert saved_card_setup(user=ana).saved_card
+    auction = start(live_show, host, products[1], buy_now_minor=9000)
+    signed_in(page, asgi_server, ana)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_room(page, f"{asgi_server}/shows/{live_show.slug}/")
+    page.get_by_role("button", name="Buy now for €90.00").click()
+    text_is(page, "#auction-outcome", "Sold to Ana for €90.00", prefix=True)
+    assert page.locator("#auction-bid").is_hidden()
+    assert page.locator("#auction-buy-now").is_hidden()
+    auction.refresh_from_db()
+    assert (auction.outcome, auction.current_minor) == ("sold", 9000)
