@@ -769,10 +769,14 @@ async def drive(
             break
         await asyncio.sleep(0.05)
     note("closed")
-    # The winner's charge, then the room's settled event.
+    # The winner's charge: the room's settled event, the winner's own notice.
+    named = next((b.closed.get("winner") for b in everyone if b.closed), None)
+    winners = [b for b in everyone if b.name == named]
     settle_by = time.monotonic() + args.close_wait
     while time.monotonic() < settle_by:
-        if all(b.settled is not None for b in everyone if not b.lost):
+        if all(b.settled is not None for b in everyone if not b.lost) and all(
+            any(e.get("type") == "auction.won" for e in b.private) for b in winners
+        ):
             break
         await asyncio.sleep(0.05)
     note("settled")
