@@ -12,7 +12,7 @@ from shows.models import ChatMessage, Question, RoomAudit
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-def _payload(kind, *, product_id, question_id, message_id, user_id, merged_id):
+def _payload(kind, *, product_id, question_id, message_id, user_id, merged_id, game):
     return {
         "question.answer": {"question_id": question_id, "text": "Yes"},
         "question.dismiss": {"question_id": question_id},
@@ -22,7 +22,63 @@ def _payload(kind, *, product_id, question_id, message_id, user_id, merged_id):
         "chat.delete": {"message_id": message_id},
         "user.restrict": {"user_id": user_id, "kind": "timeout", "seconds": 60},
         "show.slow_mode": {"seconds": 5},
+        # The live games (docs/games.md).
+        "auction.start": {
+            "product_id": product_id,
+            "start_minor": 1000,
+            "duration_seconds": 60,
+        },
+        "auction.cancel": {"auction_id": game},
+        "giveaway.start": {"prize": "A mug", "duration_seconds": 60},
+        "giveaway.draw": {"giveaway_id": game},
+        "giveaway.redraw": {"giveaway_id": game},
+        "giveaway.cancel": {"giveaway_id": game},
+        "poll.open": {"question": "Which colour?", "options": ["Red", "Blue"]},
+        "poll.close": {"poll_id": game},
+        "poll.show_results": {"poll_id": game},
+        "claim.keyword": {"product_id": product_id, "keyword": "SOLD"},
     }[kind]
+
+
+def _game_for(kind, *, show, host, players, product_id):
+    """What a game action acts on, made by a host beforehand: a running
+    auction, an open (or, to redraw, a drawn and unclaimed) giveaway, an open
+    poll. None for the other types."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from checkout.services import auctions
+    from shows.models import GiveawayDraw
+    from shows.services import giveaways, polls
+
+    if kind == "auction.cancel":
+        return auctions.auction_start(
+            show=show,
+            user=host,
+            product_id=product_id,
+            start_minor=1000,
+            duration_seconds=60,
+        ).pk
+    if kind.startswith("giveaway.") and kind != "giveaway.start":
+        giveaway = giveaways.giveaway_start(
+            show=show, user=host, prize="A mug", duration_seconds=60
+        )
+        if kind == "giveaway.redraw":
+            for player in players:
+                giveaways.giveaway_enter(
+                    show=show, user=player, giveaway_id=giveaway.pk
+                )
+            giveaways.giveaway_draw(show=show, user=host, giveaway_id=giveaway.pk)
+            GiveawayDraw.objects.filter(giveaway=giveaway).update(
+                claim_by=timezone.now() - timedelta(seconds=1)
+            )
+        return giveaway.pk
+    if kind in ("poll.close", "poll.show_results"):
+        return polls.poll_open(
+            show=show, actor=host, question="Which colour?", options=["Red", "Blue"]
+        ).pk
+    return None
 
 
 def test_every_host_only_type_is_in_the_matrix():
@@ -35,6 +91,16 @@ def test_every_host_only_type_is_in_the_matrix():
         "chat.delete",
         "user.restrict",
         "show.slow_mode",
+        "auction.start",
+        "auction.cancel",
+        "giveaway.start",
+        "giveaway.draw",
+        "giveaway.redraw",
+        "giveaway.cancel",
+        "poll.open",
+        "poll.close",
+        "poll.show_results",
+        "claim.keyword",
     }
 
 
@@ -64,6 +130,7 @@ def room_state(live_show, products, make_user):
         "message": message,
         "question": question,
         "merged": merged,
+        "players": [author, make_user("Player")],
     }
 
 
@@ -81,11 +148,18 @@ def actors(viewer, other_brand_host, moderator, host):
 @pytest.mark.parametrize("kind", HOST_ONLY_TYPES)
 @pytest.mark.parametrize("who", ["anonymous", "viewer", "other_brand_host"])
 async def test_host_only_messages_are_refused_to_everyone_else(
-    actors, connect, live_show, products, room_state, kind, who
+    actors, connect, live_show, products, room_state, kind, who, host
 ):
     user = actors[who]
     socket = await connect(live_show, user)
-    pid = products[0].pk if kind == "product.pin" else products[1].pk
+    pid = products[0].pk if kind in ("product.pin", "auction.start") else products[1].pk
+    game = await database_sync_to_async(_game_for)(
+        kind,
+        show=live_show,
+        host=host,
+        players=room_state["players"],
+        product_id=products[1].pk,
+    )
     ref = await socket.send(
         kind,
         **_payload(
@@ -95,6 +169,7 @@ async def test_host_only_messages_are_refused_to_everyone_else(
             message_id=room_state["message"].pk,
             user_id=room_state["author"].pk,
             merged_id=room_state["merged"].pk,
+            game=game,
         ),
     )
     error = await socket.reply(ref)
@@ -124,11 +199,18 @@ async def test_host_only_messages_are_refused_to_everyone_else(
 @pytest.mark.parametrize("kind", HOST_ONLY_TYPES)
 @pytest.mark.parametrize("who", ["moderator", "host"])
 async def test_hosts_and_moderators_may_send_host_only_messages(
-    actors, connect, live_show, products, room_state, kind, who
+    actors, connect, live_show, products, room_state, kind, who, host
 ):
     staff = actors[who]
     socket = await connect(live_show, staff)
-    pid = products[0].pk if kind == "product.pin" else products[1].pk
+    pid = products[0].pk if kind in ("product.pin", "auction.start") else products[1].pk
+    game = await database_sync_to_async(_game_for)(
+        kind,
+        show=live_show,
+        host=host,
+        players=room_state["players"],
+        product_id=products[1].pk,
+    )
     ref = await socket.send(
         kind,
         **_payload(
@@ -138,6 +220,7 @@ async def test_hosts_and_moderators_may_send_host_only_messages(
             message_id=room_state["message"].pk,
             user_id=room_state["author"].pk,
             merged_id=room_state["merged"].pk,
+            game=game,
         ),
     )
     reply = await socket.reply(ref)
