@@ -3,6 +3,7 @@ settings (``manage.py check --deploy``, refusing to start without secrets)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -144,3 +145,11 @@ def test_collectstatic_with_production_storage_succeeds(tmp_path):
     assert manifest.exists()
     assert "frontend/app.css" in manifest.read_text()
     assert list((tmp_path / "static" / "frontend").glob("app.*.css.gz"))
+    # A module imports the room by the hashed name the page loads it by, so
+    # the room (and its socket) exists once.
+    files = json.loads(manifest.read_text())["paths"]
+    room = files["frontend/room.js"].removeprefix("frontend/")
+    for module in ("frontend/game-auction.js", "frontend/checkout.js"):
+        text = (tmp_path / "static" / files[module]).read_text()
+        assert f'from "./{room}"' in text, module
+        assert 'from "./room.js"' not in text, module
