@@ -487,8 +487,8 @@ def test_a_winner_whose_card_failed_pays_the_order_in_the_buy_sheet(
     stripe_settings, asgi_server, page, live_show, products, host, make_user
 ):
     """``auction.won`` ``pay_now``: the deadline in words, and Pay now opens
-    the buy sheet on that very order (today through the sheet's own resume
-    path, ``?order=<id>``, as nothing handles ``showfloor:pay-order`` yet)."""
+    the buy sheet on that very order in the page, without a reload (the
+    sheet's loader takes ``showfloor:pay-order``)."""
     ann = make_user("Ann")
     assert saved_card_setup(
         user=ann, test_payment_method="pm_card_chargeCustomerFail"
@@ -517,6 +517,7 @@ def test_a_winner_whose_card_failed_pays_the_order_in_the_buy_sheet(
     assert page.inner_text("#auction-won-text") == (
         f"You won {products[1].name} for €30.00! Pay now before {pay_by}."
     )
+    page.evaluate("window.__samePage = true")
     pay.click()
     sheet = page.locator("#buy-sheet")
     sheet.wait_for(state="visible", timeout=30_000)
@@ -526,6 +527,8 @@ def test_a_winner_whose_card_failed_pays_the_order_in_the_buy_sheet(
         str(order.public_id),
         timeout=30,
     )
+    assert page.evaluate("window.__samePage === true")
+    assert "order=" not in page.url
 
 
 def test_the_studio_part_has_no_serious_axe_violations_in_german(

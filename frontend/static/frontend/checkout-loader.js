@@ -10,6 +10,7 @@ const on = (type, fn, node = document) => node.addEventListener(type, fn, { sign
 const kept = new Map(); // the latest event per sale, option, order…, in order
 const adds = [];
 let buy = null; // the last Buy only: one sheet
+let payOrder = null; // a won auction's order to pay (game-auction.js)
 let bag = false;
 let loading = null;
 
@@ -30,6 +31,7 @@ function load() {
         stop.abort();
         replay([...kept.values()]);
         if (buy) send("showfloor:buy", buy);
+        if (payOrder) send("showfloor:pay-order", payOrder);
         for (const detail of adds.splice(0)) send("showfloor:bag-add", detail);
         if (bag) $("room-bag").click();
       },
@@ -82,6 +84,11 @@ if ($("buy-sheet") && config.show) {
   });
   on("showfloor:bag-add", (e) => {
     adds.push(e.detail || {});
+    load();
+  });
+  on("showfloor:pay-order", (e) => {
+    e.preventDefault(); // handled: the sheet opens once loaded
+    payOrder = e.detail || {};
     load();
   });
   const button = $("room-bag");

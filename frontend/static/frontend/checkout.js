@@ -9,7 +9,9 @@
 // The show page imports it on first need (checkout-loader.js), and hands it
 // the room's events it missed through `replay`; the embed and replay load it.
 // `showfloor:buy` with `orderId` opens on that held order (a chat claim,
-// game-claim.js) and leaves it to its hold when the sheet is closed.
+// game-claim.js) and leaves it to its hold when the sheet is closed;
+// `showfloor:pay-order` {orderId} opens on one of the buyer's orders as the
+// server has it (a won auction, game-auction.js).
 
 import { el, embedToken, fill, formatPrice, readStrings } from "./room.js";
 
@@ -755,7 +757,7 @@ function initSheet(sheet) {
     }
   }
 
-  async function returned() {
+  function returned() {
     // Back from a bank's page (iDEAL, Bancontact, 3-D Secure): the URL names
     // the order; the server asks Stripe and records what happened. Nothing
     // Stripe added to the URL is trusted.
@@ -766,6 +768,12 @@ function initSheet(sheet) {
     for (const name of ["payment_intent", "payment_intent_client_secret", "redirect_status"]) params.delete(name);
     const rest = params.toString();
     history.replaceState(null, "", `${window.location.pathname}${rest ? `?${rest}` : ""}${window.location.hash}`);
+    payOrder(id);
+  }
+
+  async function payOrder(id) {
+    // The sheet on one of this buyer's orders, read fresh from the server:
+    // after a bank's page, or a won auction's "Pay now" (game-auction.js).
     let answer;
     try {
       answer = await call(`/api/orders/${id}/refresh`, {});
@@ -800,6 +808,10 @@ function initSheet(sheet) {
   }
 
   document.addEventListener("showfloor:buy", (e) => open(e.detail || {}));
+  document.addEventListener("showfloor:pay-order", (e) => {
+    e.preventDefault();
+    if (e.detail?.orderId) payOrder(String(e.detail.orderId));
+  });
   document.addEventListener("showfloor:bag-add", (e) => {
     const detail = e.detail || {};
     const report = (text, kind) => {

@@ -523,9 +523,9 @@ async function saveCard() {
 function payWon() {
   const w = state.won;
   if (!w) return;
-  // checkout.js opens the buy sheet for this order when it handles
-  // `showfloor:pay-order` (it calls preventDefault). Until then, the page's
-  // own resume path: `?order=<id>` makes checkout.js open and pay that order.
+  // The buy sheet (checkout.js, or its loader until it is here) opens on this
+  // order and calls preventDefault. A page without the sheet's scripts
+  // falls back on their resume path: `?order=<id>` opens and pays it.
   const event = new CustomEvent("showfloor:pay-order", { detail: { orderId: w.order_id }, cancelable: true });
   if (document.dispatchEvent(event)) {
     const url = new URL(window.location.href);
