@@ -335,6 +335,10 @@ def auction_settle(*, auction_id: int, now: datetime | None = None) -> int:
             return 0
         order = Order.objects.select_for_update().get(pk=int(auction.order_id or 0))
         if order.status in (S.PAID, S.FULFILLED, S.REFUNDED):
+            # Whoever settles tells the winner (this pass may come between
+            # the charge's order_mark_paid and its own _paid): once, as the
+            # row lock lets only one of them settle.
+            _won(auction, order, "paid")
             _settle_locked(auction, Auction.Settlement.PAID, now)
             return 1
         if order.status == S.RESERVED:

@@ -567,6 +567,34 @@ def test_when_nobody_pays_the_sale_settles_unpaid_and_the_unit_returns(
     assert Payment.objects.filter(status="succeeded").count() == 0
 
 
+def test_the_winner_is_told_once_when_the_sweeper_settles_between_charge_and_notice(
+    live_show, products, host, make_user, stripe_settings, mic, sent, monkeypatch
+):
+    """The sweeper's pass may find the order paid before the charge's own
+    ``_paid`` ran: whichever settles tells the winner, exactly once."""
+    from checkout.services import auction_sales
+
+    auction = start(live_show, host, products[1])
+    ann = stripe_bidder(make_user, "Ann")
+    auction_bid(show=live_show, user=ann, auction_id=auction.pk, amount_minor=1000)
+    end_now(auction)
+    original = auction_sales._paid
+    sweeps: list[int] = []
+
+    def sweep_first(auction_id, *, notify):
+        # The sweeper runs right after order_mark_paid, before this notice.
+        sweeps.append(auction_settle(auction_id=auction_id))
+        original(auction_id, notify=notify)
+
+    monkeypatch.setattr(auction_sales, "_paid", sweep_first)
+    auction_close(auction_id=auction.pk)
+    assert sweeps == [1]
+    auction.refresh_from_db()
+    assert auction.settlement == "paid"
+    assert [e["status"] for e in of_type(sent, "auction.won")] == ["paid"]
+    assert [e["outcome"] for e in of_type(sent, "auction.settled")] == ["paid"]
+
+
 def test_saving_a_card_before_bidding_keeps_it_for_off_session_use(
     make_user, stripe_settings
 ):
