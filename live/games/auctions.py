@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from datetime import datetime
@@ -22,11 +23,12 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.db import DatabaseError, close_old_connections
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from checkout import auction_cards, services
 from checkout.models import Auction
+from live.hub import core as hub_core
 from live.protocol import Refusal
 from live.protocol import id_field as _id
 from live.protocol import int_field as _int
@@ -50,6 +52,55 @@ _timers: dict[int, asyncio.Task[None]] = {}
 # show id → the running auction the last snapshot built here showed (written
 # from the snapshot's worker thread; read on the event loop).
 _running: dict[int, int] = {}
+# auction id → (the next amount as this process last heard it from the room's
+# events, that amount written out per language). It only grows while the
+# auction runs, so a bid below it would be refused under the lock too: it is
+# refused here, without a thread hop, a query or an audit row (in a storm
+# almost every bid is one of these).
+_floors: dict[int, tuple[int, dict[str, str]]] = {}
+
+
+# --- The next amount, from the room's events ------------------------------------
+
+
+def _heard(show_id: int, payload: str) -> None:
+    """Every ``auction.*`` event reaching this process's rooms (the hub)."""
+    try:
+        event = json.loads(payload)
+        kind = event["type"]
+        if kind == "auction.closed":
+            _floors.pop(int(event["auction_id"]), None)
+            return
+        source = event["auction"] if kind == "auction.started" else event
+        if kind not in ("auction.started", "auction.bid"):
+            return
+        auction_id = int(
+            source["id"] if kind == "auction.started" else source["auction_id"]
+        )
+        floor, written = source.get("next_minor"), source.get("next")
+    except (ValueError, KeyError, TypeError):
+        return
+    if not isinstance(floor, int) or not isinstance(written, dict):
+        return
+    known = _floors.get(auction_id)
+    if known is None or floor > known[0]:
+        if len(_floors) > 1000:
+            _floors.clear()
+        _floors[auction_id] = (floor, written)
+
+
+hub_core.WATCHERS.append(('"type":"auction.', _heard))
+
+
+def _below_floor(auction_id: int, offered: int) -> str | None:
+    """The refusal's message when ``offered`` is below the next amount this
+    process knows of, else None."""
+    known = _floors.get(auction_id)
+    if known is None or offered >= known[0]:
+        return None
+    _floor, written = known
+    amount = written.get(translation.get_language() or "en") or written.get("en", "")
+    return _("The next bid is at least %(next)s.") % {"next": amount}
 
 
 # --- The timer ----------------------------------------------------------------
@@ -272,6 +323,10 @@ async def auction_bid(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
     if (amount is None) == (maximum is None):
         raise Refusal("invalid", _("Send “amount_minor” or “max_minor”."))
     if _bid_limited(consumer, ref):
+        return
+    below = _below_floor(int(auction_id or 0), int(amount or maximum or 0))
+    if below is not None:
+        consumer._error(ref, "bid_too_low", below)
         return
     if await consumer._service(
         "auction.bid",

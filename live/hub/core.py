@@ -56,6 +56,10 @@ REACTION_WINDOW_SECONDS = 0.25
 RESUME_LIMIT = 500
 # How a pin's payload continues after its seq (``realtime.bus.with_seq``).
 PINNED = '"type":"product.pinned"'
+# (prefix of a persisted event's type, callback(show id, event json)): a game
+# that keeps a process-wide view of its state from the room's own events
+# (live/games/auctions.py: the next amount, to refuse a bid below it at once).
+WATCHERS: list[tuple[str, Callable[[int, str], None]]] = []
 DEGRADED_POLL_SECONDS = 0.5
 FILL_LIMIT = 2000
 # Close code for a dropped slow reader when the writer cannot abort TCP.
@@ -229,8 +233,12 @@ class Room:
     def _pass_on(self, seq: int | None, payload: str) -> None:
         if seq is not None:
             self.last_seq = seq
-            if payload.startswith(PINNED, payload.find(",") + 1):
+            start = payload.find(",") + 1
+            if payload.startswith(PINNED, start):
                 self._count_impressions(payload)
+            for prefix, watch in WATCHERS:
+                if payload.startswith(prefix, start):
+                    watch(self.show_id, payload)
         self.pending.append((seq, payload))
         if self.flush_handle is None:
             # Leading edge: a quiet room's event leaves almost at once;

@@ -173,6 +173,44 @@ async def test_bids_are_acknowledged_and_seen_by_the_room(
     assert (await socket.reply(ref))["code"] == "invalid"
 
 
+async def test_a_bid_below_the_next_amount_the_room_has_heard_is_refused_at_once(
+    connect, live_show, products, host, make_user, timers
+):
+    """Once this process's room has heard ``auction.bid`` (next €11.00), a
+    tap below it is refused ``bid_too_low`` in the viewer's language without
+    reaching the database (no refusal is audited for it); once the auction
+    closed, the server answers again (``auction_closed``)."""
+    from shows.models import RoomAudit
+
+    auction = await database_sync_to_async(started)(live_show, host, products)
+    ann = await database_sync_to_async(lambda: with_card(make_user("Ann")))()
+    bob = await database_sync_to_async(lambda: with_card(make_user("Bob")))()
+    first = await connect(live_show, ann)
+    second = await connect(live_show, bob)
+    ref = await first.send("auction.bid", auction_id=auction.pk, amount_minor=1000)
+    assert (await first.reply(ref))["type"] == "ack"
+    await second.wait_for("auction.bid")
+    assert game._floors[auction.pk][0] == 1100
+    ref = await second.send("auction.bid", auction_id=auction.pk, amount_minor=1000)
+    refused = await second.reply(ref)
+    assert refused["code"] == "bid_too_low"
+    assert "€11.00" in refused["message"]
+    audited = await database_sync_to_async(
+        lambda: RoomAudit.objects.filter(action="auction.bid").count()
+    )()
+    assert audited == 0
+    ref = await second.send("auction.bid", auction_id=auction.pk, amount_minor=1100)
+    assert (await second.reply(ref))["type"] == "ack"
+
+    cancel = await connect(live_show, host)
+    ref = await cancel.send("auction.cancel", auction_id=auction.pk)
+    assert (await cancel.reply(ref))["type"] == "ack"
+    await second.wait_for("auction.closed")
+    assert auction.pk not in game._floors
+    ref = await second.send("auction.bid", auction_id=auction.pk, amount_minor=1000)
+    assert (await second.reply(ref))["code"] == "auction_closed"
+
+
 async def test_a_bid_needs_an_account_and_a_saved_card(
     connect, live_show, products, host, make_user, timers
 ):
