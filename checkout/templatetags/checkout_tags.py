@@ -8,7 +8,7 @@ from django import template
 from django.conf import settings
 from django.utils import timezone, translation
 
-from checkout import selectors
+from checkout import auction_cards, selectors
 from checkout import stripe_gateway as gateway
 from checkout.services.sales import epoch_ms
 
@@ -75,3 +75,14 @@ def buy_sheet_config(context: template.Context) -> dict[str, Any]:
             language=translation.get_language() or "en",
         ),
     }
+
+
+@register.simple_tag
+def auction_increments(lineup: Any) -> dict[str, list[list[int]]]:
+    """The server's default bid steps (``[from, step]`` in minor units) for
+    each currency of the line-up: the studio shows them, and sends a table
+    only when the host edits it."""
+    currencies = {
+        variant.currency for item in lineup for variant in item.product.variants.all()
+    }
+    return {code: auction_cards.default_increments(code) for code in sorted(currencies)}

@@ -11,21 +11,10 @@ const root = $("studio-auction");
 const t = readStrings("studio-auction-i18n");
 const formats = readStrings("studio-auction-money");
 const language = document.documentElement.lang || "en";
-// The server's default table (eBay's, checkout/auction_cards.py), in
-// hundredths of the currency: [from, step]. Shown to the host; sent only
-// when edited, so the server's own table applies otherwise.
-const DEFAULT_STEPS = [
-  [0, 5],
-  [100, 25],
-  [500, 50],
-  [2500, 100],
-  [10000, 250],
-  [25000, 500],
-  [50000, 1000],
-  [100000, 2500],
-  [250000, 5000],
-  [500000, 10000],
-];
+// The server's default steps per currency ([from, step] in minor units,
+// checkout/auction_cards.py). Shown to the host; sent only when edited, so
+// the server's own table applies otherwise.
+const DEFAULT_STEPS = readStrings("studio-auction-steps");
 
 const state = {
   card: null,
@@ -89,15 +78,14 @@ function written(text, minor) {
 
 function fillSteps() {
   const code = currency();
-  const scale = 10 ** format(code).digits;
   const body = $("sa-steps");
   body.dataset.edited = "";
   body.replaceChildren(
-    ...DEFAULT_STEPS.map(([from, step], index) => {
+    ...(DEFAULT_STEPS[code] || []).map(([from, step], index) => {
       const row = el("tr");
       const n = index + 1;
-      const fromInput = el("input", { inputmode: "decimal", autocomplete: "off", "aria-label": fill(t.fromLabel, { n }), dataset: { part: "from" }, value: plainAmount(Math.floor((from * scale) / 100), code) });
-      const stepInput = el("input", { inputmode: "decimal", autocomplete: "off", "aria-label": fill(t.stepLabel, { n }), dataset: { part: "step" }, value: plainAmount(Math.max(1, Math.floor((step * scale) / 100)), code) });
+      const fromInput = el("input", { inputmode: "decimal", autocomplete: "off", "aria-label": fill(t.fromLabel, { n }), dataset: { part: "from" }, value: plainAmount(from, code) });
+      const stepInput = el("input", { inputmode: "decimal", autocomplete: "off", "aria-label": fill(t.stepLabel, { n }), dataset: { part: "step" }, value: plainAmount(step, code) });
       if (index === 0) fromInput.readOnly = true; // the table starts at zero
       const a = el("td");
       a.append(fromInput);
