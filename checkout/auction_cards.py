@@ -120,6 +120,9 @@ def price_state(auction: Auction) -> dict[str, Any]:
         "next_minor": upcoming,
         "next": written(upcoming, auction.currency),
         "leader": auction.leader_name or None,
+        # The leader's user id, as chat lines carry their author's: a page
+        # tells its own viewer from a namesake by it.
+        "leader_id": auction.leader_id,
         "bids": auction.bid_count,
         "ends_at": epoch_ms(auction.ends_at),
         "reserve_met": reserve_met(auction),
