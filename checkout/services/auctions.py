@@ -297,8 +297,8 @@ def _resolve(
             if price > auction.current_minor:
                 return [_Placed(user.pk, me, price, proxy=True)]
         return []
-    cap = amount_minor if amount_minor is not None else max_minor
-    assert cap is not None  # noqa: S101 - one of the two is given
+    # One of the two is given (the socket refuses a bid with neither).
+    cap = amount_minor if amount_minor is not None else int(max_minor or 0)
     if auction.leader_id is None:
         price = (
             amount_minor

@@ -700,15 +700,12 @@ def test_bidders_racing_in_threads_leave_the_highest_maximum_winning(
     assert auction.bid_count == len(amounts)
     end_now(auction)
     results = []
-    closers = [
-        threading.Thread(
-            target=lambda: (
-                results.append(auction_close(auction_id=auction.pk)),
-                connection.close(),
-            )
-        )
-        for _ in range(4)
-    ]
+
+    def close() -> None:
+        results.append(auction_close(auction_id=auction.pk))
+        connection.close()
+
+    closers = [threading.Thread(target=close) for _ in range(4)]
     for thread in closers:
         thread.start()
     for thread in closers:

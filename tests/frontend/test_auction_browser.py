@@ -261,7 +261,8 @@ def test_a_viewer_without_a_card_saves_one_before_the_first_bid(
     save.click()
     page.get_by_role("button", name="Bid €20.00").wait_for()
     assert SavedCard.objects.filter(user=cara).exclude(payment_method_id="").exists()
-    assert "Card saved" in page.inner_text("#auction-say")
+    # Said a moment later (a live region reads a change, not a first value).
+    text_is(page, "#auction-say", "Card saved", prefix=True)
 
 
 def test_a_signed_out_viewer_is_asked_to_log_in_to_bid(

@@ -200,6 +200,12 @@ def test_a_refused_claim_says_why_in_a_status_line(
         page.context.close()
 
 
+def template_gettext(msgid: str) -> str:
+    """A template's ``{% translate %}`` string with placeholders: catalogued
+    with its ``%`` doubled (as makemessages extracts it), read back single."""
+    return gettext(msgid.replace("%(", "%%(")).replace("%%", "%")
+
+
 @pytest.mark.parametrize(
     ("language", "amount"),
     [
@@ -240,9 +246,13 @@ def test_the_claim_speaks_the_viewers_language(
         assert page.get_attribute("html", "lang") == language
         page.wait_for_selector("#room-claim .claim-hint", timeout=15000)
         with translation.override(language):
-            hint = gettext("Type %(keyword)s in the chat to claim one: %(product)s")
-            line = gettext("%(name)s claimed one: %(product)s")
-            held = gettext("Held for you for %(time)s")
+            hint = template_gettext(
+                "Type %(keyword)s in the chat to claim one: %(product)s"
+            )
+            line = template_gettext("%(name)s claimed one: %(product)s")
+            held = template_gettext("Held for you for %(time)s")
+        if language != "en":
+            assert hint != "Type %(keyword)s in the chat to claim one: %(product)s"
         assert page.inner_text("#room-claim .claim-hint") == hint % {
             "keyword": "SOLD",
             "product": "Desk Mic",

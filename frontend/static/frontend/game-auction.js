@@ -338,6 +338,7 @@ const handlers = {
       next_minor: e.next_minor,
       next: e.next,
       leader: e.leader,
+      leader_id: e.leader_id,
       bids: e.bids,
       ends_at: e.ends_at ?? card.ends_at,
       reserve_met: e.reserve_met ?? card.reserve_met,
