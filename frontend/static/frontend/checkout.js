@@ -42,7 +42,12 @@ function initSheet(sheet) {
   const products = new Map((config.products || []).map((p) => [p.id, p]));
   const sales = new Map((config.sales || []).map((s) => [s.product_id, s]));
   // Server clock minus ours: sale and hold countdowns follow the server.
-  let offset = (config.server_now || Date.now()) - Date.now();
+  // `server_now` is when the page was served, which was when its response
+  // arrived here, not now: this module loads on the first Buy, maybe minutes
+  // later (checkout-loader.js).
+  const served = performance.getEntriesByType?.("navigation")?.[0];
+  const servedHere = served ? performance.timeOrigin + served.responseStart : Date.now();
+  let offset = config.server_now ? config.server_now - servedHere : 0;
   const now = () => Date.now() + offset;
   function syncClock(serverNow) {
     // Each answer carries the server's clock; the freshest estimate wins.
