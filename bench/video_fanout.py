@@ -23,6 +23,17 @@ CPU is measured with only the publisher and over the window; the HLS watcher
 first frame, so the delay is measured from the capture of its last frame (its
 first frame's stamp plus its duration), not only from the playlist's program
 date time. The last line is one JSON object.
+
+A real network: ``--loss PCT``, ``--jitter-ms MS`` (around a base one-way
+delay, ``--delay-ms``, 30 ms), ``--rate-kbit K`` and ``--outage-at S`` (1 s of
+nothing, S seconds into the window) put every viewer behind its own
+``bench/netshim.py`` relay. Counting viewers then keep aiortc's receive path
+(NACK, RTX, PLI, REMB) and count a frame when its jitter buffer has it
+complete, retransmitted packets included; the JSON adds ``freezes_over_500ms``
+(gaps between complete frames, per viewer, summed), ``recovery_ms`` (from the
+outage's end to the next complete frame, worst viewer) and the settings.
+
+    python bench/video_fanout.py --viewers 20 --loss 2 --jitter-ms 10
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import itertools
 import json
 import os
 import re
@@ -48,6 +60,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.netshim import HttpPost, Impairment, Relay, open_relay  # noqa: E402
 from bench.support import free_port  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -125,15 +138,118 @@ async def _ignore(packet: Any, arrival_time_ms: int) -> None:
     return None
 
 
-async def run_viewers(base: str, slug: str, count: int, decode: bool) -> None:
+# --- A real network between the viewers and the node (--loss, --jitter-ms,
+# --rate-kbit, --outage-at): each viewer plays through its own relay
+# (bench/netshim.py) in its own process.
+
+OUTAGE_SECONDS = 1.0
+FREEZE_SECONDS = 0.5
+
+
+def impairment(args: argparse.Namespace) -> Impairment | None:
+    """The shim's settings from the command line; None on a clean loopback.
+    The base one-way delay (``--delay-ms``, 30 ms) applies whenever the shim
+    is on; jitter, loss and the rate cap apply to the node-to-viewer
+    direction, loss and jitter also to the viewer's RTCP (NACK, PLI, REMB)."""
+    if not (
+        args.loss or args.jitter_ms or args.rate_kbit or args.outage_at is not None
+    ):
+        return None
+    return Impairment(
+        loss=args.loss / 100,
+        delay_ms=args.delay_ms,
+        jitter_ms=args.jitter_ms,
+        rate_kbit=args.rate_kbit,
+    )
+
+
+def count_complete_frames(player: Any, counter: FrameCounter) -> None:
+    """Through a lossy network a frame is complete once its retransmitted
+    packets are in: keep aiortc's receive path (NACKs, RTX, REMB, PLI) up to
+    its jitter buffer, which assembles frames, and count each frame it
+    releases instead of decoding it. (The clean-loopback counter above skips
+    all of that, for the cost figures.)"""
+    from live.media.aiortc_patches import FrameJitterBuffer
+
+    class CountingJitterBuffer(FrameJitterBuffer):
+        def add(self, packet: Any) -> tuple[bool, Any]:
+            pli_flag, frame = super().add(packet)
+            if frame is not None:
+                counter.arrivals.append(time.monotonic())
+            return pli_flag, None
+
+    for transceiver in player.pc.getTransceivers():
+        receiver = transceiver.receiver
+        if transceiver.kind == "video":
+            # aiortc's own capacity for video; the frame is released at its
+            # marker packet rather than when the next frame starts.
+            receiver._RTCRtpReceiver__jitter_buffer = CountingJitterBuffer(
+                capacity=512, is_video=True
+            )
+        else:
+            receiver._handle_rtp_packet = _ignore  # type: ignore[method-assign]
+
+
+def network_figures(
+    arrivals: list[list[float]], start: float, end: float, outage_end: float | None
+) -> dict[str, Any]:
+    """Freezes (gaps over half a second between complete frames, the window's
+    edges included) per viewer, summed; with an outage, the time from its end
+    to each viewer's next complete frame (the worst viewer's), and the
+    freezes other than the one the outage caused."""
+    freezes = besides_outage = 0
+    recoveries = []
+    for times in arrivals:
+        edges = [start, *times, end]
+        for before, after in itertools.pairwise(edges):
+            if after - before > FREEZE_SECONDS:
+                freezes += 1
+                if outage_end is None or not before <= outage_end <= after:
+                    besides_outage += 1
+        if outage_end is not None:
+            later = [t for t in times if t >= outage_end]
+            recoveries.append((later[0] - outage_end) * 1000 if later else None)
+    figures: dict[str, Any] = {"freezes_over_500ms": freezes}
+    if outage_end is not None:
+        figures["freezes_over_500ms_besides_outage"] = besides_outage
+        figures["recovery_ms"] = (
+            None if None in recoveries else round(max(recoveries), 1)  # type: ignore[type-var]
+        )
+        figures["viewers_not_recovered"] = recoveries.count(None)
+    return figures
+
+
+async def run_viewers(
+    base: str,
+    slug: str,
+    count: int,
+    decode: bool,
+    net: argparse.Namespace | None = None,
+) -> None:
     from live.media.clients import play
 
     players = []
     counters: list[FrameCounter] = []
-    for _ in range(count):
-        player = await play(http_post, f"{base}/live/{slug}/whep", stamps=decode)
+    link = impairment(net) if net is not None else None
+    relays: list[Relay] = []
+    for index in range(count):
+        post: HttpPost = http_post
+        if link is not None and net is not None:
+            # RTCP upstream is not rate-capped; each viewer its own seed.
+            relay = await open_relay(
+                link,
+                Impairment(link.loss, link.delay_ms, link.jitter_ms),
+                seed=net.seed * 100_000 + os.getpid() * 100 + index,
+            )
+            relays.append(relay)
+            post = relay.wrap(http_post)
+        player = await play(post, f"{base}/live/{slug}/whep", stamps=decode)
         players.append(player)
-        if not decode:
+        if not decode and link is not None:
+            counter = FrameCounter()
+            counters.append(counter)
+            count_complete_frames(player, counter)
+        elif not decode:
             counter = FrameCounter()
             counters.append(counter)
             for transceiver in player.pc.getTransceivers():
@@ -160,6 +276,9 @@ async def run_viewers(base: str, slug: str, count: int, decode: bool) -> None:
     # The orchestrator answers with the measuring window (monotonic clock,
     # shared by every process on the machine).
     start, end = map(float, (await asyncio.to_thread(sys.stdin.readline)).split())
+    if net is not None and net.outage_at is not None:
+        for relay in relays:
+            relay.schedule_outage(start + net.outage_at, OUTAGE_SECONDS)
     await asyncio.sleep(max(0.0, start - time.monotonic()))
     for player in players:
         player.latencies_ms.clear()
@@ -172,9 +291,15 @@ async def run_viewers(base: str, slug: str, count: int, decode: bool) -> None:
         "arrivals": [[t for t in times if start <= t < end] for times in arrivals],
         "latencies_ms": [v for p in players for v in p.latencies_ms],
         "broken": sum(c.broken for c in counters),
+        "shim": {
+            name: sum(getattr(r.down.stats, name) for r in relays)
+            for name in ("delivered", "lost", "queue_dropped", "outage_dropped")
+        },
     }
     for player in players:
         await player.close()
+    for relay in relays:
+        relay.close()
     print(json.dumps(result), flush=True)
 
 
@@ -464,9 +589,21 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 for count in _split(args.viewers - decoders, args.viewers_per_process)
             ]
         common = ["--url", base, "--slug", slug]
+        net_args = [
+            *("--loss", str(args.loss), "--jitter-ms", str(args.jitter_ms)),
+            *("--delay-ms", str(args.delay_ms), "--rate-kbit", str(args.rate_kbit)),
+            *("--seed", str(args.seed)),
+            *(
+                ("--outage-at", str(args.outage_at))
+                if args.outage_at is not None
+                else ()
+            ),
+        ]
         for count, decode in groups:
             role = "decoders" if decode else "counters"
-            children.append(_child("--role", role, "--viewers", str(count), *common))
+            children.append(
+                _child("--role", role, "--viewers", str(count), *common, *net_args)
+            )
         playing = 0
         for child in children:
             ready = await _line(child)
@@ -543,6 +680,36 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         len(times) / args.seconds for result in results for times in result["arrivals"]
     ]
     decoding_fps = fps[:decoders]
+    link = impairment(args)
+    network: dict[str, Any] = {}
+    if link is not None:
+        outage_end = (
+            window_start + args.outage_at + OUTAGE_SECONDS
+            if args.outage_at is not None
+            else None
+        )
+        network = {
+            "network": {
+                "loss_pct": args.loss,
+                "delay_ms": args.delay_ms,
+                "jitter_ms": args.jitter_ms,
+                "rate_kbit": args.rate_kbit or None,
+                "outage_at_s": args.outage_at,
+                "outage_s": OUTAGE_SECONDS if args.outage_at is not None else None,
+                "seed": args.seed,
+            },
+            **network_figures(
+                [times for result in results for times in result["arrivals"]],
+                window_start,
+                window_end,
+                outage_end,
+            ),
+            # What the relays did to the node-to-viewer datagrams, all viewers.
+            "shim_down": {
+                name: sum(result["shim"][name] for result in results)
+                for name in results[0]["shim"]
+            },
+        }
     cores = os.cpu_count() or 1
     machine_cores = (busy1 - busy0) / ((total1 - total0) / cores)
 
@@ -560,6 +727,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         "fps_median": round(statistics.median(fps), 1),
         "fps_min_decoding": round(min(decoding_fps), 1) if decoding_fps else None,
         "frames_incomplete": sum(result["broken"] for result in results),
+        **network,
         "latency_p50_ms": ms(latencies, 0.50),
         "latency_p95_ms": ms(latencies, 0.95),
         "latency_samples": len(latencies),
@@ -613,6 +781,26 @@ def main() -> None:
         help="rows of fresh noise per frame, for a camera-like bitrate (e.g. 120)",
     )
     parser.add_argument("--base-seconds", type=float, default=4)
+    network = parser.add_argument_group(
+        "network (each viewer through bench/netshim.py; any of these turns it on)"
+    )
+    network.add_argument("--loss", type=float, default=0, help="percent, both ways")
+    network.add_argument(
+        "--jitter-ms", type=float, default=0, help="± around --delay-ms, uniform"
+    )
+    network.add_argument(
+        "--delay-ms", type=float, default=30, help="base one-way delay (default 30)"
+    )
+    network.add_argument(
+        "--rate-kbit", type=float, default=0, help="token bucket, node to viewer"
+    )
+    network.add_argument(
+        "--outage-at",
+        type=float,
+        default=None,
+        help="seconds into the window: drop everything for 1 s",
+    )
+    network.add_argument("--seed", type=int, default=1)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
         "--role", choices=["main", "decoders", "counters", "hls"], default="main"
@@ -629,7 +817,7 @@ def main() -> None:
     if args.role in ("decoders", "counters"):
         configure_django()
         decode = args.role == "decoders"
-        asyncio.run(run_viewers(args.url, args.slug, args.viewers, decode))
+        asyncio.run(run_viewers(args.url, args.slug, args.viewers, decode, args))
         return
     result = asyncio.run(orchestrate(args))
     print(json.dumps(result))
