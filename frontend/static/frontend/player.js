@@ -13,6 +13,9 @@ const RETRY_MS = 2000;
 const PLAYBACK_TICK_MS = 250;
 // A live picture that stands still this long while playing starts over.
 const STALL_MS = 8000;
+// ICE "disconnected" this long (or "failed", or the device's network changed):
+// a new WHEP session replaces the old one (docs/video.md, "Real networks").
+const ICE_DISCONNECTED_MS = 1500;
 
 const state = {
   status: config ? config.status : "none",
@@ -23,6 +26,9 @@ const state = {
   retryTimer: null,
   attempt: 0,
   forceHls: false,
+  replacing: false,
+  // WHEP sessions this page opened (shown as data-whep-sessions).
+  sessions: 0,
 };
 
 const video = root && root.querySelector("video");
@@ -107,18 +113,20 @@ function retry(fn) {
   state.retryTimer = setTimeout(fn, delay);
 }
 
-async function playWebRTC() {
+/** A new WHEP session: {ok, pc, location, stream, video (its video track)}
+ * or {ok: false, status, code}. */
+async function openSession() {
   const pc = new RTCPeerConnection({
     iceServers: config.iceServers,
     iceTransportPolicy: config.iceTransportPolicy || "all",
   });
-  state.pc = pc;
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
   const stream = new MediaStream();
+  const session = { ok: true, pc, location: null, stream, video: null };
   pc.addEventListener("track", (event) => {
     stream.addTrack(event.track);
-    video.srcObject = stream;
+    if (event.track.kind === "video") session.video = event.track;
   });
   await pc.setLocalDescription(await pc.createOffer());
   await waitForIce(pc);
@@ -130,12 +138,28 @@ async function playWebRTC() {
   });
   if (response.status !== 201) {
     pc.close();
-    state.pc = null;
     const problem = await response.json().catch(() => ({}));
     return { ok: false, status: response.status, code: problem.code };
   }
-  state.location = response.headers.get("Location");
+  session.location = response.headers.get("Location");
+  state.sessions += 1;
+  root.dataset.whepSessions = String(state.sessions);
   await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+  return session;
+}
+
+function closeSession(pc, location) {
+  pc.close();
+  if (location) fetch(location, { method: "DELETE", keepalive: true }).catch(() => {});
+}
+
+async function playWebRTC() {
+  const session = await openSession();
+  if (!session.ok) return session;
+  const { pc } = session;
+  state.pc = pc;
+  state.location = session.location;
+  video.srcObject = session.stream;
   const playing = await new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), WEBRTC_TIMEOUT_MS);
     video.addEventListener("playing", () => { clearTimeout(timer); resolve(true); }, { once: true });
@@ -145,15 +169,78 @@ async function playWebRTC() {
     startPlaying();
   });
   if (!playing) return { ok: false, status: 0, code: "webrtc_failed" };
+  followIce(pc);
+  return { ok: true };
+}
+
+/** Replace the session when ICE breaks: "failed" at once, "disconnected" once
+ * it lasted ICE_DISCONNECTED_MS (a moment's loss recovers by itself). */
+function followIce(pc) {
+  let timer = null;
+  pc.addEventListener("iceconnectionstatechange", () => {
+    clearTimeout(timer);
+    if (state.pc !== pc) return;
+    if (pc.iceConnectionState === "failed") replaceSession();
+    else if (pc.iceConnectionState === "disconnected") {
+      timer = setTimeout(() => {
+        if (state.pc === pc && pc.iceConnectionState === "disconnected") replaceSession();
+      }, ICE_DISCONNECTED_MS);
+    }
+  });
   pc.addEventListener("connectionstatechange", () => {
-    if (["failed", "closed"].includes(pc.connectionState) && state.pc === pc && state.status === "live") {
+    if (pc.connectionState === "closed" && state.pc === pc && state.status === "live") {
       teardown();
       setMode("none");
       showMessage(T.connecting);
       retry(play);
     }
   });
-  return { ok: true };
+}
+
+/** The server's aiortc cannot restart ICE, so a new WHEP session (new ICE,
+ * new DTLS) replaces the old one without a reload: the old picture stays on
+ * screen until the new video track has media, then the old session is closed
+ * and DELETEd. If no new session plays within WEBRTC_TIMEOUT_MS, try again
+ * (the old one may have come back meanwhile); a session that failed for good
+ * starts over as a fresh page would. */
+async function replaceSession() {
+  if (state.replacing || state.mode !== "webrtc" || state.status !== "live") return;
+  state.replacing = true;
+  let session = null;
+  try {
+    session = await openSession();
+    if (!session.ok) throw new Error(session.code || String(session.status));
+    const { pc, video: track } = session;
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("timeout")), WEBRTC_TIMEOUT_MS);
+      const live = () => { clearTimeout(timer); resolve(); };
+      if (track && !track.muted) live();
+      else if (track) track.addEventListener("unmute", live, { once: true });
+      pc.addEventListener("connectionstatechange", () => {
+        if (pc.connectionState === "failed") { clearTimeout(timer); reject(new Error("failed")); }
+      });
+    });
+    const old = { pc: state.pc, location: state.location };
+    state.pc = pc;
+    state.location = session.location;
+    video.srcObject = session.stream;
+    video.play().catch(() => {});
+    followIce(pc);
+    if (old.pc) closeSession(old.pc, old.location);
+  } catch {
+    if (session && session.ok) closeSession(session.pc, session.location);
+    const current = state.pc;
+    if (current && ["disconnected", "failed"].includes(current.iceConnectionState)) {
+      clearTimeout(state.retryTimer);
+      state.retryTimer = setTimeout(replaceSession, RETRY_MS);
+    }
+  } finally {
+    state.replacing = false;
+  }
+}
+
+function networkChanged() {
+  if (state.mode === "webrtc") replaceSession();
 }
 
 async function loadHlsLib() {
@@ -186,6 +273,7 @@ async function playHls() {
   return true;
 }
 
+// The master playlist is written once every rendition has a segment.
 async function hlsPlaylistReady() {
   const response = await fetch(config.hlsUrl, { credentials: "same-origin" }).catch(() => null);
   return Boolean(response && response.ok && (await response.text()).includes("#EXTINF"));
@@ -292,6 +380,9 @@ function init() {
     }
   });
   window.addEventListener("pagehide", teardown);
+  // A phone moving between Wi-Fi and mobile data: new addresses, new session.
+  window.addEventListener("online", networkChanged);
+  if (navigator.connection) navigator.connection.addEventListener("change", networkChanged);
   setInterval(emitPlayback, PLAYBACK_TICK_MS);
   setInterval(watchStall, 1000);
   setMode("none");

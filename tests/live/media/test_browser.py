@@ -64,3 +64,28 @@ def test_an_hls_viewer_plays_on_after_the_server_restarts_mid_show(
     assert after["mode"] == "hls", result
     assert after["end"] - after["start"] > 1.0, result
     assert result["reloaded"] is False
+
+
+ICE_RESTART_SCRIPT = Path(__file__).with_name("ice_restart_netns.py")
+
+
+def test_a_webrtc_viewer_whose_path_dies_plays_on_in_a_new_session(
+    loopback_namespace, tmp_path
+):
+    """The viewer's UDP flow to the media node is cut mid-show (a network
+    change): the player opens a new WHEP session by itself, without a reload,
+    its frames advance again within seconds, and the old session is DELETEd
+    so the node serves one viewer."""
+    result = run_in_namespace(loopback_namespace, ICE_RESTART_SCRIPT, tmp_path)
+    assert "error" not in result, result
+    assert result["before"]["mode"] == "webrtc"
+    assert result["before"]["frames"] >= 10
+    assert result["before"]["sessions"] == 1
+    assert result["resumed_after_s"] <= 15, result
+    assert result["after"]["mode"] == "webrtc"
+    assert result["after"]["sessions"] == 2
+    assert result["second_session"] != result["first_session"]
+    assert result["second_port_differs"] is True
+    assert result["first_session"] in result["deleted"], result
+    assert result["stream"]["viewers_webrtc"] == 1, result
+    assert result["reloaded"] is False
