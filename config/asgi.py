@@ -6,6 +6,7 @@ carry the Django session user (or an embedded show's guest token).
 """
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -15,15 +16,23 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from checkout.guard import SoldOutGuard  # noqa: E402
 from frontend.embed import EmbedSocketMiddleware  # noqa: E402
 from live.hub.collector import collector  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
 
+http_application: Any = SoldOutGuard(django_asgi_app)
+if settings.SHOWFLOOR_SERVE_MEDIA:
+    # A media node reports its load from its first request on (routing).
+    from live.media.node import StartsMediaNode
+
+    http_application = StartsMediaNode(http_application)
+
 application = ProtocolTypeRouter(
     {
-        "http": SoldOutGuard(django_asgi_app),
+        "http": http_application,
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(
                 # An embedded show's socket is its frame's guest (?embed=).

@@ -342,6 +342,17 @@ SHOWFLOOR_MEDIA_NODE_URL = env("SHOWFLOOR_MEDIA_NODE_URL", "")
 SHOWFLOOR_MEDIA_LOCK_SECONDS = env_int("SHOWFLOOR_MEDIA_LOCK_SECONDS", 15)
 # How often each media node reports its load to Redis (kept for three periods).
 SHOWFLOOR_MEDIA_REPORT_SECONDS = env_int("SHOWFLOOR_MEDIA_REPORT_SECONDS", 5)
+# Routing viewers by load (docs/video.md, "Several media nodes"): WebRTC viewers
+# one node is meant to carry over all its shows, and the CPU (cores of the
+# node's process) beyond which it is full. A show's origin keeps its viewers
+# until 80 % of either; then the least loaded node serves them as an edge.
+SHOWFLOOR_MEDIA_NODE_MAX_VIEWERS = env_int("SHOWFLOOR_MEDIA_NODE_MAX_VIEWERS", 150)
+SHOWFLOOR_MEDIA_ROUTE_CPU = float(env("SHOWFLOOR_MEDIA_ROUTE_CPU", "0.8"))
+# The secret an edge signs its pull from the origin with (every media node
+# must have the same); empty: SECRET_KEY, which the nodes share anyway.
+SHOWFLOOR_MEDIA_EDGE_SECRET = env("SHOWFLOOR_MEDIA_EDGE_SECRET", "")
+# How long an edge keeps pulling a show after its last viewer left.
+SHOWFLOOR_MEDIA_EDGE_LINGER_SECONDS = env_int("SHOWFLOOR_MEDIA_EDGE_LINGER_SECONDS", 10)
 # Whether this process serves the /live/ media routes (WHIP, WHEP, HLS packaging).
 SHOWFLOOR_SERVE_MEDIA = env_bool("SHOWFLOOR_SERVE_MEDIA", default=True)
 # ICE servers handed to every peer connection, as JSON ([] means host candidates only).
@@ -446,6 +457,12 @@ SHOWFLOOR_VIDEO_FPS = env_int("SHOWFLOOR_VIDEO_FPS", 30)
 SHOWFLOOR_VIDEO_BITRATE = env_int("SHOWFLOOR_VIDEO_BITRATE", 2_000_000)
 # x264 preset of the one encode per show (ultrafast … medium).
 SHOWFLOOR_VIDEO_PRESET = env("SHOWFLOOR_VIDEO_PRESET", "veryfast")
+# The rendition ladder: a second, lower rendition encoded alongside the first
+# for WebRTC viewers on weak links and HLS's adaptive players (docs/video.md).
+SHOWFLOOR_VIDEO_LADDER = env_bool("SHOWFLOOR_VIDEO_LADDER", True)
+SHOWFLOOR_VIDEO_LOW_MAX_WIDTH = env_int("SHOWFLOOR_VIDEO_LOW_MAX_WIDTH", 640)
+SHOWFLOOR_VIDEO_LOW_MAX_HEIGHT = env_int("SHOWFLOOR_VIDEO_LOW_MAX_HEIGHT", 360)
+SHOWFLOOR_VIDEO_LOW_BITRATE = env_int("SHOWFLOOR_VIDEO_LOW_BITRATE", 500_000)
 SHOWFLOOR_HLS_SEGMENT_SECONDS = env_int("SHOWFLOOR_HLS_SEGMENT_SECONDS", 1)
 
 # PostgreSQL connection pool (Django 5.1+, psycopg-pool): under ASGI every

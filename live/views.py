@@ -34,9 +34,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from live.media.muxing import PLAYLIST_NAME
-from live.media.node import MediaError, NotLiveHere, ShowHooks, get_node
-from live.media.registry import whep_url
+from live.media.edge import EDGE_HEADER, edge_token_valid
+from live.media.muxing import HLS_FILE
+from live.media.node import MediaError, ShowHooks, get_node
+from live.media.registry import ROUTED_PARAM, routed_whep_url
 from shows import selectors
 from shows.exceptions import ShowfloorError, TooManyAttempts
 from shows.models import Show, User
@@ -45,7 +46,6 @@ from shows.services import access, lifecycle, stream, workspace
 logger = logging.getLogger(__name__)
 
 SDP = "application/sdp"
-HLS_NAME = re.compile(r"^(index\.m3u8|init\.mp4|seg-\d{5,9}\.m4s)$")
 HLS_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".mp4": "video/mp4",
@@ -280,9 +280,15 @@ async def _may_see_stream(show: Show, user: User | None) -> bool:
 @csrf_exempt
 async def whep(request: HttpRequest, slug: str) -> HttpResponseBase:
     """``POST`` an SDP offer (recvonly) → ``201`` with the answer. Private shows
-    need the access code as Bearer token or an unlocked session. A node without
-    the show's broadcast sends the viewer on to the origin node holding it
-    (``307``: the client repeats the same POST there)."""
+    need the access code as Bearer token or an unlocked session.
+
+    The node picks the node that serves the viewer from the nodes' load
+    (``MediaNode.route``): itself (the show's origin, or an edge pulling the
+    show from it), or another node, to which it answers ``307`` with
+    ``?node=<that node>`` (the client repeats the same POST there, and that
+    node serves without routing again). An edge's own pull, signed in the
+    ``X-Showfloor-Edge`` header, is served by the origin without the viewers'
+    checks (the edge made them) and outside the viewer limit."""
     if request.method == "OPTIONS":
         return _options("OPTIONS, POST")
     if request.method != "POST":
@@ -290,23 +296,36 @@ async def whep(request: HttpRequest, slug: str) -> HttpResponseBase:
             405, "method_not_allowed", _("Use POST."), Allow="OPTIONS, POST"
         )
     show = await _show(slug)
+    node = get_node()
+    link = request.headers.get(EDGE_HEADER)
+    if link is not None:
+        if not edge_token_valid(link, slug):
+            # Between media nodes only: nobody reads it in a language.
+            return _problem(403, "edge_refused", "This edge token is not valid.")
+        try:
+            session = await node.subscribe(
+                slug=slug, offer=_sdp_body(request), link=True
+            )
+        except MediaError as exc:
+            return _problem(exc.status, exc.code, exc.message)
+        return _created(
+            session.answer, reverse("live:whep_session", args=[slug, session.id])
+        )
     user = await _user(request)
     refused = await sync_to_async(_watch_refused)(request, show, user)
     if refused is not None:
         return refused
     if not await _may_see_stream(show, user):
         return _problem(409, "not_live", _("The show is not live."))
-    node = get_node()
     try:
-        session = await node.subscribe(slug=slug, offer=_sdp_body(request))
-    except NotLiveHere as exc:
-        origin = await node.registry.origin(slug)
-        if origin is None:
-            return _problem(exc.status, exc.code, exc.message)
-        redirect = HttpResponse(status=307)
-        redirect["Location"] = whep_url(origin, slug)
-        redirect["Cache-Control"] = "no-store"
-        return redirect
+        offer = _sdp_body(request)
+        target = await node.route(slug, pinned=request.GET.get(ROUTED_PARAM, ""))
+        if target is not None:
+            redirect = HttpResponse(status=307)
+            redirect["Location"] = routed_whep_url(target, slug)
+            redirect["Cache-Control"] = "no-store"
+            return redirect
+        session = await node.subscribe(slug=slug, offer=offer)
     except MediaError as exc:
         return _problem(exc.status, exc.code, exc.message)
     return _created(
@@ -336,7 +355,7 @@ async def whep_session(
 
 async def hls_file(request: HttpRequest, slug: str, name: str) -> HttpResponseBase:
     """The live playlist and its segments (the same packets as WebRTC)."""
-    if not HLS_NAME.match(name):
+    if not HLS_FILE.match(name):
         raise Http404(_("No such HLS file."))
     show = await _show(slug)
     user = await _user(request)
@@ -353,7 +372,7 @@ async def hls_file(request: HttpRequest, slug: str, name: str) -> HttpResponseBa
         raise Http404(_("No such HLS file.")) from exc
     response = HttpResponse(data, content_type=HLS_TYPES[path.suffix])
     response["Cache-Control"] = (
-        "no-cache" if name == PLAYLIST_NAME else "public, max-age=60, immutable"
+        "no-cache" if name.endswith(".m3u8") else "public, max-age=60, immutable"
     )
     _private_no_store(response, show)
     return response

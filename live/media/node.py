@@ -11,6 +11,7 @@ import asyncio
 import logging
 import secrets
 import shutil
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,18 @@ from django.utils.translation import gettext as _
 
 from live.media.broadcast import Broadcast, Viewer
 from live.media.codecs import VideoSettings
+from live.media.edge import EdgeRefused, RelayBroadcast
 from live.media.network import read_ingest_eagerly, rtc_configuration
-from live.media.registry import Heartbeat, Load, new_registry
+from live.media.registry import (
+    Heartbeat,
+    Load,
+    NodeReport,
+    RouteLimits,
+    new_registry,
+    node_id,
+    route_viewer,
+    with_pending,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +159,14 @@ class MediaNode:
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.broadcasts: dict[str, Broadcast] = {}
+        # Shows this node serves as an edge, pulled from their origin.
+        self.relays: dict[str, RelayBroadcast] = {}
+        # The viewer sessions of this node's broadcasts that are edges' pulls.
+        self.links: dict[str, set[str]] = {}
+        # Viewers this node sent to each node since that node's last report.
+        self._routed: dict[str, list[int]] = {}
         self._lock = asyncio.Lock()
+        self._relay_lock = asyncio.Lock()
         self._watchers: dict[str, asyncio.Task[None]] = {}
         # Shared with the other media nodes: the publisher locks, the loads.
         self.registry = new_registry()
@@ -159,11 +177,76 @@ class MediaNode:
             lost=self._lost,
         )
 
+    def _link_ids(self, slug: str) -> set[str]:
+        broadcast = self.broadcasts.get(slug)
+        links = self.links.get(slug, set())
+        links &= broadcast.viewers.keys() if broadcast else set()
+        return links
+
     def load(self) -> Load:
+        links = sum(len(self._link_ids(slug)) for slug in self.broadcasts)
         return Load(
-            viewers=sum(len(b.viewers) for b in self.broadcasts.values()),
+            viewers=sum(len(b.viewers) for b in self.broadcasts.values())
+            - links
+            + sum(len(r.viewers) for r in self.relays.values()),
             broadcasts=len(self.broadcasts),
+            links=links,
         )
+
+    def _own_report(self) -> NodeReport:
+        load = self.load()
+        return NodeReport(
+            node=node_id(),
+            url=str(settings.SHOWFLOOR_MEDIA_NODE_URL),
+            viewers=load.viewers,
+            broadcasts=load.broadcasts,
+            cpu=self.heartbeat.last_cpu,
+            at=int(time.time() * 1000),
+            links=load.links,
+        )
+
+    async def route(self, slug: str, *, pinned: str = "") -> NodeReport | None:
+        """Where a new WebRTC viewer of ``slug`` plays: None for this node,
+        or another node's report (the view redirects there). ``pinned``: the
+        node routing already chose (the redirect's ``?node=``): this node
+        serves without routing again when it is the one.
+
+        Raises ``NotLiveHere`` when no live node holds the show."""
+        self.heartbeat.start()
+        me = node_id()
+        if pinned == me:
+            return None
+        here = self.broadcasts.get(slug)
+        origin = me if here is not None else await self.registry.holder(slug)
+        if origin is None:
+            raise NotLiveHere(_("This show is not being broadcast right now."))
+        now = int(time.time() * 1000)
+        reports = [self._own_report()] + [
+            with_pending(r, self._pending(r))
+            for r in await self.registry.nodes()
+            if r.node != me and r.url
+        ]
+        chosen = route_viewer(
+            origin=origin,
+            reports=reports,
+            now_ms=now,
+            limits=RouteLimits.from_settings(),
+        )
+        if chosen is None:
+            if here is not None:
+                return None
+            raise NotLiveHere(_("This show is not being broadcast right now."))
+        if chosen.node == me:
+            return None
+        self._routed.setdefault(chosen.node, []).append(now)
+        return chosen
+
+    def _pending(self, report: NodeReport) -> int:
+        """Viewers sent to ``report``'s node since it made the report (it
+        counts them in its next one)."""
+        sent = [at for at in self._routed.get(report.node, []) if at > report.at]
+        self._routed[report.node] = sent
+        return len(sent)
 
     async def _lost(self, slug: str) -> None:
         # Another node took the show while this one could not reach Redis: the
@@ -295,20 +378,30 @@ class MediaNode:
         await pc.setLocalDescription(answer)
         return str(pc.localDescription.sdp)
 
-    async def subscribe(self, *, slug: str, offer: str) -> Session:
-        """Accept a WHEP offer: a viewer fed from the shared packets.
+    async def subscribe(self, *, slug: str, offer: str, link: bool = False) -> Session:
+        """Accept a WHEP offer: a viewer fed from the shared packets, of this
+        node's broadcast (the origin) or of the show pulled from its origin
+        (an edge). ``link``: the viewer is an edge pulling the show (only
+        from the origin; not counted against the viewer limit).
 
         Raises ``InvalidOffer``, ``NotLiveHere`` or ``ViewerLimit``.
         """
         parse_offer(offer, need_video=False)
         self.heartbeat.start()
+        source: Broadcast | RelayBroadcast
         broadcast = self.broadcasts.get(slug)
-        if broadcast is None or broadcast.closed:
+        if broadcast is not None and not broadcast.closed:
+            source = broadcast
+            viewers = len(broadcast.viewers) - len(self._link_ids(slug))
+        elif link:
             raise NotLiveHere(_("This show is not being broadcast right now."))
-        if len(broadcast.viewers) >= settings.SHOWFLOOR_WEBRTC_MAX_VIEWERS:
+        else:
+            source = await self._relay(slug)
+            viewers = len(source.viewers)
+        if not link and viewers >= settings.SHOWFLOOR_WEBRTC_MAX_VIEWERS:
             raise ViewerLimit(_("The WebRTC tier is full; use the HLS stream."))
         pc = RTCPeerConnection(configuration=rtc_configuration())
-        video, audio = broadcast.new_viewer_tracks()
+        video, audio = source.new_viewer_tracks()
         try:
             for track in (video, audio):
                 transceiver = pc.addTransceiver(track, direction="sendonly")
@@ -320,12 +413,57 @@ class MediaNode:
             await pc.close()
             raise
         viewer = Viewer(id=secrets.token_urlsafe(12), pc=pc, video=video, audio=audio)
-        broadcast.add_viewer(viewer)
+        if source.closed:
+            # The pull ended while this viewer negotiated.
+            video.stop()
+            audio.stop()
+            await pc.close()
+            raise NotLiveHere(_("This show is not being broadcast right now."))
+        source.add_viewer(viewer)
+        if link:
+            self.links.setdefault(slug, set()).add(viewer.id)
         return Session(viewer.id, answer)
 
+    async def _relay(self, slug: str) -> RelayBroadcast:
+        """The show pulled from its origin onto this node, started if need be
+        (one pull per show however many viewers ask at once)."""
+        async with self._relay_lock:
+            relay = self.relays.get(slug)
+            if relay is not None and not relay.closed:
+                return relay
+            holder = await self.registry.holder(slug)
+            origin = next(
+                (r for r in await self.registry.nodes() if r.node == holder),
+                None,
+            )
+            if holder == node_id() or origin is None or not origin.url:
+                raise NotLiveHere(_("This show is not being broadcast right now."))
+            relay = RelayBroadcast(
+                slug=slug,
+                origin=origin,
+                registry=self.registry,
+                node=node_id(),
+                on_closed=self._relay_closed,
+            )
+            try:
+                await relay.start()
+            except EdgeRefused as exc:
+                logger.warning("cannot pull %s from %s: %s", slug, holder, exc)
+                raise NotLiveHere(
+                    _("This show is not being broadcast right now.")
+                ) from exc
+            self.relays[slug] = relay
+            return relay
+
+    def _relay_closed(self, relay: RelayBroadcast) -> None:
+        if self.relays.get(relay.slug) is relay:
+            del self.relays[relay.slug]
+
     async def stop_viewer(self, *, slug: str, session_id: str) -> None:
-        broadcast = self.broadcasts.get(slug)
-        if broadcast is None or not await broadcast.remove_viewer(session_id):
+        source: Broadcast | RelayBroadcast | None = self.broadcasts.get(slug)
+        if source is None or session_id not in source.viewers:
+            source = self.relays.get(slug)
+        if source is None or not await source.remove_viewer(session_id):
             raise UnknownSession(_("There is no such playback session."))
 
     def publisher_session(self, slug: str, session_id: str) -> Broadcast:
@@ -343,6 +481,7 @@ class MediaNode:
     async def end(self, slug: str) -> Path | None:
         """Close the show's broadcast; the recording's path if one was written."""
         broadcast = self.broadcasts.pop(slug, None)
+        self.links.pop(slug, None)
         watcher = self._watchers.pop(slug, None)
         if watcher is not None and watcher is not asyncio.current_task():
             watcher.cancel()
@@ -357,8 +496,23 @@ class MediaNode:
 
     async def close_all(self) -> None:
         await self.heartbeat.stop()
+        for relay in list(self.relays.values()):
+            await relay.close()
         for slug in list(self.broadcasts):
             await self.end(slug)
+
+
+class StartsMediaNode:
+    """ASGI middleware for a media node: any HTTP request (the health check
+    will do) starts this node's heartbeat, so a node no viewer has reached
+    yet reports its load and routing can choose it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        get_node().heartbeat.start()
+        return await self.app(scope, receive, send)
 
 
 _node: MediaNode | None = None

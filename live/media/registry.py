@@ -12,8 +12,15 @@ node is (docs/video.md, "Several media nodes").
 - **Node reports.** Every node writes ``media:node:<id>`` (its id, public base
   URL, WebRTC viewers, broadcasts, process CPU) every
   ``SHOWFLOOR_MEDIA_REPORT_SECONDS`` with a TTL of three periods, and lists
-  itself in ``media:nodes``. A WHEP ``POST`` reaching a node without the show
-  is redirected to the origin's WHEP URL when the origin is reporting.
+  itself in ``media:nodes``.
+- **Routing a viewer** (``route_viewer``, a pure function of the reports):
+  whichever node a WHEP ``POST`` reaches picks the node to serve it, the
+  show's origin while it is below ``ORIGIN_SHARE`` of
+  ``SHOWFLOOR_MEDIA_NODE_MAX_VIEWERS`` and of ``SHOWFLOOR_MEDIA_ROUTE_CPU``;
+  then the least loaded live node, which serves the viewer as an **edge**
+  (``live/media/edge.py``) if it is not the origin. A node whose report is
+  older than two periods is never chosen; with the origin's report stale
+  nobody is (its packets cannot be pulled).
 
 Without Redis (the embedded demo: one process) ``MemoryRegistry`` stands in:
 every claim succeeds (the node's own "already publishing" check stays) and
@@ -30,9 +37,10 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, replace
 from typing import Protocol
+from urllib.parse import urlencode
 
 from django.conf import settings
 
@@ -72,6 +80,9 @@ class NodeReport:
     broadcasts: int
     cpu: float
     at: int  # epoch ms
+    # Edges pulling a show from this node (one WebRTC session each, not
+    # counted in ``viewers``).
+    links: int = 0
 
     @classmethod
     def parse(cls, raw: bytes | str) -> NodeReport | None:
@@ -84,6 +95,7 @@ class NodeReport:
                 broadcasts=int(data["broadcasts"]),
                 cpu=float(data["cpu"]),
                 at=int(data["at"]),
+                links=int(data.get("links", 0)),
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -105,6 +117,70 @@ def whep_url(report: NodeReport, slug: str) -> str:
     return f"{report.url.rstrip('/')}/live/{slug}/whep"
 
 
+def routed_whep_url(report: NodeReport, slug: str) -> str:
+    """The WHEP URL that makes ``report``'s node serve the viewer itself
+    (routing chose it; it does not route again, so no redirect loops)."""
+    return f"{whep_url(report, slug)}?{urlencode({ROUTED_PARAM: report.node})}"
+
+
+# The query parameter naming the node routing chose.
+ROUTED_PARAM = "node"
+# The origin serves a show's viewers itself while below this share of its
+# viewer and CPU limits; then the least loaded node does.
+ORIGIN_SHARE = 0.8
+# A report older than this many periods is stale: that node is never chosen.
+STALE_PERIODS = 2
+
+
+@dataclass(frozen=True)
+class RouteLimits:
+    max_viewers: int  # WebRTC viewers per node (over all its shows)
+    max_cpu: float  # cores of the node's process
+    stale_ms: int
+
+    @classmethod
+    def from_settings(cls) -> RouteLimits:
+        return cls(
+            max_viewers=max(1, int(settings.SHOWFLOOR_MEDIA_NODE_MAX_VIEWERS)),
+            max_cpu=max(0.01, float(settings.SHOWFLOOR_MEDIA_ROUTE_CPU)),
+            stale_ms=int(report_seconds() * STALE_PERIODS * 1000),
+        )
+
+
+def node_load(report: NodeReport, limits: RouteLimits) -> float:
+    """How full a node is, 1.0 at either limit: viewers (an edge link counts
+    as a viewer) or CPU, whichever is nearer."""
+    viewers = (report.viewers + report.links) / limits.max_viewers
+    return max(viewers, report.cpu / limits.max_cpu)
+
+
+def route_viewer(
+    *,
+    origin: str,
+    reports: Iterable[NodeReport],
+    now_ms: int,
+    limits: RouteLimits,
+) -> NodeReport | None:
+    """The node that should serve a new WebRTC viewer of a show whose origin
+    is the node ``origin``: the origin itself while its load is below
+    ``ORIGIN_SHARE``, else the least loaded live node (the origin on a tie).
+    None when the origin's report is stale or missing: no node can serve
+    the show then. ``reports`` should already count viewers sent to a node
+    since its report (``pending``)."""
+    fresh = [r for r in reports if now_ms - r.at <= limits.stale_ms]
+    home = next((r for r in fresh if r.node == origin), None)
+    if home is None:
+        return None
+    if node_load(home, limits) < ORIGIN_SHARE:
+        return home
+    return min(fresh, key=lambda r: (node_load(r, limits), r.node != origin, r.node))
+
+
+def with_pending(report: NodeReport, pending: int) -> NodeReport:
+    """``report`` counting ``pending`` viewers sent to it since it was made."""
+    return replace(report, viewers=report.viewers + pending) if pending else report
+
+
 class Registry(Protocol):
     async def hold(self, slug: str) -> bool:
         """Take or renew this node's lock on ``slug``'s broadcast; False when
@@ -112,6 +188,9 @@ class Registry(Protocol):
 
     async def release(self, slug: str) -> None:
         """Let go of the lock on ``slug`` if this node holds it."""
+
+    async def holder(self, slug: str) -> str | None:
+        """The id of the node holding ``slug``'s lock, if any."""
 
     async def origin(self, slug: str) -> NodeReport | None:
         """The report of the other, live node holding ``slug``, if any."""
@@ -130,6 +209,9 @@ class MemoryRegistry:
         return True
 
     async def release(self, slug: str) -> None:
+        return None
+
+    async def holder(self, slug: str) -> str | None:
         return None
 
     async def origin(self, slug: str) -> NodeReport | None:
@@ -177,6 +259,14 @@ class RedisRegistry:
         except rclient.ERRORS:
             rclient.mark_down()
 
+    async def holder(self, slug: str) -> str | None:
+        try:
+            holder = await self.client.get(self._lock_key(slug))
+        except rclient.ERRORS:
+            rclient.mark_down()
+            return None
+        return holder.decode() if holder is not None else None
+
     async def origin(self, slug: str) -> NodeReport | None:
         try:
             holder = await self.client.get(self._lock_key(slug))
@@ -223,6 +313,7 @@ def new_registry() -> Registry:
 class Load:
     viewers: int
     broadcasts: int
+    links: int = 0
 
 
 class Heartbeat:
@@ -246,6 +337,9 @@ class Heartbeat:
         self._task: asyncio.Task[None] | None = None
         self._cpu = time.process_time()
         self._wall = time.monotonic()
+        # The process's CPU share in the last report, for this node's own
+        # routing decisions between reports.
+        self.last_cpu = 0.0
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -262,7 +356,8 @@ class Heartbeat:
         cpu, wall = time.process_time(), time.monotonic()
         share = (cpu - self._cpu) / max(wall - self._wall, 1e-6)
         self._cpu, self._wall = cpu, wall
-        return round(share, 3)
+        self.last_cpu = round(share, 3)
+        return self.last_cpu
 
     async def beat(self) -> None:
         for slug in self.held():
@@ -278,6 +373,7 @@ class Heartbeat:
                 broadcasts=load.broadcasts,
                 cpu=self._cpu_share(),
                 at=int(time.time() * 1000),
+                links=load.links,
             )
         )
 

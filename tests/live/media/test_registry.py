@@ -6,118 +6,23 @@ lock has expired."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from functools import partial
-from typing import Any
 
 import aiohttp
 import pytest
 
 from live.media.clients import StampedVideoTrack, play, publish
 from live.media.registry import NodeReport
-from tests.conftest import free_port
+from tests.live.media.nodes import (
+    LOCK_OUTLIVES_NODE,
+    LOCK_SECONDS,
+    Poster,
+    media_nodes,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-LOCK_SECONDS = 5
-# The nodes renew their locks every second (the report period); allowing for a
-# slow heartbeat, a dead node's lock lives at least this long after its death.
-LOCK_OUTLIVES_NODE = LOCK_SECONDS - 2
-
-
-@dataclass
-class Node:
-    name: str
-    base: str
-    process: Any
-
-
-@contextlib.contextmanager
-def media_nodes(names: list[str], tmp_path: Any) -> Iterator[list[Node]]:
-    """A Daphne process per name serving the whole app as that media node
-    (short lock TTL, reports every second), on the test database and Redis."""
-    from channels.testing.live import make_application, set_database_connection
-    from daphne.testing import DaphneProcess
-    from django.conf import settings
-
-    nodes: list[Node] = []
-    try:
-        for name in names:
-            port = free_port()
-            overrides = {
-                "SHOWFLOOR_MEDIA_NODE": name,
-                "SHOWFLOOR_MEDIA_NODE_URL": f"http://127.0.0.1:{port}",
-                "SHOWFLOOR_MEDIA_LOCK_SECONDS": LOCK_SECONDS,
-                "SHOWFLOOR_MEDIA_REPORT_SECONDS": 1,
-                "SHOWFLOOR_HLS_DIR": tmp_path / name / "hls",
-                "SHOWFLOOR_RECORDINGS_DIR": tmp_path / name / "recordings",
-                "SHOWFLOOR_VIDEO_MAX_WIDTH": 320,
-                "SHOWFLOOR_VIDEO_MAX_HEIGHT": 240,
-                "SHOWFLOOR_VIDEO_PRESET": "ultrafast",
-                "SHOWFLOOR_MEDIA_ADDRESSES": ["127.0.0.1"],
-                "SHOWFLOOR_ICE_SERVERS": "[]",
-            }
-
-            def setup(overrides: dict[str, Any] = overrides) -> None:
-                set_database_connection()
-                for key, value in overrides.items():
-                    setattr(settings, key, value)
-
-            process = DaphneProcess(
-                "127.0.0.1",
-                partial(make_application, static_wrapper=None),
-                setup=setup,
-                port=port,
-            )
-            process.start()
-            nodes.append(Node(name, f"http://127.0.0.1:{port}", process))
-        for node in nodes:
-            if not node.process.ready.wait(timeout=60):
-                pytest.fail(f"Daphne ({node.name}) did not start")
-        yield nodes
-    finally:
-        for node in nodes:
-            if node.process.is_alive():
-                node.process.terminate()
-            node.process.join(timeout=10)
-
-
-class Poster:
-    """POSTs SDP like a WHIP/WHEP client that follows redirects (as fetch and
-    OBS do); remembers each answer's redirects."""
-
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self.session = session
-        self.redirects: list[tuple[int, str]] = []
-
-    async def __call__(
-        self, url: str, sdp: str, token: str
-    ) -> tuple[int, dict[str, str], str]:
-        headers = {"Content-Type": "application/sdp"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        async with self.session.post(url, data=sdp, headers=headers) as response:
-            self.redirects = [
-                (r.status, r.headers["Location"]) for r in response.history
-            ]
-            return (
-                response.status,
-                {k.lower(): v for k, v in response.headers.items()},
-                await response.text(),
-            )
-
-
-async def _wait(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return bool(predicate())
 
 
 async def test_one_publisher_per_show_across_nodes_and_viewers_follow_the_origin(
@@ -154,16 +59,18 @@ async def test_one_publisher_per_show_across_nodes_and_viewers_follow_the_origin
 
                 player = await play(post, f"{b.base}/live/{show.slug}/whep")
                 assert player.status == 201, player.body
-                assert post.redirects == [(307, f"{a.base}/live/{show.slug}/whep")]
+                assert post.redirects == [
+                    (307, f"{a.base}/live/{show.slug}/whep?node=media-a")
+                ]
                 assert player.location.startswith(f"/live/{show.slug}/whep/")
-                assert await _wait(lambda: player.frames >= 10, 15)
+                assert await wait_until(lambda: player.frames >= 10, 15)
 
                 def report(name: str) -> NodeReport | None:
                     raw = redis_client.get(f"{prefix}:media:node:{name}")
                     return NodeReport.parse(raw) if raw else None
 
                 # Reports come every second: wait for one after the player.
-                assert await _wait(
+                assert await wait_until(
                     lambda: (
                         (r := report("media-a")) is not None
                         and (r.broadcasts, r.viewers) == (1, 1)

@@ -1,0 +1,340 @@
+"""A show served by a media node that is not its origin: an **edge**
+(docs/video.md, "Several media nodes").
+
+The edge pulls the show from the origin once, as one WHEP session of its own
+(``RelayBroadcast.start``: aiortc as the client, signed with
+``edge_token`` so the origin serves it outside its public viewer limit and
+without the viewers' access checks, which the edge has made), and forwards
+what arrives to its own viewers without decoding or encoding anything:
+
+- aiortc's receiver depayloads the RTP packets and assembles frames in its
+  jitter buffer (a ``FrameJitterBuffer``: each frame as soon as its last
+  packet is here), then hands them to its decoder thread through a queue.
+  That queue is a ``RelayQueue`` here, which wraps each encoded frame in an
+  ``av.Packet`` (pts = the RTP timestamp, time base 1/90000 for video and
+  1/48000 for Opus, the keyframe flag read from the H.264 NAL units) and
+  pushes it into the viewers' ``PacketTrack``\\ s, the same tracks a
+  ``Broadcast`` feeds; their senders only packetize again. The decoder
+  thread never gets a frame.
+- Viewers' keyframe requests (PLI/FIR, a new viewer) are merged into at most
+  one PLI upstream every ``KEYFRAME_MIN_INTERVAL``; the origin merges its own
+  requests again before forcing a keyframe in its one encode.
+- The pull ends ``SHOWFLOOR_MEDIA_EDGE_LINGER_SECONDS`` after the last viewer
+  left, when the origin's connection fails or closes, and when the show's lock
+  is no longer the origin's (the show ended, or the origin died and its lock
+  expired); the edge's viewers are closed then and their players ask again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import hashlib
+import hmac
+import logging
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import av
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.jitterbuffer import JitterFrame
+from django.conf import settings
+
+from live.media import aiortc_patches
+from live.media.broadcast import (
+    AUDIO_QUEUE_LIMIT,
+    KEYFRAME_MIN_INTERVAL,
+    VIDEO_QUEUE_LIMIT,
+    IngestQueue,
+    PacketTrack,
+    Viewer,
+    _is_keyframe,
+)
+from live.media.network import rtc_configuration
+from live.media.registry import NodeReport, Registry, report_seconds, routed_whep_url
+
+logger = logging.getLogger(__name__)
+
+# The header an edge's WHEP POST to the origin carries: ``edge_token``.
+EDGE_HEADER = "X-Showfloor-Edge"
+# How long an edge's signed request is valid (clocks of the nodes may differ a
+# little; a captured header is useless after this).
+TOKEN_SECONDS = 60
+HTTP_TIMEOUT = 10.0
+
+VIDEO_TIME_BASE = fractions.Fraction(1, 90_000)
+AUDIO_TIME_BASE = fractions.Fraction(1, 48_000)
+
+
+class EdgeRefused(Exception):
+    """The origin did not accept the edge's WHEP session."""
+
+
+def _signature(slug: str, node: str, expires: int) -> str:
+    secret = settings.SHOWFLOOR_MEDIA_EDGE_SECRET or settings.SECRET_KEY
+    message = f"showfloor.media.edge|{slug}|{node}|{expires}"
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def edge_token(slug: str, node: str, *, now: float | None = None) -> str:
+    """``<node>:<expiry, Unix seconds>:<HMAC-SHA256>``, for one show."""
+    expires = int((now if now is not None else time.time()) + TOKEN_SECONDS)
+    return f"{node}:{expires}:{_signature(slug, node, expires)}"
+
+
+def edge_token_valid(token: str, slug: str, *, now: float | None = None) -> bool:
+    """Whether ``token`` was made by a media node for ``slug`` and is current."""
+    node, _sep, rest = token.partition(":")
+    expires_text, _sep, signature = rest.partition(":")
+    if not node or not expires_text.isdigit() or not signature:
+        return False
+    expires = int(expires_text)
+    now = now if now is not None else time.time()
+    if not now <= expires <= now + TOKEN_SECONDS + 5:
+        return False
+    return hmac.compare_digest(signature, _signature(slug, node, expires))
+
+
+def h264_codecs() -> list[Any]:
+    """The video codecs an edge asks for: the origin encodes H.264 only, and
+    its packets go on to the edge's viewers unchanged."""
+    return [
+        c
+        for c in RTCRtpSender.getCapabilities("video").codecs
+        if c.mimeType.lower() in ("video/h264", "video/rtx")
+    ]
+
+
+class RelayQueue(IngestQueue):
+    """Stands where aiortc's receiver queues encoded frames for its decoder
+    thread (``aiortc_patches.replace_decoder_queue``): each frame goes on to
+    ``deliver`` at once, in the event loop (aiortc puts from its RTP handler),
+    and the decoder thread only ever gets aiortc's stop signal."""
+
+    def __init__(
+        self, lost: threading.Event, deliver: Callable[[str, JitterFrame], None]
+    ) -> None:
+        super().__init__(lost, limit=0)
+        self.deliver = deliver
+        self.lost = lost
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:
+            super().put(item, block, timeout)
+            return
+        codec, frame = item
+        self.deliver(codec.name, frame)
+
+
+class RelayBroadcast:
+    """One show on an edge: the pull from the origin and this node's viewers
+    of it. Has the viewer side of ``Broadcast`` (``viewers``,
+    ``new_viewer_tracks``, ``add_viewer``, ``remove_viewer``, ``closed``)."""
+
+    def __init__(
+        self,
+        *,
+        slug: str,
+        origin: NodeReport,
+        registry: Registry,
+        node: str,
+        on_closed: Callable[[RelayBroadcast], None],
+    ) -> None:
+        self.slug = slug
+        self.origin = origin
+        self.registry = registry
+        self.node = node
+        self.on_closed = on_closed
+        self.viewers: dict[str, Viewer] = {}
+        self.closed = False
+        self.pc = RTCPeerConnection(configuration=rtc_configuration())
+        self.session_url = ""
+        self.frames_relayed = 0
+        self.keyframes_relayed = 0
+        self.plis_upstream = 0
+        self._lost: threading.Event | None = None
+        self._last_pli = 0.0
+        self._linger: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    # --- The pull ---------------------------------------------------------
+
+    async def start(self) -> None:
+        """Negotiate the pull with the origin. Raises ``EdgeRefused`` (and
+        closes everything) when the origin does not accept it."""
+        try:
+            await self._negotiate()
+        except BaseException:
+            await self.close()
+            raise
+        self._watch = asyncio.create_task(self._watch_origin())
+
+    async def _negotiate(self) -> None:
+        pc = self.pc
+        for kind in ("video", "audio"):
+            transceiver = pc.addTransceiver(kind, direction="recvonly")
+            if kind == "video":
+                transceiver.setCodecPreferences(h264_codecs())
+            self._relay(transceiver.receiver, kind)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed") and not self.closed:
+                logger.warning("edge pull of %s: %s", self.slug, pc.connectionState)
+                await self.close()
+
+        await pc.setLocalDescription(await pc.createOffer())
+        url = routed_whep_url(self.origin, self.slug)
+        status, location, body = await asyncio.to_thread(
+            _post_offer, url, pc.localDescription.sdp, edge_token(self.slug, self.node)
+        )
+        if status != 201:
+            raise EdgeRefused(f"{url}: {status} {body[:200]}")
+        self.session_url = urllib.parse.urljoin(url, location)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+
+    def _relay(self, receiver: RTCRtpReceiver, kind: str) -> None:
+        def deliver(codec: str, frame: JitterFrame) -> None:
+            self._deliver(kind, codec, frame)
+
+        relay = aiortc_patches.replace_decoder_queue(
+            receiver, lambda lost: RelayQueue(lost, deliver)
+        )
+        if relay is None:
+            raise EdgeRefused("aiortc's receiver is not as expected: cannot relay")
+        if kind == "video":
+            self._lost = relay.lost
+        aiortc_patches.release_complete_frames(receiver, is_video=kind == "video")
+
+    def _deliver(self, kind: str, codec: str, frame: JitterFrame) -> None:
+        if self.closed:
+            return
+        packet = av.Packet(frame.data)
+        packet.pts = frame.timestamp
+        if kind == "video":
+            packet.time_base = VIDEO_TIME_BASE
+            packet.is_keyframe = _is_keyframe(codec, frame.data)
+            self.frames_relayed += 1
+            self.keyframes_relayed += packet.is_keyframe
+            for viewer in self.viewers.values():
+                viewer.video.push(packet)
+        else:
+            packet.time_base = AUDIO_TIME_BASE
+            for viewer in self.viewers.values():
+                viewer.audio.push(packet)
+
+    def request_keyframe(self) -> None:
+        """Ask the origin for a keyframe (a PLI on the next packet), at most
+        once every ``KEYFRAME_MIN_INTERVAL`` whoever asks."""
+        now = time.monotonic()
+        if self._lost is None or now - self._last_pli < KEYFRAME_MIN_INTERVAL:
+            return
+        self._last_pli = now
+        self.plis_upstream += 1
+        self._lost.set()
+
+    async def _watch_origin(self) -> None:
+        """Close once the show's lock is no longer the origin's: the show
+        ended there, or the origin died and its lock expired."""
+        while not self.closed:
+            await asyncio.sleep(report_seconds())
+            if await self.registry.holder(self.slug) != self.origin.node:
+                logger.info("%s is no longer on %s", self.slug, self.origin.node)
+                await self.close()
+                return
+
+    # --- Viewers ----------------------------------------------------------
+
+    def new_viewer_tracks(self) -> tuple[PacketTrack, PacketTrack]:
+        return (
+            PacketTrack("video", limit=VIDEO_QUEUE_LIMIT),
+            PacketTrack("audio", limit=AUDIO_QUEUE_LIMIT),
+        )
+
+    def add_viewer(self, viewer: Viewer) -> None:
+        self.viewers[viewer.id] = viewer
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+
+        @viewer.pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if viewer.pc.connectionState in ("failed", "closed"):
+                await self.remove_viewer(viewer.id)
+
+        for sender in viewer.pc.getSenders():
+            aiortc_patches.on_keyframe_request(sender, self.request_keyframe)
+        self._last_pli = 0.0
+        self.request_keyframe()
+
+    async def remove_viewer(self, viewer_id: str) -> bool:
+        viewer = self.viewers.pop(viewer_id, None)
+        if viewer is None:
+            return False
+        viewer.video.stop()
+        viewer.audio.stop()
+        await viewer.pc.close()
+        if not self.viewers and not self.closed and self._linger is None:
+            self._linger = asyncio.create_task(self._close_unwatched())
+        return True
+
+    async def _close_unwatched(self) -> None:
+        await asyncio.sleep(float(settings.SHOWFLOOR_MEDIA_EDGE_LINGER_SECONDS))
+        if not self.viewers:
+            await self.close()
+
+    # --- Life cycle -------------------------------------------------------
+
+    async def close(self) -> None:
+        """End the pull and close this node's viewers of the show."""
+        if self.closed:
+            return
+        self.closed = True
+        current = asyncio.current_task()
+        for task in (self._linger, self._watch):
+            if task is not None and task is not current:
+                task.cancel()
+        for viewer_id in list(self.viewers):
+            await self.remove_viewer(viewer_id)
+        await self.pc.close()
+        if self.session_url:
+            # The origin notices the closed connection too; this is faster.
+            await asyncio.to_thread(_delete, self.session_url)
+        self.on_closed(self)
+
+
+def _post_offer(url: str, sdp: str, token: str) -> tuple[int, str, str]:
+    request = urllib.request.Request(  # noqa: S310 (a media node's own URL)
+        url,
+        data=sdp.encode(),
+        headers={"Content-Type": "application/sdp", EDGE_HEADER: token},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:  # noqa: S310
+            return (
+                response.status,
+                response.headers.get("Location", ""),
+                response.read().decode(),
+            )
+    except urllib.error.HTTPError as exc:
+        return exc.code, "", exc.read().decode(errors="replace")
+    except OSError as exc:
+        return 0, "", str(exc)
+
+
+def _delete(url: str) -> None:
+    request = urllib.request.Request(url, method="DELETE")  # noqa: S310
+    with contextlib.suppress(OSError):
+        urllib.request.urlopen(request, timeout=HTTP_TIMEOUT).close()  # noqa: S310
