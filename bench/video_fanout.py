@@ -34,6 +34,18 @@ complete, retransmitted packets included; the JSON adds ``freezes_over_500ms``
 outage's end to the next complete frame, worst viewer) and the settings.
 
     python bench/video_fanout.py --viewers 20 --loss 2 --jitter-ms 10
+
+``--nodes N`` (N > 1) starts N media nodes (Daphne processes sharing the
+SQLite file and a Redis, ``--redis-url``, under a prefix of their own): the
+publisher on the first, the origin; viewer ``i`` on node ``i % N``, asking
+for it by name (``?node=``, as routing's redirect does), so the others serve
+as edges, each pulling the show once from the origin. Before the viewers,
+one throwaway viewer on the second node starts its pull, and the origin's CPU
+is measured with it (``origin_cpu_edge_link``: the origin's cost of one edge)
+to set beside the origin's CPU per viewer of its own. The JSON adds
+``nodes``: per node its viewers, fps_min, latency p95 and CPU.
+
+    python bench/video_fanout.py --viewers 40 --nodes 2
 """
 
 from __future__ import annotations
@@ -243,7 +255,8 @@ async def run_viewers(
             )
             relays.append(relay)
             post = relay.wrap(http_post)
-        player = await play(post, f"{base}/live/{slug}/whep", stamps=decode)
+        whep = viewer_whep_url(net, base, slug, index)
+        player = await play(post, whep, stamps=decode)
         players.append(player)
         if not decode and link is not None:
             counter = FrameCounter()
@@ -290,6 +303,7 @@ async def run_viewers(
     result = {
         "arrivals": [[t for t in times if start <= t < end] for times in arrivals],
         "latencies_ms": [v for p in players for v in p.latencies_ms],
+        "latencies_by_viewer": [p.latencies_ms for p in players],
         "broken": sum(c.broken for c in counters),
         "shim": {
             name: sum(getattr(r.down.stats, name) for r in relays)
@@ -414,6 +428,106 @@ def server_env(workdir: Path, viewers: int) -> dict[str, str]:
     return env
 
 
+# --- Several media nodes (--nodes) -------------------------------------------
+
+
+def node_name(index: int) -> str:
+    return f"bench-{index}"
+
+
+def node_env(
+    env: dict[str, str], args: argparse.Namespace, index: int, port: int
+) -> dict[str, str]:
+    """``env`` for media node ``index`` of ``args.nodes`` (unchanged for one):
+    the shared registry in Redis, this node's name and URL."""
+    if args.nodes <= 1:
+        return env
+    return {
+        **env,
+        "REDIS_URL": args.redis_url,
+        "SHOWFLOOR_REDIS_PREFIX": f"bench-fanout-{os.getpid()}",
+        "SHOWFLOOR_MEDIA_NODE": node_name(index),
+        "SHOWFLOOR_MEDIA_NODE_URL": f"http://127.0.0.1:{port}",
+        "SHOWFLOOR_MEDIA_REPORT_SECONDS": "1",
+        # The throwaway viewer's pull stays for the measured viewers.
+        "SHOWFLOOR_MEDIA_EDGE_LINGER_SECONDS": "120",
+    }
+
+
+def viewer_whep_url(
+    net: argparse.Namespace | None, base: str, slug: str, index: int
+) -> str:
+    """Viewer ``index`` of this process: on node ``(offset + index) % N`` of
+    ``--node-urls`` when given, asked for by name as routing's redirect
+    does; else ``base``."""
+    bases = net.node_urls.split(",") if net is not None and net.node_urls else []
+    if not bases:
+        return f"{base}/live/{slug}/whep"
+    node = (net.offset + index) % len(bases) if net is not None else 0
+    return f"{bases[node]}/live/{slug}/whep?node={node_name(node)}"
+
+
+def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-e",
+            f"tcp:port={port}:interface=127.0.0.1:backlog=1024",
+            "config.asgi:application",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
+
+
+def forget_registry(args: argparse.Namespace) -> None:
+    """Remove this run's keys from the shared Redis."""
+    import redis
+
+    client = redis.Redis.from_url(args.redis_url)
+    try:
+        keys = list(client.scan_iter(f"bench-fanout-{os.getpid()}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+
+
+def node_figures(
+    args: argparse.Namespace,
+    results: list[dict[str, Any]],
+    cpu: list[float],
+) -> list[dict[str, Any]]:
+    """Per node: its viewers (viewer ``i`` is on node ``i % N``), their
+    slowest frame rate and latency p95, and its CPU over the window."""
+    arrivals = [times for result in results for times in result["arrivals"]]
+    latencies = [v for result in results for v in result["latencies_by_viewer"]]
+    figures = []
+    for node in range(args.nodes):
+        mine = range(node, len(arrivals), args.nodes)
+        waits = [ms for i in mine if i < len(latencies) for ms in latencies[i]]
+        figures.append(
+            {
+                "node": node_name(node),
+                "role": "origin" if node == 0 else "edge",
+                "viewers": len(mine),
+                "fps_min": round(min(len(arrivals[i]) / args.seconds for i in mine), 1)
+                if mine
+                else None,
+                "latency_p95_ms": round(percentile(waits, 0.95), 1) if waits else None,
+                "latency_samples": len(waits),
+                "cpu": round(cpu[node], 3),
+            }
+        )
+    return figures
+
+
 SEED = """
 import json
 from datetime import timedelta
@@ -519,6 +633,31 @@ def _split(total: int, per_process: int) -> list[int]:
     ]
 
 
+async def measure_edge_link(
+    args: argparse.Namespace, origin_pid: int, edge_base: str, slug: str
+) -> float:
+    """The origin's CPU (cores, publisher included) while one edge pulls the
+    show: a throwaway viewer on the edge starts the pull (which outlives it,
+    for the measured viewers)."""
+    from live.media.clients import play
+
+    url = f"{edge_base}/live/{slug}/whep?node={node_name(1)}"
+    player = await play(http_post, url, stamps=False)
+    try:
+        if player.status != 201:
+            raise RuntimeError(f"the edge refused a viewer: {player.body}")
+        for _ in range(100):
+            if player.frames:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2)
+        cpu0, t0 = tree_cpu_seconds(origin_pid), time.monotonic()
+        await asyncio.sleep(args.base_seconds)
+        return (tree_cpu_seconds(origin_pid) - cpu0) / (time.monotonic() - t0)
+    finally:
+        await player.close()
+
+
 async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     configure_django()
     from live.media.clients import EncodedTrack, StampedVideoTrack, publish
@@ -546,27 +685,24 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         status, _h, body = await asyncio.to_thread(_get, url, seeded["session"])
         return dict(json.loads(body)) if status == 200 else {}
 
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-e",
-            f"tcp:port={port}:interface=127.0.0.1:backlog=1024",
-            "config.asgi:application",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=(workdir / "server.log").open("w"),
-    )
+    server = start_server(node_env(env, args, 0, port), port, workdir / "server.log")
+    # --nodes: the other media nodes, edges of the show.
+    edge_ports = [free_port() for _ in range(1, args.nodes)]
+    edges = [
+        start_server(node_env(env, args, i, p), p, workdir / f"server-{i}.log")
+        for i, p in enumerate(edge_ports, start=1)
+    ]
+    bases = [base, *(f"http://127.0.0.1:{p}" for p in edge_ports)]
+    link_cpu: float | None = None
     children: list[subprocess.Popen[str]] = []
     publisher = None
     try:
-        for _ in range(100):
-            if _get(f"{base}/healthz")[0] == 200:
-                break
-            await asyncio.sleep(0.2)
+        for node_base in bases:
+            # Also starts each node's load reports (routing's, the edges').
+            for _ in range(100):
+                if _get(f"{node_base}/healthz")[0] == 200:
+                    break
+                await asyncio.sleep(0.2)
         camera = StampedVideoTrack(640, 480, 30, noise_rows=args.noise_rows)
         publisher = await publish(
             http_post,
@@ -580,6 +716,9 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         cpu0, t0 = tree_cpu_seconds(server.pid), time.monotonic()
         await asyncio.sleep(args.base_seconds)
         base_cpu = (tree_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
+        if edges:
+            link_cpu = await measure_edge_link(args, server.pid, bases[1], slug)
+            link_cpu -= base_cpu
 
         decoders = min(args.decoders, args.viewers)
         groups = [(decoders, True)] if decoders else []
@@ -599,10 +738,21 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 else ()
             ),
         ]
+        offset = 0
         for count, decode in groups:
             role = "decoders" if decode else "counters"
+            nodes_args = ["--node-urls", ",".join(bases), "--offset", str(offset)]
+            offset += count
             children.append(
-                _child("--role", role, "--viewers", str(count), *common, *net_args)
+                _child(
+                    "--role",
+                    role,
+                    "--viewers",
+                    str(count),
+                    *common,
+                    *net_args,
+                    *(nodes_args if edges else ()),
+                )
             )
         playing = 0
         for child in children:
@@ -632,6 +782,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         load_pids = [os.getpid(), *(child.pid for child in children)]
         await asyncio.sleep(window_start - time.monotonic())
         cpu0, t0 = tree_cpu_seconds(server.pid), time.monotonic()
+        edges_cpu0 = [tree_cpu_seconds(edge.pid) for edge in edges]
         load0 = sum(cpu_seconds(pid) for pid in load_pids)
         busy0, total0 = machine_busy()
         stats0 = await stream_stats()
@@ -639,6 +790,10 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(window_end - time.monotonic())
         elapsed = time.monotonic() - t0
         server_cpu = (tree_cpu_seconds(server.pid) - cpu0) / elapsed
+        edges_cpu = [
+            (tree_cpu_seconds(edge.pid) - before) / elapsed
+            for edge, before in zip(edges, edges_cpu0, strict=True)
+        ]
         load_cpu = (sum(cpu_seconds(pid) for pid in load_pids) - load0) / elapsed
         busy1, total1 = machine_busy()
         load_average = os.getloadavg()[0]
@@ -667,6 +822,8 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 child.kill()
+        for edge in edges:
+            edge.terminate()
         stopping = time.monotonic()
         server.terminate()
         try:
@@ -675,6 +832,14 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             server.kill()
             server.wait()
         exit_seconds = time.monotonic() - stopping
+        for edge in edges:
+            try:
+                edge.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                edge.kill()
+                edge.wait()
+        if edges:
+            forget_registry(args)
     latencies = [v for result in results for v in result["latencies_ms"]]
     fps = [
         len(times) / args.seconds for result in results for times in result["arrivals"]
@@ -712,6 +877,21 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         }
     cores = os.cpu_count() or 1
     machine_cores = (busy1 - busy0) / ((total1 - total0) / cores)
+    several: dict[str, Any] = {}
+    if edges:
+        per_node = node_figures(args, results, [server_cpu, *edges_cpu])
+        origin_viewers = per_node[0]["viewers"]
+        several = {
+            "nodes": per_node,
+            # The origin's cost of one edge pulling the show, beside its cost
+            # of one of its own viewers (both over the publisher-only CPU).
+            "origin_cpu_edge_link": round(link_cpu or 0.0, 4),
+            "origin_cpu_per_viewer": round(
+                (server_cpu - base_cpu - (link_cpu or 0.0) * len(edges))
+                / max(1, origin_viewers),
+                4,
+            ),
+        }
 
     def ms(values: list[float], q: float) -> float | None:
         return round(percentile(values, q), 1) if values else None
@@ -728,6 +908,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         "fps_min_decoding": round(min(decoding_fps), 1) if decoding_fps else None,
         "frames_incomplete": sum(result["broken"] for result in results),
         **network,
+        **several,
         "latency_p50_ms": ms(latencies, 0.50),
         "latency_p95_ms": ms(latencies, 0.95),
         "latency_samples": len(latencies),
@@ -802,6 +983,16 @@ def main() -> None:
     )
     network.add_argument("--seed", type=int, default=1)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--nodes", type=int, default=1, help="media nodes; viewers split over them"
+    )
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/0",
+        help="the media nodes' shared registry (--nodes > 1)",
+    )
+    parser.add_argument("--node-urls", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument(
         "--role", choices=["main", "decoders", "counters", "hls"], default="main"
     )
