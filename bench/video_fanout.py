@@ -29,7 +29,10 @@ delay, ``--delay-ms``, 30 ms), ``--rate-kbit K`` and ``--outage-at S`` (1 s of
 nothing, S seconds into the window) put every viewer behind its own
 ``bench/netshim.py`` relay. Counting viewers then keep aiortc's receive path
 (NACK, RTX, PLI, REMB) and count a frame when its jitter buffer has it
-complete, retransmitted packets included; the JSON adds ``freezes_over_500ms``
+complete, retransmitted packets included. Every viewer then NACKs and gives
+up on a frame as a browser does (``nack_like_a_browser``,
+``browser_jitter_buffer``: aiortc's receiver does neither, and measured its
+own shortcomings instead of the server's). The JSON adds ``freezes_over_500ms``
 (gaps between complete frames, per viewer, summed), ``recovery_ms`` (from the
 outage's end to the next complete frame, worst viewer) and the settings.
 
@@ -65,6 +68,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -155,6 +159,11 @@ async def _ignore(packet: Any, arrival_time_ms: int) -> None:
 # (bench/netshim.py) in its own process.
 
 OUTAGE_SECONDS = 1.0
+# How often a viewer asks again for one missing packet (as Chrome does).
+NACK_RETRIES = 10
+# A viewer's jitter buffer holding packets but releasing no frame this long
+# drops them and asks for a keyframe.
+GIVE_UP_SECONDS = 0.4
 FREEZE_SECONDS = 0.5
 
 
@@ -175,31 +184,134 @@ def impairment(args: argparse.Namespace) -> Impairment | None:
     )
 
 
-def count_complete_frames(player: Any, counter: FrameCounter) -> None:
-    """Through a lossy network a frame is complete once its retransmitted
-    packets are in: keep aiortc's receive path (NACKs, RTX, REMB, PLI) up to
-    its jitter buffer, which assembles frames, and count each frame it
-    releases instead of decoding it. (The clean-loopback counter above skips
-    all of that, for the cost figures.)"""
+def browser_jitter_buffer(on_frame: Callable[[], None] | None = None) -> Any:
+    """A jitter buffer for a viewer that gives up as a browser does. aiortc's
+    waits for a missing packet until 512 packets have arrived behind it (at
+    this stream's 40 packets a second, over ten seconds), then plays the
+    frames it held, seconds late. This one (aiortc's, releasing each frame at
+    its marker packet, ``FrameJitterBuffer``) drops what it holds when no
+    frame has come out for ``GIVE_UP_SECONDS`` while packets wait, asks for a
+    keyframe (PLI) and releases nothing until one is complete. ``on_frame``
+    is called for every frame released; then the frame is not decoded."""
     from live.media.aiortc_patches import FrameJitterBuffer
 
-    class CountingJitterBuffer(FrameJitterBuffer):
+    class BrowserJitterBuffer(FrameJitterBuffer):
+        released_at = time.monotonic()
+        need_keyframe = False
+        gave_up = 0
+
         def add(self, packet: Any) -> tuple[bool, Any]:
+            now = time.monotonic()
             pli_flag, frame = super().add(packet)
-            if frame is not None:
-                counter.arrivals.append(time.monotonic())
+            if frame is None:
+                if now - self.released_at > GIVE_UP_SECONDS:
+                    self.remove(self.capacity)
+                    self._origin = None
+                    self.released_at = now
+                    self.need_keyframe = True
+                    self.gave_up += 1
+                    return True, None
+                return pli_flag, None
+            self.released_at = now
+            if self.need_keyframe:
+                if not h264_keyframe(frame.data):
+                    return pli_flag, None
+                self.need_keyframe = False
+            if on_frame is None:
+                return pli_flag, frame
+            on_frame()
             return pli_flag, None
+
+    return BrowserJitterBuffer(capacity=512, is_video=True)
+
+
+def h264_keyframe(data: bytes) -> bool:
+    """An IDR slice or SPS in an Annex B frame (as aiortc depayloads H.264)."""
+    return any(
+        chunk and chunk[0] & 0x1F in (5, 7) for chunk in data.split(b"\x00\x00\x01")
+    )
+
+
+def use_browser_jitter_buffer(player: Any, counter: FrameCounter | None) -> None:
+    """Through a lossy network a frame is complete once its retransmitted
+    packets are in: keep aiortc's receive path (NACKs, RTX, REMB, PLI) up to
+    a browser-like jitter buffer, which assembles frames; a ``counter``
+    counts each frame it releases instead of decoding it (its audio is
+    ignored). (The clean-loopback counter above skips all of that, for the
+    cost figures.)"""
+
+    def arrived() -> None:
+        if counter is not None:
+            counter.arrivals.append(time.monotonic())
 
     for transceiver in player.pc.getTransceivers():
         receiver = transceiver.receiver
         if transceiver.kind == "video":
-            # aiortc's own capacity for video; the frame is released at its
-            # marker packet rather than when the next frame starts.
-            receiver._RTCRtpReceiver__jitter_buffer = CountingJitterBuffer(
-                capacity=512, is_video=True
+            receiver._RTCRtpReceiver__jitter_buffer = browser_jitter_buffer(
+                arrived if counter is not None else None
             )
-        else:
+        elif counter is not None:
             receiver._handle_rtp_packet = _ignore  # type: ignore[method-assign]
+
+
+def nack_like_a_browser(player: Any, every: float) -> asyncio.Task[None] | None:
+    """Make the viewer's NACKs a browser's: each missing video packet is asked
+    for once when its gap is seen, then again every ``every`` seconds (about
+    a round trip) up to ``NACK_RETRIES`` times, as Chrome's NACK module does.
+    aiortc's receiver instead lists every packet still missing (up to 128)
+    each time it sees a new gap, and never again otherwise: behind a rate cap,
+    where a gap comes with nearly every packet, that asked for the same
+    packets hundreds of times a second (a retransmission storm that filled
+    the capped link), and a lost retransmission held the jitter buffer until
+    the next gap (a freeze of a second or more at 2 % loss). None, and
+    aiortc's behaviour kept, if its receiver is not as expected."""
+    receiver = next(
+        (t.receiver for t in player.pc.getTransceivers() if t.kind == "video"), None
+    )
+    generator = getattr(receiver, "_RTCRtpReceiver__nack_generator", None)
+    if receiver is None or generator is None:
+        return None
+    loop = asyncio.get_running_loop()
+    media_ssrc: list[int] = []
+    asked: dict[int, tuple[int, float]] = {}  # seq: (times asked, last time)
+    pending: set[asyncio.Task[None]] = set()
+    original_add = generator.add
+
+    async def send(lost: list[int]) -> None:
+        now = loop.time()
+        for seq in lost:
+            asked[seq] = (asked.get(seq, (0, 0.0))[0] + 1, now)
+        with contextlib.suppress(ConnectionError):
+            await receiver._send_rtcp_nack(media_ssrc[0], lost)
+
+    def add(packet: Any) -> bool:
+        if not media_ssrc:
+            media_ssrc.append(packet.ssrc)  # after RTX is unwrapped
+        original_add(packet)
+        fresh = sorted(seq for seq in generator.missing if seq not in asked)
+        if fresh:
+            task = asyncio.ensure_future(send(fresh))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        return False  # aiortc's own NACK of everything missing is not sent
+
+    generator.add = add
+
+    async def repeat() -> None:
+        while True:
+            await asyncio.sleep(every)
+            now = loop.time()
+            for seq in [seq for seq in asked if seq not in generator.missing]:
+                del asked[seq]
+            again = sorted(
+                seq
+                for seq, (times, last) in asked.items()
+                if times < NACK_RETRIES and now - last >= every
+            )
+            if again and media_ssrc:
+                await send(again)
+
+    return asyncio.ensure_future(repeat())
 
 
 def network_figures(
@@ -244,6 +356,9 @@ async def run_viewers(
     counters: list[FrameCounter] = []
     link = impairment(net) if net is not None else None
     relays: list[Relay] = []
+    nack_tasks: list[asyncio.Task[None]] = []
+    # About one round trip through the shim (twice the base delay).
+    nack_every = max(0.02, 2 * net.delay_ms / 1000) if net is not None else 0.0
     for index in range(count):
         post: HttpPost = http_post
         if link is not None and net is not None:
@@ -258,10 +373,13 @@ async def run_viewers(
         whep = viewer_whep_url(net, base, slug, index)
         player = await play(post, whep, stamps=decode)
         players.append(player)
-        if not decode and link is not None:
+        if link is not None and (task := nack_like_a_browser(player, nack_every)):
+            nack_tasks.append(task)
+        if link is not None:
             counter = FrameCounter()
-            counters.append(counter)
-            count_complete_frames(player, counter)
+            if not decode:
+                counters.append(counter)
+            use_browser_jitter_buffer(player, None if decode else counter)
         elif not decode:
             counter = FrameCounter()
             counters.append(counter)
@@ -310,6 +428,8 @@ async def run_viewers(
             for name in ("delivered", "lost", "queue_dropped", "outage_dropped")
         },
     }
+    for task in nack_tasks:
+        task.cancel()
     for player in players:
         await player.close()
     for relay in relays:
@@ -869,6 +989,8 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 window_end,
                 outage_end,
             ),
+            # Which rendition each viewer ended on, if the node says.
+            "server_renditions": stats1.get("renditions"),
             # What the relays did to the node-to-viewer datagrams, all viewers.
             "shim_down": {
                 name: sum(result["shim"][name] for result in results)
