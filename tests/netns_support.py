@@ -185,6 +185,35 @@ def script_main(run: Callable[[Path], dict[str, Any]]) -> None:
     print(json.dumps(output))
 
 
+def studio_page(
+    page: Any,
+    base: str,
+    slug: str,
+    *,
+    session: str = "",
+    log_in: Callable[[Any, str], None] | None = None,
+    init_script: str = "",
+) -> Any:
+    """``page`` on the studio of show ``slug`` at ``base``, once Chromium's
+    fake camera shows in its preview. The host comes in with ``session`` (a
+    session cookie, ``seed_show``'s) or through ``log_in(page, path)``, which
+    must end on the studio's ``path``. ``init_script`` runs before the
+    studio's own scripts; dialogs are accepted (ending a show asks first)."""
+    path = f"/shows/{slug}/studio/"
+    if init_script:
+        page.add_init_script(init_script)
+    page.on("dialog", lambda dialog: dialog.accept())
+    if log_in is not None:
+        log_in(page, path)
+    else:
+        page.context.add_cookies([{"name": "sessionid", "value": session, "url": base}])
+        page.goto(f"{base}{path}")
+    page.wait_for_function(
+        "document.querySelector('[data-preview]').videoWidth > 0", timeout=15000
+    )
+    return page
+
+
 def seed_show(env: dict[str, str], *, slug: str, title: str) -> dict[str, str]:
     """Migrate the server's SQLite database and create a brand, a host and a
     show scheduled in five minutes; the show's slug and a logged-in session

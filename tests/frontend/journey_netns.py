@@ -40,6 +40,7 @@ from tests.netns_support import (
     policy_bypassed,
     run_python,
     server_env,
+    studio_page,
     wait_for_server,
 )
 
@@ -83,7 +84,6 @@ class Journey:
         page.set_default_timeout(15 * SECONDS)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("dialog", lambda dialog: dialog.accept())
         self.result.setdefault("page_errors", {})[name] = errors
         self.pages[name] = page
         return page
@@ -98,14 +98,16 @@ class Journey:
     def run(self, data: dict[str, Any]) -> dict[str, Any]:
         slug = data["slug"]
         show_url = f"/shows/{slug}/"
-        studio_url = f"/shows/{slug}/studio/"
         r = self.result
 
         self.step("host_goes_live")
-        studio = self.page("studio", {"width": 1280, "height": 1000})
-        self.login(studio, data["host_email"], data["password"], studio_url)
-        studio.wait_for_function(
-            "document.querySelector('[data-preview]').videoWidth > 0"
+        studio = studio_page(
+            self.page("studio", {"width": 1280, "height": 1000}),
+            BASE,
+            slug,
+            log_in=lambda page, path: self.login(
+                page, data["host_email"], data["password"], path
+            ),
         )
         studio.click("[data-go-live]")
         studio.wait_for_function(

@@ -26,6 +26,7 @@ from tests.netns_support import (
     server_env,
     start_daphne,
     stop_daphne,
+    studio_page,
 )
 
 PORT = 8767
@@ -115,18 +116,14 @@ def run(workdir: Path) -> dict[str, Any]:
                 )
             )
             try:
-                staff_ctx = browser.new_context()
-                staff_ctx.add_cookies(
-                    [{"name": "sessionid", "value": seeded["session"], "url": base}]
+                studio = studio_page(
+                    browser.new_context().new_page(),
+                    base,
+                    SLUG,
+                    session=seeded["session"],
+                    init_script=PEERS_WATCHED,
                 )
-                studio = staff_ctx.new_page()
-                studio.add_init_script(PEERS_WATCHED)
-                studio.on("dialog", lambda dialog: dialog.accept())
-                studio.goto(f"{base}/shows/{SLUG}/studio/")
-                studio.wait_for_function(
-                    "document.querySelector('[data-preview]').videoWidth > 0",
-                    timeout=15000,
-                )
+                staff_ctx = studio.context
                 studio.click("[data-rehearse]")
                 studio.wait_for_function(
                     "document.querySelector('[data-indicator]').dataset.state"

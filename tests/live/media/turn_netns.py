@@ -30,6 +30,7 @@ from tests.netns_support import (
     server_env,
     start_daphne,
     stop_daphne,
+    studio_page,
 )
 
 PORT = 8766
@@ -166,17 +167,12 @@ def run(workdir: Path) -> dict[str, Any]:
                     )
                 )
                 try:
-                    studio_ctx = browser.new_context()
-                    studio_ctx.add_cookies(
-                        [{"name": "sessionid", "value": seeded["session"], "url": base}]
-                    )
-                    studio = studio_ctx.new_page()
-                    studio.add_init_script(RECORD_PEER_CONNECTIONS)
-                    studio.on("dialog", lambda dialog: dialog.accept())
-                    studio.goto(f"{base}/shows/{slug}/studio/")
-                    studio.wait_for_function(
-                        "document.querySelector('[data-preview]').videoWidth > 0",
-                        timeout=15000,
+                    studio = studio_page(
+                        browser.new_context().new_page(),
+                        base,
+                        slug,
+                        session=seeded["session"],
+                        init_script=RECORD_PEER_CONNECTIONS,
                     )
                     studio.click("[data-go-live]")
                     studio.wait_for_function(LIVE, timeout=30000)
