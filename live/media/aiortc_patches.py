@@ -21,6 +21,13 @@ tests named below fail if a name moves.
 - A sender's keyframe requests (``RTCRtpSender._send_keyframe``, called on a
   PLI or FIR): our viewers' packets come from one shared encoder, so the
   request has to reach it (``on_keyframe_request``).
+- A sender's RTCP (``RTCRtpSender._handle_rtcp_packet``): the viewer's
+  bandwidth estimates (REMB) and receiver reports' fraction lost, which
+  aiortc reads for its own encoder only; the rendition ladder needs them
+  (``on_feedback``; ``test_ladder.py``).
+- A sender's retransmissions (``RTCRtpSender._retransmit``, called for
+  each packet a NACK names, and its RTT ``__rtt``): limited per packet and
+  per second (``limit_retransmissions``; ``test_networks.py``).
 - The ICE transport's aioice connection (``RTCIceTransport._connection``), to
   find the publisher's sockets (``ice_connection``; ``test_network.py``).
 
@@ -34,15 +41,26 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import aioice
 from aiortc import MediaStreamTrack, RTCIceTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
 
 QueueT = TypeVar("QueueT", bound="queue.Queue[Any]")
+# Retransmissions one viewer's sender may make a second (a 2 Mbit/s stream
+# is about 200 packets a second).
+RETRANSMIT_PER_SECOND = 100.0
 
 
 class FrameJitterBuffer(JitterBuffer):
@@ -142,6 +160,84 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
         callback()
 
     sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+
+def on_feedback(
+    sender: RTCRtpSender,
+    *,
+    estimate: Callable[[int], None],
+    loss: Callable[[float], None],
+) -> bool:
+    """Call ``estimate(bits_per_second)`` for every REMB the remote side sends
+    about ``sender``'s stream, and ``loss(fraction)`` for every receiver
+    report block about it, before aiortc's own handling. False, and nothing
+    changed, if aiortc's internals are not as expected."""
+    original = getattr(sender, "_handle_rtcp_packet", None)
+    if original is None or not isinstance(getattr(sender, "_ssrc", None), int):
+        return False
+
+    async def handle_rtcp_packet(packet: Any) -> None:
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc == sender._ssrc:
+                    loss(report.fraction_lost / 256)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                bitrate, ssrcs = 0, []
+            if sender._ssrc in ssrcs:
+                estimate(bitrate)
+        await original(packet)
+
+    sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+    return True
+
+
+def limit_retransmissions(
+    sender: RTCRtpSender,
+    *,
+    per_second: float = RETRANSMIT_PER_SECOND,
+    default_rtt: float = 0.05,
+) -> bool:
+    """Resend a packet a NACK names (aiortc's ``RTCRtpSender._retransmit``)
+    at most once per round trip (the sender's RTT from receiver reports,
+    ``default_rtt`` until one is known), and at most ``per_second`` packets a
+    second in all (a token bucket holding half a second), as browsers'
+    senders do. aiortc resends every packet every time it is named: a
+    receiver that lists all it misses at every new gap (aiortc's own does)
+    turned a rate-capped viewer's losses into a retransmission storm on its
+    link. What is not resent is asked for again or ends in a PLI. False, and
+    nothing changed, if aiortc's internals are not as expected."""
+    original = getattr(sender, "_retransmit", None)
+    if original is None:
+        return False
+    resent: dict[int, float] = {}
+    bucket = {"tokens": per_second / 2, "at": time.monotonic()}
+
+    async def retransmit(sequence_number: int) -> None:
+        now = time.monotonic()
+        rtt = getattr(sender, "_RTCRtpSender__rtt", None)
+        interval = max(0.01, rtt if isinstance(rtt, float) else default_rtt)
+        if now - resent.get(sequence_number, -interval) < interval:
+            return
+        tokens = min(
+            per_second / 2, bucket["tokens"] + (now - bucket["at"]) * per_second
+        )
+        bucket["at"] = now
+        if tokens < 1:
+            bucket["tokens"] = tokens
+            return
+        bucket["tokens"] = tokens - 1
+        resent[sequence_number] = now
+        if len(resent) > 1024:
+            for seq, at in list(resent.items()):
+                if now - at > 1.0:
+                    del resent[seq]
+        await original(sequence_number)
+
+    sender._retransmit = retransmit  # type: ignore[method-assign]
+    return True
 
 
 def ice_connection(transport: RTCIceTransport) -> aioice.Connection | None:

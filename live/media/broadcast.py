@@ -6,6 +6,13 @@ sender (which then only packetizes), to the HLS packager and to the recorder
 (``muxing``). Nothing queues without bound: the encoder takes at most two frames
 in flight and drops the rest, and a viewer whose queue fills up skips to the
 next keyframe.
+
+With the rendition ladder (``codecs.VideoSettings.renditions``) each frame is
+encoded once per rendition, in the same encode job and with the same pts; a
+WebRTC viewer gets one rendition's packets, chosen by its ``LadderPolicy``
+(``ladder``) from its RTCP, and is moved to another only at that one's
+keyframe, so its decoder never sees a broken picture and its RTP stream (one
+sender, one SSRC) stays continuous.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import av
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
 from live.media import aiortc_patches
@@ -34,6 +41,7 @@ from live.media.codecs import (
     VideoEncoder,
     VideoSettings,
 )
+from live.media.ladder import LadderPolicy, RateMeter
 from live.media.muxing import ShowWriter
 
 logger = logging.getLogger(__name__)
@@ -168,8 +176,17 @@ class PacketTrack(MediaStreamTrack):
         self._need_keyframe = kind == "video"
         self.delivered = 0
         self.skipped = 0
+        # The rendition this viewer gets (0, the highest, to start with), and
+        # the one it moves to at that rendition's next keyframe.
+        self.rendition = 0
+        self.switch_to: int | None = None
         # Whether the first packet this viewer got was a keyframe (video).
         self.first_keyframe: bool | None = None
+
+    @property
+    def heading(self) -> int:
+        """The rendition this viewer is on, or moving to."""
+        return self.rendition if self.switch_to is None else self.switch_to
 
     def push(self, packet: av.Packet[Any]) -> None:
         if self.readyState != "live":
@@ -210,6 +227,22 @@ class Viewer:
     pc: RTCPeerConnection
     video: PacketTrack
     audio: PacketTrack
+    # False: always the highest rendition (an edge node pulling the show
+    # for viewers of its own).
+    adaptive: bool = True
+    # Which rendition suits the viewer's link (None: one rendition only).
+    ladder: LadderPolicy | None = None
+
+
+@dataclass
+class _Rendition:
+    """One rung of the ladder: its encoder (used in the encode thread only),
+    and, in the event loop, its keyframe requests and what it sends."""
+
+    encoder: VideoEncoder
+    keyframe_wanted: bool = True
+    last_keyframe_at: float = 0.0
+    rate: RateMeter = field(default_factory=RateMeter)
 
 
 @dataclass
@@ -249,7 +282,11 @@ class Broadcast:
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"showfloor-encode-{self.slug}"
         )
-        self._video = VideoEncoder(self.config)
+        self._renditions = [
+            _Rendition(VideoEncoder(self.config, rendition))
+            for rendition in self.config.renditions
+        ]
+        self._video = self._renditions[0].encoder
         self._audio = AudioEncoder() if self.with_audio else None
         self.writer = ShowWriter(
             hls_dir=self.hls_dir,
@@ -258,13 +295,12 @@ class Broadcast:
             with_audio=self.with_audio,
             segment_seconds=self.segment_seconds,
             record=self.record,
+            renditions=self.config.renditions,
         )
         self._t0 = time.monotonic()
         self.started_at = time.time()
         self._last_pts = -1
         self._in_flight = 0
-        self._keyframe_wanted = True
-        self._last_keyframe_at = 0.0
         self._segment_ticks = self.segment_seconds * VIDEO_CLOCK
         self._segment_due: int | None = None
         self._ingest: IngestQueue | None = None
@@ -353,12 +389,15 @@ class Broadcast:
         the publisher's connection: a rehearsal just went public."""
         self.record = True
         self.writer.start_recording()
-        self.request_keyframe()
+        self.request_keyframe(0)
 
     # --- Encode once ------------------------------------------------------
 
-    def request_keyframe(self) -> None:
-        self._keyframe_wanted = True
+    def request_keyframe(self, rendition: int | None = None) -> None:
+        """Ask for a keyframe from one rendition's encoder, or every one's."""
+        for index, wanted in enumerate(self._renditions):
+            if rendition is None or index == rendition:
+                wanted.keyframe_wanted = True
 
     def _next_pts(self) -> int:
         pts = max(self._last_pts + 1, int((time.monotonic() - self._t0) * VIDEO_CLOCK))
@@ -386,54 +425,102 @@ class Broadcast:
                 # A keyframe on every segment boundary of the show's clock, so
                 # each HLS segment closes on time whatever frames were dropped;
                 # and soon after a viewer asks for one.
-                keyframe = self._segment_due is None or pts >= self._segment_due
-                if keyframe:
+                # Every rendition, so their HLS segments line up.
+                segment = self._segment_due is None or pts >= self._segment_due
+                if segment:
                     due = self._segment_due or pts
                     while due <= pts:
                         due += self._segment_ticks
                     self._segment_due = due
-                if keyframe or (
-                    self._keyframe_wanted
-                    and now - self._last_keyframe_at >= KEYFRAME_MIN_INTERVAL
-                ):
-                    keyframe, self._keyframe_wanted = True, False
-                    self._last_keyframe_at = now
+                keyframes = [
+                    self._keyframe_due(rendition, segment, now)
+                    for rendition in self._renditions
+                ]
                 self._in_flight += 1
                 future = self._loop.run_in_executor(
-                    self._executor, self._encode_video, frame, pts, keyframe
+                    self._executor, self._encode_video, frame, pts, keyframes
                 )
                 future.add_done_callback(self._video_encoded)
 
+    @staticmethod
+    def _keyframe_due(rendition: _Rendition, segment: bool, now: float) -> bool:
+        """Whether this frame is a keyframe in ``rendition``: on a segment
+        boundary, and soon after one of its viewers asked (requests merged)."""
+        if segment or (
+            rendition.keyframe_wanted
+            and now - rendition.last_keyframe_at >= KEYFRAME_MIN_INTERVAL
+        ):
+            rendition.keyframe_wanted = False
+            rendition.last_keyframe_at = now
+            return True
+        return False
+
     def _encode_video(
-        self, frame: av.VideoFrame, pts: int, keyframe: bool
-    ) -> list[av.Packet[Any]]:
-        """In the encode thread: encode, and hand the packets to the HLS and
+        self, frame: av.VideoFrame, pts: int, keyframes: list[bool]
+    ) -> list[list[av.Packet[Any]]]:
+        """In the encode thread: encode the frame once per rendition (each
+        scales it to its own size), and hand the packets to the HLS and
         recording packager right here (a pipe write), without waiting for the
-        event loop, which may be busy with the viewers."""
-        packets = self._video.encode(frame, pts, keyframe)
-        for packet in packets:
-            if packet.is_keyframe and not self.writer.started and self._video.size:
+        event loop, which may be busy with the viewers. The packets, by
+        rendition."""
+        encoded: list[list[av.Packet[Any]]] = []
+        for index, rendition in enumerate(self._renditions):
+            packets = rendition.encoder.encode(frame, pts, keyframes[index])
+            if (
+                index == 0
+                and not self.writer.started
+                and any(packet.is_keyframe for packet in packets)
+            ):
                 self.writer.start(
-                    size=self._video.size,
+                    sizes=[
+                        r.encoder.open_for(frame.width, frame.height)
+                        for r in self._renditions
+                    ],
                     audio_extradata=self._audio.extradata if self._audio else None,
                     clock_origin=self.started_at,
                 )
-            self.writer.put("video", packet)
-        return packets
+            for packet in packets:
+                self.writer.put("video", packet, rendition=index)
+            encoded.append(packets)
+        return encoded
 
-    def _video_encoded(self, future: asyncio.Future[list[av.Packet[Any]]]) -> None:
+    def _video_encoded(
+        self, future: asyncio.Future[list[list[av.Packet[Any]]]]
+    ) -> None:
         self._in_flight -= 1
         if future.cancelled() or self.closed:
             return
         if (error := future.exception()) is not None:
             logger.error("video encode failed for %s: %s", self.slug, error)
             return
-        for packet in future.result():
-            self.counters.frames_encoded += 1
-            if packet.is_keyframe:
-                self.counters.keyframes += 1
-            for viewer in self.viewers.values():
-                viewer.video.push(packet)
+        self.deliver_video(future.result())
+
+    def deliver_video(self, encoded: list[list[av.Packet[Any]]]) -> None:
+        """Hand one frame's packets (by rendition, highest first) to the
+        WebRTC viewers, each the rendition it is on. A viewer waiting to move
+        to another rendition moves at this frame if that rendition's packet
+        is a keyframe; the packets of a frame share their pts in every
+        rendition, so each viewer's pts keep rising across a switch."""
+        now = time.monotonic()
+        for index, packets in enumerate(encoded):
+            for packet in packets:
+                self._renditions[index].rate.add(now, packet.size)
+                if index == 0:
+                    self.counters.frames_encoded += 1
+                    if packet.is_keyframe:
+                        self.counters.keyframes += 1
+        for viewer in self.viewers.values():
+            track = viewer.video
+            target = track.switch_to
+            if (
+                target is not None
+                and target < len(encoded)
+                and any(packet.is_keyframe for packet in encoded[target])
+            ):
+                track.rendition, track.switch_to = target, None
+            if track.rendition < len(encoded):
+                for packet in encoded[track.rendition]:
+                    track.push(packet)
 
     async def _pump_audio(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
         encoder = self._audio
@@ -475,10 +562,57 @@ class Broadcast:
 
         # A viewer's PLI/FIR reaches its sender, which would force a keyframe on
         # its own encoder; our packets come from the shared encoder instead, so
-        # the request is passed on to it (merged with everybody else's).
+        # the request is passed on to it (merged with everybody else's), to
+        # the rendition the viewer is on or moving to.
+        def keyframe_for_viewer() -> None:
+            self.request_keyframe(viewer.video.heading)
+
         for sender in viewer.pc.getSenders():
-            aiortc_patches.on_keyframe_request(sender, self.request_keyframe)
-        self.request_keyframe()
+            aiortc_patches.on_keyframe_request(sender, keyframe_for_viewer)
+            if (
+                sender.track is viewer.video
+                and viewer.adaptive
+                and len(self._renditions) > 1
+            ):
+                self._follow_feedback(viewer, sender)
+        self.request_keyframe(viewer.video.rendition)
+
+    def _follow_feedback(self, viewer: Viewer, sender: RTCRtpSender) -> None:
+        """Move the viewer between renditions by what its receiver reports."""
+        policy = LadderPolicy(levels=len(self._renditions))
+
+        def steer() -> None:
+            now = time.monotonic()
+            rates = [rendition.rate.rate(now) for rendition in self._renditions]
+            level = policy.decide(now, rates)
+            track = viewer.video
+            if level == track.heading:
+                return
+            if level == track.rendition:
+                track.switch_to = None  # changed its mind before the keyframe
+                return
+            track.switch_to = level
+            self.request_keyframe(level)
+            logger.info(
+                "viewer %s of %s moves to rendition %d (estimate %s bit/s)",
+                viewer.id,
+                self.slug,
+                level,
+                policy.estimate,
+            )
+
+        def on_estimate(bitrate: int) -> None:
+            policy.on_estimate(time.monotonic(), bitrate)
+            steer()
+
+        def on_loss(fraction: float) -> None:
+            policy.on_loss(time.monotonic(), fraction)
+            steer()
+
+        if aiortc_patches.on_feedback(sender, estimate=on_estimate, loss=on_loss):
+            viewer.ladder = policy
+        else:
+            logger.warning("cannot read viewers' RTCP: no rendition ladder")
 
     async def remove_viewer(self, viewer_id: str) -> bool:
         viewer = self.viewers.pop(viewer_id, None)
@@ -510,6 +644,16 @@ class Broadcast:
             "hls_packets_dropped": self.writer.dropped,
             "ingest_frames_skipped": self._ingest.skipped if self._ingest else 0,
             "size": list(self._video.size) if self._video.size else None,
+            "renditions": [
+                {
+                    "size": list(r.encoder.size) if r.encoder.size else None,
+                    "bitrate": int(r.rate.rate(time.monotonic())),
+                    "viewers": sum(
+                        1 for v in self.viewers.values() if v.video.rendition == index
+                    ),
+                }
+                for index, r in enumerate(self._renditions)
+            ],
             "recording": self.record,
         }
 
@@ -529,7 +673,8 @@ class Broadcast:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.to_thread(self._executor.shutdown, wait=True)
-        self._video.close()
+        for rendition in self._renditions:
+            rendition.encoder.close()
         if self._audio is not None:
             self._audio.close()
         await asyncio.to_thread(self.writer.close)

@@ -22,6 +22,7 @@ VIDEO_CLOCK = 90_000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
 AUDIO_RATE = 48_000
 AUDIO_TIME_BASE = fractions.Fraction(1, AUDIO_RATE)
+AUDIO_BITRATE = 64_000
 # 20 ms of audio per Opus packet, as WebRTC expects.
 OPUS_FRAME_SAMPLES = 960
 # How far the audio clock may fall behind the arrival of one frame before it
@@ -35,12 +36,27 @@ AUDIO_MIN_LAG = AUDIO_RATE // 200
 
 
 @dataclass(frozen=True)
+class Rendition:
+    """One rung of the ladder: its name (in HLS file names), size cap and
+    bit rate."""
+
+    name: str
+    max_width: int
+    max_height: int
+    bitrate: int
+
+
+@dataclass(frozen=True)
 class VideoSettings:
     max_width: int
     max_height: int
     fps: int
     bitrate: int
     preset: str
+    # The lower rendition's bit rate; 0: no ladder, one rendition as before.
+    low_bitrate: int = 0
+    low_max_width: int = 640
+    low_max_height: int = 360
 
     @classmethod
     def from_settings(cls) -> VideoSettings:
@@ -50,7 +66,28 @@ class VideoSettings:
             fps=settings.SHOWFLOOR_VIDEO_FPS,
             bitrate=settings.SHOWFLOOR_VIDEO_BITRATE,
             preset=settings.SHOWFLOOR_VIDEO_PRESET,
+            low_bitrate=(
+                settings.SHOWFLOOR_VIDEO_LOW_BITRATE
+                if settings.SHOWFLOOR_VIDEO_LADDER
+                else 0
+            ),
+            low_max_width=settings.SHOWFLOOR_VIDEO_LOW_MAX_WIDTH,
+            low_max_height=settings.SHOWFLOOR_VIDEO_LOW_MAX_HEIGHT,
         )
+
+    @property
+    def renditions(self) -> tuple[Rendition, ...]:
+        """Highest first: the first is what the recording keeps."""
+        high = Rendition("high", self.max_width, self.max_height, self.bitrate)
+        if self.low_bitrate <= 0:
+            return (high,)
+        low = Rendition(
+            "low",
+            min(self.low_max_width, self.max_width),
+            min(self.low_max_height, self.max_height),
+            self.low_bitrate,
+        )
+        return (high, low)
 
 
 def fit_size(
@@ -73,26 +110,38 @@ class VideoEncoder:
     """H.264 (libx264, baseline, ``zerolatency``): a keyframe whenever
     ``keyframe=True`` is asked for (the broadcast asks on every HLS segment
     boundary), and at least every two seconds. SPS/PPS are repeated in-band
-    with every keyframe, so a viewer that joins decodes from its first one."""
+    with every keyframe, so a viewer that joins decodes from its first one.
+    One per rendition (``config.renditions``), each scaling the decoded
+    frame to its own size."""
 
-    def __init__(self, config: VideoSettings) -> None:
+    def __init__(
+        self, config: VideoSettings, rendition: Rendition | None = None
+    ) -> None:
         self.config = config
+        self.rendition = rendition or config.renditions[0]
         self._codec: av.VideoCodecContext | None = None
         self.size: tuple[int, int] | None = None
+
+    def open_for(self, width: int, height: int) -> tuple[int, int]:
+        """Open the encoder for a source of this size (once); its output size."""
+        if self._codec is None:
+            self._codec = self._open(width, height)
+        return self._codec.width, self._codec.height
 
     def _open(self, width: int, height: int) -> av.VideoCodecContext:
         size = fit_size(
             width,
             height,
-            max_width=self.config.max_width,
-            max_height=self.config.max_height,
+            max_width=self.rendition.max_width,
+            max_height=self.rendition.max_height,
         )
+        bitrate = self.rendition.bitrate
         codec = av.VideoCodecContext.create("libx264", "w")
         codec.width, codec.height = size
         codec.pix_fmt = "yuv420p"
         codec.time_base = VIDEO_TIME_BASE
         codec.framerate = fractions.Fraction(self.config.fps, 1)
-        codec.bit_rate = self.config.bitrate
+        codec.bit_rate = bitrate
         # A fallback only: x264 counting frames would put its own keyframe
         # just before a segment boundary whenever frames arrive early.
         gop = 2 * self.config.fps
@@ -104,8 +153,8 @@ class VideoEncoder:
             "x264-params": (
                 f"keyint={gop}:min-keyint={self.config.fps}:scenecut=0"
                 ":repeat-headers=1"
-                f":vbv-maxrate={self.config.bitrate // 1000}"
-                f":vbv-bufsize={self.config.bitrate // 1000}"
+                f":vbv-maxrate={bitrate // 1000}"
+                f":vbv-bufsize={bitrate // 1000}"
             ),
         }
         codec.open()
@@ -115,15 +164,16 @@ class VideoEncoder:
     def encode(
         self, frame: av.VideoFrame, pts: int, keyframe: bool
     ) -> list[av.Packet[Any]]:
-        if self._codec is None:
-            self._codec = self._open(frame.width, frame.height)
-        width, height = self.size or (frame.width, frame.height)
+        codec = self._codec
+        if codec is None:
+            codec = self._codec = self._open(frame.width, frame.height)
+        width, height = codec.width, codec.height
         if (frame.width, frame.height, frame.format.name) != (width, height, "yuv420p"):
             frame = frame.reformat(width=width, height=height, format="yuv420p")
         frame.pts = pts
         frame.time_base = VIDEO_TIME_BASE
         frame.pict_type = PictureType.I if keyframe else PictureType.NONE
-        packets = self._codec.encode(frame)
+        packets = codec.encode(frame)
         for packet in packets:
             packet.time_base = VIDEO_TIME_BASE
         return packets
@@ -135,7 +185,7 @@ class VideoEncoder:
 class AudioEncoder:
     """Opus, 48 kHz stereo, 20 ms packets, with its own sample clock."""
 
-    def __init__(self, bitrate: int = 64_000) -> None:
+    def __init__(self, bitrate: int = AUDIO_BITRATE) -> None:
         self._codec = av.AudioCodecContext.create("libopus", "w")
         self._codec.sample_rate = AUDIO_RATE
         self._codec.layout = "stereo"

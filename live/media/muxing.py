@@ -13,6 +13,13 @@ thread that produced it (a header and the packet's bytes in one ``writev``; no
 queue, no extra thread hop). The pipe holds about four seconds of video; if the
 child falls that far behind, packets are dropped and counted, and video resumes
 at the next keyframe, so a slow disk never blocks the encoder.
+
+With the rendition ladder each rendition gets its own HLS media playlist and
+segments (the first keeps the names ``index.m3u8``, ``init.mp4``,
+``seg-NNNNN.m4s``; the others are prefixed with their name, ``low-index.m3u8``
+…), each with the same audio, and ``master.m3u8`` lists them all
+(``#EXT-X-STREAM-INF`` with bandwidth, resolution and codecs) once each has a
+segment. The recording keeps the first, highest rendition only.
 """
 
 from __future__ import annotations
@@ -36,15 +43,24 @@ from typing import IO, Any
 
 import av
 
-from live.media.codecs import AUDIO_RATE, VIDEO_CLOCK
+from live.media.codecs import AUDIO_BITRATE, AUDIO_RATE, VIDEO_CLOCK, Rendition
 
 logger = logging.getLogger(__name__)
 
 PLAYLIST_NAME = "index.m3u8"
+# What players load: every rendition's media playlist.
+MASTER_PLAYLIST = "master.m3u8"
 # FFmpeg's own playlist, republished as ``PLAYLIST_NAME`` (never served).
 FFMPEG_PLAYLIST = "ffmpeg.m3u8"
 PROGRAM_DATE_TIME = re.compile(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)")
-# One packet on the pipe: kind (0 video, 1 audio), keyframe flag, pts, length.
+# The files players may fetch (``live/views.py``, ``deploy/nginx.conf``).
+HLS_FILE = re.compile(
+    r"^(master\.m3u8|(low-)?(index\.m3u8|init\.mp4|seg-\d{5,9}\.m4s))$"
+)
+# BANDWIDTH is a peak: the encoders' VBV cap, audio, and the container.
+CONTAINER_OVERHEAD = 1.1
+# One packet on the pipe: kind (0 video, 1 audio), flags (bit 0: keyframe,
+# the rest: the video rendition's index), pts, length.
 HEADER = struct.Struct("!BBqI")
 VIDEO, AUDIO = 0, 1
 # Kind of the empty message that starts the recording (after a rehearsal).
@@ -71,6 +87,7 @@ class ShowWriter:
         segment_seconds: int,
         playlist_size: int = 6,
         record: bool = True,
+        renditions: tuple[Rendition, ...] = (),
     ) -> None:
         self.hls_dir = hls_dir
         self.recording_path = recording_path
@@ -78,10 +95,11 @@ class ShowWriter:
         self._with_audio = with_audio
         self._segment_seconds = segment_seconds
         self._playlist_size = playlist_size
+        self._renditions = renditions or (Rendition("high", 0, 0, 0),)
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._pipe: IO[bytes] | None = None
-        self._need_keyframe = True
+        self._need_keyframe = [True] * len(self._renditions)
         self._closed = False
         self._record = record
         self.dropped = 0
@@ -90,19 +108,28 @@ class ShowWriter:
     def start(
         self,
         *,
-        size: tuple[int, int],
+        sizes: list[tuple[int, int]],
         audio_extradata: bytes | None,
         clock_origin: float,
     ) -> None:
-        """Start the packager once the video size is known. ``clock_origin``:
-        the Unix time of pts 0."""
+        """Start the packager once the video sizes (by rendition) are known.
+        ``clock_origin``: the Unix time of pts 0."""
         with self._lock:
             if self._process is not None or self._closed:
                 return
             config = {
                 "hls_dir": str(self.hls_dir),
                 "recording_path": str(self.recording_path),
-                "size": list(size),
+                "size": list(sizes[0]),
+                "renditions": [
+                    {
+                        "name": rendition.name,
+                        "size": list(size),
+                        "bitrate": rendition.bitrate,
+                    }
+                    for rendition, size in zip(self._renditions, sizes, strict=True)
+                ],
+                "audio_bitrate": AUDIO_BITRATE,
                 "fps": self._fps,
                 "clock_origin": clock_origin,
                 "segment_seconds": self._segment_seconds,
@@ -151,7 +178,8 @@ class ShowWriter:
     def started(self) -> bool:
         return self._process is not None or self._closed
 
-    def put(self, kind: str, packet: av.Packet[Any]) -> None:
+    def put(self, kind: str, packet: av.Packet[Any], rendition: int = 0) -> None:
+        """Queue ``packet`` (of video ``rendition``) for the packager."""
         if self.failed or packet.pts is None:
             return
         keyframe = bool(packet.is_keyframe)
@@ -159,20 +187,22 @@ class ShowWriter:
             if self._pipe is None:
                 return
             if kind == "video":
-                if self._need_keyframe and not keyframe:
+                if rendition >= len(self._need_keyframe):
+                    return
+                if self._need_keyframe[rendition] and not keyframe:
                     self.dropped += 1
                     return
-                self._need_keyframe = False
+                self._need_keyframe[rendition] = False
             header = HEADER.pack(
                 VIDEO if kind == "video" else AUDIO,
-                keyframe,
+                keyframe | (rendition << 1 if kind == "video" else 0),
                 int(packet.pts),
                 packet.size,
             )
             if not self._has_room(HEADER.size + packet.size):
                 # The packager is behind: drop rather than block the encoder.
                 self.dropped += 1
-                self._need_keyframe = True
+                self._need_keyframe = [True] * len(self._need_keyframe)
                 return
             self._write([header, memoryview(packet)])
 
@@ -283,9 +313,10 @@ class _Playlist:
     started, a few hundred milliseconds) after the first frame arrived; a pin
     shown to HLS viewers waits for that time, so it has to be the frame's."""
 
-    def __init__(self, hls_dir: Path, clock_origin: float) -> None:
-        self.source = hls_dir / FFMPEG_PLAYLIST
-        self.target = hls_dir / PLAYLIST_NAME
+    def __init__(self, hls_dir: Path, clock_origin: float, prefix: str = "") -> None:
+        self.source = hls_dir / (prefix + FFMPEG_PLAYLIST)
+        self.target = hls_dir / (prefix + PLAYLIST_NAME)
+        self.published = False
         self._clock_origin = clock_origin
         self._first_frame_at: float | None = None
         self._shift: timedelta | None = None
@@ -318,16 +349,76 @@ class _Playlist:
             moment = when.astimezone(UTC).isoformat(timespec="milliseconds")
             return f"#EXT-X-PROGRAM-DATE-TIME:{moment}"
 
-        temporary = self.target.with_name(PLAYLIST_NAME + ".tmp")
+        temporary = self.target.with_name(self.target.name + ".tmp")
         temporary.write_text(PROGRAM_DATE_TIME.sub(shifted, text))
         temporary.replace(self.target)
+        self.published = True
 
 
-def _open_hls(config: dict[str, Any]) -> _Output:
+def rendition_prefix(index: int, name: str) -> str:
+    """The first rendition's files keep their names; the others' start with
+    ``<name>-``."""
+    return "" if index == 0 else f"{name}-"
+
+
+def avc1_codec(data: bytes) -> str | None:
+    """The RFC 6381 ``avc1.PPCCLL`` string from the SPS in an Annex B
+    keyframe, or None if there is none."""
+    for nal in data.split(b"\x00\x00\x01"):
+        if len(nal) >= 4 and nal[0] & 0x1F == 7:
+            return f"avc1.{nal[1]:02x}{nal[2]:02x}{nal[3]:02x}"
+    return None
+
+
+class _MasterPlaylist:
+    """``master.m3u8``: every rendition's media playlist with its peak and
+    average bandwidth, resolution, codecs and frame rate, highest first.
+    Written once every rendition has published its playlist (a player that
+    picks one must find it), then left as it is."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._config = config
+        self._path = Path(config["hls_dir"]) / MASTER_PLAYLIST
+        self._codecs: dict[int, str] = {}
+        self.written = False
+
+    def saw_keyframe(self, rendition: int, data: bytes) -> None:
+        if rendition not in self._codecs and (codec := avc1_codec(data)):
+            self._codecs[rendition] = codec
+
+    def sync(self, playlists: list[_Playlist]) -> None:
+        if self.written or not all(playlist.published for playlist in playlists):
+            return
+        temporary = self._path.with_name(MASTER_PLAYLIST + ".tmp")
+        temporary.write_text(self.text())
+        temporary.replace(self._path)
+        self.written = True
+
+    def text(self) -> str:
+        config = self._config
+        audio = config["audio_extradata"] is not None
+        audio_bitrate = config.get("audio_bitrate", AUDIO_BITRATE) if audio else 0
+        lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+        for index, rendition in enumerate(config["renditions"]):
+            average = rendition["bitrate"] + audio_bitrate
+            codecs = [self._codecs.get(index, "avc1.42c01f")]
+            if audio:
+                codecs.append("opus")
+            width, height = rendition["size"]
+            lines.append(
+                f"#EXT-X-STREAM-INF:BANDWIDTH={int(average * CONTAINER_OVERHEAD)},"
+                f"AVERAGE-BANDWIDTH={average},RESOLUTION={width}x{height},"
+                f'CODECS="{",".join(codecs)}",FRAME-RATE={config["fps"]:.3f}'
+            )
+            lines.append(rendition_prefix(index, rendition["name"]) + PLAYLIST_NAME)
+        return "\n".join(lines) + "\n"
+
+
+def _open_hls(config: dict[str, Any], prefix: str = "") -> _Output:
     hls_dir = Path(config["hls_dir"])
     hls_dir.mkdir(parents=True, exist_ok=True)
     return _Output(
-        hls_dir / FFMPEG_PLAYLIST,
+        hls_dir / (prefix + FFMPEG_PLAYLIST),
         config=config,
         container_format="hls",
         options={
@@ -337,8 +428,8 @@ def _open_hls(config: dict[str, Any]) -> _Output:
                 "delete_segments+program_date_time+independent_segments+temp_file"
             ),
             "hls_segment_type": "fmp4",
-            "hls_fmp4_init_filename": "init.mp4",
-            "hls_segment_filename": str(hls_dir / "seg-%05d.m4s"),
+            "hls_fmp4_init_filename": prefix + "init.mp4",
+            "hls_segment_filename": str(hls_dir / (prefix + "seg-%05d.m4s")),
         },
     )
 
@@ -388,40 +479,65 @@ class _Recording:
 
 def package(source: IO[bytes]) -> None:
     """Read the configuration line, then packets until end of file, writing
-    both outputs; both containers start on a keyframe."""
+    every output; each starts on a keyframe of its rendition."""
     config = json.loads(source.readline())
-    hls = _open_hls(config)
+    renditions = config.get("renditions") or [
+        {"name": "high", "size": config["size"], "bitrate": 0}
+    ]
+    config["renditions"] = renditions
+    hls_dir = Path(config["hls_dir"])
+    hls: list[_Output] = []
+    playlists: list[_Playlist] = []
     recording = _Recording(config)
-    playlist = _Playlist(Path(config["hls_dir"]), config["clock_origin"])
+    master = _MasterPlaylist(config)
     try:
-        started = False
+        for index, rendition in enumerate(renditions):
+            prefix = rendition_prefix(index, rendition["name"])
+            hls.append(_open_hls({**config, "size": rendition["size"]}, prefix))
+            playlists.append(_Playlist(hls_dir, config["clock_origin"], prefix))
+        started = [False] * len(renditions)
         while header := source.read(HEADER.size):
             if len(header) < HEADER.size:
                 break
-            kind, keyframe, pts, length = HEADER.unpack(header)
+            kind, flags, pts, length = HEADER.unpack(header)
             data = source.read(length)
             if len(data) < length:
                 break
             if kind == RECORD:
                 recording.want()
                 continue
-            if not started:
-                if not (kind == VIDEO and keyframe):
+            keyframe, rendition = bool(flags & 1), flags >> 1
+            if kind == VIDEO:
+                if rendition >= len(renditions):
                     continue
-                started = True
-                playlist.started(pts / config["video_clock"])
+                if not started[rendition]:
+                    if not keyframe:
+                        continue
+                    started[rendition] = True
+                    playlists[rendition].started(pts / config["video_clock"])
+                if keyframe:
+                    master.saw_keyframe(rendition, data)
+                targets = [rendition]
+            else:
+                targets = [i for i, on in enumerate(started) if on]
             # HLS first: a keyframe closes a segment and viewers wait for the
             # playlist (writing the recording first cost ~40 ms per segment).
-            hls.write(kind, data, pts, bool(keyframe))
-            playlist.sync()
-            recording.write(kind, data, pts, bool(keyframe))
+            for target in targets:
+                hls[target].write(kind, data, pts, keyframe)
+                playlists[target].sync()
+            master.sync(playlists)
+            if started[0] and (kind == AUDIO or rendition == 0):
+                recording.write(kind, data, pts, keyframe)
     finally:
-        for output in (recording, hls):
+        outputs: list[_Recording | _Output] = [recording, *hls]
+        for output in outputs:
             try:
                 output.close()
             except Exception:
                 logger.exception("closing a media output failed")
-        playlist.sync()
+        for playlist in playlists:
+            playlist.sync()
+        master.sync(playlists)
 
 
 def main() -> None:

@@ -412,7 +412,13 @@ class MediaNode:
             audio.stop()
             await pc.close()
             raise
-        viewer = Viewer(id=secrets.token_urlsafe(12), pc=pc, video=video, audio=audio)
+        viewer = Viewer(
+            id=secrets.token_urlsafe(12),
+            pc=pc,
+            video=video,
+            audio=audio,
+            adaptive=not link,  # an edge relays the highest rendition
+        )
         if source.closed:
             # The pull ended while this viewer negotiated.
             video.stop()

@@ -29,7 +29,7 @@ def video_config(show: Show, preview: bool = False) -> dict[str, Any]:
         "startedAt": int(started.timestamp() * 1000) if started else None,
         "whepUrl": f"{base}/whep",
         "whipUrl": f"{base}/whip",
-        "hlsUrl": f"{base}/hls/index.m3u8",
+        "hlsUrl": f"{base}/hls/master.m3u8",
         "statusUrl": f"{base}/stream",
         "endUrl": f"{base}/stream/end",
         "keyUrl": f"{base}/stream/key",

@@ -276,7 +276,7 @@ async function playHls() {
 // The master playlist is written once every rendition has a segment.
 async function hlsPlaylistReady() {
   const response = await fetch(config.hlsUrl, { credentials: "same-origin" }).catch(() => null);
-  return Boolean(response && response.ok && (await response.text()).includes("#EXTINF"));
+  return Boolean(response && response.ok && (await response.text()).includes("#EXT-X-STREAM-INF"));
 }
 
 async function play() {

@@ -1,0 +1,246 @@
+"""The rendition ladder: the policy that moves a WebRTC viewer between
+renditions, a viewer moved to the lower one at its keyframe, and the HLS
+master playlist that lists both."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+from typing import Any
+
+import av
+import pytest
+
+from live.media import ladder
+from live.media.clients import StampedVideoTrack, play, publish
+from live.media.ladder import LadderPolicy, RateMeter
+
+RATES = [2_000_000, 500_000]
+
+
+def _feed(policy: LadderPolicy, start: float, end: float, estimate: float) -> list:
+    """Estimates every 100 ms from ``start`` to ``end``; the levels decided."""
+    levels = []
+    now = start
+    while now < end:
+        policy.on_estimate(now, estimate)
+        levels.append((round(now, 1), policy.decide(now, RATES)))
+        now += 0.1
+    return levels
+
+
+def test_policy_goes_down_when_the_estimate_stays_below_the_rendition():
+    """A low estimate moves the viewer down after ``DOWN_HOLD`` seconds, not
+    at the first one; a short dip does not."""
+    policy = LadderPolicy(levels=2)
+    _feed(policy, 0, 5, 3_000_000)
+    assert policy.level == 0
+    _feed(policy, 5, 5.5, 600_000)  # a dip of half a second
+    _feed(policy, 5.5, 7, 3_000_000)
+    assert policy.level == 0
+    levels = _feed(policy, 7, 9, 600_000)
+    moved = next(t for t, level in levels if level == 1)
+    assert 7 + ladder.DOWN_HOLD <= moved <= 7 + ladder.DOWN_HOLD + 0.2
+    assert policy.switches == 1
+
+
+def test_policy_goes_down_on_sustained_loss_only():
+    policy = LadderPolicy(levels=2)
+    policy.on_loss(0, 0.3)
+    assert policy.decide(0, RATES) == 0  # one lossy report
+    policy.on_loss(1, 0.01)
+    policy.on_loss(2, 0.3)
+    assert policy.decide(2, RATES) == 0
+    policy.on_loss(3, 0.12)
+    assert policy.decide(3, RATES) == 1
+    policy.on_loss(4, 0.5)
+    policy.on_loss(5, 0.5)
+    assert policy.decide(5, RATES) == 1  # no lower rendition
+
+
+def test_policy_goes_up_only_after_the_estimate_held_comfortably_above():
+    """Up needs ``UP_HOLD`` seconds of an estimate ``UP_RATIO`` times the
+    higher rendition's rate; an estimate just above it, or a loss, is not
+    enough."""
+    policy = LadderPolicy(levels=2)
+    _feed(policy, 0, 2, 300_000)
+    assert policy.level == 1
+    _feed(policy, 2, 12, 2_100_000)  # above, but not comfortably
+    assert policy.level == 1
+    _feed(policy, 12, 15, 3_000_000)
+    policy.on_loss(15, 0.05)  # a loss restarts the wait
+    levels = _feed(policy, 15, 25, 3_000_000)
+    moved = next(t for t, level in levels if level == 0)
+    assert 15 + ladder.UP_HOLD <= moved <= 15 + ladder.UP_HOLD + 0.2
+
+
+def test_policy_probes_up_rarely_and_backs_off_when_the_link_is_capped():
+    """On a link capped below the high rendition the estimate never shows
+    room (a receive-side estimator reports at most 1.5 times what it gets):
+    the viewer tries the higher rendition after ``PROBE_FIRST`` calm seconds,
+    falls back within a second or two, and waits twice as long each time."""
+    policy = LadderPolicy(levels=2)
+    capped = 550_000
+    ups = []
+    now = 0.0
+    while now < 600:
+        # On high the link is congested; on low it carries the stream.
+        estimate = 0.85 * capped if policy.level == 0 else 1.5 * RATES[1]
+        policy.on_estimate(now, estimate)
+        before = policy.level
+        if policy.decide(now, RATES) < before:
+            ups.append(now)
+        now += 0.1
+    # Down at the start; up (and back down) at ~30, ~90, ~210, ~450 s.
+    assert 7 <= policy.switches <= 10
+    assert len(ups) <= 4
+    assert ups[0] >= ladder.PROBE_FIRST
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ups)]
+    assert all(b > a * 1.5 for a, b in itertools.pairwise(gaps)), gaps
+
+
+def test_rate_meter_counts_the_last_window():
+    meter = RateMeter(window=2.0)
+    for index in range(60):  # 30 frames a second of 1,000 bytes
+        meter.add(index / 30, 1000)
+    assert meter.rate(59 / 30) == pytest.approx(240_000, rel=0.05)
+    assert meter.rate(10) == 0
+
+
+async def _wait(predicate: Any, timeout: float = 10.0) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return bool(predicate())
+
+
+@pytest.fixture
+def ladder_settings(media_settings: Any) -> Any:
+    media_settings.SHOWFLOOR_VIDEO_LADDER = True
+    media_settings.SHOWFLOOR_VIDEO_LOW_MAX_WIDTH = 160
+    media_settings.SHOWFLOOR_VIDEO_LOW_MAX_HEIGHT = 120
+    media_settings.SHOWFLOOR_VIDEO_LOW_BITRATE = 100_000
+    return media_settings
+
+
+def _remb(sender: Any, bitrate: int) -> Any:
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+
+    return RtcpPsfbPacket(
+        fmt=RTCP_PSFB_APP,
+        ssrc=1,
+        media_ssrc=0,
+        fci=pack_remb_fci(bitrate, [sender._ssrc]),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+async def test_a_viewer_with_a_low_estimate_moves_to_the_low_rendition_at_a_keyframe(
+    ladder_settings, node, http, show
+):
+    """A WHEP viewer (aiortc, whose receiver sends REMB) starts on 320x240;
+    fed estimates far below that rendition's rate it moves to 160x120, and the
+    first packet it gets from there is a keyframe, with pts still rising. HLS
+    lists both renditions in ``master.m3u8``; the low one's segments are
+    160x120."""
+    publisher = await publish(
+        http.post,
+        f"/live/{show.slug}/whip",
+        show.stream_key,
+        video=StampedVideoTrack(320, 240),
+    )
+    player = None
+    try:
+        assert publisher.status == 201, publisher.body
+        broadcast = node.get(show.slug)
+        assert await _wait(lambda: broadcast.counters.frames_encoded > 5)
+        player = await play(http.post, f"/live/{show.slug}/whep", stamps=False)
+        assert player.status == 201
+        (viewer,) = broadcast.viewers.values()
+        track = viewer.video
+        received: list[av.Packet] = []
+        recv = track.recv
+
+        async def recording_recv() -> av.Packet:
+            packet = await recv()
+            received.append(packet)
+            return packet
+
+        track.recv = recording_recv  # what aiortc's sender packetizes
+        assert await _wait(lambda: player.frames >= 10, 15)
+        # aiortc's receiver estimates the bandwidth and says so (REMB).
+        assert viewer.ladder is not None
+        assert await _wait(lambda: viewer.ladder.estimate is not None, 10)
+        assert track.rendition == 0
+
+        # From here on the estimates are the test's: the client's stop.
+        for receiver in player.pc.getReceivers():
+            receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # type: ignore[attr-defined]
+        (sender,) = [s for s in viewer.pc.getSenders() if s.track is track]
+        for _ in range(15):  # 1.5 s of an estimate of 10 kbit/s
+            await sender._handle_rtcp_packet(_remb(sender, 10_000))
+            await asyncio.sleep(0.1)
+        assert await _wait(lambda: track.rendition == 1, 5)
+        frames_then = player.frames
+        assert await _wait(lambda: player.frames >= frames_then + 10, 10)
+
+        decoder = av.CodecContext.create("h264", "r")
+        sizes: list[tuple[int, int]] = []
+        for packet in received:
+            frames = decoder.decode(av.Packet(bytes(packet)))
+            sizes.extend((f.width, f.height) for f in frames)
+        switch = sizes.index((160, 120))
+        assert set(sizes[:switch]) == {(320, 240)}
+        assert set(sizes[switch:]) == {(160, 120)}
+        assert received[switch].is_keyframe  # zerolatency: one packet a frame
+        pts = [packet.pts or 0 for packet in received]
+        assert all(a < b for a, b in itertools.pairwise(pts))
+
+        master = await _get_text(http, f"/live/{show.slug}/hls/master.m3u8")
+        streams = re.findall(r"#EXT-X-STREAM-INF:(.*)\n(.*)", master)
+        assert [uri for _, uri in streams] == ["index.m3u8", "low-index.m3u8"]
+        attribute = re.compile(r'([A-Z-]+)=("[^"]*"|[^,]*)')
+        high, low = (dict(attribute.findall(a)) for a, _ in streams)
+        assert high["RESOLUTION"] == "320x240"
+        assert low["RESOLUTION"] == "160x120"
+        assert int(high["BANDWIDTH"]) > int(low["BANDWIDTH"]) >= 100_000
+        assert re.fullmatch(r'"avc1\.42[0-9a-f]{4},opus"', low["CODECS"])
+        playlist = await _get_text(http, f"/live/{show.slug}/hls/low-index.m3u8")
+        assert '#EXT-X-MAP:URI="low-init.mp4"' in playlist
+        segment = re.findall(r"^(low-seg-\d+\.m4s)$", playlist, re.M)[-1]
+        init = await http.get(f"/live/{show.slug}/hls/low-init.mp4")
+        data = await http.get(f"/live/{show.slug}/hls/{segment}")
+        assert init.status_code == data.status_code == 200
+        assert data["Cache-Control"] == "public, max-age=60, immutable"
+        assert _first_frame_size(init.content + data.content) == (160, 120)
+    finally:
+        if player is not None:
+            await player.close()
+        await publisher.close()
+
+
+async def _get_text(http: Any, url: str, timeout: float = 10) -> str:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        response = await http.get(url)
+        if response.status_code == 200:
+            assert response["Cache-Control"] == "no-cache"
+            text = response.content.decode()
+            if "#EXT-X-STREAM-INF" in text or "#EXTINF" in text:
+                return text
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{url} never came")
+
+
+def _first_frame_size(data: bytes) -> tuple[int, int]:
+    import io
+
+    with av.open(io.BytesIO(data)) as container:
+        frame = next(container.decode(video=0))
+        return frame.width, frame.height
