@@ -291,6 +291,21 @@ class BidTooLow(CheckoutError):
     code = "bid_too_low"
     status = 409
     default_message = _("Your bid is lower than the next amount.")
+    # Losing a race to another bid is the auction working, not abuse: in a
+    # storm nearly every bid is one of these, and an audit row each would
+    # only slow the bids that can still win.
+    audited = False
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        floor: int | None = None,
+        currency: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.floor = floor
+        self.currency = currency
 
 
 class AlreadyLeading(CheckoutError):

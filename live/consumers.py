@@ -142,9 +142,7 @@ def _call_and_audit(
     try:
         service(show=show, **kw)
     except ShowfloorError as exc:
-        moderation.refusal_audit(
-            show=show, user=actor, action=action, code=exc.code, detail=exc.message
-        )
+        audit_refusal(exc, action, actor, show)
         return exc
     return None
 
@@ -161,6 +159,31 @@ def _in_parallel(func: Callable[..., Any]) -> Callable[..., Any]:
         func, thread_sensitive=False, executor=_room_database
     )
     return wrapped
+
+
+async def in_room_database(func: Callable[..., Any], /, *args: Any, **kw: Any) -> Any:
+    """Await ``func`` on the room's database threads (``_in_parallel``), as a
+    socket's service call does: at once ``DatabaseDown`` while the database
+    is known to be down, and a failure is remembered for the next calls."""
+    if _database_known_down():
+        raise DatabaseDown()
+    try:
+        return await _in_parallel(func)(*args, **kw)
+    except DatabaseError as exc:
+        if not isinstance(exc, DatabaseDown):
+            _database_failed()
+        raise
+
+
+def audit_refusal(
+    error: ShowfloorError, action: str, actor: User | None, show: Show
+) -> None:
+    """Keep a socket's refusal in the audit log (in a worker thread), unless
+    its kind is not audited."""
+    if error.audited:
+        moderation.refusal_audit(
+            show=show, user=actor, action=action, code=error.code, detail=error.message
+        )
 
 
 def _room_entry(
@@ -565,29 +588,32 @@ class ShowConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         """Call ``service`` and answer ``ack`` or ``error``; True when it went
         through."""
         try:
-            if _database_known_down():
-                raise DatabaseDown()
-            error = await _in_parallel(_call_and_audit)(
-                service, action, self.user, self.show, **kwargs
+            error = await in_room_database(
+                _call_and_audit, service, action, self.user, self.show, **kwargs
             )
-        except DatabaseError as exc:
-            if not isinstance(exc, DatabaseDown):
-                _database_failed()
-            # Nothing was stored and nothing acknowledged: the client may
-            # send it again, on this same socket.
-            self._error(
-                ref,
-                "unavailable",
-                _("That did not go through: the show is briefly unavailable."),
-                UNAVAILABLE_RETRY_SECONDS,
-            )
+        except DatabaseError:
+            self._unavailable(ref)
             return False
+        return self._answer(ref, error)
+
+    def _answer(self, ref: Any, error: ShowfloorError | None) -> bool:
+        """``ack``, or the refusal as an ``error``; True for the ack."""
         if error is None:
             self._frame({"type": "ack", "ref": ref})
             return True
         retry = error.retry_after if isinstance(error, Throttled) else None
         self._error(ref, error.code, error.message, retry)
         return False
+
+    def _unavailable(self, ref: Any) -> None:
+        # Nothing was stored and nothing acknowledged: the client may send it
+        # again, on this same socket.
+        self._error(
+            ref,
+            "unavailable",
+            _("That did not go through: the show is briefly unavailable."),
+            UNAVAILABLE_RETRY_SECONDS,
+        )
 
     def _require_login(self) -> None:
         if self.user is None:

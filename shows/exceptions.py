@@ -12,6 +12,8 @@ from django.utils.translation import gettext_lazy as _
 class ShowfloorError(Exception):
     code = "error"
     default_message = _("Something went wrong.")
+    # Whether a socket's refusal with this error is kept in the audit log.
+    audited = True
 
     def __init__(self, message: str | None = None) -> None:
         self.message = str(message if message is not None else self.default_message)

@@ -3,7 +3,9 @@
 from checkout.services.auction_sales import auction_settle
 from checkout.services.auctions import (
     BidPlaced,
+    BidRequest,
     auction_bid,
+    auction_bids,
     auction_buy_now,
     auction_cancel,
     auction_close,
@@ -41,9 +43,11 @@ from checkout.services.sales import sale_close_due, sale_start
 
 __all__ = [
     "BidPlaced",
+    "BidRequest",
     "Buyer",
     "PayResult",
     "auction_bid",
+    "auction_bids",
     "auction_buy_now",
     "auction_cancel",
     "auction_close",

@@ -24,13 +24,15 @@ Lock order: the auction row, then the order, then stock-hold and variant rows.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from checkout import auction_cards as cards
@@ -69,7 +71,7 @@ from checkout.services.orders import (
     _take_stock,
 )
 from realtime import events
-from shows.exceptions import NotInLineup
+from shows.exceptions import NotInLineup, ShowfloorError
 from shows.models import LineupItem, Show, User, Variant
 from shows.selectors import STAFF_ROLES, membership_role
 
@@ -218,12 +220,15 @@ def auction_start(
 
 @dataclass(frozen=True)
 class BidPlaced:
-    """What a bid did: the auction's end after it, and whether the bidder
-    leads."""
+    """What a bid did: the auction's end after it, whether the bidder leads,
+    and the next amount it left (None once closed), which the caller's
+    process may refuse lower bids by at once."""
 
     auction_id: int
     ends_at: datetime
     leading: bool
+    next_minor: int | None = None
+    currency: str = ""
 
 
 @dataclass
@@ -419,7 +424,9 @@ def _notify_outbid(auction: Auction, user_id: int) -> None:
 def _too_low(floor: int, currency: str) -> BidTooLow:
     return BidTooLow(
         _("The next bid is at least %(next)s.")
-        % {"next": Money(floor, currency).format()}
+        % {"next": Money(floor, currency).format()},
+        floor=floor,
+        currency=currency,
     )
 
 
@@ -541,7 +548,64 @@ def auction_bid(
         auction_id=auction.pk,
         ends_at=auction.ends_at,
         leading=auction.leader_id == user.pk,
+        next_minor=cards.next_minor(auction),
+        currency=auction.currency,
     )
+
+
+@dataclass(frozen=True)
+class BidRequest:
+    """One bid waiting in a process's line (``auction_bids``): a tap at
+    ``amount_minor`` or a ``max_minor``, in the bidder's ``language``."""
+
+    user: User
+    amount_minor: int | None = None
+    max_minor: int | None = None
+    language: str = ""
+
+
+def auction_bids(
+    *, show: Show, auction_id: int, requests: Sequence[BidRequest]
+) -> list[BidPlaced | ShowfloorError]:
+    """Several bids on one auction, decided one after another in the order
+    given (``auction_bid``'s rules) and committed together: one transaction,
+    one wait for the auction's row lock and one commit for however many
+    bids arrived together. Each bid is a savepoint of its own, so a refused
+    one changes nothing, and a bid below the next amount that the bid before
+    it left is refused without a query. Returns, per request, what
+    ``auction_bid`` returned or the refusal it raised; nothing is stored if
+    the database fails (the caller answers every bid as not taken)."""
+    results: list[BidPlaced | ShowfloorError] = []
+    floor: tuple[int, str] | None = None
+    with transaction.atomic():
+        for request in requests:
+            offered = int(request.amount_minor or request.max_minor or 0)
+            speaking = (
+                translation.override(request.language)
+                if request.language
+                else contextlib.nullcontext()
+            )
+            with speaking:
+                if floor is not None and offered < floor[0]:
+                    results.append(_too_low(*floor))
+                    continue
+                try:
+                    placed = auction_bid(
+                        show=show,
+                        user=request.user,
+                        auction_id=auction_id,
+                        amount_minor=request.amount_minor,
+                        max_minor=request.max_minor,
+                    )
+                except ShowfloorError as exc:
+                    results.append(exc)
+                    if isinstance(exc, BidTooLow) and exc.floor is not None:
+                        floor = (exc.floor, exc.currency)
+                    continue
+            results.append(placed)
+            if placed.next_minor is not None:
+                floor = (placed.next_minor, placed.currency)
+    return results
 
 
 def auction_buy_now(*, show: Show, user: User, auction_id: int) -> BidPlaced:

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,12 +28,14 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from checkout import auction_cards, services
+from checkout.exceptions import BidTooLow
 from checkout.models import Auction
 from live.hub import core as hub_core
 from live.protocol import Refusal
 from live.protocol import id_field as _id
 from live.protocol import int_field as _int
 from realtime.limiter import Bucket
+from shows.exceptions import ShowfloorError
 from shows.models import Show, User
 
 logger = logging.getLogger(__name__)
@@ -58,6 +61,103 @@ _running: dict[int, int] = {}
 # refused here, without a thread hop, a query or an audit row (in a storm
 # almost every bid is one of these).
 _floors: dict[int, tuple[int, dict[str, str]]] = {}
+# (show id, auction id) → this process's line of bids on it (``_Line``); by
+# show too, since a batch is decided as one show's (``auction_bids``).
+_lines: dict[tuple[int, int], _Line] = {}
+
+
+@dataclass
+class _Waiting:
+    """A bid in a line: whom to answer, and the request for the service."""
+
+    consumer: Any
+    ref: Any
+    offered: int
+    request: services.BidRequest
+    answered: asyncio.Future[bool]
+
+
+class _Line:
+    """This process's bids on one auction, decided in the order they arrived.
+    While one batch is at the database, the bids that arrive wait; then all
+    of them go in one transaction (``services.auction_bids``): one wait for
+    the auction's row lock and one commit however many came at once, and a
+    bid the batch before it passed is refused here without a query. A crowd
+    tapping the same amount thus costs one database trip, not one each."""
+
+    def __init__(self, auction_id: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.auction_id = auction_id
+        self.loop = loop
+        self.waiting: list[_Waiting] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def join(self, waiting: _Waiting) -> None:
+        self.waiting.append(waiting)
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self.waiting:
+            batch, self.waiting = self.waiting, []
+            going = []
+            for waiting in batch:
+                below = _below_floor(self.auction_id, waiting.offered)
+                if below is None:
+                    going.append(waiting)
+                    continue
+                waiting.consumer._error(waiting.ref, "bid_too_low", below)
+                _answered(waiting, False)
+            if going:
+                await self._decide(going)
+
+    async def _decide(self, batch: list[_Waiting]) -> None:
+        from live import consumers  # the consumer imports the games
+
+        show = batch[0].consumer.show
+        try:
+            results = await consumers.in_room_database(
+                _bids_and_audit,
+                show,
+                self.auction_id,
+                [waiting.request for waiting in batch],
+            )
+        except DatabaseError:
+            for waiting in batch:
+                waiting.consumer._unavailable(waiting.ref)
+                _answered(waiting, False)
+            return
+        except Exception as exc:
+            for waiting in batch:
+                if not waiting.answered.done():
+                    waiting.answered.set_exception(exc)
+            return
+        for waiting, result in zip(batch, results, strict=True):
+            placed = isinstance(result, services.BidPlaced)
+            waiting.consumer._answer(waiting.ref, None if placed else result)
+            _answered(waiting, placed)
+
+
+def _answered(waiting: _Waiting, placed: bool) -> None:
+    if not waiting.answered.done():
+        waiting.answered.set_result(placed)
+
+
+def _bids_and_audit(
+    show: Show, auction_id: int, requests: list[services.BidRequest]
+) -> list[services.BidPlaced | ShowfloorError]:
+    """In a worker thread: the batch, what it taught this process of the next
+    amount, and the audit of its refusals (after the commit)."""
+    from live import consumers
+
+    results = services.auction_bids(show=show, auction_id=auction_id, requests=requests)
+    for request, result in zip(requests, results, strict=True):
+        if isinstance(result, services.BidPlaced):
+            _learn(auction_id, result.next_minor, result.currency)
+        elif isinstance(result, BidTooLow):
+            _learn(auction_id, result.floor, result.currency)
+        if isinstance(result, ShowfloorError):
+            consumers.audit_refusal(result, "auction.bid", request.user, show)
+    return results
 
 
 # --- The next amount, from the room's events ------------------------------------
@@ -70,6 +170,10 @@ def _heard(show_id: int, payload: str) -> None:
         kind = event["type"]
         if kind == "auction.closed":
             _floors.pop(int(event["auction_id"]), None)
+            closed = int(event["auction_id"])
+            for key, line in list(_lines.items()):
+                if key[1] == closed and not line.waiting:
+                    del _lines[key]
             return
         source = event["auction"] if kind == "auction.started" else event
         if kind not in ("auction.started", "auction.bid"):
@@ -90,6 +194,31 @@ def _heard(show_id: int, payload: str) -> None:
 
 
 hub_core.WATCHERS.append(('"type":"auction.', _heard))
+
+
+def _learn(auction_id: int, floor: int | None, currency: str) -> None:
+    """This process's own bid (or its refusal) told it the next amount: at
+    least as new as any event, and known before the event comes back."""
+    if floor is None or not currency:
+        return
+    known = _floors.get(auction_id)
+    if known is None or floor > known[0]:
+        written = auction_cards.written(floor, currency) or {}
+        if len(_floors) > 1000:
+            _floors.clear()
+        _floors[auction_id] = (floor, written)
+
+
+def _line(show_id: int, auction_id: int) -> _Line:
+    loop = asyncio.get_running_loop()
+    line = _lines.get((show_id, auction_id))
+    if line is None or line.loop is not loop:
+        if len(_lines) > 1000:
+            for key, old in list(_lines.items()):
+                if not old.waiting and (old.task is None or old.task.done()):
+                    del _lines[key]
+        line = _lines[show_id, auction_id] = _Line(auction_id, loop)
+    return line
 
 
 def _below_floor(auction_id: int, offered: int) -> str | None:
@@ -324,20 +453,22 @@ async def auction_bid(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
         raise Refusal("invalid", _("Send “amount_minor” or “max_minor”."))
     if _bid_limited(consumer, ref):
         return
-    below = _below_floor(int(auction_id or 0), int(amount or maximum or 0))
+    key, offered = int(auction_id or 0), int(amount or maximum or 0)
+    below = _below_floor(key, offered)
     if below is not None:
         consumer._error(ref, "bid_too_low", below)
         return
-    if await consumer._service(
-        "auction.bid",
-        ref,
-        services.auction_bid,
+    answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    request = services.BidRequest(
         user=consumer.user,
-        auction_id=auction_id,
         amount_minor=amount,
         max_minor=maximum,
-    ):
-        arm(int(auction_id or 0))
+        language=translation.get_language() or "",
+    )
+    waiting = _Waiting(consumer, ref, offered, request, answered)
+    _line(consumer.show.pk, key).join(waiting)
+    if await answered:
+        arm(key)
     else:
         _arm_for_show(consumer.show.pk)
 

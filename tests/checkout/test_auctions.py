@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from checkout import auction_cards
@@ -26,7 +27,9 @@ from checkout.exceptions import (
 )
 from checkout.models import Auction, AuctionMax, Bid, Order, Payment, SavedCard
 from checkout.services import (
+    BidRequest,
     auction_bid,
+    auction_bids,
     auction_buy_now,
     auction_cancel,
     auction_close,
@@ -105,6 +108,62 @@ def test_the_increment_table_decides_the_next_amount(live_show, products, host, 
     auction.refresh_from_db()
     assert auction_cards.next_minor(auction) == 10300
     assert auction.bid_count == 3
+
+
+def test_bids_that_arrive_together_are_decided_in_order_and_committed_together(
+    live_show, products, host, bidder, make_user, sent
+):
+    """A process's line hands its waiting bids over at once: each is decided
+    in arrival order as alone; a refusal changes nothing of the others; one
+    below the amount the bid before it left is refused without a query, in
+    its bidder's language; the events leave in order after the one commit."""
+    auction = start(live_show, host, products[1])
+    ann, bob, cat = bidder("Ann"), bidder("Bob"), bidder("Cat")
+    no_card = make_user("No Card")
+    requests = [
+        BidRequest(user=ann, amount_minor=1000),
+        BidRequest(user=no_card, amount_minor=1100),
+        BidRequest(user=bob, amount_minor=1000, language="de"),
+        BidRequest(user=cat, max_minor=5000),
+        BidRequest(user=ann, amount_minor=1100),
+        BidRequest(user=bob, amount_minor=2000),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        results = auction_bids(show=live_show, auction_id=auction.pk, requests=requests)
+    assert [type(r).__name__ for r in results] == [
+        "BidPlaced",
+        "CardRequired",
+        "BidTooLow",
+        "BidPlaced",
+        "BidTooLow",
+        "BidPlaced",
+    ]
+    # Bob's tap at €10.00 came after Ann's: refused from what hers left.
+    assert (results[2].floor, results[2].currency) == (1100, "EUR")
+    assert results[2].message == "Das nächste Gebot beträgt mindestens 11,00\xa0€."
+    # Cat's maximum leads at €11.00, one step above Ann's €10.00: the next
+    # amount is €12.00, so Ann's tap at €11.00 is refused too.
+    assert results[3].next_minor == 1200
+    assert results[4].floor == 1200
+    assert sum(q["sql"] == "COMMIT" for q in queries.captured_queries) == 1
+    auction.refresh_from_db()
+    assert (auction.current_minor, auction.leader_id) == (2100, cat.pk)
+    assert auction.arrivals == 3
+    assert [
+        (b.bidder_id, b.amount_minor, b.proxy)
+        for b in Bid.objects.filter(auction=auction).order_by("pk")
+    ] == [
+        (ann.pk, 1000, False),
+        (cat.pk, 1100, False),
+        (bob.pk, 2000, False),
+        (cat.pk, 2100, True),
+    ]
+    assert [e["bid"]["amount_minor"] for e in of_type(sent, "auction.bid")] == [
+        1000,
+        1100,
+        2000,
+        2100,
+    ]
 
 
 def test_a_custom_increment_table_is_kept_and_used(live_show, products, host, bidder):
