@@ -67,8 +67,10 @@ class PipeStats:
     lost: int = 0
     queue_dropped: int = 0
     outage_dropped: int = 0
-    # Seconds each delivered datagram spent in the pipe (rate queue + delay).
+    # Seconds each delivered datagram spent in the pipe (rate queue + delay,
+    # and the event loop's lateness), and the delay drawn for each.
     delays: list[float] = field(default_factory=list)
+    drawn: list[float] = field(default_factory=list)
 
 
 class Pipe:
@@ -141,6 +143,8 @@ class Pipe:
         delay_ms = self.impairment.delay_ms + (
             self._rng.uniform(-spread, spread) if spread else 0.0
         )
+        if self._keep_delays:
+            self.stats.drawn.append(delay_ms / 1000)
         if delay_ms <= 0:
             self._deliver(data, to, arrived)
         else:

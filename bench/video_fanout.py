@@ -232,7 +232,7 @@ def h264_keyframe(data: bytes) -> bool:
     )
 
 
-def use_browser_jitter_buffer(player: Any, counter: FrameCounter | None) -> None:
+def use_browser_jitter_buffer(player: Any, counter: FrameCounter | None) -> Any:
     """Through a lossy network a frame is complete once its retransmitted
     packets are in: keep aiortc's receive path (NACKs, RTX, REMB, PLI) up to
     a browser-like jitter buffer, which assembles frames; a ``counter``
@@ -244,14 +244,14 @@ def use_browser_jitter_buffer(player: Any, counter: FrameCounter | None) -> None
         if counter is not None:
             counter.arrivals.append(time.monotonic())
 
+    buffer = browser_jitter_buffer(arrived if counter is not None else None)
     for transceiver in player.pc.getTransceivers():
         receiver = transceiver.receiver
         if transceiver.kind == "video":
-            receiver._RTCRtpReceiver__jitter_buffer = browser_jitter_buffer(
-                arrived if counter is not None else None
-            )
+            receiver._RTCRtpReceiver__jitter_buffer = buffer
         elif counter is not None:
             receiver._handle_rtp_packet = _ignore  # type: ignore[method-assign]
+    return buffer
 
 
 def nack_like_a_browser(player: Any, every: float) -> asyncio.Task[None] | None:
@@ -323,17 +323,24 @@ def network_figures(
     freezes other than the one the outage caused."""
     freezes = besides_outage = 0
     recoveries = []
+    starts: list[float] = []
     for times in arrivals:
         edges = [start, *times, end]
         for before, after in itertools.pairwise(edges):
             if after - before > FREEZE_SECONDS:
                 freezes += 1
+                starts.append(round(before - start, 1))
                 if outage_end is None or not before <= outage_end <= after:
                     besides_outage += 1
         if outage_end is not None:
             later = [t for t in times if t >= outage_end]
             recoveries.append((later[0] - outage_end) * 1000 if later else None)
-    figures: dict[str, Any] = {"freezes_over_500ms": freezes}
+    # When each freeze began (seconds into the window): many viewers at once
+    # is the node or the machine stalling, one alone is that viewer's link.
+    figures: dict[str, Any] = {
+        "freezes_over_500ms": freezes,
+        "freeze_starts_s": sorted(starts),
+    }
     if outage_end is not None:
         figures["freezes_over_500ms_besides_outage"] = besides_outage
         figures["recovery_ms"] = (
@@ -357,6 +364,7 @@ async def run_viewers(
     link = impairment(net) if net is not None else None
     relays: list[Relay] = []
     nack_tasks: list[asyncio.Task[None]] = []
+    jitter_buffers: list[Any] = []
     # About one round trip through the shim (twice the base delay).
     nack_every = max(0.02, 2 * net.delay_ms / 1000) if net is not None else 0.0
     for index in range(count):
@@ -379,7 +387,9 @@ async def run_viewers(
             counter = FrameCounter()
             if not decode:
                 counters.append(counter)
-            use_browser_jitter_buffer(player, None if decode else counter)
+            jitter_buffers.append(
+                use_browser_jitter_buffer(player, None if decode else counter)
+            )
         elif not decode:
             counter = FrameCounter()
             counters.append(counter)
@@ -427,6 +437,7 @@ async def run_viewers(
             name: sum(getattr(r.down.stats, name) for r in relays)
             for name in ("delivered", "lost", "queue_dropped", "outage_dropped")
         },
+        "gave_up": sum(getattr(jb, "gave_up", 0) for jb in jitter_buffers),
     }
     for task in nack_tasks:
         task.cancel()
@@ -996,6 +1007,8 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 name: sum(result["shim"][name] for result in results)
                 for name in results[0]["shim"]
             },
+            # Frames the viewers' jitter buffers gave up on (then a PLI).
+            "viewer_give_ups": sum(result["gave_up"] for result in results),
         }
     cores = os.cpu_count() or 1
     machine_cores = (busy1 - busy0) / ((total1 - total0) / cores)

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from live.media import aiortc_patches
 from live.media.broadcast import Broadcast, Viewer
 from live.media.codecs import VideoSettings
 from live.media.edge import EdgeRefused, RelayBroadcast
@@ -406,6 +407,9 @@ class MediaNode:
             for track in (video, audio):
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 transceiver.setCodecPreferences(_h264_first(track.kind))
+                # NACKs on a lossy or capped link: each packet resent at most
+                # once a round trip, within a budget (docs/video.md).
+                aiortc_patches.limit_retransmissions(transceiver.sender)
             answer = await self._answer(pc, offer)
         except BaseException:
             video.stop()

@@ -122,6 +122,9 @@ def run(workdir: Path) -> dict[str, Any]:
                 first = answers[0]
                 node_port = int(CANDIDATE_PORT.findall(first.text())[0])
                 result["first_session"] = first.headers.get("location")
+                # Chromium offers RTX for H.264; the node's answer keeps it, so
+                # what Chromium's NACKs ask for comes back on its own stream.
+                result["rtx_negotiated"] = "rtx/90000" in first.text()
 
                 black_hole(node_port)
                 cut = time.monotonic()

@@ -81,6 +81,7 @@ def test_a_webrtc_viewer_whose_path_dies_plays_on_in_a_new_session(
     assert result["before"]["mode"] == "webrtc"
     assert result["before"]["frames"] >= 10
     assert result["before"]["sessions"] == 1
+    assert result["rtx_negotiated"] is True
     assert result["resumed_after_s"] <= 15, result
     assert result["after"]["mode"] == "webrtc"
     assert result["after"]["sessions"] == 2
