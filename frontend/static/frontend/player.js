@@ -317,7 +317,8 @@ let lastTime = -1;
 let stillSince = 0;
 function watchStall() {
   const live = state.mode === "webrtc" || state.mode === "hls";
-  if (!live || video.paused || video.currentTime !== lastTime) {
+  // A session being replaced (replaceSession) is not a stall.
+  if (!live || video.paused || state.replacing || video.currentTime !== lastTime) {
     lastTime = video.currentTime;
     stillSince = Date.now();
   } else if (Date.now() - stillSince > STALL_MS) {
