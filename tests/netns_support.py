@@ -4,10 +4,13 @@ Chromium's flags, a server's environment there, and waiting for it to answer."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -112,13 +115,32 @@ def run_python(
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def _migrated_template() -> Path:
+    """Where this process's scripts keep an empty migrated SQLite database:
+    the first ``seed_show`` migrates and leaves a copy there, the next ones
+    start from it (migrating SQLite takes ~10 s of CPU). Removed at exit."""
+    path = Path(tempfile.gettempdir()) / f"showfloor-netns-{os.getpid()}.sqlite3"
+    if path.name not in _TEMPLATES:
+        _TEMPLATES.add(path.name)
+        atexit.register(path.unlink, missing_ok=True)
+    return path
+
+
+_TEMPLATES: set[str] = set()
+
+
 def run_in_namespace(
     namespace: str, script: Path, workdir: Path, *, timeout: float = 280
 ) -> dict[str, Any]:
     """Run a ``*_netns.py`` script inside ``namespace`` (it imports
     ``tests.netns_support`` from this checkout) and return the JSON object its
     last line prints; fail with its stderr when it printed nothing."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": str(ROOT),
+        "NETNS_DB_TEMPLATE": str(_migrated_template()),
+    }
     done = subprocess.run(  # nosec B603 B607 - fixed arguments, our own script
         ["ip", "netns", "exec", namespace, sys.executable, str(script), str(workdir)],
         capture_output=True,
@@ -217,9 +239,17 @@ def studio_page(
 def seed_show(env: dict[str, str], *, slug: str, title: str) -> dict[str, str]:
     """Migrate the server's SQLite database and create a brand, a host and a
     show scheduled in five minutes; the show's slug and a logged-in session
-    cookie for the host."""
+    cookie for the host. Under ``run_in_namespace`` the database starts as a
+    copy of the migrated one an earlier seed of the same test run left
+    (``NETNS_DB_TEMPLATE``), so ``migrate`` finds nothing to do."""
+    template = os.environ.get("NETNS_DB_TEMPLATE", "")
+    database = Path(env["DATABASE_URL"].removeprefix("sqlite:///"))
+    if template and Path(template).exists() and not database.exists():
+        shutil.copyfile(template, database)
     code = f"""
 import json
+import os
+import shutil
 from datetime import timedelta
 import django
 django.setup()
@@ -228,6 +258,10 @@ from django.test import Client
 from django.utils import timezone
 from shows import services
 call_command("migrate", verbosity=0)
+template = {template!r}
+if template and not os.path.exists(template):
+    shutil.copyfile({str(database)!r}, template + ".part")
+    os.replace(template + ".part", template)
 brand = services.brand_create(name="Acme Audio", slug="acme")
 host = services.user_signup(
     email="host@example.test", display_name="Hana", password="a-long-password-1"
