@@ -6,6 +6,7 @@ once for all its viewers and stops when they have left."""
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from dataclasses import asdict
 from typing import Any
@@ -204,11 +205,15 @@ async def test_an_edge_pulls_the_show_once_for_its_viewers_and_stops_after_them(
                 assert await wait_until(
                     lambda: all(p.frames >= 10 for p in players), 15
                 ), [p.frames for p in players]
-                # Decoded, stamped frames reached B's viewers, about as fast
-                # as A's own.
+                # B's viewers decode whole pictures: the capture stamp drawn
+                # in each reads back, seconds fresh, in most frames.
                 for player in (routed, pinned):
-                    assert player.latencies_ms
-                    assert min(player.latencies_ms) < 1000
+                    readable = player.latencies_ms
+                    assert len(readable) >= 0.8 * player.frames, (
+                        len(readable),
+                        player.frames,
+                    )
+                    assert 0 <= statistics.median(readable) < 1000
                 assert await wait_until(
                     lambda: load("media-a") == (1, 1) and load("media-b") == (2, 0),
                     5,
