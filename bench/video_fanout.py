@@ -189,14 +189,16 @@ def browser_jitter_buffer(on_frame: Callable[[], None] | None = None) -> Any:
     waits for a missing packet until 512 packets have arrived behind it (at
     this stream's 40 packets a second, over ten seconds), then plays the
     frames it held, seconds late. This one (aiortc's, releasing each frame at
-    its marker packet, ``FrameJitterBuffer``) drops what it holds when no
-    frame has come out for ``GIVE_UP_SECONDS`` while packets wait, asks for a
-    keyframe (PLI) and releases nothing until one is complete. ``on_frame``
+    its marker packet, ``FrameJitterBuffer``) drops what it holds when
+    packets have kept arriving for ``GIVE_UP_SECONDS`` without a frame coming
+    out (counted from the first such packet, so a stall of this process is
+    not taken for loss), asks for a keyframe (PLI) and releases nothing until
+    one is complete. ``on_frame``
     is called for every frame released; then the frame is not decoded."""
     from live.media.aiortc_patches import FrameJitterBuffer
 
     class BrowserJitterBuffer(FrameJitterBuffer):
-        released_at = time.monotonic()
+        waiting_since: float | None = None
         need_keyframe = False
         gave_up = 0
 
@@ -204,15 +206,17 @@ def browser_jitter_buffer(on_frame: Callable[[], None] | None = None) -> Any:
             now = time.monotonic()
             pli_flag, frame = super().add(packet)
             if frame is None:
-                if now - self.released_at > GIVE_UP_SECONDS:
+                if self.waiting_since is None:
+                    self.waiting_since = now
+                elif now - self.waiting_since > GIVE_UP_SECONDS:
                     self.remove(self.capacity)
                     self._origin = None
-                    self.released_at = now
+                    self.waiting_since = None
                     self.need_keyframe = True
                     self.gave_up += 1
                     return True, None
                 return pli_flag, None
-            self.released_at = now
+            self.waiting_since = None
             if self.need_keyframe:
                 if not h264_keyframe(frame.data):
                     return pli_flag, None
@@ -220,6 +224,13 @@ def browser_jitter_buffer(on_frame: Callable[[], None] | None = None) -> Any:
             if on_frame is None:
                 return pli_flag, frame
             on_frame()
+            # Counted, not decoded: every frame a retransmission completed
+            # comes out now, as from a browser's buffer (aiortc's hands the
+            # decoder one frame per packet received).
+            while self._origin is not None and (
+                self._complete_frame(self._origin) is not None
+            ):
+                on_frame()
             return pli_flag, None
 
     return BrowserJitterBuffer(capacity=512, is_video=True)
