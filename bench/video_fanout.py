@@ -209,8 +209,10 @@ def browser_jitter_buffer(on_frame: Callable[[], None] | None = None) -> Any:
                 if self.waiting_since is None:
                     self.waiting_since = now
                 elif now - self.waiting_since > GIVE_UP_SECONDS:
-                    self.remove(self.capacity)
-                    self._origin = None
+                    # Start after this packet: a late retransmission of an
+                    # older one must not become the head of the buffer.
+                    self._packets = [None] * self.capacity
+                    self._origin = (packet.sequence_number + 1) & 0xFFFF
                     self.waiting_since = None
                     self.need_keyframe = True
                     self.gave_up += 1
