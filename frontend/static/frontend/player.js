@@ -243,6 +243,18 @@ function networkChanged() {
   if (state.mode === "webrtc") replaceSession();
 }
 
+// navigator.connection's "change" also fires when its bandwidth and round-trip
+// estimates move; only a new kind of network (Wi-Fi to cellular) is a change
+// of addresses. Where `type` is not exposed, ICE's own state tells.
+let connectionType = navigator.connection ? navigator.connection.type : undefined;
+function connectionChanged() {
+  const type = navigator.connection.type;
+  if (type !== undefined && type !== connectionType) {
+    connectionType = type;
+    networkChanged();
+  }
+}
+
 async function loadHlsLib() {
   const module = await import(root.dataset.hlsLib);
   return module.default;
@@ -383,7 +395,7 @@ function init() {
   window.addEventListener("pagehide", teardown);
   // A phone moving between Wi-Fi and mobile data: new addresses, new session.
   window.addEventListener("online", networkChanged);
-  if (navigator.connection) navigator.connection.addEventListener("change", networkChanged);
+  if (navigator.connection) navigator.connection.addEventListener("change", connectionChanged);
   setInterval(emitPlayback, PLAYBACK_TICK_MS);
   setInterval(watchStall, 1000);
   setMode("none");
