@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -42,6 +43,11 @@ def media_nodes(
     from daphne.testing import DaphneProcess
     from django.conf import settings
 
+    # The children are forked: finalize this process's garbage here first. An
+    # earlier in-process media test leaves aiortc and PyAV objects in cycles,
+    # and a child collecting them (config.asgi freezes the heap with a
+    # collection) hung on a lock that a thread of this process held at fork.
+    gc.collect()
     nodes: list[Node] = []
     try:
         for name in names:
@@ -76,7 +82,8 @@ def media_nodes(
             nodes.append(Node(name, f"http://127.0.0.1:{port}", process))
         for node in nodes:
             if not node.process.ready.wait(timeout=60):
-                pytest.fail(f"Daphne ({node.name}) did not start")
+                error = "" if node.process.errors.empty() else node.process.errors.get()
+                pytest.fail(f"Daphne ({node.name}) did not start: {error}")
             # The health check a deployment makes: the node starts reporting.
             with urllib.request.urlopen(f"{node.base}/healthz", timeout=30):
                 pass
