@@ -387,7 +387,7 @@ async def run_viewers(
             relay = await open_relay(
                 link,
                 Impairment(link.loss, link.delay_ms, link.jitter_ms),
-                seed=net.seed * 100_000 + os.getpid() * 100 + index,
+                seed=net.seed * 100_000 + net.offset + index,
             )
             relays.append(relay)
             post = relay.wrap(http_post)
