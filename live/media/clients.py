@@ -59,11 +59,14 @@ class StampedVideoTrack(VideoStreamTrack):
         ]
 
     def _stamp_rows(self, stamp: int) -> bytes:
-        block = self.width // STAMP_BITS
+        # Bit i spans the i-th 42nd of the width, so the stamp reads the same
+        # from a picture scaled to another size (the lower rendition).
         row = bytearray([16]) * self.width
         for bit in range(STAMP_BITS):
             if stamp >> (STAMP_BITS - 1 - bit) & 1:
-                row[bit * block : (bit + 1) * block] = bytes([235]) * block
+                start = bit * self.width // STAMP_BITS
+                end = (bit + 1) * self.width // STAMP_BITS
+                row[start:end] = bytes([235]) * (end - start)
         return bytes(row) * STAMP_ROWS
 
     async def recv(self) -> av.VideoFrame:
@@ -133,13 +136,13 @@ def read_stamp(frame: av.VideoFrame) -> int | None:
     if frame.format.name != "yuv420p":
         frame = frame.reformat(format="yuv420p")
     plane = frame.planes[0]
-    row = bytes(plane)[plane.line_size * (STAMP_ROWS // 2) :][: frame.width]
-    block = frame.width // STAMP_BITS
-    if block < 2:
+    # A row a quarter down the stamp: inside it in a picture scaled down too.
+    row = bytes(plane)[plane.line_size * (STAMP_ROWS // 4) :][: frame.width]
+    if frame.width // STAMP_BITS < 2:
         return None
     stamp = 0
     for bit in range(STAMP_BITS):
-        middle = row[bit * block + block // 2]
+        middle = row[(2 * bit + 1) * frame.width // (2 * STAMP_BITS)]
         stamp = (stamp << 1) | (1 if middle > 125 else 0)
     return stamp
 
