@@ -30,12 +30,14 @@ from live.media.codecs import VideoSettings
 from live.media.edge import EdgeRefused, RelayBroadcast
 from live.media.network import read_ingest_eagerly, rtc_configuration
 from live.media.registry import (
+    ORIGIN_SHARE,
     Heartbeat,
     Load,
     NodeReport,
     RouteLimits,
     new_registry,
     node_id,
+    node_load,
     route_viewer,
     with_pending,
 )
@@ -221,8 +223,13 @@ class MediaNode:
         origin = me if here is not None else await self.registry.holder(slug)
         if origin is None:
             raise NotLiveHere(_("This show is not being broadcast right now."))
+        own = self._own_report()
+        limits = RouteLimits.from_settings()
+        if here is not None and node_load(own, limits) < ORIGIN_SHARE:
+            # The origin keeps the viewer whatever the others report.
+            return None
         now = int(time.time() * 1000)
-        reports = [self._own_report()] + [
+        reports = [own] + [
             with_pending(r, self._pending(r))
             for r in await self.registry.nodes()
             if r.node != me and r.url
@@ -231,7 +238,7 @@ class MediaNode:
             origin=origin,
             reports=reports,
             now_ms=now,
-            limits=RouteLimits.from_settings(),
+            limits=limits,
         )
         if chosen is None:
             if here is not None:
