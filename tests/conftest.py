@@ -7,6 +7,7 @@ skip and say which service is missing.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import socket
@@ -369,6 +370,10 @@ def asgi_server(transactional_db: None, settings: Any) -> Iterator[str]:
         partial(make_application, static_wrapper=ASGIStaticFilesHandler),
         setup=set_database_connection,
     )
+    # Forked: garbage an earlier in-process media test left (aiortc and PyAV
+    # objects in cycles) is finalized here, not in the child, where it hung
+    # on a lock a thread of this process held (tests/live/media/nodes.py).
+    gc.collect()
     process.start()
     if not process.ready.wait(timeout=30):
         process.terminate()
