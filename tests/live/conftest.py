@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 from typing import Any
 
@@ -213,6 +214,9 @@ def daphne_pair(transactional_db: None, redis_client: Any) -> Any:
     from channels.testing.live import make_application, set_database_connection
     from daphne.testing import DaphneProcess
 
+    # Forked: garbage an earlier in-process media test left is finalized here,
+    # not in a child, where it hung on a lock a thread of this process held.
+    gc.collect()
     processes = []
     try:
         for _ in range(2):
