@@ -24,7 +24,10 @@ import pytest
 from bench.faults import Faults, Plan, ServiceBinaryMissing, harness
 from tests.conftest import missing_service
 
-pytestmark = pytest.mark.slow
+# One worker runs the three scenarios on one harness (its PostgreSQL migrated
+# and seeded once): spread over two workers, each built a harness of its own
+# (~40 s on the loaded machine) and one waited idle for the other's turn.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
 PLAN = Plan(viewers=200, rate=10.0, before_seconds=2.0, after_seconds=3.0)
 RECOVERY_SECONDS = 5.0
