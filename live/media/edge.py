@@ -314,15 +314,27 @@ class RelayBroadcast:
         self.on_closed(self)
 
 
+def _http_only(url: str) -> str:
+    """``url`` if it is http(s): a node's URL comes from the registry (Redis),
+    and urllib would also open ``file:`` and other schemes."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    return url
+
+
 def _post_offer(url: str, sdp: str, token: str) -> tuple[int, str, str]:
-    request = urllib.request.Request(  # noqa: S310 (a media node's own URL)
+    try:
+        url = _http_only(url)
+    except ValueError as exc:
+        return 0, "", str(exc)
+    request = urllib.request.Request(  # noqa: S310 (http(s) only, checked above)
         url,
         data=sdp.encode(),
         headers={"Content-Type": "application/sdp", EDGE_HEADER: token},
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:  # noqa: S310  # nosec B310 - http(s) only
             return (
                 response.status,
                 response.headers.get("Location", ""),
@@ -335,6 +347,6 @@ def _post_offer(url: str, sdp: str, token: str) -> tuple[int, str, str]:
 
 
 def _delete(url: str) -> None:
-    request = urllib.request.Request(url, method="DELETE")  # noqa: S310
-    with contextlib.suppress(OSError):
-        urllib.request.urlopen(request, timeout=HTTP_TIMEOUT).close()  # noqa: S310
+    with contextlib.suppress(OSError, ValueError):
+        request = urllib.request.Request(_http_only(url), method="DELETE")  # noqa: S310
+        urllib.request.urlopen(request, timeout=HTTP_TIMEOUT).close()  # noqa: S310  # nosec B310 - http(s) only
