@@ -31,6 +31,7 @@ from tests.netns_support import (
     server_env,
     start_daphne,
     stop_daphne,
+    studio_page,
 )
 
 # Frames the viewer's <video> presented in one second, and its WHEP sessions.
@@ -83,15 +84,11 @@ def run(workdir: Path) -> dict[str, Any]:
                 )
             )
             try:
-                studio_ctx = browser.new_context()
-                studio_ctx.add_cookies(
-                    [{"name": "sessionid", "value": seeded["session"], "url": base}]
-                )
-                studio = studio_ctx.new_page()
-                studio.goto(f"{base}/shows/{slug}/studio/")
-                studio.wait_for_function(
-                    "document.querySelector('[data-preview]').videoWidth > 0",
-                    timeout=15000,
+                studio = studio_page(
+                    browser.new_context().new_page(),
+                    base,
+                    slug,
+                    session=seeded["session"],
                 )
                 studio.click("[data-go-live]")
                 studio.wait_for_function(LIVE, timeout=20000)
