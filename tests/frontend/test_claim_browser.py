@@ -133,9 +133,11 @@ def test_the_host_sets_sold_a_viewer_claims_it_in_the_chat_and_pays_in_one_tap(
             "#room-claim .claim-card[data-status='paid']", timeout=15000
         )
         assert "Paid" in buyer.inner_text("#room-claim .claim-say")
-        said = poll(
-            buyer, "document.querySelector('#room-claim .claim-live').textContent"
-        )
+        # The live region said "Paying…" on the tap; it is told the outcome
+        # once the card shows it.
+        live = "document.querySelector('#room-claim .claim-live').textContent"
+        said = poll(buyer, f"{live}.startsWith('Paid') && {live}")
+        assert said, buyer.evaluate(live)
         assert said.startswith("Paid")
         claim = Order.objects.get(buyer=rita, source="comment")
         assert claim.status == Order.Status.PAID

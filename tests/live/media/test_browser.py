@@ -79,7 +79,9 @@ def test_a_webrtc_viewer_whose_path_dies_plays_on_in_a_new_session(
     result = run_in_namespace(loopback_namespace, ICE_RESTART_SCRIPT, tmp_path)
     assert "error" not in result, result
     assert result["before"]["mode"] == "webrtc"
-    assert result["before"]["frames"] >= 10
+    # Playing before the cut (a frozen picture presents no new frames; a
+    # loaded machine may present only a few a second).
+    assert result["before"]["frames"] >= 3
     assert result["before"]["sessions"] == 1
     assert result["rtx_negotiated"] is True
     assert result["resumed_after_s"] <= 15, result
