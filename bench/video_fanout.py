@@ -44,9 +44,11 @@ publisher on the first, the origin; viewer ``i`` on node ``i % N``, asking
 for it by name (``?node=``, as routing's redirect does), so the others serve
 as edges, each pulling the show once from the origin. Before the viewers,
 one throwaway viewer on the second node starts its pull, and the origin's CPU
-is measured with it (``origin_cpu_edge_link``: the origin's cost of one edge)
-to set beside the origin's CPU per viewer of its own. The JSON adds
-``nodes``: per node its viewers, fps_min, latency p95 and CPU.
+is measured with it (``origin_cpu_edge_link``: the origin's cost of one edge),
+after one throwaway viewer of the origin's own measured the same way
+(``origin_cpu_one_viewer``), and beside the origin's CPU per viewer of its own
+among many (``origin_cpu_per_viewer``). The JSON adds ``nodes``: per node its
+viewers, fps_min, latency p95 and CPU.
 
     python bench/video_fanout.py --viewers 40 --nodes 2
 """
@@ -783,9 +785,15 @@ async def measure_edge_link(
     """The origin's CPU (cores, publisher included) while one edge pulls the
     show: a throwaway viewer on the edge starts the pull (which outlives it,
     for the measured viewers)."""
+    url = f"{edge_base}/live/{slug}/whep?node={node_name(1)}"
+    return await measure_one(args, origin_pid, url)
+
+
+async def measure_one(args: argparse.Namespace, origin_pid: int, url: str) -> float:
+    """The origin's CPU (cores, publisher included) while one throwaway viewer
+    plays ``url``, measured over ``--base-seconds`` once it has frames."""
     from live.media.clients import play
 
-    url = f"{edge_base}/live/{slug}/whep?node={node_name(1)}"
     player = await play(http_post, url, stamps=False)
     try:
         if player.status != 201:
@@ -838,6 +846,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     ]
     bases = [base, *(f"http://127.0.0.1:{p}" for p in edge_ports)]
     link_cpu: float | None = None
+    one_cpu: float | None = None
     children: list[subprocess.Popen[str]] = []
     publisher = None
     try:
@@ -861,6 +870,13 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(args.base_seconds)
         base_cpu = (tree_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
         if edges:
+            # One viewer of the origin's own, measured the same way first: the
+            # like-for-like cost to set the edge link beside.
+            one_cpu = await measure_one(
+                args, server.pid, f"{base}/live/{slug}/whep?node={node_name(0)}"
+            )
+            one_cpu -= base_cpu
+            await asyncio.sleep(1)
             link_cpu = await measure_edge_link(args, server.pid, bases[1], slug)
             link_cpu -= base_cpu
 
@@ -1034,6 +1050,8 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             # The origin's cost of one edge pulling the show, beside its cost
             # of one of its own viewers (both over the publisher-only CPU).
             "origin_cpu_edge_link": round(link_cpu or 0.0, 4),
+            # One viewer of the origin's own, alone, measured as the link is.
+            "origin_cpu_one_viewer": round(one_cpu or 0.0, 4),
             "origin_cpu_per_viewer": round(
                 (server_cpu - base_cpu - (link_cpu or 0.0) * len(edges))
                 / max(1, origin_viewers),
