@@ -34,6 +34,8 @@ CHROMIUM_ARGS = [
 ]
 # Inside the namespace loopback is the only interface: let WebRTC use it.
 NETNS_CHROMIUM_ARGS = [*CHROMIUM_ARGS, "--allow-loopback-in-peer-connection"]
+# The studio's indicator once the show is live.
+LIVE = "document.querySelector('[data-indicator]').dataset.state === 'live'"
 
 
 def policy_bypassed(browser: Any) -> Any:
@@ -234,6 +236,22 @@ def studio_page(
         "document.querySelector('[data-preview]').videoWidth > 0", timeout=15000
     )
     return page
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's Chromium for the namespace (WebRTC over loopback), its pages'
+    policy bypassed (``policy_bypassed``)."""
+    return policy_bypassed(
+        playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
+        )
+    )
+
+
+def go_live(studio: Any, *, timeout_ms: int = 20000) -> None:
+    """Press the studio's Go live and wait until its indicator says live."""
+    studio.click("[data-go-live]")
+    studio.wait_for_function(LIVE, timeout=timeout_ms)
 
 
 def seed_show(env: dict[str, str], *, slug: str, title: str) -> dict[str, str]:

@@ -34,10 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.netns_support import (
-    CHROMIUM,
-    NETNS_CHROMIUM_ARGS,
     ROOT,
-    policy_bypassed,
+    go_live,
+    launch_chromium,
     run_python,
     server_env,
     studio_page,
@@ -109,11 +108,7 @@ class Journey:
                 page, data["host_email"], data["password"], path
             ),
         )
-        studio.click("[data-go-live]")
-        studio.wait_for_function(
-            "document.querySelector('[data-indicator]').dataset.state === 'live'",
-            timeout=30 * SECONDS,
-        )
+        go_live(studio, timeout_ms=30 * SECONDS)
         r["studio_live"] = True
 
         self.step("viewers_watch")
@@ -279,11 +274,7 @@ def run(workdir: Path) -> dict[str, Any]:
     try:
         wait_for_server(f"{BASE}/healthz", timeout=90, server=server)
         with sync_playwright() as pw:
-            browser = policy_bypassed(
-                pw.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
-                )
-            )
+            browser = launch_chromium(pw)
             journey = Journey(browser, workdir)
             try:
                 return journey.run(data)

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.netns_support import (
-    CHROMIUM,
-    NETNS_CHROMIUM_ARGS,
-    policy_bypassed,
+    go_live,
+    launch_chromium,
     script_main,
     seed_show,
     server_env,
@@ -110,11 +109,7 @@ def run(workdir: Path) -> dict[str, Any]:
     studio = None
     try:
         with sync_playwright() as pw:
-            browser = policy_bypassed(
-                pw.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
-                )
-            )
+            browser = launch_chromium(pw)
             try:
                 studio = studio_page(
                     browser.new_context().new_page(),
@@ -160,12 +155,7 @@ def run(workdir: Path) -> dict[str, Any]:
                 result["viewer_after_preview"] = viewer.evaluate(VIEWER_SEES, SLUG)
 
                 before = studio.evaluate(PUBLISHER)
-                studio.click("[data-go-live]")
-                studio.wait_for_function(
-                    "document.querySelector('[data-indicator]').dataset.state"
-                    " === 'live'",
-                    timeout=20000,
-                )
+                go_live(studio)
                 viewer.wait_for_function(
                     "document.querySelector('[data-player]').dataset.mode === 'webrtc'",
                     timeout=20000,

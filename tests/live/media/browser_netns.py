@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.netns_support import (
-    CHROMIUM,
-    NETNS_CHROMIUM_ARGS,
-    policy_bypassed,
+    go_live,
+    launch_chromium,
     script_main,
     seed_show,
     server_env,
@@ -32,7 +31,6 @@ from tests.netns_support import (
 )
 
 PORT = 8765
-LIVE = "document.querySelector('[data-indicator]').dataset.state === 'live'"
 ENDED = "document.querySelector('[data-indicator]').dataset.state === 'ended'"
 
 
@@ -66,11 +64,7 @@ def run(workdir: Path) -> dict[str, Any]:
     studio = None
     try:
         with sync_playwright() as pw:
-            browser = policy_bypassed(
-                pw.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
-                )
-            )
+            browser = launch_chromium(pw)
             try:
                 studio = studio_page(
                     browser.new_context().new_page(),
@@ -81,11 +75,7 @@ def run(workdir: Path) -> dict[str, Any]:
                 result["camera_options"] = studio.eval_on_selector(
                     "[data-camera]", "s => s.options.length"
                 )
-                studio.click("[data-go-live]")
-                studio.wait_for_function(
-                    LIVE,
-                    timeout=20000,
-                )
+                go_live(studio)
                 studio.wait_for_function(
                     "document.querySelector('[data-elapsed]').textContent !== ''",
                     timeout=5000,

@@ -22,11 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.live.media.browser_netns import LIVE, PORT, seed
+from tests.live.media.browser_netns import PORT, seed
 from tests.netns_support import (
-    CHROMIUM,
-    NETNS_CHROMIUM_ARGS,
-    policy_bypassed,
+    go_live,
+    launch_chromium,
     script_main,
     server_env,
     start_daphne,
@@ -78,11 +77,7 @@ def run(workdir: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"slug": slug}
     try:
         with sync_playwright() as pw:
-            browser = policy_bypassed(
-                pw.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
-                )
-            )
+            browser = launch_chromium(pw)
             try:
                 studio = studio_page(
                     browser.new_context().new_page(),
@@ -90,8 +85,7 @@ def run(workdir: Path) -> dict[str, Any]:
                     slug,
                     session=seeded["session"],
                 )
-                studio.click("[data-go-live]")
-                studio.wait_for_function(LIVE, timeout=20000)
+                go_live(studio)
 
                 viewer = browser.new_context().new_page()
                 answers: list[Any] = []

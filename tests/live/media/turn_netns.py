@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.netns_support import (
-    CHROMIUM,
-    NETNS_CHROMIUM_ARGS,
-    policy_bypassed,
+    go_live,
+    launch_chromium,
     script_main,
     seed_show,
     server_env,
@@ -36,7 +35,6 @@ from tests.netns_support import (
 PORT = 8766
 TURN_PORT = 3478
 SECRET = "netns-turn-secret"
-LIVE = "document.querySelector('[data-indicator]').dataset.state === 'live'"
 
 # Every peer connection a page makes, for getStats().
 RECORD_PEER_CONNECTIONS = """
@@ -159,13 +157,7 @@ def run(workdir: Path) -> dict[str, Any]:
         server = start_daphne(env, PORT, workdir / "server.log")
         try:
             with sync_playwright() as pw:
-                browser = policy_bypassed(
-                    pw.chromium.launch(
-                        executable_path=CHROMIUM,
-                        headless=True,
-                        args=NETNS_CHROMIUM_ARGS,
-                    )
-                )
+                browser = launch_chromium(pw)
                 try:
                     studio = studio_page(
                         browser.new_context().new_page(),
@@ -174,8 +166,7 @@ def run(workdir: Path) -> dict[str, Any]:
                         session=seeded["session"],
                         init_script=RECORD_PEER_CONNECTIONS,
                     )
-                    studio.click("[data-go-live]")
-                    studio.wait_for_function(LIVE, timeout=30000)
+                    go_live(studio, timeout_ms=30000)
                     result["studio"] = connected_stats(studio)
 
                     viewer = browser.new_context().new_page()
