@@ -154,6 +154,15 @@ def _bound_receiver(receiver: RTCRtpReceiver, kind: str) -> IngestQueue | None:
     return bounded
 
 
+def viewer_tracks() -> tuple[PacketTrack, PacketTrack]:
+    """A new WebRTC viewer's video and audio tracks (a show's broadcast's or an
+    edge's)."""
+    return (
+        PacketTrack("video", limit=VIDEO_QUEUE_LIMIT),
+        PacketTrack("audio", limit=AUDIO_QUEUE_LIMIT),
+    )
+
+
 class PublisherState:
     CONNECTING = "connecting"
     CONNECTED = "connected"
@@ -546,11 +555,7 @@ class Broadcast:
 
     # --- Viewers ----------------------------------------------------------
 
-    def new_viewer_tracks(self) -> tuple[PacketTrack, PacketTrack]:
-        return (
-            PacketTrack("video", limit=VIDEO_QUEUE_LIMIT),
-            PacketTrack("audio", limit=AUDIO_QUEUE_LIMIT),
-        )
+    new_viewer_tracks = staticmethod(viewer_tracks)
 
     def add_viewer(self, viewer: Viewer) -> None:
         self.viewers[viewer.id] = viewer

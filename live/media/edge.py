@@ -53,13 +53,11 @@ from django.conf import settings
 
 from live.media import aiortc_patches
 from live.media.broadcast import (
-    AUDIO_QUEUE_LIMIT,
     KEYFRAME_MIN_INTERVAL,
-    VIDEO_QUEUE_LIMIT,
     IngestQueue,
-    PacketTrack,
     Viewer,
     _is_keyframe,
+    viewer_tracks,
 )
 from live.media.network import rtc_configuration
 from live.media.registry import NodeReport, Registry, report_seconds, routed_whep_url
@@ -256,11 +254,7 @@ class RelayBroadcast:
 
     # --- Viewers ----------------------------------------------------------
 
-    def new_viewer_tracks(self) -> tuple[PacketTrack, PacketTrack]:
-        return (
-            PacketTrack("video", limit=VIDEO_QUEUE_LIMIT),
-            PacketTrack("audio", limit=AUDIO_QUEUE_LIMIT),
-        )
+    new_viewer_tracks = staticmethod(viewer_tracks)
 
     def add_viewer(self, viewer: Viewer) -> None:
         self.viewers[viewer.id] = viewer
