@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from shows.models import ChatMessage, Question
+from shows.models import ChatMessage, Question, Show
 from tests.frontend.test_a11y import open_live_room, signed_in
 
 pytestmark = [
@@ -63,6 +63,29 @@ def test_when_the_show_ends_the_room_stops_taking_messages(
         ".room-viewers",
     ):
         assert page.locator(selector).is_hidden(), selector
+
+
+def test_a_show_that_ends_before_the_socket_opens_is_ended_by_the_snapshot(
+    asgi_server, page, live_show, make_user
+):
+    """The page was rendered live; the show ended before its socket's first
+    snapshot, whose seq then covers the ``show.status`` event, so only the
+    snapshot can say so (the race that once left the chat box open)."""
+    from shows import services
+
+    def end_then_connect(ws):
+        if Show.objects.get(pk=live_show.pk).status == Show.Status.LIVE:
+            services.show_end(show=live_show)
+        ws.connect_to_server()
+
+    page.route_web_socket("**/ws/**", end_then_connect)
+    signed_in(page, asgi_server, make_user("Vera Viewer"))
+    page.goto(f"{asgi_server}/shows/{live_show.slug}/")
+    page.wait_for_selector(".show[data-status='ended']", timeout=15_000)
+    page.wait_for_selector("#room-conn[data-state='live']", timeout=15_000)
+    for selector in ("#room-chat-form", "#room-ask-form", "#room-heart"):
+        assert page.locator(selector).is_hidden(), selector
+    assert page.locator("#room-error").inner_text().strip()  # said, not silent
 
 
 def test_all_six_reactions_are_offered_and_reach_the_room(

@@ -682,9 +682,19 @@ function initViewerRoom(root) {
   }
 
   // Events ----------------------------------------------------------------------
+  // The show's status from its event or from a snapshot (a socket that came
+  // back after the show ended learns it only from the snapshot).
+  function setStatus(status) {
+    const was = state.status;
+    state.status = status;
+    const show = root.closest(".show");
+    if (show && status) show.dataset.status = status;
+    if (status === "ended" && was !== "ended") showError(t.ended);
+  }
+
   function applySnapshot(s) {
     state.me = s.me;
-    state.status = s.show?.status;
+    setStatus(s.show?.status);
     $("room-chat").replaceChildren();
     s.chat.forEach(addMessage);
     chat.toBottom();
@@ -774,10 +784,7 @@ function initViewerRoom(root) {
       for (const [emoji, n] of Object.entries(e.counts)) floatHearts(n, emoji);
     },
     "show.status": (e) => {
-      state.status = e.status;
-      const show = root.closest(".show");
-      if (show) show.dataset.status = e.status;
-      if (e.status === "ended") showError(t.ended);
+      setStatus(e.status);
       renderLineupBag();
     },
     "show.slow_mode": (e) => showError(e.seconds ? fill(t.slowMode, { s: e.seconds }) : ""),
