@@ -9,6 +9,7 @@ session and CSRF.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -337,6 +338,9 @@ async def whep(request: HttpRequest, slug: str) -> HttpResponseBase:
 async def whep_session(
     request: HttpRequest, slug: str, session_id: str
 ) -> HttpResponseBase:
+    link = request.headers.get(EDGE_HEADER)
+    if request.method == "PATCH" and link is not None:
+        return _link_renditions(request, slug, session_id, link)
     if request.method == "PATCH":
         return _problem(
             405, "no_trickle", _("Trickle ICE is not supported."), Allow="DELETE"
@@ -348,6 +352,29 @@ async def whep_session(
     except MediaError as exc:
         return _problem(exc.status, exc.code, exc.message)
     return HttpResponse(status=200)
+
+
+def _link_renditions(
+    request: HttpRequest, slug: str, session_id: str, token: str
+) -> HttpResponseBase:
+    """``PATCH`` from an edge on its pull's session, ``{"renditions": [1]}``:
+    the lower renditions its viewers need now (rendition 0 always flows).
+    Between media nodes only, so in English."""
+    if not edge_token_valid(token, slug):
+        return _problem(403, "edge_refused", "This edge token is not valid.")
+    try:
+        wanted = json.loads(request.body)["renditions"]
+    except (ValueError, KeyError, TypeError):
+        wanted = None
+    if not isinstance(wanted, list) or not all(
+        isinstance(r, int) and not isinstance(r, bool) and 0 <= r < 16 for r in wanted
+    ):
+        return _problem(400, "invalid_renditions", 'Send {"renditions": [<index>, …]}.')
+    try:
+        get_node().link_renditions(slug=slug, session_id=session_id, wanted=set(wanted))
+    except MediaError as exc:
+        return _problem(exc.status, exc.code, exc.message)
+    return HttpResponse(status=204)
 
 
 # --- HLS and the recording -----------------------------------------------

@@ -149,6 +149,18 @@ def frames_waiting(track: MediaStreamTrack) -> int:
     return frames.qsize() if isinstance(frames, asyncio.Queue) else 0
 
 
+def no_bandwidth_estimate(receiver: RTCRtpReceiver) -> bool:
+    """Stop ``receiver`` estimating the bandwidth (aiortc's receive-side
+    estimator runs in Python on every packet, to send REMB nobody reads on a
+    link between media nodes). False if aiortc's internals are not as
+    expected."""
+    name = "_RTCRtpReceiver__remote_bitrate_estimator"
+    if not hasattr(receiver, name):
+        return False
+    setattr(receiver, name, None)
+    return True
+
+
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call ``callback`` whenever the remote side asks ``sender`` for a
     keyframe (a PLI or FIR), after aiortc's own handling (which only forces a

@@ -163,6 +163,22 @@ def viewer_tracks() -> tuple[PacketTrack, PacketTrack]:
     )
 
 
+def rendition_track() -> PacketTrack:
+    """One lower rendition's track of an edge's pull, idle until the edge asks
+    for that rendition (``PacketTrack.active``)."""
+    track = PacketTrack("video", limit=VIDEO_QUEUE_LIMIT)
+    track.active = False
+    return track
+
+
+def _restamped(packet: av.Packet[Any], pts: int) -> av.Packet[Any]:
+    copy = av.Packet(bytes(packet))
+    copy.pts = pts
+    copy.time_base = packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    return copy
+
+
 class PublisherState:
     CONNECTING = "connecting"
     CONNECTED = "connected"
@@ -191,14 +207,23 @@ class PacketTrack(MediaStreamTrack):
         self.switch_to: int | None = None
         # Whether the first packet this viewer got was a keyframe (video).
         self.first_keyframe: bool | None = None
+        # False: nothing is pushed (an edge's idle rendition); on again, it
+        # starts at a keyframe.
+        self.active = True
+        self._last_pts: int | None = None
 
     @property
     def heading(self) -> int:
         """The rendition this viewer is on, or moving to."""
         return self.rendition if self.switch_to is None else self.switch_to
 
+    def set_active(self, active: bool) -> None:
+        if active and not self.active:
+            self._need_keyframe = self.kind == "video"
+        self.active = active
+
     def push(self, packet: av.Packet[Any]) -> None:
-        if self.readyState != "live":
+        if self.readyState != "live" or not self.active:
             return
         if self._queue.qsize() >= self._limit:
             # Fallen behind: drop what waits and resume at the next keyframe.
@@ -213,6 +238,14 @@ class PacketTrack(MediaStreamTrack):
             self._need_keyframe = False
         if self.first_keyframe is None:
             self.first_keyframe = bool(packet.is_keyframe)
+        if self.kind == "video" and packet.pts is not None:
+            if self._last_pts is not None and packet.pts <= self._last_pts:
+                # An edge's renditions are each on the edge's clock to within
+                # their arrival jitter: at a switch the new one's keyframe
+                # may be stamped at or before the last frame sent. A
+                # receiver drops a frame whose timestamp goes back.
+                packet = _restamped(packet, self._last_pts + 1)
+            self._last_pts = packet.pts
         self._queue.put_nowait(packet)
 
     async def recv(self) -> av.Packet[Any]:
@@ -241,6 +274,67 @@ class Viewer:
     adaptive: bool = True
     # Which rendition suits the viewer's link (None: one rendition only).
     ladder: LadderPolicy | None = None
+    # An edge's pull: the tracks of renditions 1, 2, … (``video`` is
+    # rendition 0), each sent only while the edge asks for it.
+    lower: tuple[PacketTrack, ...] = ()
+
+    def tracks(self) -> tuple[PacketTrack, ...]:
+        return (self.video, self.audio, *self.lower)
+
+    def rendition_of(self, track: object) -> int:
+        """The rendition ``track`` (one of this viewer's) carries now."""
+        if track in self.lower:
+            return self.lower.index(track) + 1
+        return self.video.heading
+
+
+def follow_feedback(
+    viewer: Viewer,
+    sender: RTCRtpSender,
+    *,
+    slug: str,
+    levels: int,
+    rates: Callable[[float], list[float]],
+    heading_to: Callable[[int], None],
+) -> None:
+    """Move ``viewer`` between ``levels`` renditions by what its receiver
+    reports about ``sender`` (REMB, receiver reports): its ``LadderPolicy``
+    decides from ``rates(now)``, what each rendition sends; the move happens
+    at the target rendition's next keyframe, which ``heading_to(level)``
+    asks for. A show's broadcast and an edge's relay both steer so."""
+    policy = LadderPolicy(levels=levels)
+
+    def steer() -> None:
+        now = time.monotonic()
+        level = policy.decide(now, rates(now))
+        track = viewer.video
+        if level == track.heading:
+            return
+        if level == track.rendition:
+            track.switch_to = None  # changed its mind before the keyframe
+            return
+        track.switch_to = level
+        heading_to(level)
+        logger.info(
+            "viewer %s of %s moves to rendition %d (estimate %s bit/s)",
+            viewer.id,
+            slug,
+            level,
+            policy.estimate,
+        )
+
+    def on_estimate(bitrate: int) -> None:
+        policy.on_estimate(time.monotonic(), bitrate)
+        steer()
+
+    def on_loss(fraction: float) -> None:
+        policy.on_loss(time.monotonic(), fraction)
+        steer()
+
+    if aiortc_patches.on_feedback(sender, estimate=on_estimate, loss=on_loss):
+        viewer.ladder = policy
+    else:
+        logger.warning("cannot read viewers' RTCP: no rendition ladder")
 
 
 @dataclass
@@ -530,6 +624,10 @@ class Broadcast:
             if track.rendition < len(encoded):
                 for packet in encoded[track.rendition]:
                     track.push(packet)
+            for rendition, lower in enumerate(viewer.lower, start=1):
+                if rendition < len(encoded):
+                    for packet in encoded[rendition]:
+                        lower.push(packet)
 
     async def _pump_audio(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
         encoder = self._audio
@@ -565,66 +663,56 @@ class Broadcast:
             if viewer.pc.connectionState in ("failed", "closed"):
                 await self.remove_viewer(viewer.id)
 
-        # A viewer's PLI/FIR reaches its sender, which would force a keyframe on
-        # its own encoder; our packets come from the shared encoder instead, so
-        # the request is passed on to it (merged with everybody else's), to
-        # the rendition the viewer is on or moving to.
-        def keyframe_for_viewer() -> None:
-            self.request_keyframe(viewer.video.heading)
-
         for sender in viewer.pc.getSenders():
+            # A viewer's PLI/FIR reaches its sender, which would force a
+            # keyframe on its own encoder; our packets come from the shared
+            # encoder instead, so the request is passed on to it (merged with
+            # everybody else's), to the rendition the sender carries now.
+            def keyframe_for_viewer(track: object = sender.track) -> None:
+                self.request_keyframe(viewer.rendition_of(track))
+
             aiortc_patches.on_keyframe_request(sender, keyframe_for_viewer)
             if (
                 sender.track is viewer.video
                 and viewer.adaptive
                 and len(self._renditions) > 1
             ):
-                self._follow_feedback(viewer, sender)
+                follow_feedback(
+                    viewer,
+                    sender,
+                    slug=self.slug,
+                    levels=len(self._renditions),
+                    rates=self._rates,
+                    heading_to=self.request_keyframe,
+                )
         self.request_keyframe(viewer.video.rendition)
 
-    def _follow_feedback(self, viewer: Viewer, sender: RTCRtpSender) -> None:
-        """Move the viewer between renditions by what its receiver reports."""
-        policy = LadderPolicy(levels=len(self._renditions))
+    def _rates(self, now: float) -> list[float]:
+        return [rendition.rate.rate(now) for rendition in self._renditions]
 
-        def steer() -> None:
-            now = time.monotonic()
-            rates = [rendition.rate.rate(now) for rendition in self._renditions]
-            level = policy.decide(now, rates)
-            track = viewer.video
-            if level == track.heading:
-                return
-            if level == track.rendition:
-                track.switch_to = None  # changed its mind before the keyframe
-                return
-            track.switch_to = level
-            self.request_keyframe(level)
-            logger.info(
-                "viewer %s of %s moves to rendition %d (estimate %s bit/s)",
-                viewer.id,
-                self.slug,
-                level,
-                policy.estimate,
-            )
+    @property
+    def rendition_count(self) -> int:
+        return len(self._renditions)
 
-        def on_estimate(bitrate: int) -> None:
-            policy.on_estimate(time.monotonic(), bitrate)
-            steer()
-
-        def on_loss(fraction: float) -> None:
-            policy.on_loss(time.monotonic(), fraction)
-            steer()
-
-        if aiortc_patches.on_feedback(sender, estimate=on_estimate, loss=on_loss):
-            viewer.ladder = policy
-        else:
-            logger.warning("cannot read viewers' RTCP: no rendition ladder")
+    def set_link_renditions(self, viewer_id: str, wanted: set[int]) -> bool:
+        """Send an edge's pull the lower renditions it asks for (``wanted``;
+        rendition 0 always flows), each starting at a keyframe. False if
+        ``viewer_id`` is not a pull with lower renditions."""
+        viewer = self.viewers.get(viewer_id)
+        if viewer is None or not viewer.lower:
+            return False
+        for rendition, track in enumerate(viewer.lower, start=1):
+            if rendition in wanted and not track.active:
+                self.request_keyframe(rendition)
+            track.set_active(rendition in wanted)
+        return True
 
     async def remove_viewer(self, viewer_id: str) -> bool:
         viewer = self.viewers.pop(viewer_id, None)
         if viewer is None:
             return False
-        viewer.video.stop()
-        viewer.audio.stop()
+        for track in viewer.tracks():
+            track.stop()
         await viewer.pc.close()
         return True
 

@@ -219,6 +219,8 @@ class Player:
     keyframe_first: bool | None = None
     latencies_ms: list[float] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
+    # Each decoded frame's width and height, in order.
+    sizes: list[tuple[int, int]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def watch(self, track: MediaStreamTrack, *, stamps: bool) -> None:
@@ -232,6 +234,8 @@ class Player:
                 now = time.time()
                 self.frames += 1
                 self.arrivals.append(time.monotonic())
+                if isinstance(frame, av.VideoFrame):
+                    self.sizes.append((frame.width, frame.height))
                 if stamps and isinstance(frame, av.VideoFrame):
                     stamp = read_stamp(frame)
                     if stamp is not None and abs(now * 1000 - stamp) < 60_000:

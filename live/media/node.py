@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from live.media import aiortc_patches
-from live.media.broadcast import Broadcast, Viewer
+from live.media.broadcast import Broadcast, PacketTrack, Viewer, rendition_track
 from live.media.codecs import VideoSettings
 from live.media.edge import EdgeRefused, RelayBroadcast
 from live.media.network import read_ingest_eagerly, rtc_configuration
@@ -394,7 +394,7 @@ class MediaNode:
 
         Raises ``InvalidOffer``, ``NotLiveHere`` or ``ViewerLimit``.
         """
-        parse_offer(offer, need_video=False)
+        kinds = [m.kind for m in parse_offer(offer, need_video=False).media]
         self.heartbeat.start()
         source: Broadcast | RelayBroadcast
         broadcast = self.broadcasts.get(slug)
@@ -410,8 +410,17 @@ class MediaNode:
             raise ViewerLimit(_("The WebRTC tier is full; use the HLS stream."))
         pc = RTCPeerConnection(configuration=rtc_configuration())
         video, audio = source.new_viewer_tracks()
+        # An edge's pull offers a video m-line per rendition it can take
+        # after its first two (video, audio): each gets one of the lower
+        # renditions, idle until the edge asks for it (``link_renditions``).
+        lower: tuple[PacketTrack, ...] = ()
+        if link and isinstance(source, Broadcast):
+            extra = kinds.count("video") - 1
+            lower = tuple(
+                rendition_track() for _ in range(min(extra, source.rendition_count - 1))
+            )
         try:
-            for track in (video, audio):
+            for track in (video, audio, *lower):
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 transceiver.setCodecPreferences(_h264_first(track.kind))
                 # NACKs on a lossy or capped link: each packet resent at most
@@ -419,8 +428,8 @@ class MediaNode:
                 aiortc_patches.limit_retransmissions(transceiver.sender)
             answer = await self._answer(pc, offer)
         except BaseException:
-            video.stop()
-            audio.stop()
+            for track in (video, audio, *lower):
+                track.stop()
             await pc.close()
             raise
         viewer = Viewer(
@@ -428,12 +437,14 @@ class MediaNode:
             pc=pc,
             video=video,
             audio=audio,
-            adaptive=not link,  # an edge relays the highest rendition
+            # An edge steers its own viewers; its pull's rendition 0 is fixed.
+            adaptive=not link,
+            lower=lower,
         )
         if source.closed:
             # The pull ended while this viewer negotiated.
-            video.stop()
-            audio.stop()
+            for track in viewer.tracks():
+                track.stop()
             await pc.close()
             raise NotLiveHere(_("This show is not being broadcast right now."))
         source.add_viewer(viewer)
@@ -475,6 +486,17 @@ class MediaNode:
     def _relay_closed(self, relay: RelayBroadcast) -> None:
         if self.relays.get(relay.slug) is relay:
             del self.relays[relay.slug]
+
+    def link_renditions(self, *, slug: str, session_id: str, wanted: set[int]) -> None:
+        """An edge's pull of ``slug`` (``session_id``) asks for the lower
+        renditions in ``wanted`` and no others. Raises ``UnknownSession``."""
+        broadcast = self.broadcasts.get(slug)
+        if (
+            broadcast is None
+            or session_id not in self._link_ids(slug)
+            or not broadcast.set_link_renditions(session_id, wanted)
+        ):
+            raise UnknownSession(_("There is no such playback session."))
 
     async def stop_viewer(self, *, slug: str, session_id: str) -> None:
         source: Broadcast | RelayBroadcast | None = self.broadcasts.get(slug)

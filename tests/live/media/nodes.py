@@ -93,6 +93,25 @@ def media_nodes(
             if node.process.is_alive():
                 node.process.terminate()
             node.process.join(timeout=10)
+        _forget_nodes()
+
+
+def _forget_nodes() -> None:
+    """Remove the nodes' publisher locks and reports: a node stopped without
+    releasing its lock would leave the show "published elsewhere" for the
+    next test's node (the same slug, the same prefix) until the lock expired."""
+    import redis
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return
+    client = redis.Redis.from_url(str(settings.REDIS_URL))
+    try:
+        keys = list(client.scan_iter(f"{settings.REDIS_PREFIX}:media:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 class Poster:

@@ -5,6 +5,7 @@ once for all its viewers and stops when they have left."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import time
@@ -229,5 +230,73 @@ async def test_an_edge_pulls_the_show_once_for_its_viewers_and_stops_after_them(
                 ), (load("media-a"), load("media-b"))
             finally:
                 for player in players:
+                    await player.close()
+                await publisher.close()
+
+
+async def _estimate_for(player: Any, bitrate: int, seconds: float) -> None:
+    """The player's receiver says ``bitrate`` (REMB) every 100 ms for
+    ``seconds``, in place of its own estimator."""
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+
+    (receiver,) = [r for r in player.pc.getReceivers() if r.track.kind == "video"]
+    receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # type: ignore[attr-defined]
+    ssrcs = [s.source for s in receiver.getSynchronizationSources()]
+    assert ssrcs
+    for _ in range(int(seconds * 10)):
+        await receiver._send_rtcp(
+            RtcpPsfbPacket(
+                fmt=RTCP_PSFB_APP,
+                ssrc=receiver._RTCRtpReceiver__rtcp_ssrc,  # type: ignore[attr-defined]
+                media_ssrc=0,
+                fci=pack_remb_fci(bitrate, ssrcs),
+            )
+        )
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+async def test_a_viewer_of_an_edge_moves_to_the_lower_rendition_at_a_keyframe(
+    show, media_settings, tmp_path
+):
+    """Ladder on. A viewer of B (the edge of A's show) starts on 320x240;
+    its receiver reporting 10 kbit/s, B asks A for the lower rendition and
+    moves the viewer to it at its keyframe: from its first 160x120 picture on
+    the viewer decodes nothing else, and pictures keep coming."""
+    async with aiohttp.ClientSession() as session:
+        post = Poster(session)
+        with media_nodes(
+            ["media-a", "media-b"],
+            tmp_path,
+            SHOWFLOOR_VIDEO_LADDER=True,
+            SHOWFLOOR_VIDEO_LOW_MAX_WIDTH=160,
+            SHOWFLOOR_VIDEO_LOW_MAX_HEIGHT=120,
+            SHOWFLOOR_VIDEO_LOW_BITRATE=100_000,
+        ) as (a, b):
+            publisher = await publish(
+                post, f"{a.base}/live/{show.slug}/whip", show.stream_key,
+                video=StampedVideoTrack(320, 240),
+            )  # fmt: skip
+            player = None
+            try:
+                assert publisher.status == 201, publisher.body
+                player = await play(
+                    post, f"{b.base}/live/{show.slug}/whep?node=media-b"
+                )
+                assert player.status == 201, player.body
+                assert await wait_until(lambda: player.frames >= 15, 15)
+                assert set(player.sizes) == {(320, 240)}
+
+                await _estimate_for(player, 10_000, 1.5)
+                assert await wait_until(lambda: (160, 120) in player.sizes, 5)
+                switch = player.sizes.index((160, 120))
+                assert await wait_until(lambda: len(player.sizes) >= switch + 15, 10)
+                assert set(player.sizes[:switch]) == {(320, 240)}
+                assert set(player.sizes[switch:]) == {(160, 120)}
+                # Whole pictures: the capture stamp reads back after the move.
+                assert len(player.latencies_ms) >= 0.8 * player.frames
+            finally:
+                if player is not None:
                     await player.close()
                 await publisher.close()

@@ -5,6 +5,7 @@ master playlist that lists both."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 from typing import Any
@@ -244,3 +245,110 @@ def _first_frame_size(data: bytes) -> tuple[int, int]:
     with av.open(io.BytesIO(data)) as container:
         frame = next(container.decode(video=0))
         return frame.width, frame.height
+
+
+async def _frames_into(track: Any, sizes: list[tuple[int, int]]) -> None:
+    from aiortc.mediastreams import MediaStreamError
+
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            frame = await track.recv()
+            sizes.append((frame.width, frame.height))
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+async def test_an_edges_pull_gets_the_lower_rendition_only_while_it_asks(
+    ladder_settings, node, http, show
+):
+    """An edge's pull (signed, one video m-line per rendition) gets the
+    highest rendition at once and the lower one only between its ``PATCH``
+    asking for it and the one giving it up, starting at a keyframe; a PATCH
+    unsigned, badly signed, malformed or on a viewer's session changes
+    nothing."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from django.test import AsyncClient
+
+    from live.media.edge import EDGE_HEADER, edge_token
+    from live.media.network import rtc_configuration
+
+    client = AsyncClient()
+    publisher = await publish(
+        http.post, f"/live/{show.slug}/whip", show.stream_key,
+        video=StampedVideoTrack(320, 240),
+    )  # fmt: skip
+    pc = RTCPeerConnection(configuration=rtc_configuration())
+    viewer = None
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        assert publisher.status == 201, publisher.body
+        transceivers = [
+            pc.addTransceiver(kind, direction="recvonly")
+            for kind in ("video", "audio", "video")
+        ]
+        await pc.setLocalDescription(await pc.createOffer())
+        signed = {EDGE_HEADER: edge_token(show.slug, "media-test")}
+        answer = await client.post(
+            f"/live/{show.slug}/whep",
+            data=pc.localDescription.sdp,
+            content_type="application/sdp",
+            headers=signed,
+        )
+        assert answer.status_code == 201, answer.content
+        await pc.setRemoteDescription(
+            RTCSessionDescription(sdp=answer.content.decode(), type="answer")
+        )
+        assert transceivers[2].currentDirection == "recvonly"
+        high: list[tuple[int, int]] = []
+        low: list[tuple[int, int]] = []
+        tasks = [
+            asyncio.ensure_future(_frames_into(transceivers[0].receiver.track, high)),
+            asyncio.ensure_future(_frames_into(transceivers[2].receiver.track, low)),
+        ]
+        session = answer["Location"]
+        broadcast = node.get(show.slug)
+        (link,) = broadcast.viewers.values()
+
+        async def patch(body: str, headers: dict[str, str] | None = None) -> Any:
+            return await client.patch(
+                session, data=body, content_type="application/json",
+                headers=signed if headers is None else headers,
+            )  # fmt: skip
+
+        assert await _wait(lambda: len(high) >= 20, 15)
+        assert set(high) == {(320, 240)}
+        assert low == []  # nobody asked: the lower rendition is not sent
+
+        assert (await patch('{"renditions": [1]}', headers={})).status_code == 405
+        bad = {EDGE_HEADER: edge_token(show.slug + "-other", "media-test")}
+        assert (await patch('{"renditions": [1]}', headers=bad)).status_code == 403
+        for body in ("[1]", '{"renditions": "1"}', '{"renditions": [true]}', "{"):
+            assert (await patch(body)).status_code == 400, body
+        assert not link.lower[0].active
+
+        player = await play(http.post, f"/live/{show.slug}/whep", stamps=False)
+        viewer = player
+        viewer_session = player.location
+        refused = await client.patch(
+            viewer_session, data='{"renditions": [1]}',
+            content_type="application/json", headers=signed,
+        )  # fmt: skip
+        assert refused.status_code == 404
+
+        assert (await patch('{"renditions": [1]}')).status_code == 204
+        assert await _wait(lambda: len(low) >= 10, 10)
+        assert set(low) == {(160, 120)}
+        assert link.lower[0].first_keyframe is True  # decodable from its first
+
+        assert (await patch('{"renditions": []}')).status_code == 204
+        assert not link.lower[0].active
+        low_then, high_then = len(low), len(high)
+        assert await _wait(lambda: len(high) >= high_then + 20, 10)
+        assert len(low) <= low_then + 2  # at most what was on its way
+    finally:
+        for task in tasks:
+            task.cancel()
+        await pc.close()
+        if viewer is not None:
+            await viewer.close()
+        await publisher.close()
