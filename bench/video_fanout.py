@@ -48,9 +48,13 @@ is measured with it (``origin_cpu_edge_link``: the origin's cost of one edge),
 after one throwaway viewer of the origin's own measured the same way
 (``origin_cpu_one_viewer``), and beside the origin's CPU per viewer of its own
 among many (``origin_cpu_per_viewer``). The JSON adds ``nodes``: per node its
-viewers, fps_min, latency p95 and CPU.
+viewers, fps_min, latency p95, CPU, and ``ended_on``, the picture sizes its
+decoding viewers decoded last (which rendition they settled on: with
+``--rate-kbit`` an edge's viewer too moves to the lower one).
 
     python bench/video_fanout.py --viewers 40 --nodes 2
+    python bench/video_fanout.py --viewers 2 --nodes 2 --decoders 2 \\
+        --rate-kbit 600 --noise-rows 120
 """
 
 from __future__ import annotations
@@ -447,6 +451,10 @@ async def run_viewers(
         "arrivals": [[t for t in times if start <= t < end] for times in arrivals],
         "latencies_ms": [v for p in players for v in p.latencies_ms],
         "latencies_by_viewer": [p.latencies_ms for p in players],
+        # The picture each viewer decoded last ("WxH"; None: not decoding).
+        "sizes_by_viewer": [
+            "x".join(map(str, p.sizes[-1])) if p.sizes else None for p in players
+        ],
         "broken": sum(c.broken for c in counters),
         "shim": {
             name: sum(getattr(r.down.stats, name) for r in relays)
@@ -654,6 +662,7 @@ def node_figures(
     slowest frame rate and latency p95, and its CPU over the window."""
     arrivals = [times for result in results for times in result["arrivals"]]
     latencies = [v for result in results for v in result["latencies_by_viewer"]]
+    sizes = [v for result in results for v in result.get("sizes_by_viewer", [])]
     figures = []
     for node in range(args.nodes):
         mine = range(node, len(arrivals), args.nodes)
@@ -668,6 +677,10 @@ def node_figures(
                 else None,
                 "latency_p95_ms": round(percentile(waits, 0.95), 1) if waits else None,
                 "latency_samples": len(waits),
+                # The picture its decoding viewers ended on (the rendition).
+                "ended_on": sorted(
+                    {sizes[i] for i in mine if i < len(sizes) and sizes[i]}
+                ),
                 "cpu": round(cpu[node], 3),
             }
         )
@@ -706,7 +719,14 @@ def cpu_seconds(pid: int) -> float:
 def tree_cpu_seconds(pid: int) -> float:
     """User and system CPU of a process and its running descendants (the
     server's HLS/recording packager is a child process)."""
-    return sum(cpu_seconds(p) for p in [pid, *descendants(pid)])
+    total = 0.0
+    for process in [pid, *descendants(pid)]:
+        try:
+            total += cpu_seconds(process)
+        except FileNotFoundError:  # a descendant that just ended
+            if process == pid:
+                raise
+    return total
 
 
 def machine_busy() -> tuple[float, float]:
@@ -727,7 +747,11 @@ def rss_mb(pid: int) -> float:
 def descendants(pid: int) -> list[int]:
     found = []
     for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in map(int, children.read_text().split()):
+        try:
+            listed = children.read_text().split()
+        except FileNotFoundError:  # the thread ended since the listing
+            continue
+        for child in map(int, listed):
             found += [child, *descendants(child)]
     return found
 
