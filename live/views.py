@@ -38,7 +38,7 @@ from django.views.decorators.csrf import csrf_exempt
 from live.media.edge import EDGE_HEADER, edge_token_valid
 from live.media.muxing import HLS_FILE
 from live.media.node import MediaError, ShowHooks, get_node
-from live.media.registry import ROUTED_PARAM, routed_whep_url
+from live.media.registry import ROUTED_PARAM, START_PARAM, routed_whep_url
 from shows import selectors
 from shows.exceptions import ShowfloorError, TooManyAttempts
 from shows.models import Show, User
@@ -321,12 +321,15 @@ async def whep(request: HttpRequest, slug: str) -> HttpResponseBase:
     try:
         offer = _sdp_body(request)
         target = await node.route(slug, pinned=request.GET.get(ROUTED_PARAM, ""))
+        # ``start=low``: the player's network says the viewer is on a slow
+        # link (docs/video.md, "Rendition ladder").
+        start = {START_PARAM: "low"} if request.GET.get(START_PARAM) == "low" else {}
         if target is not None:
             redirect = HttpResponse(status=307)
-            redirect["Location"] = routed_whep_url(target, slug)
+            redirect["Location"] = routed_whep_url(target, slug, **start)
             redirect["Cache-Control"] = "no-store"
             return redirect
-        session = await node.subscribe(slug=slug, offer=offer)
+        session = await node.subscribe(slug=slug, offer=offer, low_start=bool(start))
     except MediaError as exc:
         return _problem(exc.status, exc.code, exc.message)
     return _created(

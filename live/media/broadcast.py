@@ -302,7 +302,7 @@ def follow_feedback(
     decides from ``rates(now)``, what each rendition sends; the move happens
     at the target rendition's next keyframe, which ``heading_to(level)``
     asks for. A show's broadcast and an edge's relay both steer so."""
-    policy = LadderPolicy(levels=levels)
+    policy = LadderPolicy(levels=levels, level=viewer.video.rendition)
 
     def steer() -> None:
         now = time.monotonic()

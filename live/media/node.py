@@ -386,11 +386,15 @@ class MediaNode:
         await pc.setLocalDescription(answer)
         return str(pc.localDescription.sdp)
 
-    async def subscribe(self, *, slug: str, offer: str, link: bool = False) -> Session:
+    async def subscribe(
+        self, *, slug: str, offer: str, link: bool = False, low_start: bool = False
+    ) -> Session:
         """Accept a WHEP offer: a viewer fed from the shared packets, of this
         node's broadcast (the origin) or of the show pulled from its origin
         (an edge). ``link``: the viewer is an edge pulling the show (only
         from the origin; not counted against the viewer limit).
+        ``low_start``: the viewer starts on the lowest rendition (its player
+        says its link is slow) instead of the highest.
 
         Raises ``InvalidOffer``, ``NotLiveHere`` or ``ViewerLimit``.
         """
@@ -432,6 +436,13 @@ class MediaNode:
                 track.stop()
             await pc.close()
             raise
+        if low_start and not link:
+            levels = (
+                source.rendition_count
+                if isinstance(source, Broadcast)
+                else source.levels
+            )
+            video.rendition = levels - 1
         viewer = Viewer(
             id=secrets.token_urlsafe(12),
             pc=pc,

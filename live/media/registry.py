@@ -117,14 +117,18 @@ def whep_url(report: NodeReport, slug: str) -> str:
     return f"{report.url.rstrip('/')}/live/{slug}/whep"
 
 
-def routed_whep_url(report: NodeReport, slug: str) -> str:
+def routed_whep_url(report: NodeReport, slug: str, **params: str) -> str:
     """The WHEP URL that makes ``report``'s node serve the viewer itself
-    (routing chose it; it does not route again, so no redirect loops)."""
-    return f"{whep_url(report, slug)}?{urlencode({ROUTED_PARAM: report.node})}"
+    (routing chose it; it does not route again, so no redirect loops), with
+    the viewer's other ``params`` (``start``)."""
+    query = urlencode({**params, ROUTED_PARAM: report.node})
+    return f"{whep_url(report, slug)}?{query}"
 
 
 # The query parameter naming the node routing chose.
 ROUTED_PARAM = "node"
+# The WHEP query parameter a player on a slow link sends: ``start=low``.
+START_PARAM = "start"
 # The origin serves a show's viewers itself while below this share of its
 # viewer and CPU limits; then the least loaded node does.
 ORIGIN_SHARE = 0.8

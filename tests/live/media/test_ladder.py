@@ -48,16 +48,36 @@ def test_policy_goes_down_when_the_estimate_stays_below_the_rendition():
 
 def test_policy_goes_down_on_sustained_loss_only():
     policy = LadderPolicy(levels=2)
-    policy.on_loss(0, 0.3)
-    assert policy.decide(0, RATES) == 0  # one lossy report
-    policy.on_loss(1, 0.01)
-    policy.on_loss(2, 0.3)
-    assert policy.decide(2, RATES) == 0
-    policy.on_loss(3, 0.12)
-    assert policy.decide(3, RATES) == 1
-    policy.on_loss(4, 0.5)
-    policy.on_loss(5, 0.5)
-    assert policy.decide(5, RATES) == 1  # no lower rendition
+    policy.on_loss(0, 0.0)  # the viewer's first report: it plays
+    t = ladder.START_SECONDS
+    policy.on_loss(t, 0.3)
+    assert policy.decide(t, RATES) == 0  # one lossy report
+    policy.on_loss(t + 1, 0.01)
+    policy.on_loss(t + 2, 0.3)
+    assert policy.decide(t + 2, RATES) == 0
+    policy.on_loss(t + 3, 0.12)
+    assert policy.decide(t + 3, RATES) == 1
+    policy.on_loss(t + 4, 0.5)
+    policy.on_loss(t + 5, 0.5)
+    assert policy.decide(t + 5, RATES) == 1  # no lower rendition
+
+
+def test_policy_leaves_a_rendition_its_link_cannot_carry_at_the_start():
+    """In a viewer's first ``START_SECONDS`` one lossy report moves it down
+    (every second there is a frozen picture); later two in a row are needed.
+    A viewer whose player asked to start low starts there, and goes up like
+    any other."""
+    policy = LadderPolicy(levels=2)
+    policy.on_loss(0.8, 0.35)  # the first report from a capped link
+    assert policy.decide(0.8, RATES) == 1
+    late = LadderPolicy(levels=2)
+    late.on_loss(0.8, 0.0)
+    late.on_loss(0.8 + ladder.START_SECONDS, 0.35)
+    assert late.decide(0.8 + ladder.START_SECONDS, RATES) == 0
+    low = LadderPolicy(levels=2, level=1)
+    levels = _feed(low, 0, 10, 3_000_000)
+    assert levels[0][1] == 1
+    assert levels[-1][1] == 0
 
 
 def test_policy_goes_up_only_after_the_estimate_held_comfortably_above():
@@ -352,3 +372,41 @@ async def test_an_edges_pull_gets_the_lower_rendition_only_while_it_asks(
         if viewer is not None:
             await viewer.close()
         await publisher.close()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+async def test_a_viewer_whose_player_says_its_link_is_slow_starts_low(
+    ladder_settings, node, http, show
+):
+    """``?start=low`` (the player's network is slow): the viewer's very first
+    picture is the lower rendition's keyframe, with no second on the high
+    one; the same POST unrouted by ``?node=`` keeps the hint."""
+    from live.media.registry import NodeReport, routed_whep_url
+
+    publisher = await publish(
+        http.post, f"/live/{show.slug}/whip", show.stream_key,
+        video=StampedVideoTrack(320, 240),
+    )  # fmt: skip
+    player = None
+    try:
+        assert publisher.status == 201, publisher.body
+        broadcast = node.get(show.slug)
+        assert await _wait(lambda: broadcast.counters.frames_encoded > 5)
+        player = await play(http.post, f"/live/{show.slug}/whep?start=low")
+        assert player.status == 201, player.body
+        (viewer,) = broadcast.viewers.values()
+        assert viewer.ladder is not None
+        assert viewer.ladder.level == 1
+        assert await _wait(lambda: player.frames >= 10, 15)
+        assert set(player.sizes) == {(160, 120)}
+        assert viewer.video.first_keyframe is True
+    finally:
+        if player is not None:
+            await player.close()
+        await publisher.close()
+    report = NodeReport(node="b", url="http://b.test", viewers=0, broadcasts=0,
+                        cpu=0.0, at=0)  # fmt: skip
+    assert routed_whep_url(report, "s", start="low") == (
+        "http://b.test/live/s/whep?start=low&node=b"
+    )
