@@ -13,8 +13,13 @@ const RETRY_MS = 2000;
 const PLAYBACK_TICK_MS = 250;
 // A live picture that stands still this long while playing starts over.
 const STALL_MS = 8000;
-// ICE "disconnected" this long (or "failed", or the device's network changed):
-// a new WHEP session replaces the old one (docs/video.md, "Real networks").
+// Nothing at all arriving on the session's transport this long (no RTP, and no
+// RTCP, which the node's aiortc sends every 0.5-1.5 s per track even when no
+// media flows), ICE "disconnected" this long, ICE "failed", or the device's
+// network changed: a new WHEP session replaces the old one (docs/video.md,
+// "Real networks", "ICE restart").
+const SILENCE_MS = 2000;
+const SILENCE_POLL_MS = 250;
 const ICE_DISCONNECTED_MS = 1500;
 
 const state = {
@@ -173,8 +178,30 @@ async function playWebRTC() {
   return { ok: true };
 }
 
-/** Replace the session when ICE breaks: "failed" at once, "disconnected" once
- * it lasted ICE_DISCONNECTED_MS (a moment's loss recovers by itself). */
+// Peer connections whose transport has received nothing for SILENCE_MS.
+const silent = new WeakSet();
+
+/** A session's path is dead: ICE says so, or nothing arrives on it. */
+function pathBroken(pc) {
+  return silent.has(pc) || ["disconnected", "failed"].includes(pc.iceConnectionState);
+}
+
+/** Everything received on the session so far, as one number that grows with
+ * every datagram: the transport's and the candidate pairs' bytes (RTP, RTCP,
+ * DTLS) and the tracks' RTP packets, whichever the browser reports. */
+function receivedSoFar(report) {
+  let total = 0;
+  report.forEach((stats) => {
+    if (stats.type === "transport" || stats.type === "candidate-pair") total += stats.bytesReceived || 0;
+    else if (stats.type === "inbound-rtp") total += stats.packetsReceived || 0;
+  });
+  return total;
+}
+
+/** Replace the session when its path breaks: when nothing arrived on it for
+ * SILENCE_MS (a browser's ICE says "disconnected" only seconds later; a
+ * moment's loss is shorter and recovers by itself), when ICE is "failed", or
+ * "disconnected" for ICE_DISCONNECTED_MS. */
 function followIce(pc) {
   let timer = null;
   pc.addEventListener("iceconnectionstatechange", () => {
@@ -187,6 +214,24 @@ function followIce(pc) {
       }, ICE_DISCONNECTED_MS);
     }
   });
+  let received = -1;
+  let changedAt = performance.now();
+  const poll = setInterval(async () => {
+    if (state.pc !== pc) { clearInterval(poll); return; }
+    const report = await pc.getStats().catch(() => null);
+    if (!report || state.pc !== pc) return;
+    const now = performance.now();
+    const total = receivedSoFar(report);
+    if (total !== received) {
+      received = total;
+      changedAt = now;
+      silent.delete(pc);
+    } else if (now - changedAt >= SILENCE_MS && !silent.has(pc)) {
+      // Once per silence: a replacement that fails tries again on RETRY_MS.
+      silent.add(pc);
+      replaceSession();
+    }
+  }, SILENCE_POLL_MS);
   pc.addEventListener("connectionstatechange", () => {
     if (pc.connectionState === "closed" && state.pc === pc && state.status === "live") {
       teardown();
@@ -230,7 +275,7 @@ async function replaceSession() {
   } catch {
     if (session && session.ok) closeSession(session.pc, session.location);
     const current = state.pc;
-    if (current && ["disconnected", "failed"].includes(current.iceConnectionState)) {
+    if (current && pathBroken(current)) {
       clearTimeout(state.retryTimer);
       state.retryTimer = setTimeout(replaceSession, RETRY_MS);
     }

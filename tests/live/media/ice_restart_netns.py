@@ -6,10 +6,14 @@ page plays over WebRTC and its frames advance; then every datagram to or from
 the media node's port of that viewer's session is black-holed (an ``htb``
 class of 8 bit/s that a ``u32`` filter sends the flow to: this kernel has no
 netem and no tc actions, and no iptables), as when a phone leaves one network
-for another and its old path is gone. The player sees ICE disconnected and
+for another and its old path is gone. The player sees nothing arrive and
 opens a new WHEP session (a new port on the node, outside the black hole)
-without a reload; its frames advance again. Prints one JSON object with what
-it saw.
+without a reload; its frames advance again. Before that, two things that
+must not replace the session: the same flow black-holed for half a second
+only (a blip), and the studio sending nothing for 4 s with its connection up
+(no RTP reaches the viewer; the node's RTCP does). Prints one JSON object
+with what it saw, and when (``*_ms``, ``timeline``: milliseconds from the
+cut).
 
 Usage (test_browser.py does this): ip netns exec NS python ice_restart_netns.py WORKDIR
 """
@@ -44,6 +48,60 @@ FRAMES = """async () => {
   return {frames, mode: player.dataset.mode || null,
           sessions: Number(player.dataset.whepSessions || 0)};
 }"""
+# Stamped with Date.now() on the viewer's page: each peer connection's
+# creation, ICE states and video track's unmute (n: the page's nth connection),
+# each POST and DELETE, and every frame its <video> presents with the id of the
+# stream it came from (a new session brings a new stream).
+TIMELINE = """(() => {
+  const log = (window.timeline = []);
+  const frames = (window.presented = []);
+  const pcs = (window.pcs = []);
+  const Native = window.RTCPeerConnection;
+  let count = 0;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      const n = (count += 1);
+      log.push([Date.now(), n, "created"]);
+      pcs.push(this);
+      this.addEventListener("iceconnectionstatechange", () =>
+        log.push([Date.now(), n, "ice " + this.iceConnectionState]));
+      this.addEventListener("track", (event) => {
+        if (event.track.kind !== "video") return;
+        const unmuted = () => log.push([Date.now(), n, "unmute"]);
+        event.track.addEventListener("unmute", unmuted);
+      });
+    }
+  };
+  const nativeFetch = window.fetch;
+  window.fetch = (url, options) => {
+    const method = (options && options.method) || "GET";
+    if (method !== "GET") log.push([Date.now(), count, method + " " + url]);
+    return nativeFetch(url, options);
+  };
+  document.addEventListener("DOMContentLoaded", () => {
+    const video = document.querySelector("[data-player] video");
+    const tick = () => {
+      frames.push([Date.now(), video.srcObject ? video.srcObject.id : ""]);
+      video.requestVideoFrameCallback(tick);
+    };
+    if (video) video.requestVideoFrameCallback(tick);
+  });
+})();"""
+# RTP packets and bytes (RTP, RTCP) the viewer's current session received.
+RECEIVED = """async () => {
+  let packets = 0, bytes = 0;
+  (await window.pcs[window.pcs.length - 1].getStats()).forEach((s) => {
+    if (s.type === "inbound-rtp") packets += s.packetsReceived;
+    if (s.type === "transport") bytes += s.bytesReceived;
+  });
+  return {packets, bytes};
+}"""
+# The studio stops sending (and starts again): its connection stays up.
+PUBLISHER_SENDS = """(on) => window.pcs.forEach((pc) => pc.getSenders().forEach((s) => {
+  if (!on) s.held = s.track;
+  s.replaceTrack(on ? s.held : null);
+}))"""
 CANDIDATE_PORT = re.compile(r"a=candidate:\S+ \d+ udp \d+ \S+ (\d+) typ", re.IGNORECASE)
 
 
@@ -66,6 +124,25 @@ def black_hole(port: int) -> None:
         subprocess.run(command.split(), check=True, capture_output=True)  # nosec B603 - fixed commands
 
 
+def reopen() -> None:
+    """Undo ``black_hole``: loopback passes everything again."""
+    subprocess.run(  # nosec B603 B607 - a fixed command
+        ["tc", "qdisc", "del", "dev", "lo", "root"], check=True, capture_output=True
+    )
+
+
+def since(cut_ms: float, timeline: list[list[Any]], n: int, what: str) -> int | None:
+    """Milliseconds from the cut to connection ``n``'s first ``what`` after it."""
+    return next(
+        (
+            round(t - cut_ms)
+            for t, m, event in timeline
+            if m == n and event.startswith(what) and t >= cut_ms
+        ),
+        None,
+    )
+
+
 def run(workdir: Path) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
@@ -84,10 +161,12 @@ def run(workdir: Path) -> dict[str, Any]:
                     base,
                     slug,
                     session=seeded["session"],
+                    init_script=TIMELINE,
                 )
                 go_live(studio)
 
                 viewer = browser.new_context().new_page()
+                viewer.add_init_script(TIMELINE)
                 answers: list[Any] = []
                 deleted: list[str] = []
                 navigations: list[str] = []
@@ -117,15 +196,68 @@ def run(workdir: Path) -> dict[str, Any]:
                 # what Chromium's NACKs ask for comes back on its own stream.
                 result["rtx_negotiated"] = "rtx/90000" in first.text()
 
+                # A blip: half a second without a packet, then the path is back.
                 black_hole(node_port)
-                cut = time.monotonic()
-                deadline = cut + 25
+                time.sleep(0.5)
+                reopen()
+                time.sleep(2.5)
+                result["after_blip"] = viewer.evaluate(FRAMES)
+
+                # The publisher sends nothing for 4 s, its connection up: no
+                # RTP reaches the viewer, the node's RTCP still does.
+                studio.evaluate(PUBLISHER_SENDS, False)
+                time.sleep(1)
+                start = viewer.evaluate(RECEIVED)
+                time.sleep(3)
+                end = viewer.evaluate(RECEIVED)
+                studio.evaluate(PUBLISHER_SENDS, True)
+                result["paused"] = {
+                    "packets": end["packets"] - start["packets"],
+                    "bytes": end["bytes"] - start["bytes"],
+                }
+                viewer.wait_for_function(
+                    "window.presented.length > 0"
+                    " && Date.now() - window.presented.at(-1)[0] < 200",
+                    timeout=15000,
+                )
+                result["after_pause"] = viewer.evaluate(FRAMES)
+
+                # The path dies for good.
+                cut = time.time() * 1000
+                black_hole(node_port)
+                old_stream = viewer.evaluate(
+                    "document.querySelector('[data-player] video').srcObject.id"
+                )
+                # Frames from another stream than the one cut: the new session's.
+                viewer.wait_for_function(
+                    "([old, cut]) => window.presented.some("
+                    "([t, id]) => id !== old && t > cut)",
+                    arg=[old_stream, cut],
+                    timeout=25000,
+                )
+                # ... and go on advancing (a loaded machine may take a moment).
+                deadline = time.monotonic() + 15
                 while time.monotonic() < deadline:
-                    after = viewer.evaluate(FRAMES)
-                    if after["sessions"] >= 2 and after["frames"] >= 10:
-                        result["resumed_after_s"] = round(time.monotonic() - cut, 1)
+                    result["after"] = viewer.evaluate(FRAMES)
+                    if result["after"]["frames"] >= 10:
                         break
-                result["after"] = after
+                timeline = viewer.evaluate("window.timeline")
+                presented = viewer.evaluate("window.presented")
+                result["timeline"] = [[round(t - cut), *rest] for t, *rest in timeline]
+                result["ice_disconnected_ms"] = since(
+                    cut, timeline, 1, "ice disconnected"
+                )
+                result["second_created_ms"] = since(cut, timeline, 2, "created")
+                result["second_post_ms"] = since(cut, timeline, 2, "POST")
+                result["second_unmute_ms"] = since(cut, timeline, 2, "unmute")
+                result["last_old_frame_ms"] = max(
+                    round(t - cut) for t, stream in presented if stream == old_stream
+                )
+                result["first_new_frame_ms"] = min(
+                    round(t - cut)
+                    for t, stream in presented
+                    if stream != old_stream and t > cut
+                )
                 result["second_session"] = (
                     answers[-1].headers.get("location") if len(answers) > 1 else None
                 )
