@@ -222,6 +222,8 @@ function followIce(pc) {
     if (!report || state.pc !== pc) return;
     const now = performance.now();
     const total = receivedSoFar(report);
+    // A browser that reports none of these counters never looks silent.
+    if (!total) return;
     if (total !== received) {
       received = total;
       changedAt = now;
