@@ -576,7 +576,8 @@ def server_env(workdir: Path, viewers: int) -> dict[str, str]:
             "SHOWFLOOR_ICE_SERVERS": "[]",
             "SHOWFLOOR_WEBRTC_MAX_VIEWERS": str(viewers + 10),
             "PYTHONPATH": str(ROOT),
-            "LOG_LEVEL": "WARNING",
+            # The servers log to server*.log in the run's directory (kept).
+            "LOG_LEVEL": os.environ.get("BENCH_SERVER_LOG_LEVEL", "WARNING"),
         }
     )
     return env
