@@ -135,7 +135,7 @@ async function openSession() {
   });
   await pc.setLocalDescription(await pc.createOffer());
   await waitForIce(pc);
-  const response = await fetch(config.whepUrl, {
+  const response = await fetch(whepUrl(), {
     method: "POST",
     headers: { "Content-Type": "application/sdp" },
     body: pc.localDescription.sdp,
@@ -151,6 +151,23 @@ async function openSession() {
   root.dataset.whepSessions = String(state.sessions);
   await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
   return session;
+}
+
+// The browser's own word that the link is weak (Chromium's Network
+// Information API: its effective type, from measured round trips and
+// throughput, or the user's data saver): start on the lower rendition rather
+// than freeze on the highest until the receiver's reports move the viewer.
+// Not `downlink` alone: Chromium reports 1.6 Mbit/s before it has measured
+// anything, and a viewer started low climbs only after its estimate shows
+// room (docs/video.md, "Rendition ladder").
+const WEAK_LINKS = new Set(["slow-2g", "2g", "3g"]);
+
+function whepUrl() {
+  const link = navigator.connection;
+  if (!link || !(link.saveData || WEAK_LINKS.has(link.effectiveType))) return config.whepUrl;
+  const url = new URL(config.whepUrl, window.location.href);
+  url.searchParams.set("start", "low");
+  return url.href;
 }
 
 function closeSession(pc, location) {
