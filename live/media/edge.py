@@ -350,8 +350,9 @@ class RelayBroadcast:
         ]
 
     def _heading_to(self, rendition: int) -> None:
-        self._needed_at[rendition] = time.monotonic()
-        self._ask_origin()
+        if rendition:
+            self._needed_at[rendition] = time.monotonic()
+            self._ask_origin()
         self.request_keyframe(rendition)
 
     def _wanted(self, now: float) -> set[int]:
@@ -436,8 +437,9 @@ class RelayBroadcast:
                     rates=self._rendition_rates,
                     heading_to=self._heading_to,
                 )
+        # A viewer started low (its player's hint) needs that rendition now.
         self._last_pli[viewer.video.heading] = 0.0
-        self.request_keyframe(viewer.video.heading)
+        self._heading_to(viewer.video.heading)
 
     async def remove_viewer(self, viewer_id: str) -> bool:
         viewer = self.viewers.pop(viewer_id, None)

@@ -263,27 +263,30 @@ async def test_a_viewer_of_an_edge_moves_to_the_lower_rendition_at_a_keyframe(
     """Ladder on. A viewer of B (the edge of A's show) starts on 320x240;
     its receiver reporting 10 kbit/s, B asks A for the lower rendition and
     moves the viewer to it at its keyframe: from its first 160x120 picture on
-    the viewer decodes nothing else, and pictures keep coming."""
+    the viewer decodes nothing else, and pictures keep coming. On C, a viewer
+    asking to start low gets only 160x120 from its first picture."""
     async with aiohttp.ClientSession() as session:
         post = Poster(session)
         with media_nodes(
-            ["media-a", "media-b"],
+            ["media-a", "media-b", "media-c"],
             tmp_path,
             SHOWFLOOR_VIDEO_LADDER=True,
             SHOWFLOOR_VIDEO_LOW_MAX_WIDTH=160,
             SHOWFLOOR_VIDEO_LOW_MAX_HEIGHT=120,
             SHOWFLOOR_VIDEO_LOW_BITRATE=100_000,
-        ) as (a, b):
+        ) as (a, b, c):
             publisher = await publish(
                 post, f"{a.base}/live/{show.slug}/whip", show.stream_key,
                 video=StampedVideoTrack(320, 240),
             )  # fmt: skip
             player = None
+            players: list[Any] = []
             try:
                 assert publisher.status == 201, publisher.body
                 player = await play(
                     post, f"{b.base}/live/{show.slug}/whep?node=media-b"
                 )
+                players.append(player)
                 assert player.status == 201, player.body
                 assert await wait_until(lambda: player.frames >= 15, 15)
                 assert set(player.sizes) == {(320, 240)}
@@ -296,7 +299,18 @@ async def test_a_viewer_of_an_edge_moves_to_the_lower_rendition_at_a_keyframe(
                 assert set(player.sizes[switch:]) == {(160, 120)}
                 # Whole pictures: the capture stamp reads back after the move.
                 assert len(player.latencies_ms) >= 0.8 * player.frames
+
+                # On C, which pulls only rendition 0 so far, a viewer whose
+                # player says its link is slow starts low.
+                players.append(
+                    await play(
+                        post, f"{c.base}/live/{show.slug}/whep?node=media-c&start=low"
+                    )
+                )
+                assert players[-1].status == 201, players[-1].body
+                assert await wait_until(lambda: players[-1].frames >= 10, 10)
+                assert set(players[-1].sizes) == {(160, 120)}
             finally:
-                if player is not None:
-                    await player.close()
+                for each in players:
+                    await each.close()
                 await publisher.close()
