@@ -238,12 +238,15 @@ def studio_page(
     return page
 
 
-def launch_chromium(playwright: Any) -> Any:
+def launch_chromium(playwright: Any, *extra_args: str) -> Any:
     """Debian's Chromium for the namespace (WebRTC over loopback), its pages'
-    policy bypassed (``policy_bypassed``)."""
+    policy bypassed (``policy_bypassed``); ``extra_args`` are added to its
+    flags (a file for the fake camera, say)."""
     return policy_bypassed(
         playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=NETNS_CHROMIUM_ARGS
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[*NETNS_CHROMIUM_ARGS, *extra_args],
         )
     )
 
