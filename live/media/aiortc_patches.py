@@ -50,6 +50,7 @@ from aiortc import MediaStreamTrack, RTCIceTransport, RTCRtpReceiver, RTCRtpSend
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import (
     RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
     RtcpPsfbPacket,
     RtcpRrPacket,
     RtcpSrPacket,
@@ -211,7 +212,7 @@ def limit_retransmissions(
     *,
     per_second: float = RETRANSMIT_PER_SECOND,
     default_rtt: float = 0.05,
-) -> bool:
+) -> Callable[[], None] | None:
     """Resend a packet a NACK names (aiortc's ``RTCRtpSender._retransmit``)
     at most once per round trip (the sender's RTT from receiver reports,
     ``default_rtt`` until one is known), and at most ``per_second`` packets a
@@ -219,15 +220,37 @@ def limit_retransmissions(
     senders do. aiortc resends every packet every time it is named: a
     receiver that lists all it misses at every new gap (aiortc's own does)
     turned a rate-capped viewer's losses into a retransmission storm on its
-    link. What is not resent is asked for again or ends in a PLI. False, and
-    nothing changed, if aiortc's internals are not as expected."""
+    link. What is not resent is asked for again or ends in a PLI.
+
+    Returns ``forget``: once called, no packet sent before the call is resent
+    (a viewer moved to another rendition needs none of the old one's: behind
+    a capped link their resends took the budget's 0.9 Mbit/s and kept the new
+    rendition's keyframe out for seconds). None, and nothing changed, if
+    aiortc's internals are not as expected."""
     original = getattr(sender, "_retransmit", None)
-    if original is None:
-        return False
+    history = getattr(sender, "_RTCRtpSender__rtp_history", None)
+    if original is None or not isinstance(history, dict):
+        return None
     resent: dict[int, float] = {}
     bucket = {"tokens": per_second / 2, "at": time.monotonic()}
+    # The RTP timestamp of the last packet sent when ``forget`` was called.
+    floor: dict[str, int | None] = {"timestamp": None}
+
+    def forget() -> None:
+        last = getattr(sender, "_RTCRtpSender__rtp_timestamp", None)
+        floor["timestamp"] = last if isinstance(last, int) else None
+
+    def forgotten(sequence_number: int) -> bool:
+        stop = floor["timestamp"]
+        packet = history.get(sequence_number % RTP_HISTORY_SIZE)
+        if stop is None or not isinstance(packet, RtpPacket):
+            return False
+        # At or before ``stop``, in RTP's wrapping 32-bit arithmetic.
+        return (stop - packet.timestamp) % 2**32 < 2**31
 
     async def retransmit(sequence_number: int) -> None:
+        if forgotten(sequence_number):
+            return
         now = time.monotonic()
         rtt = getattr(sender, "_RTCRtpSender__rtt", None)
         interval = max(0.01, rtt if isinstance(rtt, float) else default_rtt)
@@ -249,7 +272,7 @@ def limit_retransmissions(
         await original(sequence_number)
 
     sender._retransmit = retransmit  # type: ignore[method-assign]
-    return True
+    return forget
 
 
 def ice_connection(transport: RTCIceTransport) -> aioice.Connection | None:

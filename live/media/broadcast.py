@@ -207,6 +207,11 @@ class PacketTrack(MediaStreamTrack):
         self.switch_to: int | None = None
         # Whether the first packet this viewer got was a keyframe (video).
         self.first_keyframe: bool | None = None
+        # Called as the first packet of another rendition leaves for the
+        # sender (``switch``): its sender stops resending the old one's.
+        self.on_switch: Callable[[], None] | None = None
+        self._switch_packet: av.Packet[Any] | None = None
+        self._mark_next = False
         # False: nothing is pushed (an edge's idle rendition); on again, it
         # starts at a keyframe.
         self.active = True
@@ -216,6 +221,12 @@ class PacketTrack(MediaStreamTrack):
     def heading(self) -> int:
         """The rendition this viewer is on, or moving to."""
         return self.rendition if self.switch_to is None else self.switch_to
+
+    def switch(self) -> None:
+        """Move to ``switch_to`` now; the next packet pushed is its first."""
+        if self.switch_to is not None:
+            self.rendition, self.switch_to = self.switch_to, None
+            self._mark_next = True
 
     def set_active(self, active: bool) -> None:
         if active and not self.active:
@@ -246,6 +257,8 @@ class PacketTrack(MediaStreamTrack):
                 # receiver drops a frame whose timestamp goes back.
                 packet = _restamped(packet, self._last_pts + 1)
             self._last_pts = packet.pts
+        if self._mark_next:
+            self._switch_packet, self._mark_next = packet, False
         self._queue.put_nowait(packet)
 
     async def recv(self) -> av.Packet[Any]:
@@ -255,6 +268,10 @@ class PacketTrack(MediaStreamTrack):
         if packet is None:
             raise MediaStreamError
         self.delivered += 1
+        if packet is self._switch_packet:
+            self._switch_packet = None
+            if self.on_switch is not None:
+                self.on_switch()
         return packet
 
     def stop(self) -> None:
@@ -620,7 +637,7 @@ class Broadcast:
                 and target < len(encoded)
                 and any(packet.is_keyframe for packet in encoded[target])
             ):
-                track.rendition, track.switch_to = target, None
+                track.switch()
             if track.rendition < len(encoded):
                 for packet in encoded[track.rendition]:
                     track.push(packet)

@@ -314,7 +314,7 @@ class RelayBroadcast:
         for viewer in self.viewers.values():
             track = viewer.video
             if track.switch_to == rendition and packet.is_keyframe:
-                track.rendition, track.switch_to = rendition, None
+                track.switch()
             if track.rendition == rendition:
                 track.push(packet)
 

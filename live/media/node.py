@@ -428,8 +428,11 @@ class MediaNode:
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 transceiver.setCodecPreferences(_h264_first(track.kind))
                 # NACKs on a lossy or capped link: each packet resent at most
-                # once a round trip, within a budget (docs/video.md).
-                aiortc_patches.limit_retransmissions(transceiver.sender)
+                # once a round trip, within a budget, and none of a rendition
+                # the viewer has left (docs/video.md).
+                forget = aiortc_patches.limit_retransmissions(transceiver.sender)
+                if track is video:
+                    track.on_switch = forget
             answer = await self._answer(pc, offer)
         except BaseException:
             for track in (video, audio, *lower):

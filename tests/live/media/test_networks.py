@@ -171,3 +171,75 @@ async def test_a_sender_resends_a_packet_once_a_round_trip_within_a_budget(
         assert resent[2:] == list(range(100, 100 + len(resent) - 2))
     finally:
         await pc.close()
+
+
+async def test_a_sender_resends_nothing_of_a_rendition_its_viewer_left(media_settings):
+    """``forget`` (called as a viewer's first packet of another rendition
+    leaves for its sender): packets sent before it are no longer resent,
+    packets sent after it are, across the RTP timestamp's wrap."""
+    from aiortc import RTCPeerConnection
+    from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
+
+    from live.media.aiortc_patches import limit_retransmissions
+    from live.media.network import rtc_configuration
+
+    pc = RTCPeerConnection(configuration=rtc_configuration())
+    try:
+        sender = pc.addTransceiver("video", direction="sendonly").sender
+        resent: list[int] = []
+
+        async def record(sequence_number: int) -> None:
+            resent.append(sequence_number)
+
+        sender._retransmit = record  # type: ignore[method-assign]
+        forget = limit_retransmissions(sender, per_second=1000)
+        assert forget is not None
+        history = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
+        sent = {1: 2**32 - 3000, 2: 2**32 - 1, 3: 2999, 4: 6000}  # seq: timestamp
+        for seq, timestamp in sent.items():
+            history[seq % RTP_HISTORY_SIZE] = RtpPacket(
+                sequence_number=seq, timestamp=timestamp
+            )
+        await sender._retransmit(1)
+        assert resent == [1]  # nothing forgotten yet
+        sender._RTCRtpSender__rtp_timestamp = 2**32 - 1  # type: ignore[attr-defined]
+        forget()  # the old rendition's last packet was seq 2
+        for seq in (1, 2, 3, 4, 99):  # 99: not in the history (aiortc's call)
+            await sender._retransmit(seq)
+        assert resent == [1, 3, 4, 99]
+    finally:
+        await pc.close()
+
+
+async def test_a_track_says_when_its_first_packet_of_another_rendition_leaves():
+    """``PacketTrack.on_switch`` is called as ``recv()`` returns the first
+    packet pushed after ``switch()``, not before: the sender has sent all of
+    the old rendition by then."""
+    import av
+
+    from live.media.broadcast import viewer_tracks
+
+    video, _audio = viewer_tracks()
+    calls: list[int] = []
+    video.on_switch = lambda: calls.append(video.delivered)
+
+    def packet(pts: int, keyframe: bool) -> av.Packet:
+        nal = b"\x65" if keyframe else b"\x41"  # IDR or not
+        made = av.Packet(b"\x00\x00\x00\x01" + nal)
+        made.pts, made.is_keyframe = pts, keyframe
+        return made
+
+    video.push(packet(1, True))
+    video.push(packet(2, False))
+    video.switch_to = 1
+    video.switch()
+    video.push(packet(3, True))  # the new rendition's keyframe
+    video.push(packet(4, False))
+    await video.recv()
+    await video.recv()
+    assert calls == []
+    await video.recv()
+    assert calls == [3]
+    await video.recv()
+    assert calls == [3]
+    assert video.rendition == 1
