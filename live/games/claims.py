@@ -32,6 +32,10 @@ CLAIM_REFUSED = "claim.refused"
 KEYWORDS_SECONDS = 1.0
 # Per process: show id → (read at, the show's folded keywords).
 _keywords: dict[int, tuple[float, frozenset[str]]] = {}
+# Per process: show id → how many times this process changed its keywords. A
+# read that began before a change is used for its own message but not kept:
+# it may have read the words from before the change.
+_changes: dict[int, int] = {}
 
 
 def _in_thread(func: Any) -> Any:
@@ -51,11 +55,23 @@ async def _keywords_of(show_id: int) -> frozenset[str]:
     cached = _keywords.get(show_id)
     if cached is not None and time.monotonic() - cached[0] < KEYWORDS_SECONDS:
         return cached[1]
+    changes = _changes.get(show_id, 0)
     found: frozenset[str] = await _in_thread(_known_keywords)(show_id)
+    if _changes.get(show_id, 0) != changes:
+        return found
     if len(_keywords) > 1000:
         _keywords.clear()
     _keywords[show_id] = (time.monotonic(), found)
     return found
+
+
+def forget_keywords(show_id: int) -> None:
+    """This process changed the show's keywords: read them afresh, and do
+    not keep a read that was under way."""
+    if len(_changes) > 1000:
+        _changes.clear()
+    _changes[show_id] = _changes.get(show_id, 0) + 1
+    _keywords.pop(show_id, None)
 
 
 async def on_chat(consumer: Any, text: str, ref: Any) -> None:
@@ -112,7 +128,7 @@ async def claim_keyword(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
         product_id=product_id,
         keyword=keyword,
     ):
-        _keywords.pop(consumer.show.pk, None)
+        forget_keywords(consumer.show.pk)
 
 
 # type → (hosts and moderators only, async handler(consumer, msg, ref))
