@@ -12,7 +12,6 @@ order_id, retry_after} on this socket. Hosts set the keywords with
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -21,21 +20,15 @@ from django.utils.translation import gettext as _
 
 from checkout import claim_cards
 from checkout.services.claims import ClaimRefused, claim_from_chat
+from live.games.show_reads import ShowReads
 from live.protocol import id_field, text_field
 from shows.selectors import STAFF_ROLES
 from shows.services import claim_keywords
 
 CLAIM_REFUSED = "claim.refused"
-# How long a process trusts its copy of a show's keywords: a keyword a host
-# sets through another process claims at most this much later. The process
-# that sets it forgets its copy at once.
+# How long a process trusts its copy of a show's keywords (show_reads.py).
 KEYWORDS_SECONDS = 1.0
-# Per process: show id → (read at, the show's folded keywords).
-_keywords: dict[int, tuple[float, frozenset[str]]] = {}
-# Per process: show id → how many times this process changed its keywords. A
-# read that began before a change is used for its own message but not kept:
-# it may have read the words from before the change.
-_changes: dict[int, int] = {}
+_keywords: ShowReads[frozenset[str]] = ShowReads(KEYWORDS_SECONDS)
 
 
 def _in_thread(func: Any) -> Any:
@@ -52,26 +45,7 @@ def _known_keywords(show_id: int) -> frozenset[str]:
 
 
 async def _keywords_of(show_id: int) -> frozenset[str]:
-    cached = _keywords.get(show_id)
-    if cached is not None and time.monotonic() - cached[0] < KEYWORDS_SECONDS:
-        return cached[1]
-    changes = _changes.get(show_id, 0)
-    found: frozenset[str] = await _in_thread(_known_keywords)(show_id)
-    if _changes.get(show_id, 0) != changes:
-        return found
-    if len(_keywords) > 1000:
-        _keywords.clear()
-    _keywords[show_id] = (time.monotonic(), found)
-    return found
-
-
-def forget_keywords(show_id: int) -> None:
-    """This process changed the show's keywords: read them afresh, and do
-    not keep a read that was under way."""
-    if len(_changes) > 1000:
-        _changes.clear()
-    _changes[show_id] = _changes.get(show_id, 0) + 1
-    _keywords.pop(show_id, None)
+    return await _keywords.get(show_id, lambda: _in_thread(_known_keywords)(show_id))
 
 
 async def on_chat(consumer: Any, text: str, ref: Any) -> None:
@@ -128,7 +102,7 @@ async def claim_keyword(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
         product_id=product_id,
         keyword=keyword,
     ):
-        forget_keywords(consumer.show.pk)
+        _keywords.forget(consumer.show.pk)
 
 
 # type → (hosts and moderators only, async handler(consumer, msg, ref))

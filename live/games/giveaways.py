@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -27,6 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from checkout.giveaway_eligibility import bought_in_show
+from live.games.show_reads import ShowReads
 from live.protocol import Refusal, id_field, int_field, text_field
 from realtime import limiter
 from shows import giveaway_cards
@@ -44,8 +44,8 @@ GIVEAWAY_REFUSED = "giveaway.refused"
 _timers: dict[int, asyncio.Task[None]] = {}
 _flushing: set[int] = set()
 _background: set[asyncio.Task[Any]] = set()
-# show id → (read at, open keyword giveaway id or None, its keyword)
-_keywords: dict[int, tuple[float, int | None, str]] = {}
+# Per show: (open keyword giveaway id or None, its keyword), show_reads.py.
+_keywords: ShowReads[tuple[int | None, str]] = ShowReads(KEYWORD_SECONDS)
 
 
 def _spawn(coroutine: Any) -> asyncio.Task[Any]:
@@ -172,7 +172,7 @@ async def giveaway_start(consumer: Any, msg: dict[str, Any], ref: Any) -> None:
             default=600,
         ),
     ):
-        _keywords.pop(consumer.show.pk, None)
+        _keywords.forget(consumer.show.pk)
         schedule(started[0].pk)
 
 
@@ -199,7 +199,7 @@ async def _staff_action(
     if await consumer._service(
         action, ref, service, user=consumer.user, giveaway_id=giveaway_id
     ):
-        _keywords.pop(consumer.show.pk, None)
+        _keywords.forget(consumer.show.pk)
         schedule(int(giveaway_id or 0))
 
 
@@ -261,16 +261,13 @@ async def on_chat(consumer: Any, text: str, ref: Any) -> None:
     if consumer.user is None:
         return
     show_id = consumer.show.pk
-    cached = _keywords.get(show_id)
-    if cached is None or time.monotonic() - cached[0] > KEYWORD_SECONDS:
-        try:
-            found = await database_sync_to_async(_open_keyword_giveaway)(show_id)
-        except DatabaseError:
-            return
-        if len(_keywords) > 1000:
-            _keywords.clear()
-        cached = _keywords[show_id] = (time.monotonic(), *found)
-    _read_at, giveaway_id, keyword = cached
+    try:
+        giveaway_id, keyword = await _keywords.get(
+            show_id,
+            lambda: database_sync_to_async(_open_keyword_giveaway)(show_id),
+        )
+    except DatabaseError:
+        return
     if giveaway_id is None or keyword_of(text) != keyword.casefold():
         return
     try:
