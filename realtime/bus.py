@@ -66,9 +66,19 @@ def json_body(event: Event) -> str:
 
 def with_seq(seq: int, event: Event) -> str:
     """The event's JSON with ``seq`` first (``seq_of`` reads it from there)."""
+    return body_with_seq(seq, event_body(event))
+
+
+def event_body(event: Event) -> str:
+    """The event's JSON, checked to be a non-empty object."""
     body = json_body(event)
     if not body.startswith("{") or body == "{}":
         raise ValueError("An event is a non-empty JSON object.")
+    return body
+
+
+def body_with_seq(seq: int, body: str) -> str:
+    """``event_body``'s JSON with ``seq`` first."""
     return f'{{"seq":{seq},{body[1:]}'
 
 

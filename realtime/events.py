@@ -27,6 +27,7 @@ docs/protocol.md.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from typing import Any
 
 from django.db import transaction
@@ -74,6 +75,14 @@ def broadcast(show_id: int, event: Event) -> int:
     commits; returns its seq. Call it late in the transaction: it locks the
     show's counter row until commit (several shows: in show id order)."""
     return outbox.append(show_id, event)
+
+
+def batched() -> AbstractContextManager[outbox.Batch]:
+    """Inside a transaction: the events sent in the block are stored together
+    when it ends (one seq reservation per show, one INSERT), in order; each
+    ``broadcast`` in it returns 0. ``Batch.mark``/``discard`` drop what a
+    step that was refused after all had sent."""
+    return outbox.batched()
 
 
 def notify(show_id: int, recipient: str, event: Event) -> None:

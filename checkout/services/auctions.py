@@ -29,9 +29,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, Q
+from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -430,37 +431,128 @@ def _too_low(floor: int, currency: str) -> BidTooLow:
     )
 
 
-def _precheck(*, show: Show, user: User, auction_id: int, offered: int) -> None:
-    """Before any lock, in one query: the bidder's saved card
-    (``CardRequired``), then a bid in a closed auction or below the next
-    amount as the last committed state has it. Neither ever goes back, so
-    such a bid would be refused under the lock too, and a crowd tapping at an
+def _committed_state(
+    show: Show, auction_id: int, requests: Sequence[BidRequest]
+) -> tuple[dict[str, Any] | None, set[int]]:
+    """Before any lock: the auction as last committed (None if it is not
+    this show's) and which of the bidders have a saved card. A bid in a
+    closed auction or below the next amount as committed would be refused
+    under the lock too (neither ever goes back), so a crowd tapping at an
     amount already passed does not queue behind the bids that can still
     win."""
-    card = SavedCard.objects.filter(user=user).exclude(payment_method_id="")
     row = (
         Auction.objects.filter(pk=auction_id, show=show)
-        .annotate(card=Exists(card))
-        .values(
-            "status", "current_minor", "start_minor", "increments", "currency", "card"
-        )
+        .values("status", "current_minor", "start_minor", "increments", "currency")
         .first()
     )
+    with_card = set(
+        SavedCard.objects.filter(user_id__in={r.user.pk for r in requests})
+        .exclude(payment_method_id="")
+        .values_list("user_id", flat=True)
+    )
+    return (dict(row) if row is not None else None), with_card
+
+
+def _refused_before_lock(
+    request: BidRequest, row: dict[str, Any] | None, with_card: set[int]
+) -> ShowfloorError | None:
+    if (request.amount_minor is None) == (request.max_minor is None):
+        return AuctionInvalid(_("Send either an amount or a maximum."))
+    if request.user.pk not in with_card:
+        return CardRequired()
     if row is None:
-        _require_card(user)
-        return
-    if not row["card"]:
-        raise CardRequired()
+        return AuctionNotFound()
     if row["status"] != Auction.Status.RUNNING:
-        raise AuctionClosed()
+        return AuctionClosed()
     current = row["current_minor"]
     floor = (
         row["start_minor"]
         if current is None
         else current + cards.step_at(row["increments"], current)
     )
-    if offered < floor:
-        raise _too_low(floor, row["currency"])
+    if _offered(request) < floor:
+        return _too_low(floor, row["currency"])
+    return None
+
+
+def _offered(request: BidRequest) -> int:
+    return int(
+        request.amount_minor
+        if request.amount_minor is not None
+        else request.max_minor or 0
+    )
+
+
+def _bid_locked(auction: Auction, request: BidRequest, now: datetime) -> BidPlaced:
+    """One bid on the row-locked ``auction`` (``auction_bid``'s rules).
+    Every refusal is raised before anything is written or ``auction``
+    changed, so a refused bid leaves the batch as it was; the row itself is
+    saved by the caller once the batch is decided."""
+    user, amount_minor, max_minor = (
+        request.user,
+        request.amount_minor,
+        request.max_minor,
+    )
+    _require_open(auction, now)
+    floor = cards.next_minor(auction)
+    if _offered(request) < floor:
+        raise _too_low(floor, auction.currency)
+    if (
+        max_minor is not None
+        and auction.leader_id == user.pk
+        and max_minor <= (auction.leader_max_minor or 0)
+    ):
+        raise BidTooLow(
+            _("Your maximum is already %(max)s: raise it above that.")
+            % {
+                "max": Money(
+                    int(auction.leader_max_minor or 0), auction.currency
+                ).format()
+            }
+        )
+    placed = _resolve(
+        auction, user=user, amount_minor=amount_minor, max_minor=max_minor
+    )
+    auction.arrivals += 1
+    if max_minor is not None:
+        AuctionMax.objects.bulk_create(
+            [
+                AuctionMax(
+                    auction=auction,
+                    user=user,
+                    max_minor=max_minor,
+                    placed=auction.arrivals,
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["auction", "user"],
+            update_fields=["max_minor", "placed", "updated_at"],
+        )
+    before = auction.leader_id
+    extended = _extend(auction, now) if placed else False
+    _apply(auction, placed, now=now, extended=extended)
+    if before is not None and before != user.pk and auction.leader_id != before:
+        _notify_outbid(auction, before)
+    if auction.leader_id != user.pk:
+        _notify_outbid(auction, user.pk)
+    if max_minor is not None:
+        notify_bidder(
+            auction,
+            user.pk,
+            {
+                "type": AUCTION_MAX,
+                "auction_id": auction.pk,
+                "max_minor": max_minor,
+                "max": cards.written(max_minor, auction.currency),
+            },
+        )
+    return BidPlaced(
+        auction_id=auction.pk,
+        ends_at=auction.ends_at,
+        leading=auction.leader_id == user.pk,
+        next_minor=cards.next_minor(auction),
+        currency=auction.currency,
+    )
 
 
 def auction_bid(
@@ -480,77 +572,11 @@ def auction_bid(
     ``auction.bid`` per bid placed (a challenger's and a proxy's answer make
     two), notifies ``auction.outbid`` to whoever lost the lead (or never got
     it) and ``auction.max`` to a bidder who set a maximum."""
-    if (amount_minor is None) == (max_minor is None):
-        raise AuctionInvalid(_("Send either an amount or a maximum."))
-    offered = amount_minor if amount_minor is not None else max_minor
-    _precheck(show=show, user=user, auction_id=auction_id, offered=int(offered or 0))
-    now = timezone.now()
-    with transaction.atomic():
-        auction = _locked(show, auction_id)
-        _require_open(auction, now)
-        floor = cards.next_minor(auction)
-        if offered is None or offered < floor:
-            raise _too_low(floor, auction.currency)
-        if (
-            max_minor is not None
-            and auction.leader_id == user.pk
-            and max_minor <= (auction.leader_max_minor or 0)
-        ):
-            raise BidTooLow(
-                _("Your maximum is already %(max)s: raise it above that.")
-                % {
-                    "max": Money(
-                        int(auction.leader_max_minor or 0), auction.currency
-                    ).format()
-                }
-            )
-        placed = _resolve(
-            auction,
-            user=user,
-            amount_minor=amount_minor,
-            max_minor=max_minor,
-        )
-        auction.arrivals += 1
-        if max_minor is not None:
-            AuctionMax.objects.bulk_create(
-                [
-                    AuctionMax(
-                        auction=auction,
-                        user=user,
-                        max_minor=max_minor,
-                        placed=auction.arrivals,
-                    )
-                ],
-                update_conflicts=True,
-                unique_fields=["auction", "user"],
-                update_fields=["max_minor", "placed", "updated_at"],
-            )
-        before = auction.leader_id
-        extended = _extend(auction, now) if placed else False
-        _apply(auction, placed, now=now, extended=extended)
-        _save_progress(auction)
-        if before is not None and before != user.pk and auction.leader_id != before:
-            _notify_outbid(auction, before)
-        if auction.leader_id != user.pk:
-            _notify_outbid(auction, user.pk)
-        if max_minor is not None:
-            notify_bidder(
-                auction,
-                user.pk,
-                {
-                    "type": AUCTION_MAX,
-                    "auction_id": auction.pk,
-                    "max_minor": max_minor,
-                    "max": cards.written(max_minor, auction.currency),
-                },
-            )
-    return BidPlaced(
-        auction_id=auction.pk,
-        ends_at=auction.ends_at,
-        leading=auction.leader_id == user.pk,
-        next_minor=cards.next_minor(auction),
-        currency=auction.currency,
-    )
+    request = BidRequest(user=user, amount_minor=amount_minor, max_minor=max_minor)
+    (result,) = auction_bids(show=show, auction_id=auction_id, requests=[request])
+    if isinstance(result, ShowfloorError):
+        raise result
+    return result
 
 
 @dataclass(frozen=True)
@@ -568,44 +594,53 @@ def auction_bids(
     *, show: Show, auction_id: int, requests: Sequence[BidRequest]
 ) -> list[BidPlaced | ShowfloorError]:
     """Several bids on one auction, decided one after another in the order
-    given (``auction_bid``'s rules) and committed together: one transaction,
-    one wait for the auction's row lock and one commit for however many
-    bids arrived together. Each bid is a savepoint of its own, so a refused
-    one changes nothing, and a bid below the next amount that the bid before
-    it left is refused without a query. Returns, per request, what
-    ``auction_bid`` returned or the refusal it raised; nothing is stored if
+    given (``auction_bid``'s rules) and committed together: one read of the
+    committed state and the bidders' cards before the lock, then one
+    transaction with one wait for the auction's row lock, one save of the
+    row, one store of all the events (``events.batched``) and one commit for
+    however many bids arrived together. Returns, per request, what
+    ``auction_bid`` returns or the refusal it raises; nothing is stored if
     the database fails (the caller answers every bid as not taken)."""
-    results: list[BidPlaced | ShowfloorError] = []
-    floor: tuple[int, str] | None = None
-    with transaction.atomic():
-        for request in requests:
-            offered = int(request.amount_minor or request.max_minor or 0)
-            speaking = (
-                translation.override(request.language)
-                if request.language
-                else contextlib.nullcontext()
+    results: list[BidPlaced | ShowfloorError | None] = [None] * len(requests)
+    row, with_card = _committed_state(show, auction_id, requests)
+    going = []
+    for index, request in enumerate(requests):
+        with _speaking(request):
+            refused = _refused_before_lock(request, row, with_card)
+        if refused is None:
+            going.append(index)
+        else:
+            results[index] = refused
+    if going:
+        with transaction.atomic(), events.batched():
+            auction = (
+                Auction.objects.select_for_update()
+                .filter(pk=auction_id, show=show)
+                .first()
             )
-            with speaking:
-                if floor is not None and offered < floor[0]:
-                    results.append(_too_low(*floor))
-                    continue
-                try:
-                    placed = auction_bid(
-                        show=show,
-                        user=request.user,
-                        auction_id=auction_id,
-                        amount_minor=request.amount_minor,
-                        max_minor=request.max_minor,
-                    )
-                except ShowfloorError as exc:
-                    results.append(exc)
-                    if isinstance(exc, BidTooLow) and exc.floor is not None:
-                        floor = (exc.floor, exc.currency)
-                    continue
-            results.append(placed)
-            if placed.next_minor is not None:
-                floor = (placed.next_minor, placed.currency)
-    return results
+            for index in going:
+                with _speaking(requests[index]):
+                    try:
+                        if auction is None:
+                            raise AuctionNotFound()
+                        results[index] = _bid_locked(
+                            auction, requests[index], timezone.now()
+                        )
+                    except ShowfloorError as exc:
+                        results[index] = exc
+            if auction is not None:
+                _save_progress(auction)
+    decided = [result for result in results if result is not None]
+    assert len(decided) == len(requests)  # noqa: S101 - every request answered
+    return decided
+
+
+def _speaking(request: BidRequest) -> contextlib.AbstractContextManager[Any]:
+    return (
+        translation.override(request.language)
+        if request.language
+        else contextlib.nullcontext()
+    )
 
 
 def auction_buy_now(*, show: Show, user: User, auction_id: int) -> BidPlaced:

@@ -89,6 +89,31 @@ def end_now(auction):
     )
 
 
+def test_a_batchs_events_cost_no_statement_per_bid(live_show, products, host, bidder):
+    """One accepted tap more in a batch costs one statement (its bid row):
+    the row lock, the row's save, the events' seqs and their INSERT are once
+    per batch, however many bids and events (``auction.bid``, ``outbid``)
+    it makes."""
+    crowd = [bidder(f"Bidder {n}") for n in range(4)]
+
+    def statements(taps: list[int]) -> int:
+        auction = start(live_show, host, products[1])
+        requests = [
+            BidRequest(user=crowd[n], amount_minor=amount)
+            for n, amount in enumerate(taps)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            results = auction_bids(
+                show=live_show, auction_id=auction.pk, requests=requests
+            )
+        assert all(type(r).__name__ == "BidPlaced" for r in results)
+        auction_cancel(show=live_show, user=host, auction_id=auction.pk)
+        return len(queries.captured_queries)
+
+    one, three = statements([1000]), statements([1000, 1100, 1200])
+    assert three - one == 2
+
+
 def test_the_increment_table_decides_the_next_amount(live_show, products, host, bidder):
     """The default table (eBay's): €0.50 steps from €5.00, €1.00 from
     €25.00, €2.50 from €100.00; a tap below the next amount is refused with

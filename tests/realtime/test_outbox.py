@@ -121,3 +121,89 @@ def test_an_event_committed_while_redis_is_down_goes_out_when_it_is_back(
     relay.run_once()  # a second sweep publishes nothing again
     assert len(client.xrange(busmod.log_key(11, lifetime))) == 1
     client.close()
+
+
+@pytest.mark.django_db
+def test_a_batch_stores_its_events_together_in_order_and_publishes_them_after_commit(
+    monkeypatch, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    """Two shows' events and a private one, appended in a batch: each show's
+    seqs follow on from what it had, in the order appended; the block's end
+    costs one seq statement per show and one INSERT; after commit they are
+    published in the order appended."""
+    published: list[outbox.Pending] = []
+    monkeypatch.setattr(outbox, "publish_now", published.append)
+    with transaction.atomic():
+        events.broadcast(7, _event(0))
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        with django_assert_num_queries(3), events.batched():
+            assert events.broadcast(7, _event(1)) == 0
+            events.broadcast(8, _event(2))
+            events.notify(7, "user:5", _event(3))
+            events.broadcast(7, _event(4))
+        assert published == []
+    rows = list(
+        OutboxEvent.objects.order_by("id").values_list("show_id", "seq", "data")
+    )
+    assert [(show, seq) for show, seq, _data in rows] == [
+        (7, 1),
+        (7, 2),
+        (8, 1),
+        (7, None),
+        (7, 3),
+    ]
+    assert json.loads(rows[4][2][1:]) == {"seq": 3, **_event(4)}
+    assert rows[3][2] == busmod.private_frame("user:5", _event(3))
+    assert [(p.show_id, p.seq) for p in published] == [
+        (7, 2),
+        (8, 1),
+        (7, None),
+        (7, 3),
+    ]
+    assert [p.id for p in published] == _ids()[1:]
+
+
+def _ids() -> list[int]:
+    return list(OutboxEvent.objects.order_by("id").values_list("id", flat=True))
+
+
+@pytest.mark.django_db
+def test_a_batch_forgets_a_refused_step_and_an_exception_stores_nothing(
+    django_capture_on_commit_callbacks,
+):
+    with (
+        django_capture_on_commit_callbacks() as callbacks,
+        transaction.atomic(),
+        events.batched() as batch,
+    ):
+        events.broadcast(7, _event(1))
+        mark = batch.mark()
+        events.broadcast(7, _event(2))
+        with events.batched() as inner:  # nested: the same batch
+            assert inner is batch
+            events.broadcast(7, _event(3))
+        batch.discard(mark)
+        events.broadcast(7, _event(4))
+    assert len(callbacks) == 1
+    stored = [
+        json.loads(d[1:]) for d in OutboxEvent.objects.values_list("data", flat=True)
+    ]
+    assert [(e["seq"], e["message_id"]) for e in stored] == [(1, 1), (2, 4)]
+
+    def refused() -> None:
+        with transaction.atomic(), events.batched():
+            events.broadcast(7, _event(5))
+            raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError):
+        refused()
+    assert OutboxEvent.objects.count() == 2
+    assert RoomSequence.objects.get(show_id=7).seq == 2
+    # After the block, appends are stored at once again.
+    with transaction.atomic():
+        assert events.broadcast(7, _event(6)) == 3
+
+
+def test_a_batch_needs_a_transaction(transactional_db):
+    with pytest.raises(RuntimeError), events.batched():
+        pass
