@@ -171,13 +171,31 @@ def flush_deletes_rows() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def outbox_relay_stopped_at_the_end(django_db_setup: None) -> Iterator[None]:
+def outbox_relay_stopped_at_the_end(
+    django_db_setup: None, django_db_blocker: Any
+) -> Iterator[None]:
     """This process's outbox relay thread stops before the test databases are
-    dropped (a sweep holding a connection would keep them from going)."""
+    dropped (a sweep holding a connection would keep them from going). So do
+    the connections of the worker threads that ran the sockets' database
+    calls: each thread keeps its own, and a test database they still held was
+    left behind on the shared server ("being accessed by other users")."""
     yield
+    from django.db import connection
+
     from realtime import outbox
 
     outbox.get_relay().stop()
+    # Only when this run made a test database (a run of tests that use none
+    # makes none, and the connection then names the unused main database).
+    name = str(connection.settings_dict["NAME"])
+    if connection.vendor == "postgresql" and name.startswith("test_"):
+        # This worker's own test database: every session on it is this
+        # process's (the servers its tests started have stopped).
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.fixture

@@ -601,7 +601,7 @@ def auction_bids(
     however many bids arrived together. Returns, per request, what
     ``auction_bid`` returns or the refusal it raises; nothing is stored if
     the database fails (the caller answers every bid as not taken)."""
-    results: list[BidPlaced | ShowfloorError | None] = [None] * len(requests)
+    results: dict[int, BidPlaced | ShowfloorError] = {}
     row, with_card = _committed_state(show, auction_id, requests)
     going = []
     for index, request in enumerate(requests):
@@ -630,9 +630,7 @@ def auction_bids(
                         results[index] = exc
             if auction is not None:
                 _save_progress(auction)
-    decided = [result for result in results if result is not None]
-    assert len(decided) == len(requests)  # noqa: S101 - every request answered
-    return decided
+    return [results[index] for index in range(len(requests))]
 
 
 def _speaking(request: BidRequest) -> contextlib.AbstractContextManager[Any]:

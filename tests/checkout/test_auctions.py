@@ -8,7 +8,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -112,6 +112,44 @@ def test_a_batchs_events_cost_no_statement_per_bid(live_show, products, host, bi
 
     one, three = statements([1000]), statements([1000, 1100, 1200])
     assert three - one == 2
+
+
+def test_a_bid_that_waited_for_the_lock_is_timed_when_it_is_decided(
+    live_show, products, host, bidder
+):
+    """Anti-sniping counts from the moment a bid is decided under the lock:
+    a bid that waited there while the end moved still moves it to
+    ``extend_by_seconds`` after itself (it used to keep the time it arrived,
+    fall outside the window and extend nothing)."""
+    auction = start(live_show, host, products[1])
+    Auction.objects.filter(pk=auction.pk).update(
+        ends_at=timezone.now() + timedelta(seconds=5)
+    )
+    ann = bidder("Ann")
+    locked, release = threading.Event(), threading.Event()
+    released_at = []
+
+    def hold_the_lock() -> None:
+        try:
+            with transaction.atomic():
+                Auction.objects.select_for_update().get(pk=auction.pk)
+                locked.set()
+                release.wait(5)
+                released_at.append(timezone.now())
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    assert locked.wait(5)
+    threading.Timer(0.5, release.set).start()
+    auction_bid(show=live_show, user=ann, auction_id=auction.pk, amount_minor=1000)
+    holder.join(5)
+    bid = Bid.objects.get(auction=auction)
+    assert bid.created_at >= released_at[0]
+    auction.refresh_from_db()
+    assert auction.ends_at == bid.created_at + timedelta(seconds=10)
+    assert auction.extensions == 1
 
 
 def test_the_increment_table_decides_the_next_amount(live_show, products, host, bidder):

@@ -393,8 +393,10 @@ let lastTime = -1;
 let stillSince = 0;
 function watchStall() {
   const live = state.mode === "webrtc" || state.mode === "hls";
-  // A session being replaced (replaceSession) is not a stall.
-  if (!live || video.paused || state.replacing || video.currentTime !== lastTime) {
+  // A session being replaced (replaceSession) is not a stall. A video that
+  // reached its end has paused itself: that is one (see liveStreamEnded).
+  const paused = video.paused && !video.ended;
+  if (!live || paused || state.replacing || video.currentTime !== lastTime) {
     lastTime = video.currentTime;
     stillSince = Date.now();
   } else if (Date.now() - stillSince > STALL_MS) {
@@ -404,6 +406,20 @@ function watchStall() {
     state.attempt = 0;
     play();
   }
+}
+
+// The stream came to its end while the show is live: a server stopping
+// closes its playlists (#EXT-X-ENDLIST) before the studio publishes again to
+// the next one, and hls.js then plays to that end and stops, the video paused
+// by itself. Start over, as after a failure; when the show really ended, the
+// room says so and the replay follows (play() does nothing then).
+function liveStreamEnded() {
+  if (state.mode !== "hls" && state.mode !== "webrtc") return;
+  if (state.status !== "live") return;
+  teardown();
+  setMode("none");
+  showMessage(T.reconnecting);
+  retry(play);
 }
 
 function showReplay() {
@@ -446,6 +462,7 @@ function init() {
     unmute.hidden = true;
   });
   video.addEventListener("volumechange", offerUnmute);
+  video.addEventListener("ended", liveStreamEnded);
   document.addEventListener("showfloor:event", (event) => {
     const message = event.detail || {};
     if (message.type === "show.status") onStatus(message.status);

@@ -2,7 +2,9 @@
 INSIDE a loopback-only network namespace (see browser_netns.py).
 
 Steps: start Daphne; the studio (Chromium's fake camera) goes live; a viewer
-beyond the WebRTC limit (0 here) plays HLS and its video advances; Daphne is
+beyond the WebRTC limit (0 here) plays HLS and its video advances; its
+playlists are closed (#EXT-X-ENDLIST, as a stopping server writes them) until
+its video has played to that end, and it must play on again; Daphne is
 stopped and started again on the same port while both pages stay open; the
 studio publishes again by itself; the viewer's video advances again without
 a reload. Prints one JSON object with what it saw.
@@ -12,6 +14,7 @@ Usage (test_browser.py does this): ip netns exec NS python restart_netns.py WORK
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -76,6 +79,37 @@ def run(workdir: Path) -> dict[str, Any]:
                 result["before"] = viewer.evaluate(ADVANCES)
                 navigations: list[str] = []
                 viewer.on("framenavigated", lambda frame: navigations.append(frame.url))
+
+                # A stopping server closes its playlists, and a viewer that
+                # reads one then plays to that end and stops, its video paused
+                # by itself (CI saw the player stand still there for good).
+                # Close them for sure until the video has ended, then no more.
+                closing = {"on": True}
+
+                def close_playlist(route: Any) -> None:
+                    response = route.fetch()
+                    body = response.text()
+                    if closing["on"] and "#EXTINF" in body:
+                        body = body.replace("#EXT-X-ENDLIST\n", "")
+                        body += "#EXT-X-ENDLIST\n"
+                    route.fulfill(response=response, body=body)
+
+                viewer.evaluate(
+                    """() => { window.endedCount = 0;
+                      document.querySelector('[data-player] video')
+                        .addEventListener('ended', () => { window.endedCount += 1; });
+                    }"""
+                )
+                viewer.route(re.compile(r"index\.m3u8(\?.*)?$"), close_playlist)
+                viewer.wait_for_function("window.endedCount > 0", timeout=30000)
+                closing["on"] = False
+                result["ended"] = True
+                deadline = time.monotonic() + 30
+                while True:
+                    result["after_end"] = viewer.evaluate(ADVANCES)
+                    moving = result["after_end"]["end"] - result["after_end"]["start"]
+                    if moving > 1.0 or time.monotonic() > deadline:
+                        break
 
                 stop_daphne(server)
                 stopped = time.monotonic()
