@@ -349,10 +349,19 @@ async function playHls() {
   return true;
 }
 
-// The master playlist is written once every rendition has a segment.
+// The master playlist is written once every rendition has a segment. A
+// rendition's playlist that is closed (#EXT-X-ENDLIST) while the show is live
+// is a stopped server's: playing it would replay its last seconds and end
+// again, so wait until the stream that follows has replaced it.
 async function hlsPlaylistReady() {
-  const response = await fetch(config.hlsUrl, { credentials: "same-origin" }).catch(() => null);
-  return Boolean(response && response.ok && (await response.text()).includes("#EXT-X-STREAM-INF"));
+  const options = { credentials: "same-origin" };
+  const response = await fetch(config.hlsUrl, options).catch(() => null);
+  const master = response && response.ok ? await response.text() : "";
+  if (!master.includes("#EXT-X-STREAM-INF")) return false;
+  const first = master.split("\n").find((line) => line.trim() && !line.startsWith("#"));
+  if (!first) return false;
+  const level = await fetch(new URL(first.trim(), response.url), options).catch(() => null);
+  return Boolean(level && level.ok && !(await level.text()).includes("#EXT-X-ENDLIST"));
 }
 
 async function play() {

@@ -102,8 +102,14 @@ def run(workdir: Path) -> dict[str, Any]:
                 )
                 viewer.route(re.compile(r"index\.m3u8(\?.*)?$"), close_playlist)
                 viewer.wait_for_function("window.endedCount > 0", timeout=30000)
-                closing["on"] = False
                 result["ended"] = True
+                # While its playlists stay closed the player waits: replaying
+                # their last seconds would only end again.
+                viewer.wait_for_timeout(6000)
+                result["mode_while_closed"] = viewer.evaluate(
+                    "document.querySelector('[data-player]').dataset.mode"
+                )
+                closing["on"] = False
                 deadline = time.monotonic() + 30
                 while True:
                     result["after_end"] = viewer.evaluate(ADVANCES)

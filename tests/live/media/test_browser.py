@@ -58,13 +58,14 @@ def test_an_hls_viewer_plays_on_after_the_server_restarts_mid_show(
     again by itself and the HLS viewer's video moves on again without a
     reload (the player starts over when its picture stands still). Before
     that, playlists closed as a stopping server closes them play to their end,
-    and the player starts over from there too."""
+    and the player waits while they stay closed, then starts over."""
     result = run_in_namespace(loopback_namespace, RESTART_SCRIPT, tmp_path)
     assert "error" not in result, result
     before, after = result["before"], result["after"]
     assert before["mode"] == "hls"
     assert before["end"] - before["start"] > 1.0
     assert result["ended"] is True
+    assert result["mode_while_closed"] == "none", result
     assert result["after_end"]["mode"] == "hls", result
     assert result["after_end"]["end"] - result["after_end"]["start"] > 1.0, result
     assert after["mode"] == "hls", result
