@@ -354,7 +354,8 @@ async function playHls() {
 // is a stopped server's: playing it would replay its last seconds and end
 // again, so wait until the stream that follows has replaced it.
 async function hlsPlaylistReady() {
-  const options = { credentials: "same-origin" };
+  // A request that never ends would leave the player waiting for good.
+  const options = { credentials: "same-origin", signal: AbortSignal.timeout(8000) };
   const response = await fetch(config.hlsUrl, options).catch(() => null);
   const master = response && response.ok ? await response.text() : "";
   if (!master.includes("#EXT-X-STREAM-INF")) return false;

@@ -87,8 +87,13 @@ def run(workdir: Path) -> dict[str, Any]:
                 closing = {"on": True}
 
                 def close_playlist(route: Any) -> None:
-                    response = route.fetch()
-                    body = response.text()
+                    try:
+                        response = route.fetch()
+                        body = response.text()
+                    except Exception:
+                        # Never leave the page's request hanging.
+                        route.continue_()
+                        return
                     if closing["on"] and "#EXTINF" in body:
                         body = body.replace("#EXT-X-ENDLIST\n", "")
                         body += "#EXT-X-ENDLIST\n"
@@ -100,7 +105,8 @@ def run(workdir: Path) -> dict[str, Any]:
                         .addEventListener('ended', () => { window.endedCount += 1; });
                     }"""
                 )
-                viewer.route(re.compile(r"index\.m3u8(\?.*)?$"), close_playlist)
+                playlists = re.compile(r"index\.m3u8(\?.*)?$")
+                viewer.route(playlists, close_playlist)
                 viewer.wait_for_function("window.endedCount > 0", timeout=30000)
                 result["ended"] = True
                 # While its playlists stay closed the player waits: replaying
@@ -110,6 +116,7 @@ def run(workdir: Path) -> dict[str, Any]:
                     "document.querySelector('[data-player]').dataset.mode"
                 )
                 closing["on"] = False
+                viewer.unroute(playlists, close_playlist)
                 deadline = time.monotonic() + 30
                 while True:
                     result["after_end"] = viewer.evaluate(ADVANCES)
