@@ -80,8 +80,9 @@ def broadcast(show_id: int, event: Event) -> int:
 def batched() -> AbstractContextManager[outbox.Batch]:
     """Inside a transaction: the events sent in the block are stored together
     when it ends (one seq reservation per show, one INSERT), in order; each
-    ``broadcast`` in it returns 0. ``Batch.mark``/``discard`` drop what a
-    step that was refused after all had sent."""
+    ``broadcast`` in it returns 0. What the block sends is kept even if a
+    savepoint inside it rolls back: send only once a step cannot be refused
+    (``checkout.services.auctions._bid_locked``)."""
     return outbox.batched()
 
 

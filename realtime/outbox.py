@@ -82,15 +82,6 @@ class Batch:
 
     items: list[tuple[int, str, str]] = field(default_factory=list)
 
-    def mark(self) -> int:
-        """Where the batch stands, to ``discard`` what follows."""
-        return len(self.items)
-
-    def discard(self, mark: int) -> None:
-        """Forget what was appended since ``mark`` (a step that was refused
-        after all: like a rolled-back savepoint)."""
-        del self.items[mark:]
-
 
 _local = threading.local()
 
